@@ -1,0 +1,126 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+/// Settings shared by every target of ours: Swift 6 mode (the tools-version default),
+/// `any` spelled out for existentials, and no warnings tolerated.
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .treatAllWarnings(as: .error),
+]
+
+let package = Package(
+    name: "edmmd",
+    products: [
+        .executable(name: "edmmd", targets: ["edmmd"]),
+        .executable(name: "edmmctl", targets: ["edmmctl"]),
+        .executable(name: "edmm-sim", targets: ["edmm-sim"]),
+        // Libraries exported for the fuzzing and benchmark sub-packages and for enclave runtimes.
+        .library(name: "EDMMCore", targets: ["EDMMCore"]),
+        .library(name: "EDMMProtocol", targets: ["EDMMProtocol"]),
+        .library(name: "EDMMClient", targets: ["EDMMClient"]),
+        .library(name: "SGXDevice", targets: ["SGXDevice"]),
+        .library(name: "SGXSimulator", targets: ["SGXSimulator"]),
+        .library(name: "EDMMDaemon", targets: ["EDMMDaemon"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+    ],
+    targets: [
+        // C: uapi constants and ioctls, SCM_RIGHTS, SO_PEERCRED, memfd, process-shared robust locks.
+        .target(name: "CEDMMShims"),
+        // libsystemd through pkg-config (libsystemd-dev).
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+
+        // Pure model: pages, ranges, range sets, permissions, ledger, policies, batch planning. No I/O.
+        .target(name: "EDMMCore", swiftSettings: strict),
+        // The device interface, uapi types and the ioctl retry loop shared by both implementations.
+        .target(name: "SGXDevice", dependencies: ["EDMMCore"], swiftSettings: strict),
+        // The real ioctls on /dev/sgx_enclave, through one mockable syscall funnel.
+        .target(name: "SGXKernel", dependencies: ["SGXDevice", "CEDMMShims"], swiftSettings: strict),
+        // The shared-memory EPC simulator: EPCM, driver, simulated CPU, cost model, conformance, replay.
+        .target(name: "SGXSimulator", dependencies: ["SGXDevice", "CEDMMShims"], swiftSettings: strict),
+        // Wire format and codec. No I/O.
+        .target(name: "EDMMProtocol", dependencies: ["EDMMCore"], swiftSettings: strict),
+        // The service.
+        .target(
+            name: "EDMMDaemon",
+            dependencies: [
+                "EDMMCore", "EDMMProtocol", "SGXDevice", "SGXKernel", "SGXSimulator", "CEDMMShims", "CSystemd",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ],
+            swiftSettings: strict),
+        // Client library for enclave hosts, and the simulated enclave host built on it.
+        .target(
+            name: "EDMMClient",
+            dependencies: ["EDMMCore", "EDMMProtocol", "SGXDevice", "SGXSimulator", "CEDMMShims"],
+            swiftSettings: strict),
+
+        .executableTarget(
+            name: "edmmd",
+            dependencies: ["EDMMDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "edmmctl",
+            dependencies: [
+                "EDMMProtocol", "EDMMClient", "CEDMMShims",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "edmm-sim",
+            dependencies: [
+                "EDMMClient", "SGXSimulator", "SGXDevice", "EDMMCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict),
+
+        .testTarget(
+            name: "EDMMCoreTests",
+            dependencies: ["EDMMCore", .product(name: "PropertyBased", package: "swift-property-based")],
+            swiftSettings: strict),
+        .testTarget(
+            name: "SGXDeviceTests",
+            dependencies: ["SGXDevice", "SGXKernel", "CEDMMShims"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "SGXSimulatorTests",
+            dependencies: [
+                "SGXSimulator", "SGXDevice", "CEDMMShims",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: strict),
+        .testTarget(
+            name: "EDMMProtocolTests",
+            dependencies: ["EDMMProtocol", .product(name: "PropertyBased", package: "swift-property-based")],
+            swiftSettings: strict),
+        .testTarget(
+            name: "EDMMDaemonTests",
+            dependencies: ["EDMMDaemon", "EDMMClient", "SGXSimulator", "EDMMProtocol", "CEDMMShims"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "EDMMClientTests",
+            dependencies: ["EDMMClient", "EDMMProtocol", "SGXSimulator", "CEDMMShims"],
+            swiftSettings: strict),
+        // End-to-end: real edmmd / edmm-sim / edmmctl processes over real sockets.
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["EDMMClient", "EDMMProtocol", "SGXSimulator", "CEDMMShims"],
+            swiftSettings: strict),
+    ]
+)

@@ -1,0 +1,2 @@
+// Implementation files: sgx.c, socket.c, shm.c
+#include "CEDMMShims.h"

@@ -1,0 +1,1 @@
+print("edmm-sim: not built yet")

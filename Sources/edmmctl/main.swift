@@ -1,0 +1,1 @@
+print("edmmctl: not built yet")

@@ -1,0 +1,1 @@
+print("edmmd: not built yet")
