@@ -1,0 +1,457 @@
+import EDMMCore
+
+/// HELLO reply. In simulated mode the message carrying it also carries one descriptor: the
+/// machine's simulated EPC, in which clients create their simulated enclaves.
+public struct HelloReply: Equatable, Sendable {
+    public var version: UInt16
+    public var mode: WireDeviceKind
+    public var daemonVersion: String
+    public var daemonPID: UInt32
+    public var limits: ProtocolLimits
+    /// Whether this reply's message carries the simulated EPC descriptor.
+    public var carriesMachineDescriptor: Bool
+
+    public init(version: UInt16, mode: WireDeviceKind, daemonVersion: String, daemonPID: UInt32, limits: ProtocolLimits, carriesMachineDescriptor: Bool) {
+        self.version = version
+        self.mode = mode
+        self.daemonVersion = daemonVersion
+        self.daemonPID = daemonPID
+        self.limits = limits
+        self.carriesMachineDescriptor = carriesMachineDescriptor
+    }
+}
+
+public struct RegisterReply: Equatable, Sendable {
+    public var enclave: EnclaveHandle
+    public var device: WireDeviceKind
+    /// The enclave's quota in pages (`UInt64.max`: unlimited).
+    public var quotaPages: UInt64
+    /// Preheat grant: fresh ranges the client must EACCEPT.
+    public var preheat: [WireRange]
+    public init(enclave: EnclaveHandle, device: WireDeviceKind, quotaPages: UInt64, preheat: [WireRange]) {
+        self.enclave = enclave
+        self.device = device
+        self.quotaPages = quotaPages
+        self.preheat = preheat
+    }
+}
+
+public struct AttachReply: Equatable, Sendable {
+    public var base: UInt64
+    public var size: UInt64
+    public var label: String
+    public var device: WireDeviceKind
+    public var managed: WireRange
+    public init(base: UInt64, size: UInt64, label: String, device: WireDeviceKind, managed: WireRange) {
+        self.base = base
+        self.size = size
+        self.label = label
+        self.device = device
+        self.managed = managed
+    }
+}
+
+/// ALLOCATE reply. `granted` covers the request (and more if growth was allowed and applied);
+/// `reused` + `fresh` partition `granted`. The client EACCEPTs `fresh` pages and must NOT
+/// EACCEPT `reused` ones: they are still committed from an earlier FREE.
+public struct AllocateReply: Equatable, Sendable {
+    public var granted: WireRange
+    public var permissions: PagePermissions
+    public var reused: [WireRange]
+    public var fresh: [WireRange]
+    public init(granted: WireRange, permissions: PagePermissions, reused: [WireRange], fresh: [WireRange]) {
+        self.granted = granted
+        self.permissions = permissions
+        self.reused = reused
+        self.fresh = fresh
+    }
+}
+
+/// The reply of FREE, TRIM, TRIM_ACCEPTED, RESTRICT, RELAX, MAKE_TCS, SYNC and UNREGISTER: sent
+/// when the request's part of the work is done.
+public struct DoneReply: Equatable, Sendable {
+    /// Pages the request covered.
+    public var pages: UInt64
+    /// ioctl calls made for the flush that served this request (0 for bookkeeping-only verbs).
+    public var ioctls: UInt32
+    /// Requests (this one included) that those ioctls served: 1 means no batching happened.
+    public var batchedRequests: UInt32
+    public init(pages: UInt64, ioctls: UInt32 = 0, batchedRequests: UInt32 = 1) {
+        self.pages = pages
+        self.ioctls = ioctls
+        self.batchedRequests = batchedRequests
+    }
+}
+
+/// STATUS reply: the daemon's state.
+public struct StatusReply: Equatable, Sendable {
+    public var daemonVersion: String
+    public var mode: WireDeviceKind
+    /// Why this mode was chosen ("--simulate given", "no /dev/sgx_enclave", ...).
+    public var modeReason: String
+    public var daemonPID: UInt32
+    public var uptimeMicros: UInt64
+    public var enclaves: UInt32
+    public var connections: UInt32
+    public var epcTotalBytes: UInt64
+    /// Bytes committed to registered enclaves according to the ledgers.
+    public var epcCommittedBytes: UInt64
+    /// Bytes resident in the EPC (simulated mode: the machine's used pages; kernel mode: unknown, 0).
+    public var epcResidentBytes: UInt64
+    public var underPressure: Bool
+    public var batching: Bool
+    public var requestsTotal: UInt64
+    public var requestsPerSecond: Double
+    public var ioctlsTotal: UInt64
+    public var counters: [WireCounter]
+
+    public init(
+        daemonVersion: String, mode: WireDeviceKind, modeReason: String, daemonPID: UInt32, uptimeMicros: UInt64,
+        enclaves: UInt32, connections: UInt32, epcTotalBytes: UInt64, epcCommittedBytes: UInt64,
+        epcResidentBytes: UInt64, underPressure: Bool, batching: Bool, requestsTotal: UInt64,
+        requestsPerSecond: Double, ioctlsTotal: UInt64, counters: [WireCounter] = []
+    ) {
+        self.daemonVersion = daemonVersion
+        self.mode = mode
+        self.modeReason = modeReason
+        self.daemonPID = daemonPID
+        self.uptimeMicros = uptimeMicros
+        self.enclaves = enclaves
+        self.connections = connections
+        self.epcTotalBytes = epcTotalBytes
+        self.epcCommittedBytes = epcCommittedBytes
+        self.epcResidentBytes = epcResidentBytes
+        self.underPressure = underPressure
+        self.batching = batching
+        self.requestsTotal = requestsTotal
+        self.requestsPerSecond = requestsPerSecond
+        self.ioctlsTotal = ioctlsTotal
+        self.counters = counters
+    }
+}
+
+/// One row of ENCLAVES.
+public struct EnclaveSummary: Equatable, Sendable {
+    public var enclave: EnclaveHandle
+    public var label: String
+    public var uid: UInt32
+    public var gid: UInt32
+    /// The registering process.
+    public var pid: UInt32
+    public var device: WireDeviceKind
+    public var base: UInt64
+    public var size: UInt64
+    public var committedPages: UInt64
+    public var pooledPages: UInt64
+    public var trimmingPages: UInt64
+    public var removingPages: UInt64
+    public var tcsPages: UInt64
+    /// `UInt64.max`: unlimited.
+    public var quotaPages: UInt64
+    public var connections: UInt32
+    public var requests: UInt64
+    public var ioctls: UInt64
+    public var idleMicros: UInt64
+
+    public init(
+        enclave: EnclaveHandle, label: String, uid: UInt32, gid: UInt32, pid: UInt32, device: WireDeviceKind,
+        base: UInt64, size: UInt64, committedPages: UInt64, pooledPages: UInt64, trimmingPages: UInt64,
+        removingPages: UInt64, tcsPages: UInt64, quotaPages: UInt64, connections: UInt32, requests: UInt64,
+        ioctls: UInt64, idleMicros: UInt64
+    ) {
+        self.enclave = enclave
+        self.label = label
+        self.uid = uid
+        self.gid = gid
+        self.pid = pid
+        self.device = device
+        self.base = base
+        self.size = size
+        self.committedPages = committedPages
+        self.pooledPages = pooledPages
+        self.trimmingPages = trimmingPages
+        self.removingPages = removingPages
+        self.tcsPages = tcsPages
+        self.quotaPages = quotaPages
+        self.connections = connections
+        self.requests = requests
+        self.ioctls = ioctls
+        self.idleMicros = idleMicros
+    }
+
+    static let minWireSize = 8 + 2 + 4 + 4 + 4 + 1 + 8 * 9 + 4 + 8 * 3
+
+    func encode(_ w: inout WireWriter) {
+        w.u64(enclave)
+        w.string(label)
+        w.u32(uid)
+        w.u32(gid)
+        w.u32(pid)
+        w.u8(device.rawValue)
+        for v in [base, size, committedPages, pooledPages, trimmingPages, removingPages, tcsPages, quotaPages] { w.u64(v) }
+        w.u32(connections)
+        w.u64(requests)
+        w.u64(ioctls)
+        w.u64(idleMicros)
+    }
+
+    static func decode(_ r: inout WireReader, limits: ProtocolLimits) throws(DecodeError) -> EnclaveSummary {
+        EnclaveSummary(
+            enclave: try r.u64("summary.enclave"), label: try r.string("summary.label", maxBytes: limits.maxLabelBytes),
+            uid: try r.u32("summary.uid"), gid: try r.u32("summary.gid"), pid: try r.u32("summary.pid"),
+            device: try decodeDevice(&r, "summary.device"), base: try r.u64("summary.base"), size: try r.u64("summary.size"),
+            committedPages: try r.u64("summary.committed"), pooledPages: try r.u64("summary.pooled"),
+            trimmingPages: try r.u64("summary.trimming"), removingPages: try r.u64("summary.removing"),
+            tcsPages: try r.u64("summary.tcs"), quotaPages: try r.u64("summary.quota"),
+            connections: try r.u32("summary.connections"), requests: try r.u64("summary.requests"),
+            ioctls: try r.u64("summary.ioctls"), idleMicros: try r.u64("summary.idle"))
+    }
+}
+
+public struct EnclaveListReply: Equatable, Sendable {
+    public var enclaves: [EnclaveSummary]
+    /// Pass as `startAfter` for the next page; 0 when this was the last page.
+    public var nextStartAfter: EnclaveHandle
+    /// Enclaves visible to the caller in total.
+    public var total: UInt32
+    public init(enclaves: [EnclaveSummary], nextStartAfter: EnclaveHandle, total: UInt32) {
+        self.enclaves = enclaves
+        self.nextStartAfter = nextStartAfter
+        self.total = total
+    }
+}
+
+/// STATS reply: one enclave in detail.
+public struct EnclaveStatsReply: Equatable, Sendable {
+    public var summary: EnclaveSummary
+    public var managed: WireRange
+    /// Named counters: requests by verb and result, ioctls and pages by kind, retries, errors,
+    /// simulated-CPU counts (exits, EAUG, EACCEPT, EWB ...). Names are documented in docs/protocol.md.
+    public var counters: [WireCounter]
+    public init(summary: EnclaveSummary, managed: WireRange, counters: [WireCounter]) {
+        self.summary = summary
+        self.managed = managed
+        self.counters = counters
+    }
+}
+
+public struct ReclaimReply: Equatable, Sendable {
+    public var scheduledPages: UInt64
+    public var enclaves: UInt32
+    public init(scheduledPages: UInt64, enclaves: UInt32) {
+        self.scheduledPages = scheduledPages
+        self.enclaves = enclaves
+    }
+}
+
+public struct ReloadReply: Equatable, Sendable {
+    public var summary: String
+    public init(summary: String) { self.summary = summary }
+}
+
+/// A chunk of the Prometheus text exposition; fetch again from `offset + text.utf8.count`
+/// until it reaches `totalBytes`. The daemon keeps one rendering per connection while a client
+/// pages through it, so the chunks form one consistent scrape.
+public struct MetricsReply: Equatable, Sendable {
+    public var totalBytes: UInt32
+    public var offset: UInt32
+    public var text: String
+    public init(totalBytes: UInt32, offset: UInt32, text: String) {
+        self.totalBytes = totalBytes
+        self.offset = offset
+        self.text = text
+    }
+}
+
+/// A successful response operation's body. Its shape follows the request's verb.
+public enum ResponseBody: Equatable, Sendable {
+    case hello(HelloReply)
+    case register(RegisterReply)
+    case attach(AttachReply)
+    case allocate(AllocateReply)
+    case done(DoneReply)
+    case status(StatusReply)
+    case enclaves(EnclaveListReply)
+    case stats(EnclaveStatsReply)
+    case reclaim(ReclaimReply)
+    case reload(ReloadReply)
+    case metrics(MetricsReply)
+
+    /// Whether this body shape answers `verb`.
+    public func answers(_ verb: Verb) -> Bool {
+        switch (self, verb) {
+        case (.hello, .hello), (.register, .register), (.attach, .attach), (.allocate, .allocate),
+            (.status, .status), (.enclaves, .enclaves), (.stats, .stats), (.reclaim, .reclaim), (.reload, .reload),
+            (.metrics, .metrics):
+            true
+        case (.done, .free), (.done, .trim), (.done, .trimAccepted), (.done, .restrict), (.done, .relax),
+            (.done, .makeTCS), (.done, .sync), (.done, .unregister):
+            true
+        default:
+            false
+        }
+    }
+
+    func encode(_ w: inout WireWriter) {
+        switch self {
+        case .hello(let h):
+            w.u16(h.version)
+            w.u8(h.mode.rawValue)
+            w.string(h.daemonVersion)
+            w.u32(h.daemonPID)
+            let l = h.limits
+            for v in [l.maxMessageBytes, l.maxOperationsPerMessage, l.maxInFlightRequests, l.maxEnclavesPerConnection,
+                      l.maxDescriptorsPerMessage, l.maxRangesPerList, l.maxLabelBytes, l.maxStringBytes] {
+                w.u32(UInt32(clamping: v))
+            }
+            w.bool(h.carriesMachineDescriptor)
+        case .register(let r):
+            w.u64(r.enclave)
+            w.u8(r.device.rawValue)
+            w.u64(r.quotaPages)
+            w.list(r.preheat) { w, range in range.encode(&w) }
+        case .attach(let a):
+            w.u64(a.base)
+            w.u64(a.size)
+            w.string(a.label)
+            w.u8(a.device.rawValue)
+            a.managed.encode(&w)
+        case .allocate(let a):
+            a.granted.encode(&w)
+            w.u8(a.permissions.rawValue)
+            w.list(a.reused) { w, range in range.encode(&w) }
+            w.list(a.fresh) { w, range in range.encode(&w) }
+        case .done(let d):
+            w.u64(d.pages)
+            w.u32(d.ioctls)
+            w.u32(d.batchedRequests)
+        case .status(let s):
+            w.string(s.daemonVersion)
+            w.u8(s.mode.rawValue)
+            w.string(s.modeReason)
+            w.u32(s.daemonPID)
+            w.u64(s.uptimeMicros)
+            w.u32(s.enclaves)
+            w.u32(s.connections)
+            w.u64(s.epcTotalBytes)
+            w.u64(s.epcCommittedBytes)
+            w.u64(s.epcResidentBytes)
+            w.bool(s.underPressure)
+            w.bool(s.batching)
+            w.u64(s.requestsTotal)
+            w.f64(s.requestsPerSecond)
+            w.u64(s.ioctlsTotal)
+            w.list(s.counters) { w, c in c.encode(&w) }
+        case .enclaves(let e):
+            w.list(e.enclaves) { w, s in s.encode(&w) }
+            w.u64(e.nextStartAfter)
+            w.u32(e.total)
+        case .stats(let s):
+            s.summary.encode(&w)
+            s.managed.encode(&w)
+            w.list(s.counters) { w, c in c.encode(&w) }
+        case .reclaim(let r):
+            w.u64(r.scheduledPages)
+            w.u32(r.enclaves)
+        case .reload(let r):
+            w.string(r.summary)
+        case .metrics(let m):
+            w.u32(m.totalBytes)
+            w.u32(m.offset)
+            w.string(m.text)
+        }
+    }
+
+    static func decode(verb: Verb, _ r: inout WireReader, limits: ProtocolLimits) throws(DecodeError) -> ResponseBody {
+        let body: ResponseBody
+        switch verb {
+        case .hello:
+            let version = try r.u16("hello.version")
+            let mode = try decodeDevice(&r, "hello.mode")
+            let daemonVersion = try r.string("hello.daemonVersion", maxBytes: 256)
+            let pid = try r.u32("hello.daemonPID")
+            var l = ProtocolLimits()
+            l.maxMessageBytes = Int(try r.u32("hello.maxMessageBytes"))
+            l.maxOperationsPerMessage = Int(try r.u32("hello.maxOperationsPerMessage"))
+            l.maxInFlightRequests = Int(try r.u32("hello.maxInFlightRequests"))
+            l.maxEnclavesPerConnection = Int(try r.u32("hello.maxEnclavesPerConnection"))
+            l.maxDescriptorsPerMessage = Int(try r.u32("hello.maxDescriptorsPerMessage"))
+            l.maxRangesPerList = Int(try r.u32("hello.maxRangesPerList"))
+            l.maxLabelBytes = Int(try r.u32("hello.maxLabelBytes"))
+            l.maxStringBytes = Int(try r.u32("hello.maxStringBytes"))
+            body = .hello(
+                HelloReply(
+                    version: version, mode: mode, daemonVersion: daemonVersion, daemonPID: pid, limits: l,
+                    carriesMachineDescriptor: try r.bool("hello.carriesMachineDescriptor")))
+        case .register:
+            body = .register(
+                RegisterReply(
+                    enclave: try r.u64("register.enclave"), device: try decodeDevice(&r, "register.device"),
+                    quotaPages: try r.u64("register.quotaPages"), preheat: try decodeRanges(&r, "register.preheat", limits)))
+        case .attach:
+            body = .attach(
+                AttachReply(
+                    base: try r.u64("attach.base"), size: try r.u64("attach.size"),
+                    label: try r.string("attach.label", maxBytes: limits.maxLabelBytes),
+                    device: try decodeDevice(&r, "attach.device"), managed: try WireRange.decode(&r, "attach.managed")))
+        case .allocate:
+            body = .allocate(
+                AllocateReply(
+                    granted: try WireRange.decode(&r, "allocate.granted"),
+                    permissions: try PagePermissions.decode(&r, "allocate.permissions"),
+                    reused: try decodeRanges(&r, "allocate.reused", limits), fresh: try decodeRanges(&r, "allocate.fresh", limits)))
+        case .free, .trim, .trimAccepted, .restrict, .relax, .makeTCS, .sync, .unregister:
+            body = .done(DoneReply(pages: try r.u64("done.pages"), ioctls: try r.u32("done.ioctls"), batchedRequests: try r.u32("done.batchedRequests")))
+        case .status:
+            body = .status(
+                StatusReply(
+                    daemonVersion: try r.string("status.daemonVersion", maxBytes: 256), mode: try decodeDevice(&r, "status.mode"),
+                    modeReason: try r.string("status.modeReason", maxBytes: 1024), daemonPID: try r.u32("status.daemonPID"),
+                    uptimeMicros: try r.u64("status.uptime"), enclaves: try r.u32("status.enclaves"),
+                    connections: try r.u32("status.connections"), epcTotalBytes: try r.u64("status.epcTotal"),
+                    epcCommittedBytes: try r.u64("status.epcCommitted"), epcResidentBytes: try r.u64("status.epcResident"),
+                    underPressure: try r.bool("status.underPressure"), batching: try r.bool("status.batching"),
+                    requestsTotal: try r.u64("status.requestsTotal"), requestsPerSecond: try r.f64("status.requestsPerSecond"),
+                    ioctlsTotal: try r.u64("status.ioctlsTotal"), counters: try decodeCounters(&r, "status.counters")))
+        case .enclaves:
+            body = .enclaves(
+                EnclaveListReply(
+                    enclaves: try r.list("enclaves.list", maxCount: 4_096, minElementBytes: EnclaveSummary.minWireSize) {
+                        (r: inout WireReader) throws(DecodeError) in try EnclaveSummary.decode(&r, limits: limits)
+                    },
+                    nextStartAfter: try r.u64("enclaves.nextStartAfter"), total: try r.u32("enclaves.total")))
+        case .stats:
+            body = .stats(
+                EnclaveStatsReply(
+                    summary: try EnclaveSummary.decode(&r, limits: limits), managed: try WireRange.decode(&r, "stats.managed"),
+                    counters: try decodeCounters(&r, "stats.counters")))
+        case .reclaim:
+            body = .reclaim(ReclaimReply(scheduledPages: try r.u64("reclaim.scheduledPages"), enclaves: try r.u32("reclaim.enclaves")))
+        case .reload:
+            body = .reload(ReloadReply(summary: try r.string("reload.summary", maxBytes: limits.maxStringBytes)))
+        case .metrics:
+            body = .metrics(
+                MetricsReply(
+                    totalBytes: try r.u32("metrics.totalBytes"), offset: try r.u32("metrics.offset"),
+                    text: try r.string("metrics.text", maxBytes: limits.maxStringBytes)))
+        }
+        try r.expectEnd("\(verb) reply")
+        return body
+    }
+
+    private static func decodeRanges(_ r: inout WireReader, _ field: String, _ limits: ProtocolLimits) throws(DecodeError) -> [WireRange] {
+        try r.list(field, maxCount: limits.maxRangesPerList, minElementBytes: WireRange.wireSize) {
+            (r: inout WireReader) throws(DecodeError) in try WireRange.decode(&r, "\(field)[]")
+        }
+    }
+
+    private static func decodeCounters(_ r: inout WireReader, _ field: String) throws(DecodeError) -> [WireCounter] {
+        try r.list(field, maxCount: 4_096, minElementBytes: 10) { (r: inout WireReader) throws(DecodeError) in try WireCounter.decode(&r) }
+    }
+}
+
+func decodeDevice(_ r: inout WireReader, _ field: String) throws(DecodeError) -> WireDeviceKind {
+    let at = r.position
+    guard let kind = WireDeviceKind(rawValue: try r.u8(field)) else { throw DecodeError("\(field): unknown device kind", at: at) }
+    return kind
+}
