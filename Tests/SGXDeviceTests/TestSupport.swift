@@ -1,0 +1,61 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CEDMMShims
+import SGXDevice
+import SGXKernel
+import Synchronization
+import Testing
+
+/// The SGX device node as the fake file system presents it (misc major 10, a dynamic minor).
+let fakeSGXDevice = DeviceNumber(major: 10, minor: 125)
+
+/// A `KernelEnclaveDevice` on a fake kernel that answers with `replies`.
+func makeFakeKernelEnclave(
+    replies: [FakeSyscalls.IoctlReply] = [], cpu: CPUSGXFeatures = [.sgx, .sgx1, .sgx2, .launchControl]
+) throws -> (KernelEnclaveDevice, FakeSyscalls) {
+    let kernel = FakeSyscalls(cpu: cpu)
+    kernel.addFile(SGXDeviceNode.defaultPath, FileStatus(kind: .characterDevice, device: fakeSGXDevice))
+    let fd = kernel.addDescriptor(FileStatus(kind: .characterDevice, device: fakeSGXDevice))
+    kernel.script(replies)
+    return (try KernelEnclaveDevice(adopting: fd, syscalls: kernel), kernel)
+}
+
+/// A sleeper that records the pauses instead of sleeping.
+final class RecordingSleeper: Sendable {
+    private let pauses = Mutex<[Duration]>([])
+    var recorded: [Duration] { pauses.withLock { $0 } }
+    var sleep: IoctlRunner.Sleep { { duration in self.pauses.withLock { $0.append(duration) } } }
+}
+
+/// A real unlinked temporary file, open read-write.
+func openTemporaryFile() throws -> Int32 {
+    var template = Array("/tmp/edmm-test-XXXXXX".utf8CString)
+    let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+    try #require(fd >= 0, "mkstemp: errno \(errno)")
+    template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+    return fd
+}
+
+func makePipe() throws -> (read: Int32, write: Int32) {
+    var fds: [Int32] = [-1, -1]
+    try #require(pipe(&fds) == 0, "pipe: errno \(errno)")
+    return (fds[0], fds[1])
+}
+
+func makeSeqpacketPair(nonblocking: Bool = false) throws -> (Int32, Int32) {
+    var fds: [Int32] = [-1, -1]
+    try #require(edmm_seqpacket_pair(&fds, nonblocking ? 1 : 0) == 0, "socketpair: errno \(errno)")
+    return (fds[0], fds[1])
+}
+
+func openPath(_ path: String, _ flags: Int32 = O_RDONLY | O_CLOEXEC) throws -> Int32 {
+    let fd = open(path, flags)
+    try #require(fd >= 0, "open \(path): errno \(errno)")
+    return fd
+}
+
+func isOpen(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) >= 0 }
+func isCloseOnExec(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) & FD_CLOEXEC != 0 }
+
+let page: UInt64 = 4096
