@@ -186,6 +186,15 @@ import Testing
         #expect(outcome.retries.total == 0)
     }
 
+    @Test func emptyRangeIsLeftToTheKernelToReject() throws {
+        let (device, kernel) = try makeFakeKernelEnclave(replies: [.rejected(errno: EINVAL)])
+        let outcome = runner().run(.removePages, offset: 0, length: 0, on: device)
+
+        #expect(outcome.stop == .failed)
+        #expect(outcome.errno == EINVAL)
+        #expect(kernel.ioctlCalls == [.removePages(fd: device.descriptor, RemovePagesParams(offset: 0, length: 0))])
+    }
+
     @Test func zeroRetriesWithoutProgressReturnsTheFirstEBUSY() throws {
         let (device, _) = try makeFakeKernelEnclave(replies: [.rejected(errno: EBUSY), .processed(errno: 0, count: page)])
         let outcome = runner(try policy(retries: 0)).run(.removePages, offset: 0, length: page, on: device)

@@ -59,3 +59,6 @@ func isOpen(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) >= 0 }
 func isCloseOnExec(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) & FD_CLOEXEC != 0 }
 
 let page: UInt64 = 4096
+
+/// The errno of a C call that returned -1, read at once; nil when the call succeeded.
+func failureErrno<T: BinaryInteger>(_ rc: T) -> Int32? { rc == -1 ? errno : nil }
