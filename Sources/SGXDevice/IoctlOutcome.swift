@@ -42,12 +42,13 @@ public struct IoctlOutcome: Hashable, Sendable, CustomStringConvertible {
         /// The next pause would have exceeded `maxTotalWait`.
         case waitExhausted
         /// The device reported a `count` the kernel never produces (past the range, not
-        /// page-aligned, or short of the range on success); nothing of that call is counted.
+        /// page-aligned, or short of the range on success); nothing of that call is counted,
+        /// and `errno` is EPROTO if the call claimed success.
         case invalidCount(UInt64)
     }
 
     public var stop: Stop
-    /// The last call's errno; 0 exactly when the whole range is done.
+    /// The last call's errno; 0 exactly when the whole range is done (`stop == .completed`).
     public var errno: Int32
     /// Bytes completed from the start of the range; the page at `offset + bytesDone` is the one
     /// that failed when `errno` is not 0.

@@ -1,7 +1,8 @@
+import EDMMCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import EDMMCore
 
 /// Runs one logical SGX2 operation over `[offset, offset + length)` on any `EnclaveDevice`,
 /// retrying EBUSY, EAGAIN and EINTR by resuming after the pages already done: offset += count,
@@ -42,7 +43,10 @@ public struct IoctlRunner: Sendable {
             outcome.result = call.result
             if call.errno == 0 {
                 // The kernel reports the whole range on success.
-                guard call.count == remaining else { return stopped(outcome, .invalidCount(call.count)) }
+                guard call.count == remaining else {
+                    outcome.errno = EPROTO
+                    return stopped(outcome, .invalidCount(call.count))
+                }
                 outcome.bytesDone += remaining
                 return stopped(outcome, .completed)
             }

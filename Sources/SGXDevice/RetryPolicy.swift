@@ -36,8 +36,10 @@ public struct RetryPolicy: Hashable, Sendable {
     public init(
         initialBackoff: Duration, maxBackoff: Duration, maxRetriesWithoutProgress: Int, maxTotalWait: Duration
     ) throws(InvalidValue) {
-        for (field, value) in [("initial backoff", initialBackoff), ("max backoff", maxBackoff),
-            ("max total wait", maxTotalWait)] where value < .zero {
+        for (field, value) in [
+            ("initial backoff", initialBackoff), ("max backoff", maxBackoff),
+            ("max total wait", maxTotalWait),
+        ] where value < .zero {
             throw .negativeDuration(field: field, value)
         }
         guard initialBackoff <= maxBackoff else {

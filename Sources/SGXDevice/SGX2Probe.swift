@@ -29,16 +29,23 @@ public enum SGX2Support: Hashable, Sendable, CustomStringConvertible {
         case .supported: "SGX2 supported"
         case .kernelTooOld: "the kernel lacks the SGX2 ioctls (ENOTTY: Linux older than 6.0)"
         case .noSGX2: "the kernel reports no SGX2 on this CPU (ENODEV)"
-        case .unexpected(let errno): "unexpected answer to the SGX2 probe: \(errno == 0 ? "success" : ErrnoName.of(errno))"
+        case .unexpected(let errno):
+            "unexpected answer to the SGX2 probe: \(errno == 0 ? "success" : ErrnoName.of(errno))"
         }
     }
 }
 
-extension EnclaveDevice {
-    /// Runs SGX_IOC_ENCLAVE_MODIFY_TYPES with an all-zero struct, as the selftests do before
-    /// every SGX2 case. Harmless: a zero length is rejected before any page is touched.
-    public func probeSGX2() -> SGX2Support {
+extension SGX2Support {
+    /// Runs SGX_IOC_ENCLAVE_MODIFY_TYPES through `modifyTypes` with an all-zero struct, as the
+    /// selftests do before every SGX2 case. Harmless: a zero length is rejected before any page
+    /// is touched.
+    public static func probe(with modifyTypes: (inout ModifyTypesParams) -> Int32) -> SGX2Support {
         var params = ModifyTypesParams(offset: 0, length: 0, pageType: 0)
         return SGX2Support(probeErrno: modifyTypes(&params))
     }
+}
+
+extension EnclaveDevice {
+    /// The SGX2 probe on this enclave.
+    public func probeSGX2() -> SGX2Support { .probe(with: modifyTypes) }
 }

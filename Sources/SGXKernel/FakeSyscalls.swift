@@ -1,8 +1,9 @@
+import SGXDevice
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import SGXDevice
-import Synchronization
 
 /// An in-memory `Syscalls` for tests: a small file system of paths and open descriptors, a
 /// script of ioctl answers, and a record of every ioctl and close. Thread-safe.
@@ -90,7 +91,9 @@ public final class FakeSyscalls: Syscalls {
     public func open(_ path: String, flags: Int32) throws(SystemCallError) -> Int32 {
         let opened: Result<Int32, SystemCallError> = state.withLock { state in
             if let code = state.openErrors[path] { return .failure(SystemCallError("open \(path)", errno: code)) }
-            guard let status = state.paths[path] else { return .failure(SystemCallError("open \(path)", errno: ENOENT)) }
+            guard let status = state.paths[path] else {
+                return .failure(SystemCallError("open \(path)", errno: ENOENT))
+            }
             return .success(state.install(status))
         }
         return try opened.get()

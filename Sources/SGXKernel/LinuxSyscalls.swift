@@ -1,8 +1,9 @@
+import CEDMMShims
+import SGXDevice
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import CEDMMShims
-import SGXDevice
 
 /// The real system calls. errno is read immediately after each call, before anything else can
 /// overwrite it.

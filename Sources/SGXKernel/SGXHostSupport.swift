@@ -1,7 +1,8 @@
+import SGXDevice
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import SGXDevice
 
 /// Whether this machine can run enclaves with SGX2 through the kernel, and why not: the
 /// daemon's start-up check ("no SGX2 here (reason): using the simulated EPC").
@@ -25,7 +26,8 @@ public struct SGXHostSupport: Hashable, Sendable, CustomStringConvertible {
     public var reason: String {
         let deviceText =
             switch device {
-            case .missing(let errno): "\(devicePath) \(errno == ENOENT ? "does not exist" : "cannot be examined (\(ErrnoName.of(errno)))")"
+            case .missing(ENOENT): "\(devicePath) does not exist"
+            case .missing(let errno): "\(devicePath) cannot be examined (\(ErrnoName.of(errno)))"
             case .notACharacterDevice(let kind): "\(devicePath) is \(kind), not a character device"
             case .cannotOpen(let errno): "cannot open \(devicePath): \(ErrnoName.of(errno))"
             case .probed(let support): "\(devicePath): \(support)"
@@ -61,7 +63,6 @@ public struct SGXHostSupport: Hashable, Sendable, CustomStringConvertible {
             return .cannotOpen(errno: error.errno)
         }
         defer { try? syscalls.close(fd) }
-        var params = ModifyTypesParams(offset: 0, length: 0, pageType: 0)
-        return .probed(SGX2Support(probeErrno: syscalls.modifyTypes(fd, &params)))
+        return .probed(.probe { syscalls.modifyTypes(fd, &$0) })
     }
 }

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CEDMMShims
 import SGXKernel
 import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Which descriptors are kernel SGX enclaves. Real descriptors for the negative cases; the
 /// positive case needs /dev/sgx_enclave, so it is checked with the fake and with a stand-in node.
@@ -20,7 +21,10 @@ import Testing
 
     @Test func pipeIsNotAnEnclave() throws {
         let (readEnd, writeEnd) = try makePipe()
-        defer { close(readEnd); close(writeEnd) }
+        defer {
+            close(readEnd)
+            close(writeEnd)
+        }
         #expect(throws: EnclaveDescriptorError.notACharacterDevice(fd: writeEnd, kind: .fifo)) {
             try SGXEnclaveDescriptor.check(writeEnd, syscalls: syscalls)
         }
@@ -28,7 +32,10 @@ import Testing
 
     @Test func socketIsNotAnEnclave() throws {
         let (a, b) = try makeSeqpacketPair()
-        defer { close(a); close(b) }
+        defer {
+            close(a)
+            close(b)
+        }
         #expect(throws: EnclaveDescriptorError.notACharacterDevice(fd: a, kind: .socket)) {
             try SGXEnclaveDescriptor.check(a, syscalls: syscalls)
         }
@@ -46,9 +53,11 @@ import Testing
         let fd = try openPath("/dev/null")
         defer { close(fd) }
         // /dev/zero stands in for /dev/sgx_enclave: both are real character devices.
-        #expect(throws: EnclaveDescriptorError.otherCharacterDevice(
-            fd: fd, device: DeviceNumber(major: 1, minor: 3), sgxDevice: DeviceNumber(major: 1, minor: 5),
-            path: "/dev/zero")) {
+        #expect(
+            throws: EnclaveDescriptorError.otherCharacterDevice(
+                fd: fd, device: DeviceNumber(major: 1, minor: 3), sgxDevice: DeviceNumber(major: 1, minor: 5),
+                path: "/dev/zero")
+        ) {
             try SGXEnclaveDescriptor.check(fd, syscalls: syscalls, devicePath: "/dev/zero")
         }
     }
@@ -56,7 +65,9 @@ import Testing
     @Test func devNullIsRejectedAgainstTheRealSGXNode() throws {
         let fd = try openPath("/dev/null")
         defer { close(fd) }
-        let error = #expect(throws: EnclaveDescriptorError.self) { try SGXEnclaveDescriptor.check(fd, syscalls: syscalls) }
+        let error = #expect(throws: EnclaveDescriptorError.self) {
+            try SGXEnclaveDescriptor.check(fd, syscalls: syscalls)
+        }
         switch error {
         case .sgxDeviceNodeUnavailable(fd, DeviceNumber(major: 1, minor: 3), "/dev/sgx_enclave", _),
             .otherCharacterDevice(fd, DeviceNumber(major: 1, minor: 3), _, "/dev/sgx_enclave"):
@@ -70,13 +81,34 @@ import Testing
         // The rule on real device numbers: same st_rdev as the node means the same device.
         let fd = try openPath("/dev/null")
         defer { close(fd) }
-        #expect(try SGXEnclaveDescriptor.check(fd, syscalls: syscalls, devicePath: "/dev/null")
-            == DeviceNumber(major: 1, minor: 3))
+        #expect(
+            try SGXEnclaveDescriptor.check(fd, syscalls: syscalls, devicePath: "/dev/null")
+                == DeviceNumber(major: 1, minor: 3))
+    }
+
+    @Test func descriptorReceivedOverASocketIsClassifiedLikeTheOriginal() throws {
+        // The daemon's path: the host sends its enclave fd, the daemon classifies what arrives.
+        let (a, b) = try makeSeqpacketPair()
+        defer { close(a); close(b) }
+        var sent = try openPath("/dev/null")
+        defer { close(sent) }
+        var received: Int32 = -1
+        var count = 1
+        var truncation: Int32 = 0
+        var byte: UInt8 = 0
+        #expect(edmm_send_with_fds(a, &byte, 1, &sent, 1) == 1)
+        #expect(edmm_recv_with_fds(b, &byte, 1, &received, &count, &truncation) == 1)
+        try #require(count == 1)
+        defer { close(received) }
+
+        #expect(received != sent)
+        #expect(
+            try SGXEnclaveDescriptor.check(received, syscalls: syscalls, devicePath: "/dev/null")
+                == DeviceNumber(major: 1, minor: 3))
     }
 
     @Test func closedDescriptorIsABadDescriptor() throws {
-        let fd = try openTemporaryFile()
-        close(fd)
+        let fd = try closedDescriptor(slot: 1)
         #expect(throws: EnclaveDescriptorError.badDescriptor(fd: fd)) {
             try SGXEnclaveDescriptor.check(fd, syscalls: syscalls)
         }
@@ -100,8 +132,10 @@ import Testing
         kernel.addFile(SGXDeviceNode.defaultPath, FileStatus(kind: .characterDevice, device: fakeSGXDevice))
         let provision = DeviceNumber(major: 10, minor: 126)
         let fd = kernel.addDescriptor(FileStatus(kind: .characterDevice, device: provision))
-        #expect(throws: EnclaveDescriptorError.otherCharacterDevice(
-            fd: fd, device: provision, sgxDevice: fakeSGXDevice, path: SGXDeviceNode.defaultPath)) {
+        #expect(
+            throws: EnclaveDescriptorError.otherCharacterDevice(
+                fd: fd, device: provision, sgxDevice: fakeSGXDevice, path: SGXDeviceNode.defaultPath)
+        ) {
             try SGXEnclaveDescriptor.check(fd, syscalls: kernel)
         }
     }
@@ -112,8 +146,10 @@ import Testing
         let expected = EnclaveDescriptorError.sgxDeviceNodeUnavailable(
             fd: fd, device: fakeSGXDevice, path: "/dev/sgx_enclave", problem: .statFailed(errno: ENOENT))
         #expect(throws: expected) { try SGXEnclaveDescriptor.check(fd, syscalls: kernel) }
-        #expect(expected.description
-            == "fd \(fd) is character device 10:125, but /dev/sgx_enclave cannot be examined (ENOENT), so it cannot be an SGX enclave")
+        #expect(
+            expected.description
+                == "fd \(fd) is character device 10:125, but /dev/sgx_enclave cannot be examined (ENOENT), "
+                + "so it cannot be an SGX enclave")
     }
 
     @Test func deviceNumbersSplitLikeGlibc() {

@@ -1,8 +1,9 @@
+import CEDMMShims
+import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import CEDMMShims
-import Testing
 
 /// SCM_RIGHTS through the C shim over a real SOCK_SEQPACKET socketpair.
 @Suite struct DescriptorPassingTests {
@@ -14,7 +15,9 @@ import Testing
 
     func send(_ sock: Int32, _ bytes: [UInt8], fds: [Int32]) -> Int {
         bytes.withUnsafeBytes { buffer in
-            fds.withUnsafeBufferPointer { edmm_send_with_fds(sock, buffer.baseAddress, buffer.count, $0.baseAddress, $0.count) }
+            fds.withUnsafeBufferPointer {
+                edmm_send_with_fds(sock, buffer.baseAddress, buffer.count, $0.baseAddress, $0.count)
+            }
         }
     }
 
@@ -28,16 +31,19 @@ import Testing
         return Received(bytes: Array(buffer[0..<n]), fds: Array(fds[0..<nfds]), truncation: truncation)
     }
 
-    /// True when every write end of the pipe is closed: a read then sees end of file, not EAGAIN.
-    func allWritersClosed(_ readEnd: Int32) -> Bool {
-        _ = fcntl(readEnd, F_SETFL, O_NONBLOCK)
+    /// True when every descriptor of the peer of `end` (a nonblocking socket) is closed: a read
+    /// then sees end of stream, not EAGAIN.
+    func peerFullyClosed(_ end: Int32) -> Bool {
         var byte: UInt8 = 0
-        return read(readEnd, &byte, 1) == 0
+        return read(end, &byte, 1) == 0
     }
 
     @Test func descriptorArrivesWithTheMessageAndWorks() throws {
         let (a, b) = try makeSeqpacketPair()
-        defer { close(a); close(b) }
+        defer {
+            close(a)
+            close(b)
+        }
         let (readEnd, writeEnd) = try makePipe()
         defer { close(readEnd) }
 
@@ -59,7 +65,10 @@ import Testing
 
     @Test func receivedDescriptorIsCloseOnExec() throws {
         let (a, b) = try makeSeqpacketPair()
-        defer { close(a); close(b) }
+        defer {
+            close(a)
+            close(b)
+        }
         let fd = try openPath("/dev/null")
         defer { close(fd) }
         _ = fcntl(fd, F_SETFD, 0)
@@ -73,10 +82,16 @@ import Testing
 
     @Test func severalDescriptorsArriveInOrder() throws {
         let (a, b) = try makeSeqpacketPair()
-        defer { close(a); close(b) }
+        defer {
+            close(a)
+            close(b)
+        }
         let null = try openPath("/dev/null")
         let file = try openTemporaryFile()
-        defer { close(null); close(file) }
+        defer {
+            close(null)
+            close(file)
+        }
 
         #expect(send(a, [9], fds: [null, file]) == 1)
         let message = try receive(b)
@@ -93,24 +108,32 @@ import Testing
     @Test(arguments: [1, 2, 3, 16])
     func surplusDescriptorsAreClosedAndFlagged(sent: Int) throws {
         let (a, b) = try makeSeqpacketPair()
-        defer { close(a); close(b) }
-        let (readEnd, writeEnd) = try makePipe()
-        defer { close(readEnd) }
+        defer {
+            close(a)
+            close(b)
+        }
+        // Passes copies of `passed`, then watches `watcher` for the moment no copy is left. Close-
+        // on-exec from the start, so a child spawned by another test cannot hold a copy.
+        let (passed, watcher) = try makeSeqpacketPair(nonblocking: true)
+        defer { close(watcher) }
 
-        #expect(send(a, [7], fds: Array(repeating: writeEnd, count: sent)) == 1)
-        close(writeEnd)
+        #expect(send(a, [7], fds: Array(repeating: passed, count: sent)) == 1)
+        close(passed)
         let message = try receive(b, maxFDs: sent - 1)
 
         #expect(message.fds.count == sent - 1)
         #expect(message.truncation == Int32(EDMM_RECV_FDS_TRUNCATED))
         message.fds.forEach { close($0) }
-        // Only the copies we kept and closed existed: the pipe has no writer left.
-        #expect(allWritersClosed(readEnd))
+        // Only the copies we kept and closed existed.
+        #expect(peerFullyClosed(watcher))
     }
 
     @Test func messageLongerThanTheBufferIsFlaggedAsTruncated() throws {
         let (a, b) = try makeSeqpacketPair()
-        defer { close(a); close(b) }
+        defer {
+            close(a)
+            close(b)
+        }
 
         #expect(send(a, Array(repeating: 0xAB, count: 100), fds: []) == 100)
         let message = try receive(b, capacity: 10)
@@ -121,7 +144,10 @@ import Testing
 
     @Test func truncatedMessageStillHandsOverItsDescriptorsForTheCallerToClose() throws {
         let (a, b) = try makeSeqpacketPair()
-        defer { close(a); close(b) }
+        defer {
+            close(a)
+            close(b)
+        }
         let fd = try openPath("/dev/null")
         defer { close(fd) }
 
@@ -135,7 +161,10 @@ import Testing
 
     @Test func sendingMoreThanTheMaximumDescriptorsIsEINVAL() throws {
         let (a, b) = try makeSeqpacketPair()
-        defer { close(a); close(b) }
+        defer {
+            close(a)
+            close(b)
+        }
         let fd = try openPath("/dev/null")
         defer { close(fd) }
 

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import SGXDevice
 import SGXKernel
 import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite struct KernelEnclaveDeviceTests {
     @Test func eachIoctlReachesTheDescriptorWithTheStructAsPassed() throws {
@@ -18,11 +19,13 @@ import Testing
         #expect(device.modifyTypes(&modify) == 0)
         #expect(device.removePages(&remove) == 0)
         #expect(device.kind == .kernel)
-        #expect(kernel.ioctlCalls == [
-            .restrictPermissions(fd: device.descriptor, RestrictPermissionsParams(offset: page, length: page, permissions: 1)),
-            .modifyTypes(fd: device.descriptor, ModifyTypesParams(offset: 2 * page, length: 2 * page, pageType: 4)),
-            .removePages(fd: device.descriptor, RemovePagesParams(offset: 3 * page, length: page)),
-        ])
+        #expect(
+            kernel.ioctlCalls == [
+                .restrictPermissions(
+                    fd: device.descriptor, RestrictPermissionsParams(offset: page, length: page, permissions: 1)),
+                .modifyTypes(fd: device.descriptor, ModifyTypesParams(offset: 2 * page, length: 2 * page, pageType: 4)),
+                .removePages(fd: device.descriptor, RemovePagesParams(offset: 3 * page, length: page)),
+            ])
     }
 
     @Test func failureBeforeCopyBackLeavesCountAndResultAsPassed() throws {
@@ -89,8 +92,7 @@ import Testing
     }
 
     @Test func realIoctlOnAClosedDescriptorFailsWithEBADF() throws {
-        let fd = try openTemporaryFile()
-        close(fd)
+        let fd = try closedDescriptor(slot: 2)
         var restrict = RestrictPermissionsParams(offset: 0, length: page, permissions: 1)
         var remove = RemovePagesParams(offset: 0, length: page)
 

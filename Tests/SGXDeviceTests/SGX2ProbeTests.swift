@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import SGXDevice
 import SGXKernel
 import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite struct SGX2ProbeTests {
     @Test(arguments: [
@@ -23,9 +24,11 @@ import Testing
     @Test func probeIsModifyTypesWithAnAllZeroStruct() throws {
         let (device, kernel) = try makeFakeKernelEnclave(replies: [.rejected(errno: EINVAL)])
         _ = device.probeSGX2()
-        #expect(kernel.ioctlCalls == [
-            .modifyTypes(fd: device.descriptor, ModifyTypesParams(offset: 0, length: 0, pageType: 0, result: 0, count: 0))
-        ])
+        #expect(
+            kernel.ioctlCalls == [
+                .modifyTypes(
+                    fd: device.descriptor, ModifyTypesParams(offset: 0, length: 0, pageType: 0, result: 0, count: 0))
+            ])
     }
 }
 

@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CEDMMShims
 import SGXDevice
 import SGXKernel
 import Synchronization
 import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The SGX device node as the fake file system presents it (misc major 10, a dynamic minor).
 let fakeSGXDevice = DeviceNumber(major: 10, minor: 125)
@@ -40,6 +41,7 @@ func openTemporaryFile() throws -> Int32 {
 func makePipe() throws -> (read: Int32, write: Int32) {
     var fds: [Int32] = [-1, -1]
     try #require(pipe(&fds) == 0, "pipe: errno \(errno)")
+    for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }  // pipe2 is hidden from Swift
     return (fds[0], fds[1])
 }
 
@@ -62,3 +64,18 @@ let page: UInt64 = 4096
 
 /// The errno of a C call that returned -1, read at once; nil when the call succeeded.
 func failureErrno<T: BinaryInteger>(_ rc: T) -> Int32? { rc == -1 ? errno : nil }
+
+/// The number of a descriptor that was open and is now closed. Tests run in parallel and the
+/// kernel hands out the lowest free number, so the descriptor is moved near the top of the range
+/// first, `slot` places below it (one slot per test): no other test reopens that number while
+/// this one expects it to be closed.
+func closedDescriptor(slot: Int32) throws -> Int32 {
+    var limit = rlimit()
+    try #require(getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0)
+    let fd = try openTemporaryFile()
+    defer { close(fd) }
+    let high = fcntl(fd, F_DUPFD, Int32(min(limit.rlim_cur, 65536)) - 1 - slot)
+    try #require(high >= 0, "F_DUPFD: errno \(errno)")
+    close(high)
+    return high
+}

@@ -1,8 +1,9 @@
+import CEDMMShims
+import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import CEDMMShims
-import Testing
 
 /// The SOCK_SEQPACKET helpers of the C shim on real sockets.
 @Suite struct UnixSocketTests {
@@ -21,7 +22,10 @@ import Testing
 
     @Test func peerCredentialsOfASocketpairAreOurOwnPidUidAndGid() throws {
         let (a, b) = try makeSeqpacketPair()
-        defer { close(a); close(b) }
+        defer {
+            close(a)
+            close(b)
+        }
         var pid: pid_t = 0
         var uid: uid_t = 0
         var gid: gid_t = 0
@@ -132,7 +136,10 @@ import Testing
 
     @Test func bufferSizesTakeEffect() throws {
         let (a, b) = try makeSeqpacketPair()
-        defer { close(a); close(b) }
+        defer {
+            close(a)
+            close(b)
+        }
         var send: Int32 = 0
         var receive: Int32 = 0
 
@@ -145,7 +152,10 @@ import Testing
 
     @Test func nonblockingSocketpairIsNonblockingAndCloseOnExec() throws {
         let (a, b) = try makeSeqpacketPair(nonblocking: true)
-        defer { close(a); close(b) }
+        defer {
+            close(a)
+            close(b)
+        }
         #expect(fcntl(a, F_GETFL) & O_NONBLOCK != 0)
         #expect(isCloseOnExec(b))
         var byte: UInt8 = 0
