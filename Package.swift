@@ -21,6 +21,8 @@ let package = Package(
         .library(name: "SGXDevice", targets: ["SGXDevice"]),
         .library(name: "SGXSimulator", targets: ["SGXSimulator"]),
         .library(name: "EDMMDaemon", targets: ["EDMMDaemon"]),
+        .library(name: "EDMMConfig", targets: ["EDMMConfig"]),
+        .library(name: "SGXKernel", targets: ["SGXKernel"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -47,13 +49,21 @@ let package = Package(
         .target(name: "SGXKernel", dependencies: ["SGXDevice", "CEDMMShims"], swiftSettings: strict),
         // The shared-memory EPC simulator: EPCM, driver, simulated CPU, cost model, conformance, replay.
         .target(name: "SGXSimulator", dependencies: ["SGXDevice", "CEDMMShims"], swiftSettings: strict),
+        // The daemon's configuration file: strict TOML with file:line errors. Shared by edmmd and edmmctl.
+        .target(
+            name: "EDMMConfig",
+            dependencies: [
+                .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: strict),
         // Wire format and codec. No I/O.
         .target(name: "EDMMProtocol", dependencies: ["EDMMCore"], swiftSettings: strict),
         // The service.
         .target(
             name: "EDMMDaemon",
             dependencies: [
-                "EDMMCore", "EDMMProtocol", "SGXDevice", "SGXKernel", "SGXSimulator", "CEDMMShims", "CSystemd",
+                "EDMMCore", "EDMMConfig", "EDMMProtocol", "SGXDevice", "SGXKernel", "SGXSimulator", "CEDMMShims", "CSystemd",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -78,7 +88,7 @@ let package = Package(
         .executableTarget(
             name: "edmmctl",
             dependencies: [
-                "EDMMProtocol", "EDMMClient", "CEDMMShims",
+                "EDMMProtocol", "EDMMClient", "EDMMConfig", "CEDMMShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -105,6 +115,7 @@ let package = Package(
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: strict),
+        .testTarget(name: "EDMMConfigTests", dependencies: ["EDMMConfig"], swiftSettings: strict),
         .testTarget(
             name: "EDMMProtocolTests",
             dependencies: ["EDMMProtocol", .product(name: "PropertyBased", package: "swift-property-based")],

@@ -1,0 +1,159 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+
+@testable import EDMMConfig
+
+@Suite struct ConfigParserTests {
+    private func errors(_ toml: String) -> [ConfigError] {
+        do {
+            _ = try DaemonConfig.parse(toml: toml, fileName: "test.toml")
+            return []
+        } catch {
+            return error.errors
+        }
+    }
+
+    @Test func anEmptyFileGivesTheDefaults() throws {
+        #expect(try DaemonConfig.parse(toml: "", fileName: "empty.toml") == DaemonConfig())
+    }
+
+    @Test func theShippedConfigDocumentsEveryKeyWithItsDefault() throws {
+        let path = #filePath.replacingOccurrences(of: "Tests/EDMMConfigTests/ConfigParserTests.swift", with: "config/edmmd.toml")
+        #expect(try DaemonConfig.load(path: path) == DaemonConfig())
+        let text = try #require(try? String(decoding: readAll(path), as: UTF8.self))
+        for key in ConfigSchema.keys {
+            #expect(text.contains("\n\(key.name) = "), "config/edmmd.toml does not document \(key.section).\(key.name)")
+        }
+        #expect(text.contains("[quota.uid_overrides]"))
+    }
+
+    @Test func valuesAreAppliedToTheirFields() throws {
+        let config = try DaemonConfig.parse(
+            toml: """
+                [daemon]
+                socket = "/tmp/x.sock"
+                socket_mode = 0o600
+                device = "simulated"
+                [simulator]
+                epc_size = "64MiB"
+                [batch]
+                enabled = false
+                window_us = 250
+                [quota]
+                enclave = "1GiB"
+                uid = 8192
+                [quota.uid_overrides]
+                1000 = "512MiB"
+                [metrics]
+                listen = ""
+                """, fileName: "t.toml")
+        #expect(config.daemon.socket == "/tmp/x.sock")
+        #expect(config.daemon.socketMode == 0o600)
+        #expect(config.daemon.device == .simulated)
+        #expect(config.simulator.epcBytes == 64 << 20)
+        #expect(config.batch.enabled == false)
+        #expect(config.batch.windowMicros == 250)
+        #expect(config.quota.enclaveBytes == 1 << 30)
+        #expect(config.quota.uidBytes == 8192)
+        #expect(config.quota.uidOverrides == [1000: 512 << 20])
+        #expect(config.metrics.listen == nil)
+    }
+
+    @Test func anUnknownKeyIsAnErrorWithItsLineAndASuggestion() {
+        let e = errors("[batch]\nenabled = true\nwindow_uss = 5\n")
+        #expect(e.count == 1)
+        #expect(e.first?.line == 3)
+        #expect(e.first?.description == "test.toml:3: unknown key 'window_uss' in [batch]; did you mean 'window_us'?")
+    }
+
+    @Test func anUnknownSectionIsAnError() {
+        let e = errors("\n[batching]\nenabled = true\n")
+        #expect(e.first?.line == 2)
+        #expect(e.first?.message.hasPrefix("unknown section [batching]; did you mean 'batch'?") == true)
+    }
+
+    @Test func aTopLevelKeyIsAnError() {
+        #expect(errors("socket = \"/x\"\n").first?.message.contains("must be a section") == true)
+    }
+
+    @Test func aValueOfTheWrongTypeNamesTheKeyAndTheValue() {
+        let e = errors("[batch]\n# comment\nwindow_us = \"fast\"\n")
+        #expect(e.first?.description == "test.toml:3: [batch] window_us: expected an integer, got the string \"fast\"")
+    }
+
+    @Test func anOutOfRangeValueIsAnError() {
+        #expect(errors("[pool]\nthreshold_percent = 101\n").first?.message == "[pool] threshold_percent: 101 is out of range; allowed 0...100")
+    }
+
+    @Test func aSizeThatIsNotAPageMultipleIsAnError() {
+        #expect(errors("[quota]\nenclave = 5000\n").first?.message == "[quota] enclave: 5000 bytes is not a multiple of 4096")
+    }
+
+    @Test func aMalformedSizeStringIsAnError() {
+        #expect(errors("[simulator]\nepc_size = \"lots\"\n").first?.message.contains("is not a size") == true)
+    }
+
+    @Test func anUnknownDeviceModeListsTheChoices() {
+        #expect(errors("[daemon]\ndevice = \"gpu\"\n").first?.message == "[daemon] device: \"gpu\" is not one of \"auto\", \"kernel\", \"simulated\"")
+    }
+
+    @Test func aSyntaxErrorCarriesTheParsersLine() {
+        let e = errors("[batch]\nenabled = true\nwindow_us = = 3\n")
+        #expect(e.first?.line == 3)
+        #expect(e.first?.message.hasPrefix("syntax error") == true)
+    }
+
+    @Test func watermarksMustBeOrdered() {
+        let e = errors("[pressure]\nhigh_watermark_percent = 50\nlow_watermark_percent = 60\n")
+        #expect(e.first?.line == 3)
+        #expect(e.first?.message.contains("must be below high_watermark_percent") == true)
+    }
+
+    @Test func growthChunksMustBeOrdered() {
+        #expect(errors("[growth]\nmin_chunk_pages = 64\nmax_chunk_pages = 8\n").first?.line == 2)
+    }
+
+    @Test func aNonNumericUIDOverrideIsAnError() {
+        #expect(errors("[quota.uid_overrides]\nalice = \"1MiB\"\n").first?.line == 2)
+    }
+
+    @Test func everyProblemIsReportedInLineOrder() {
+        let e = errors("[batch]\nwindow_us = -1\n[pool]\nthreshold_percent = true\n[nope]\n")
+        #expect(e.compactMap(\.line) == [2, 4, 5])
+    }
+
+    @Test func aSocketPathLongerThanSunPathIsRefused() {
+        #expect(errors("[daemon]\nsocket = \"/\(String(repeating: "a", count: 120))\"\n").first?.message.contains("107 bytes") == true)
+    }
+
+    @Test func aBadMetricsAddressIsRefused() {
+        #expect(errors("[metrics]\nlisten = \"localhost\"\n").first?.message.contains("is not HOST:PORT") == true)
+        #expect(HostPort("[::1]:9464") == HostPort("[::1]:9464"))
+        #expect(HostPort("[::1]:9464")?.host == "::1")
+    }
+
+    @Test func aMissingFileIsAnErrorWithoutALine() {
+        do {
+            _ = try DaemonConfig.load(path: "/nonexistent/edmmd.toml")
+            Issue.record("loaded a missing file")
+        } catch {
+            #expect(error.errors.first?.line == nil)
+            #expect(error.errors.first?.description.hasPrefix("/nonexistent/edmmd.toml: cannot read") == true)
+        }
+    }
+}
+
+func readAll(_ path: String) throws -> [UInt8] {
+    guard let file = fopen(path, "r") else { throw ConfigValueError("cannot open \(path)") }
+    defer { fclose(file) }
+    var out: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = fread(&buffer, 1, buffer.count, file)
+        if n == 0 { break }
+        out += buffer[0..<n]
+    }
+    return out
+}

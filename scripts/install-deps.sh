@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian packages edmmd needs, once. Usage: install-deps.sh build|test
+#   build: what compiling edmmd needs (libsystemd-dev for the CSystemd module).
+#   test:  also what the test suite drives: a real systemd in a container (systemd-container,
+#          debootstrap), promtool (prometheus), tmux (edmmctl top in a real terminal),
+#          clang's runtime for the fuzzers, iproute2/procps/util-linux for process checks.
+set -euo pipefail
+mode=${1:-build}
+packages=(libsystemd-dev pkg-config)
+if [ "$mode" = test ]; then
+  packages+=(systemd-container debootstrap prometheus tmux procps util-linux python3 curl)
+fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing: ${missing[*]}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
