@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite, stage by stage; `make test` runs it and .ci/run runs `make test`.
+# Each stage prints its own result; the last line is the summary. Exit status 1 if any failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export SWIFT_BACKTRACE=enable=no   # tests crash processes on purpose; don't wait for the backtracer
+
+passed=()
+failed=()
+stage() {
+  local name=$1; shift
+  local start=$SECONDS
+  echo "=== $name: $*"
+  if "$@"; then
+    passed+=("$name")
+    echo "=== $name: passed ($((SECONDS - start)) s)"
+  else
+    failed+=("$name")
+    echo "=== $name: FAILED ($((SECONDS - start)) s)"
+  fi
+}
+
+stage build swift build --build-tests
+stage unit-and-integration swift test --skip-build --parallel
+stage conformance .build/debug/edmm-sim conformance
+
+echo
+echo "stages: ${#passed[@]} passed, ${#failed[@]} failed${failed:+ (${failed[*]})}"
+[ ${#failed[@]} -eq 0 ]
