@@ -21,7 +21,7 @@ stage() {
 }
 
 stage build swift build --build-tests
-stage unit-and-integration swift test --skip-build --parallel
+stage unit-and-integration swift test --skip-build
 stage conformance .build/debug/edmm-sim conformance
 
 echo
