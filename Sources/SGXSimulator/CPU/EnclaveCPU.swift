@@ -75,7 +75,7 @@ public final class EnclaveCPU: @unchecked Sendable {
         locked {
             region.count(.eaccept)
             let s = flags
-            guard s.rawValue & SecInfoFlags.reservedMask == 0, address % Page.size == 0 else {
+            guard s.rawValue & SecInfoFlags.reservedMask == 0, inELRANGE(address) else {
                 return .exception(.generalProtection)
             }
             let e: UnsafeMutablePointer<edmm_page_entry>
@@ -121,7 +121,7 @@ public final class EnclaveCPU: @unchecked Sendable {
                 flags.pageTypeField == SGXPageType.reg.rawValue,
                 flags.rawValue & (SecInfoFlags.pending.rawValue | SecInfoFlags.modified.rawValue | SecInfoFlags.pr.rawValue) == 0,
                 !(perms.contains(.write) && !perms.contains(.read)),
-                address % Page.size == 0, source % Page.size == 0
+                inELRANGE(address), inELRANGE(source)
             else { return .exception(.generalProtection) }
             let se: UnsafeMutablePointer<edmm_page_entry>
             let sourcePage: UInt64
@@ -153,7 +153,7 @@ public final class EnclaveCPU: @unchecked Sendable {
     public func emodpe(_ address: UInt64, flags: SecInfoFlags) -> InstructionOutcome {
         locked {
             region.count(.emodpe)
-            guard flags.rawValue & SecInfoFlags.reservedMask == 0, address % Page.size == 0 else {
+            guard flags.rawValue & SecInfoFlags.reservedMask == 0, inELRANGE(address) else {
                 return .exception(.generalProtection)
             }
             let e: UnsafeMutablePointer<edmm_page_entry>
@@ -185,6 +185,11 @@ public final class EnclaveCPU: @unchecked Sendable {
         case .exception(let x): .failure(x)
         case .sigbus(let code): .failure(.pageFault(errorCode: code, address: address & ~0xFFF))
         }
+    }
+
+    /// A page operand must be 4 KiB aligned and inside ELRANGE, else #GP(0).
+    private func inELRANGE(_ address: UInt64) -> Bool {
+        address % Page.size == 0 && address >= enclave.base && address - enclave.base < enclave.size
     }
 
     private func sgxPageFault(_ address: UInt64) -> InstructionOutcome {
