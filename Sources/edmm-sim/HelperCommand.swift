@@ -20,6 +20,14 @@ struct HelperCommand: ParsableCommand {
     func run() throws {
         let machine = try SimulatedMachine.open(fd: machineFd)
         let enclave = try SimulatedEnclave.open(fd: enclaveFd, machine: machine)
+        // An enclave host maps its enclave: holes RW, existing pages within their cap.
+        if enclave.mmap(address: enclave.base, length: enclave.size, protection: .rw) != 0 {
+            for page in stride(from: UInt64(0), to: enclave.size, by: 4096) {
+                let info = enclave.pageInfo(offset: page)
+                let prot = info.kernelType == nil ? .rw : info.vmMaxProtection.intersection(.rw)
+                _ = enclave.mmap(address: enclave.base + page, length: 4096, protection: prot)
+            }
+        }
         let replay = try Replay(machine: machine, extended: true)
         replay.adopt(enclave, as: "A")
         print("{\"ready\":true}")

@@ -126,6 +126,7 @@ typedef struct {
     uint64_t directory_entries;
     uint64_t pool_offset;        /* leaf blocks of EDMM_LEAF_ENTRIES page entries */
     uint64_t pool_blocks;
+    uint64_t block_owner_offset; /* uint32_t[pool_blocks]: directory index of each used block */
     uint64_t metadata_size;      /* bytes a process that needs no page contents maps */
     uint64_t data_offset;        /* 4 KiB of contents per ELRANGE page */
     uint64_t machine_uuid_hi;

@@ -78,6 +78,7 @@ public final class SimulatedEnclave: EnclaveDevice, @unchecked Sendable {
             h.pointee.directory_entries = layout.directoryEntries
             h.pointee.pool_offset = layout.poolOffset
             h.pointee.pool_blocks = layout.poolBlocks
+            h.pointee.block_owner_offset = layout.blockOwnerOffset
             h.pointee.metadata_size = layout.metadataSize
             h.pointee.data_offset = layout.dataOffset
             h.pointee.machine_uuid_hi = machine.uuid.hi

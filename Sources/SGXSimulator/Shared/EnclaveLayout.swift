@@ -5,7 +5,8 @@ import EDMMCore
 /// ELRANGE size, so that `open` can recompute it and reject any header that disagrees.
 ///
 /// The page table is sparse and two-level: a directory indexed by `page >> 9` names 512-entry
-/// leaf blocks handed out from a bump pool. The memfd is sparse, so untouched directory pages,
+/// leaf blocks handed out from a bump pool (with a reverse index, so walks over a huge range
+/// visit only the blocks in use instead of reading the whole directory). The memfd is sparse, so untouched directory pages,
 /// leaf blocks and page contents cost nothing: a 1 TiB ELRANGE with a few pages is a few KiB.
 struct EnclaveLayout: Equatable {
     var headerSize: UInt64
@@ -13,6 +14,7 @@ struct EnclaveLayout: Equatable {
     var directoryEntries: UInt64
     var poolOffset: UInt64
     var poolBlocks: UInt64
+    var blockOwnerOffset: UInt64
     var metadataSize: UInt64
     var dataOffset: UInt64
     var regionSize: UInt64
@@ -28,7 +30,8 @@ struct EnclaveLayout: Equatable {
         directoryEntries = (pages + UInt64(EDMM_LEAF_ENTRIES) - 1) >> UInt64(EDMM_LEAF_SHIFT)
         poolOffset = roundUp(directoryOffset + directoryEntries * 4, to: Page.size)
         poolBlocks = directoryEntries
-        metadataSize = roundUp(poolOffset + poolBlocks * Self.leafBytes, to: Page.size)
+        blockOwnerOffset = poolOffset + poolBlocks * Self.leafBytes
+        metadataSize = roundUp(blockOwnerOffset + poolBlocks * 4, to: Page.size)
         dataOffset = metadataSize
         regionSize = dataOffset + pages * Page.size
     }
@@ -39,6 +42,7 @@ struct EnclaveLayout: Equatable {
         directoryEntries = h.pointee.directory_entries
         poolOffset = h.pointee.pool_offset
         poolBlocks = h.pointee.pool_blocks
+        blockOwnerOffset = h.pointee.block_owner_offset
         metadataSize = h.pointee.metadata_size
         dataOffset = h.pointee.data_offset
         regionSize = h.pointee.region_size

@@ -16,6 +16,7 @@ final class EnclaveRegion: @unchecked Sendable {
     let header: UnsafeMutablePointer<edmm_enclave_header>
     let directory: UnsafeMutablePointer<UInt32>
     let pool: UnsafeMutablePointer<edmm_page_entry>
+    let blockOwners: UnsafeMutablePointer<UInt32>
     let base: UInt64
     let size: UInt64
     let pageCount: UInt64
@@ -32,6 +33,7 @@ final class EnclaveRegion: @unchecked Sendable {
         header = metadata.pointer(at: 0, as: edmm_enclave_header.self)
         directory = metadata.pointer(at: layout.directoryOffset, as: UInt32.self)
         pool = metadata.pointer(at: layout.poolOffset, as: edmm_page_entry.self)
+        blockOwners = metadata.pointer(at: layout.blockOwnerOffset, as: UInt32.self)
         base = header.pointee.base
         size = header.pointee.size
         pageCount = size >> Page.shift
@@ -93,6 +95,7 @@ final class EnclaveRegion: @unchecked Sendable {
             guard create, header.pointee.pool_used < layout.poolBlocks else { return nil }
             header.pointee.pool_used += 1
             block = UInt32(header.pointee.pool_used)
+            blockOwners[Int(block - 1)] = UInt32(page >> UInt64(EDMM_LEAF_SHIFT))
             slot.pointee = block
         }
         guard UInt64(block) <= layout.poolBlocks else { return nil }
@@ -113,18 +116,40 @@ final class EnclaveRegion: @unchecked Sendable {
         return word(e)
     }
 
-    /// Calls `body` for every page whose leaf block exists in `[first, end)`.
+    /// Calls `body` for every page whose leaf block exists in `[first, end)`: through the
+    /// directory for a short range, through the used blocks for a long one (reading a directory
+    /// page of the sparse memfd would allocate it).
     func forEachAllocatedEntry(
         from first: UInt64, to end: UInt64, _ body: (UInt64, UnsafeMutablePointer<edmm_page_entry>) -> Void
     ) {
         let last = min(end, pageCount)
-        var page = first
-        while page < last {
-            let leafEnd = min(last, (page | UInt64(EDMM_LEAF_ENTRIES - 1)) + 1)
-            if let e0 = entry(page, create: false) {
-                for p in page..<leafEnd { body(p, e0 + Int(p - page)) }
+        guard first < last else { return }
+        let shift = UInt64(EDMM_LEAF_SHIFT)
+        let firstLeaf = first >> shift
+        let endLeaf = (last - 1) >> shift + 1
+        let used = min(header.pointee.pool_used, layout.poolBlocks)
+        func visit(leaf: UInt64, block: UInt32) {
+            guard block >= 1, UInt64(block) <= used else { return }
+            let leafBase = pool + (Int(block - 1) << Int(shift))
+            let lo = max(first, leaf << shift)
+            let hi = min(last, (leaf + 1) << shift)
+            var page = lo
+            while page < hi {
+                body(page, leafBase + Int(page & UInt64(EDMM_LEAF_ENTRIES - 1)))
+                page += 1
             }
-            page = leafEnd
+        }
+        if endLeaf - firstLeaf <= used {
+            for leaf in firstLeaf..<endLeaf { visit(leaf: leaf, block: directory[Int(leaf)]) }
+        } else {
+            var owned: [(leaf: UInt64, block: UInt32)] = []
+            for b in 0..<Int(used) {
+                let leaf = UInt64(blockOwners[b])
+                if leaf >= firstLeaf, leaf < endLeaf, directory[Int(leaf)] == UInt32(b + 1) {
+                    owned.append((leaf, UInt32(b + 1)))
+                }
+            }
+            for (leaf, block) in owned.sorted(by: { $0.leaf < $1.leaf }) { visit(leaf: leaf, block: block) }
         }
     }
 
