@@ -34,20 +34,29 @@ public final class Replay {
     struct Line: Decodable {
         var op: String
         var enclave: String?
-        var size_pages: UInt64?
-        var page: UInt64?
-        var count: UInt64?
+        var size_pages: Number?
+        var page: Number?
+        var count: Number?
         var type: String?
         var perms: String?
         var cmd: String?
-        var offset: UInt64?
-        var length: UInt64?
-        var page_type: UInt64?
-        var permissions: UInt64?
-        var result: UInt64?
-        var flags: UInt64?
-        var source: UInt64?
+        var offset: Number?
+        var length: Number?
+        var page_type: Number?
+        var permissions: Number?
+        var result: Number?
+        var flags: Number?
+        var source: Number?
+        var value: Number?
+    }
+
+    /// A JSON number that should be a u64; `value` is nil for anything else (-1, 1.5, "x"), so
+    /// the error can name the field.
+    struct Number: Decodable {
         var value: UInt64?
+        init(from decoder: any Decoder) throws {
+            value = try? decoder.singleValueContainer().decode(UInt64.self)
+        }
     }
 
     struct Failure: Error { var message: String }
@@ -88,7 +97,7 @@ public final class Replay {
     private func create(_ line: Line) throws -> String {
         let name = try required(line.enclave, "enclave")
         guard enclaves[name] == nil else { throw Failure(message: "enclave \(name) already exists") }
-        let pages = try required(line.size_pages, "size_pages")
+        let pages = try number(line.size_pages, "size_pages")
         guard pages > 0, pages & (pages - 1) == 0, pages <= EnclaveLayout.maxSize >> Page.shift else {
             throw Failure(message: "size_pages must be a power of two from 1 to \(EnclaveLayout.maxSize >> Page.shift)")
         }
@@ -103,8 +112,8 @@ public final class Replay {
 
     private func add(_ line: Line) throws -> String {
         let enclave = try enclave(line)
-        let page = try required(line.page, "page")
-        let count = line.count ?? 1
+        let page = try number(line.page, "page")
+        let count = try number(line.count, "count", default: 1)
         let type = try required(line.type, "type")
         let letters = line.perms ?? ""
         guard let perms = PagePermissions(letters: letters) else {
@@ -129,26 +138,26 @@ public final class Replay {
     private func ioctl(_ line: Line) throws -> String {
         let enclave = try enclave(line)
         let cmd = try required(line.cmd, "cmd")
-        let offset = try required(line.offset, "offset")
-        let length = try required(line.length, "length")
+        let offset = try number(line.offset, "offset")
+        let length = try number(line.length, "length")
         let rc: Int32
         let count: UInt64
         let result: String
         switch cmd {
         case "modify_types":
             var p = ModifyTypesParams(
-                offset: offset, length: length, pageType: line.page_type ?? 0, result: line.result ?? 0,
-                count: line.count ?? 0)
+                offset: offset, length: length, pageType: try number(line.page_type, "page_type", default: 0),
+                result: try number(line.result, "result", default: 0), count: try number(line.count, "count", default: 0))
             rc = enclave.modifyTypes(&p)
             (count, result) = (p.count, "\(p.result)")
         case "restrict_permissions":
             var p = RestrictPermissionsParams(
-                offset: offset, length: length, permissions: line.permissions ?? 0, result: line.result ?? 0,
-                count: line.count ?? 0)
+                offset: offset, length: length, permissions: try number(line.permissions, "permissions", default: 0),
+                result: try number(line.result, "result", default: 0), count: try number(line.count, "count", default: 0))
             rc = enclave.restrictPermissions(&p)
             (count, result) = (p.count, "\(p.result)")
         case "remove_pages":
-            var p = RemovePagesParams(offset: offset, length: length, count: line.count ?? 0)
+            var p = RemovePagesParams(offset: offset, length: length, count: try number(line.count, "count", default: 0))
             rc = enclave.removePages(&p)
             (count, result) = (p.count, "null")
         default:
@@ -160,8 +169,8 @@ public final class Replay {
 
     private func enclu(_ line: Line) throws -> String {
         let enclave = try enclave(line)
-        let address = try address(enclave, try required(line.page, "page"))
-        let flags = SecInfoFlags(rawValue: try required(line.flags, "flags"))
+        let address = try address(enclave, try number(line.page, "page"))
+        let flags = SecInfoFlags(rawValue: try number(line.flags, "flags"))
         // The enclave cannot run before EINIT: EENTER raises #GP.
         guard enclave.isInitialized else { return "{\"exception\":13}" }
         let cpu = try enclave.cpu()
@@ -169,7 +178,7 @@ public final class Replay {
         switch line.op {
         case "eaccept": outcome = cpu.eaccept(address, flags: flags)
         case "eacceptcopy":
-            let source = try self.address(enclave, try required(line.source, "source"))
+            let source = try self.address(enclave, try number(line.source, "source"))
             outcome = cpu.eacceptcopy(address, source: source, flags: flags)
         default: outcome = cpu.emodpe(address, flags: flags)
         }
@@ -181,7 +190,7 @@ public final class Replay {
 
     private func state(_ line: Line) throws -> String {
         let enclave = try enclave(line)
-        let page = try required(line.page, "page")
+        let page = try number(line.page, "page")
         guard page < enclave.size >> Page.shift else { throw Failure(message: "page \(page) is outside ELRANGE") }
         let info = enclave.pageInfo(offset: page << Page.shift)
         return "{\"state\":\"\(info.state.rawValue)\",\"perms\":\"\(info.permissions)\"}"
@@ -189,7 +198,7 @@ public final class Replay {
 
     private func memory(_ line: Line) throws -> String {
         let enclave = try enclave(line)
-        let address = try address(enclave, try required(line.page, "page"))
+        let address = try address(enclave, try number(line.page, "page"))
         guard enclave.isInitialized else { return "{\"exception\":13}" }
         let cpu = try enclave.cpu()
         if line.op == "read" {
@@ -198,7 +207,7 @@ public final class Replay {
             case .failure(let x): return "{\"exception\":\(x.vector),\"error_code\":\(x.errorCode)}"
             }
         }
-        switch cpu.write(address, try required(line.value, "value")) {
+        switch cpu.write(address, try number(line.value, "value")) {
         case .success: return "{\"ok\":true}"
         case .failure(let x): return "{\"exception\":\(x.vector),\"error_code\":\(x.errorCode)}"
         }
@@ -219,6 +228,15 @@ public final class Replay {
         return address
     }
 
+    private func number(_ n: Number?, _ field: String, default fallback: UInt64? = nil) throws -> UInt64 {
+        guard let n else {
+            if let fallback { return fallback }
+            throw Failure(message: "missing field \"\(field)\"")
+        }
+        guard let value = n.value else { throw Failure(message: "field \"\(field)\" must be an unsigned 64-bit integer") }
+        return value
+    }
+
     private func required<T>(_ value: T?, _ field: String) throws -> T {
         guard let value else { throw Failure(message: "missing field \"\(field)\"") }
         return value
@@ -231,7 +249,7 @@ public final class Replay {
             "field \"\(ctx.codingPath.map(\.stringValue).joined(separator: "."))\" has the wrong type or range"
         case DecodingError.dataCorrupted(let ctx):
             ctx.codingPath.isEmpty
-                ? "not a JSON object" : "field \"\(ctx.codingPath.map(\.stringValue).joined(separator: "."))\" is invalid"
+                ? "not a JSON object with the fields of an operation" : "field \"\(ctx.codingPath.map(\.stringValue).joined(separator: "."))\" is invalid"
         default: "\(error)"
         }
     }
