@@ -110,6 +110,15 @@ extension SimulatedEnclave {
         if present != region.header.pointee.present_pages {
             out.append(.init(description: "enclave \(index): \(present) pages present, header says \(region.header.pointee.present_pages)"))
         }
+        let owner = UInt64(index) + 1
+        for slot in 0..<Int(min(machine.header.pointee.high_water, machine.epcPages))
+        where machine.slots[slot].tag & 0xFFFF_FFFF == owner {
+            let page = machine.slots[slot].page
+            let e = region.entry(page, create: false)
+            if e == nil || !region.word(e!).present || Int(e!.pointee.f.slot) != slot + 1 {
+                out.append(.init(description: "enclave \(index): EPC page \(slot) holds page \(page), which is not there"))
+            }
+        }
         let recorded = machine.record(index).pointee.resident_pages
         if resident != recorded {
             out.append(.init(description: "enclave \(index): \(resident) pages resident, machine records \(recorded)"))
