@@ -10,5 +10,6 @@ struct EdmmSim: ParsableCommand {
             ConformanceCommand.self,
             ReplayCommand.self,
             HelperCommand.self,
+            OpsBenchCommand.self,
         ])
 }

@@ -93,6 +93,7 @@ typedef struct {
 #define EDMM_PAGE_PENDING 0x02u
 #define EDMM_PAGE_MODIFIED 0x04u
 #define EDMM_PAGE_PR 0x08u
+#define EDMM_PAGE_STALE 0x10u     /* a removed page whose contents are not yet discarded */
 
 #define EDMM_LEAF_SHIFT 9
 #define EDMM_LEAF_ENTRIES 512u

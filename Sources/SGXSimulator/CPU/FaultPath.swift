@@ -59,11 +59,13 @@ extension SimulatedEnclave {
     }
 
     /// `sgx_encl_eaug_page()`: a fresh zeroed page, PT_REG, EPCM RW- PENDING, kernel cap RWX.
-    /// nil (SIGBUS) before EINIT. The page's contents are already zero: REMOVE discards them.
+    /// nil (SIGBUS) before EINIT. A hole's contents are zero unless a REMOVE still has to
+    /// discard them (stale), which is then done here.
     func eaug(_ page: UInt64) -> UnsafeMutablePointer<edmm_page_entry>? {
         guard region.isInitialized, let e = region.entry(page, create: true) else { return nil }
         let old = region.word(e)
         guard !old.present else { return nil }
+        if old.flags & UInt8(EDMM_PAGE_STALE) != 0 { region.discardContents(from: page, to: page + 1) }
         makeResident(e, page: page, reload: false)
         region.store(.newPage(type: .reg, epcm: .rw, vmMax: .rwx, pending: true, mapGen: old.mapGen), e)
         region.header.pointee.present_pages += 1

@@ -86,6 +86,7 @@ extension SimulatedEnclave {
             guard validRange(offset: params.offset, length: params.length) else { return EINVAL }
             guard params.count == 0 else { return EINVAL }
             var p = params
+            defer { discardRemovedContents(offset: p.offset, count: p.count) }
             let rc = forEachPage(offset: p.offset, length: p.length, count: &p.count) { e, page in
                 if region.word(e).kernelType != SGXPageType.trim.rawValue { return EPERM }
                 // EMODPR(RWX) as a probe: SGX_PAGE_NOT_MODIFIABLE while the trim is not yet
@@ -94,7 +95,7 @@ extension SimulatedEnclave {
                 var w = region.word(e)
                 w.mapGen &+= 1  // zap PTEs in every mm
                 region.store(w, e)
-                eremove(e, page)
+                eremove(e)
                 return 0
             }
             params = p
@@ -194,15 +195,44 @@ extension SimulatedEnclave {
         return .done
     }
 
-    /// EREMOVE plus the kernel's bookkeeping: the EPC page is freed, the xarray entry erased
-    /// (the address becomes a hole) and the contents discarded, so a later EAUG reads zeros.
-    func eremove(_ e: UnsafeMutablePointer<edmm_page_entry>, _ page: UInt64) {
+    /// EREMOVE plus the kernel's bookkeeping: the EPC page is freed and the xarray entry erased
+    /// (the address becomes a hole). The contents are discarded after the ioctl, in runs (one
+    /// hole punch per run instead of one per page); until then the hole is marked stale, and an
+    /// EAUG that gets there first discards that page itself.
+    func eremove(_ e: UnsafeMutablePointer<edmm_page_entry>) {
         region.count(.eremove)
         releaseEPC(e)
-        region.discardContents(page)
         var hole = PageWord(0)
         hole.mapGen = region.word(e).mapGen
+        hole.set(EDMM_PAGE_STALE, true)
         region.store(hole, e)
         region.header.pointee.present_pages -= 1
+    }
+
+    /// Punches the contents of the stale holes among the `count` bytes at `offset`, so that a
+    /// hole always reads as zeros once EAUG'ed.
+    private func discardRemovedContents(offset: UInt64, count: UInt64) {
+        guard count > 0 else { return }
+        _ = try? region.withLock { () -> Void in
+            var runStart: UInt64?
+            let first = offset >> Page.shift
+            let end = first + count >> Page.shift
+            for page in first...end {
+                var stale = false
+                if page < end, let e = region.entry(page, create: false) {
+                    var w = region.word(e)
+                    if !w.present && w.flags & UInt8(EDMM_PAGE_STALE) != 0 {
+                        stale = true
+                        w.set(EDMM_PAGE_STALE, false)
+                        region.store(w, e)
+                    }
+                }
+                if stale, runStart == nil { runStart = page }
+                if !stale, let start = runStart {
+                    region.discardContents(from: start, to: page)
+                    runStart = nil
+                }
+            }
+        }
     }
 }

@@ -160,12 +160,12 @@ final class EnclaveRegion: @unchecked Sendable {
         return contents.base + Int(page << Page.shift)
     }
 
-    /// Gives a removed page's contents back to the kernel; it reads as zeros from now on (the
-    /// invariant EAUG relies on: a hole's contents are zero).
-    func discardContents(_ page: UInt64) {
-        let offset = layout.dataOffset + (page << Page.shift)
-        if edmm_punch_hole(descriptor.fd, offset, Page.size) != 0, let p = contentPointer(page) {
-            memset(p, 0, Int(Page.size))
+    /// Gives removed pages' contents back to the kernel; they read as zeros from now on (what
+    /// EAUG relies on: a hole's contents are zero).
+    func discardContents(from first: UInt64, to end: UInt64) {
+        let offset = layout.dataOffset + (first << Page.shift)
+        if edmm_punch_hole(descriptor.fd, offset, (end - first) << Page.shift) != 0, let p = contentPointer(first) {
+            memset(p, 0, Int((end - first) << Page.shift))
         }
     }
 }
