@@ -86,6 +86,18 @@ import Testing
         }
     }
 
+    @Test func aRegionSmallerThanItsHeaderIsRejectedBeforeMapping() throws {
+        let enclave = try SimulatedEnclave.create(machine: machine, base: 1 << 20, size: 1 << 20)
+        var bytes = Array(try contents(of: enclave.fd)[0..<100])
+        withUnsafeBytes(of: UInt64(100).littleEndian) { bytes.replaceSubrange(16..<24, with: $0) }  // region_size
+        let fd = try memfd(copying: bytes, seal: true)
+        defer { close(fd) }
+        let headerSize = MemoryLayout<edmm_enclave_header>.size
+        #expect(throws: SimulatorError.corruptHeader("region of 100 bytes is smaller than its \(headerSize)-byte header")) {
+            try SimulatedEnclave.open(fd: fd, machine: machine)
+        }
+    }
+
     @Test func anUnsealedRegionIsRejected() throws {
         let fd = try memfd(copying: try contents(of: machine.fd), seal: false)
         defer { close(fd) }

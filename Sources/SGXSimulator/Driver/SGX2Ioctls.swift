@@ -206,7 +206,7 @@ extension SimulatedEnclave {
         hole.mapGen = region.word(e).mapGen
         hole.set(EDMM_PAGE_STALE, true)
         region.store(hole, e)
-        region.header.pointee.present_pages -= 1
+        region.header.pointee.present_pages &-= 1
     }
 
     /// Punches the contents of the stale holes among the `count` bytes at `offset`, so that a

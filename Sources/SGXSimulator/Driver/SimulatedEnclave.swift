@@ -106,10 +106,7 @@ public final class SimulatedEnclave: EnclaveDevice, @unchecked Sendable {
     public static func open(
         fd: Int32, machine: SimulatedMachine, mapContents: Bool = true
     ) throws(SimulatorError) -> SimulatedEnclave {
-        let prefix = try RegionProbe.read(fd: fd, expected: .enclave)
-        guard prefix.headerSize == MemoryLayout<edmm_enclave_header>.size else {
-            throw .corruptHeader("header size \(prefix.headerSize), expected \(MemoryLayout<edmm_enclave_header>.size)")
-        }
+        _ = try RegionProbe.read(fd: fd, expected: .enclave, headerSize: MemoryLayout<edmm_enclave_header>.size)
         let owned = try OwnedDescriptor.duplicate(fd)
         var header = edmm_enclave_header()
         let got = withUnsafeMutableBytes(of: &header) { pread(owned.fd, $0.baseAddress, $0.count, 0) }

@@ -52,9 +52,9 @@ final class OwnedDescriptor: @unchecked Sendable {
     }
 }
 
-/// Reads and checks the fixed part of a region before anything is mapped: that it is a sealed
-/// regular file, at least `headerSize` long, with the right magic; returns the header bytes'
-/// magic-independent fields through `body`.
+/// Reads and checks the fixed part of a region before anything is mapped: a sealed regular
+/// file with the right magic, version and header size, as large as its header says and at
+/// least as large as the header.
 enum RegionProbe {
     struct Prefix {
         var magic: UInt64
@@ -64,7 +64,7 @@ enum RegionProbe {
         var fileSize: UInt64
     }
 
-    static func read(fd: Int32, expected: SimulatorError.RegionKind) throws(SimulatorError) -> Prefix {
+    static func read(fd: Int32, expected: SimulatorError.RegionKind, headerSize: Int) throws(SimulatorError) -> Prefix {
         var st = stat()
         guard fstat(fd, &st) == 0 else {
             throw errno == EBADF ? .notARegion("descriptor \(fd) is not open") : .system(call: "fstat", errno: errno)
@@ -90,6 +90,12 @@ enum RegionProbe {
             throw .unsupportedVersion(found: prefix.version, expected: EDMM_SHM_VERSION)
         }
         guard prefix.regionSize == fileSize else { throw .sizeMismatch(actual: fileSize, header: prefix.regionSize) }
+        guard prefix.headerSize == headerSize else {
+            throw .corruptHeader("header size \(prefix.headerSize), expected \(headerSize)")
+        }
+        guard fileSize >= UInt64(headerSize) else {
+            throw .corruptHeader("region of \(fileSize) bytes is smaller than its \(headerSize)-byte header")
+        }
         let sealed = edmm_size_is_sealed(fd)
         guard sealed >= 0 else { throw .system(call: "fcntl(F_GET_SEALS)", errno: -sealed) }
         guard sealed == 1 else { throw .notSealed }

@@ -103,11 +103,8 @@ public final class SimulatedMachine: @unchecked Sendable {
     /// Opens a machine another process created, validating its header before trusting it. The
     /// caller's `fd` is duplicated, not taken.
     public static func open(fd: Int32) throws(SimulatorError) -> SimulatedMachine {
-        let prefix = try RegionProbe.read(fd: fd, expected: .machine)
+        let prefix = try RegionProbe.read(fd: fd, expected: .machine, headerSize: MemoryLayout<edmm_machine_header>.size)
         let owned = try OwnedDescriptor.duplicate(fd)
-        guard prefix.headerSize == MemoryLayout<edmm_machine_header>.size else {
-            throw .corruptHeader("header size \(prefix.headerSize), expected \(MemoryLayout<edmm_machine_header>.size)")
-        }
         let region = try MappedRegion(fd: owned.fd, offset: 0, length: prefix.regionSize)
         let h = region.pointer(at: 0, as: edmm_machine_header.self)
         let epc = h.pointee.epc_pages
@@ -217,7 +214,7 @@ public final class SimulatedMachine: @unchecked Sendable {
         edmm_store64(&slots[index].tag, slots[index].tag & ~0xFFFF_FFFF)
         slots[index].page = header.pointee.free_head
         header.pointee.free_head = UInt64(index) + 1
-        header.pointee.used_pages -= 1
+        if header.pointee.used_pages > 0 { header.pointee.used_pages -= 1 }
     }
 
     private func popFreeSlot() -> Int? {
@@ -335,10 +332,10 @@ public final class SimulatedMachine: @unchecked Sendable {
                 list[i].refs -= 1
                 if list[i].refs == 0 {
                     list[i] = edmm_attachment()
-                    edmm_store32(&r.pointee.attached_count, r.pointee.attached_count - 1)
+                    edmm_store32(&r.pointee.attached_count, r.pointee.attached_count &- 1)
                 }
             }
-            if r.pointee.attached_count == 0 { release(index: index) }
+            if !list.contains(where: { $0.refs > 0 }) { release(index: index) }
         }
     }
 
