@@ -112,4 +112,21 @@ import Testing
         #expect(machine.stats.usedPages == 0)
         #expect(machine.checkInvariants().isEmpty)
     }
+
+    @Test func aProcessThatDiesHoldingTheLocksLeavesThemUsable() throws {
+        let machine = try SimulatedMachine.create(.init(epcPages: 16, enclaveCapacity: 4))
+        let enclave = try SharedStateTests.emptyEnclave(machine)
+        let host = try HelperProcess(machine: machine, enclave: enclave)
+        #expect(try host.send(#"{"op":"eaccept","enclave":"A","page":0,"flags":523}"#) == #"{"ret":0}"#)
+        #expect(throws: HelperProcess.Failure.self) {
+            try host.send(#"{"op":"die_holding_lock","enclave":"A","type":"machine"}"#)
+        }
+        host.kill()
+        // Both robust mutexes are now owned by a dead process; the next lockers recover them.
+        let cpu = try enclave.cpu()
+        #expect(cpu.eaccept(enclave.base + 4096, flags: SharedStateTests.regPendingRW) == .success)
+        #expect(machine.stats.lockRecoveries == 1)
+        #expect(machine.stats.usedPages == 2)
+        #expect(machine.checkInvariants(enclaves: [enclave]).isEmpty)
+    }
 }

@@ -38,6 +38,8 @@ final class HelperProcess: @unchecked Sendable {
     init(machine: SimulatedMachine, enclave: SimulatedEnclave) throws {
         let path = Self.binaryPath
         guard access(path, X_OK) == 0 else { throw Failure.binaryMissing(path) }
+        // A helper that died must fail the test with EPIPE, not kill the test process.
+        signal(SIGPIPE, SIG_IGN)
         var input: [Int32] = [0, 0]
         var output: [Int32] = [0, 0]
         guard pipe(&input) == 0, pipe(&output) == 0 else { throw Failure.spawn(errno) }

@@ -15,17 +15,16 @@ enum TCSLayout {
     static let reservedStart = 72
 
     /// What the selftests' INIT_TCS_PAGE and the loader write: inactive, CSSA 0, NSSA 1.
-    static func write(at p: UnsafeMutableRawPointer, ossa: UInt64, oentry: UInt64) {
+    static func write(at p: UnsafeMutableRawPointer, ssaOffset: UInt64, entryOffset: UInt64) {
         p.initializeMemory(as: UInt8.self, repeating: 0, count: 4096)
-        p.storeBytes(of: ossa, toByteOffset: ossa_, as: UInt64.self)
+        p.storeBytes(of: ssaOffset, toByteOffset: ossa, as: UInt64.self)
         p.storeBytes(of: UInt32(1), toByteOffset: nssa, as: UInt32.self)
-        p.storeBytes(of: oentry, toByteOffset: TCSLayout.oentry, as: UInt64.self)
+        p.storeBytes(of: entryOffset, toByteOffset: oentry, as: UInt64.self)
         p.storeBytes(of: UInt32.max, toByteOffset: fslimit, as: UInt32.self)
         p.storeBytes(of: UInt32.max, toByteOffset: gslimit, as: UInt32.self)
     }
-    private static let ossa_ = ossa
 
-    static func writeDefault(at p: UnsafeMutableRawPointer) { write(at: p, ossa: 0, oentry: 0) }
+    static func writeDefault(at p: UnsafeMutableRawPointer) { write(at: p, ssaOffset: 0, entryOffset: 0) }
 
     /// EACCEPT(PT_TCS)'s content checks (SDM): reserved fields zero, DBGOPTIN clear, CSSA < NSSA,
     /// AEP zero, STATE inactive.

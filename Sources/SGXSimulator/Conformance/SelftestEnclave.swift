@@ -110,8 +110,8 @@ public final class SelftestEnclave: @unchecked Sendable {
                     for i in 0..<Int(segment.size / Page.size) {
                         // OSSA: this TCS's SSA frame (third and fourth data pages); entry: encl_entry.
                         TCSLayout.write(
-                            at: bytes.baseAddress! + i * Int(Page.size), ossa: data.offset + UInt64(2 + i) * Page.size,
-                            oentry: text.offset)
+                            at: bytes.baseAddress! + i * Int(Page.size),
+                            ssaOffset: data.offset + UInt64(2 + i) * Page.size, entryOffset: text.offset)
                     }
                 }
                 rc = image.withUnsafeBytes {

@@ -13,7 +13,8 @@ import SGXDevice
 public final class Replay {
     public let machine: SimulatedMachine
     private var enclaves: [String: SimulatedEnclave] = [:]
-    /// Also accept `read`/`write` of a u64 (the cross-process test helper uses them).
+    /// Also accept `read`/`write` of a u64 and `die_holding_lock` (the cross-process test helper
+    /// uses them).
     private let extended: Bool
 
     /// 2^26 pages (256 GiB) of EPC: the slot table is sparse, so the size costs nothing.
@@ -90,6 +91,7 @@ public final class Replay {
         case "eaccept", "eacceptcopy", "emodpe": return try enclu(line)
         case "state": return try state(line)
         case "read" where extended, "write" where extended: return try memory(line)
+        case "die_holding_lock" where extended: dieHoldingLock(try enclave(line), machineLock: line.type == "machine")
         default: throw Failure(message: "unknown op \(JSONText.quote(line.op))")
         }
     }
@@ -211,6 +213,16 @@ public final class Replay {
         case .success: return "{\"ok\":true}"
         case .failure(let x): return "{\"exception\":\(x.vector),\"error_code\":\(x.errorCode)}"
         }
+    }
+
+    /// Takes the enclave lock (and the machine lock if asked) and exits without unlocking: how
+    /// the tests make the next locker see EOWNERDEAD.
+    private func dieHoldingLock(_ enclave: SimulatedEnclave, machineLock: Bool) -> Never {
+        _ = try? enclave.region.withLock { () -> Void in
+            if machineLock { _ = machine.locked { _exit(9) } }
+            _exit(9)
+        }
+        _exit(9)
     }
 
     // MARK: Helpers
