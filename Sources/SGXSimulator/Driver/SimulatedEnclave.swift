@@ -1,0 +1,171 @@
+import CEDMMShims
+import EDMMCore
+import Glibc
+import SGXDevice
+import Synchronization
+
+/// One simulated enclave, as one process sees it: what a `/dev/sgx_enclave` fd plus its
+/// mappings are to a real process. The kernel side (SGX1 build ioctls, the three SGX2 ioctls,
+/// mmap/mprotect, the fault handler with EAUG) and the CPU side (enclave memory accesses,
+/// EACCEPT, EACCEPTCOPY, EMODPE, EENTER/ERESUME/EEXIT/AEX) both act on the shared enclave region
+/// and the machine's EPC.
+///
+/// Hand the enclave to another process by passing `fd` (inheritance or SCM_RIGHTS); the receiver
+/// calls `open(fd:machine:)` with the machine it already has.
+public final class SimulatedEnclave: EnclaveDevice, @unchecked Sendable {
+    public let kind: EnclaveDeviceKind = .simulated
+    public let machine: SimulatedMachine
+    let region: EnclaveRegion
+    let index: UInt32
+    let incarnation: UInt32
+    /// Process-local: VMAs, PTEs and the resume points of threads that took an AEX.
+    let local = Mutex(LocalState())
+    /// Test seam: called between the pages of an SGX2 ioctl with `encl->lock` dropped, exactly
+    /// where the kernel lets other faults, ioctls and enclave threads interleave.
+    let pageBoundaryHook = Mutex<(@Sendable (UInt64) -> Void)?>(nil)
+    private let detached = Atomic<Bool>(false)
+
+    struct LocalState {
+        var space = AddressSpace()
+        var resumePoints: [UInt64: ResumePoint] = [:]
+    }
+
+    /// The enclave memfd; pass it to another process like a `/dev/sgx_enclave` fd.
+    public var fd: Int32 { region.descriptor.fd }
+    /// ELRANGE.
+    public var base: UInt64 { region.base }
+    public var size: UInt64 { region.size }
+    public var isInitialized: Bool { region.isInitialized }
+    /// Whether this process mapped page contents (the daemon maps only metadata).
+    public var hasContents: Bool { region.contents != nil }
+
+    private init(machine: SimulatedMachine, region: EnclaveRegion) {
+        self.machine = machine
+        self.region = region
+        index = region.header.pointee.enclave_index
+        incarnation = region.header.pointee.incarnation
+    }
+
+    deinit { close() }
+
+    /// Drops this process's attachment (also done on deinit). The last process to close an
+    /// enclave releases its EPC.
+    public func close() {
+        guard !detached.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        machine.detach(index: index, incarnation: incarnation)
+    }
+
+    // MARK: Create and open
+
+    /// ECREATE in a new enclave memfd on `machine`: ELRANGE `[base, base + size)`, `size` a power
+    /// of two >= 4096 and `base` aligned to it. `mapContents: false` maps only the metadata.
+    public static func create(
+        machine: SimulatedMachine, base: UInt64, size: UInt64, mapContents: Bool = true
+    ) throws(SimulatorError) -> SimulatedEnclave {
+        if let problem = EnclaveLayout.validateELRANGE(base: base, size: size) {
+            throw .invalidConfiguration("ECREATE: \(problem)")
+        }
+        let layout = EnclaveLayout(size: size)
+        let fd = try OwnedDescriptor.memfd(name: "edmm-sim-enclave", size: layout.regionSize)
+        let (index, incarnation) = try machine.registerEnclave()
+        do throws(SimulatorError) {
+            let metadata = try MappedRegion(fd: fd.fd, offset: 0, length: layout.metadataSize)
+            let h = metadata.pointer(at: 0, as: edmm_enclave_header.self)
+            h.pointee.version = EDMM_SHM_VERSION
+            h.pointee.header_size = UInt32(layout.headerSize)
+            h.pointee.region_size = layout.regionSize
+            h.pointee.directory_offset = layout.directoryOffset
+            h.pointee.directory_entries = layout.directoryEntries
+            h.pointee.pool_offset = layout.poolOffset
+            h.pointee.pool_blocks = layout.poolBlocks
+            h.pointee.block_owner_offset = layout.blockOwnerOffset
+            h.pointee.metadata_size = layout.metadataSize
+            h.pointee.data_offset = layout.dataOffset
+            h.pointee.machine_uuid_hi = machine.uuid.hi
+            h.pointee.machine_uuid_lo = machine.uuid.lo
+            h.pointee.enclave_index = index
+            h.pointee.incarnation = incarnation
+            h.pointee.base = base
+            h.pointee.size = size
+            h.pointee.flags = EDMM_ENCL_CREATED
+            let rc = edmm_mutex_init(&h.pointee.lock)
+            guard rc == 0 else { throw .system(call: "pthread_mutex_init", errno: rc) }
+            edmm_store64(&h.pointee.magic, EDMM_ENCLAVE_MAGIC)
+            let region = try EnclaveRegion(descriptor: fd, layout: layout, mapContents: mapContents)
+            let enclave = SimulatedEnclave(machine: machine, region: region)
+            region.count(.ecreate)
+            return enclave
+        } catch {
+            machine.detach(index: index, incarnation: incarnation)
+            throw error
+        }
+    }
+
+    /// Opens an enclave another process created (its memfd, received like a `/dev/sgx_enclave`
+    /// fd), validating the region before trusting anything in it. The caller's fd is duplicated.
+    public static func open(
+        fd: Int32, machine: SimulatedMachine, mapContents: Bool = true
+    ) throws(SimulatorError) -> SimulatedEnclave {
+        _ = try RegionProbe.read(fd: fd, expected: .enclave, headerSize: MemoryLayout<edmm_enclave_header>.size)
+        let owned = try OwnedDescriptor.duplicate(fd)
+        var header = edmm_enclave_header()
+        let got = withUnsafeMutableBytes(of: &header) { pread(owned.fd, $0.baseAddress, $0.count, 0) }
+        guard got == MemoryLayout<edmm_enclave_header>.size else { throw .system(call: "pread", errno: errno) }
+        if let problem = EnclaveLayout.validateELRANGE(base: header.base, size: header.size) {
+            throw .corruptHeader(problem)
+        }
+        let layout = EnclaveLayout(size: header.size)
+        guard EnclaveLayout(header: &header) == layout else {
+            throw .corruptHeader("layout does not match an ELRANGE of \(header.size) bytes")
+        }
+        guard header.machine_uuid_hi == machine.uuid.hi, header.machine_uuid_lo == machine.uuid.lo else {
+            throw .wrongMachine
+        }
+        try machine.attach(index: header.enclave_index, incarnation: header.incarnation)
+        do throws(SimulatorError) {
+            let region = try EnclaveRegion(descriptor: owned, layout: layout, mapContents: mapContents)
+            return SimulatedEnclave(machine: machine, region: region)
+        } catch {
+            machine.detach(index: header.enclave_index, incarnation: header.incarnation)
+            throw error
+        }
+    }
+
+    // MARK: Views
+
+    /// This enclave's counters (shared by every process that has it open).
+    public var counters: CounterSnapshot {
+        var snapshot = CounterSnapshot(values: region.counters())
+        snapshot[.ewb] = machine.residency(index: index).ewb
+        return snapshot
+    }
+
+    /// EPC pages this enclave occupies now.
+    public var residentPages: UInt64 { machine.residency(index: index).resident }
+
+    /// Pages that exist (the kernel's xarray entries), resident or evicted.
+    public var presentPages: UInt64 { (try? region.withLock { region.header.pointee.present_pages }) ?? 0 }
+
+    /// The page at `offset` bytes from base.
+    public func pageInfo(offset: UInt64) -> PageInfo {
+        let page = offset >> Page.shift
+        return (try? region.withLock { info(page) }) ?? PageInfo(
+            state: .hole, permissions: .none, kernelType: nil, vmMaxProtection: .none, resident: false)
+    }
+
+    func info(_ page: UInt64) -> PageInfo {
+        guard let e = region.entry(page, create: false) else {
+            return PageInfo(state: .hole, permissions: .none, kernelType: nil, vmMaxProtection: .none, resident: false)
+        }
+        let w = region.word(e)
+        return PageInfo(
+            state: w.state, permissions: w.present ? w.epcmPermissions : .none,
+            kernelType: w.present ? SGXPageType(rawValue: w.kernelType) : nil,
+            vmMaxProtection: w.present ? w.vmMaxProt : .none, resident: w.present && isResident(e))
+    }
+
+    /// Installs (or clears) the test seam called between the pages of an SGX2 ioctl.
+    public func setPageBoundaryHook(_ hook: (@Sendable (UInt64) -> Void)?) {
+        pageBoundaryHook.withLock { $0 = hook }
+    }
+}

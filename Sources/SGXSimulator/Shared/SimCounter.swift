@@ -1,0 +1,60 @@
+/// What the simulator counts per enclave, in the enclave region (every process sees the same
+/// numbers). The raw value is the slot in the region's counter array: append, never reorder.
+public enum SimCounter: Int, CaseIterable, Sendable, CustomStringConvertible {
+    // ENCLS leaves (run by the kernel).
+    case ecreate, eadd, einit, eaug, emodpr, emodt, eremove, etrack, eldu
+    // ENCLU leaves (run by the enclave) and enclave transitions.
+    case eenter, eexit, eresume, aex, eaccept, eacceptcopy, emodpe
+    /// Page faults the driver's fault handler ran for (EAUG, mapping, ELDU).
+    case driverFaults
+    /// #PF with the SGX bit (EPCM denied an access with a present PTE), delivered to the host.
+    case sgxFaults
+    /// Inter-processor interrupts: one per attached process per ETRACK.
+    case ipis
+    /// OCALLs (each is also one EEXIT and one EENTER).
+    case ocalls
+    // ioctls by kind, and those refused with EBUSY because another was in progress.
+    case ioctlAddPages, ioctlInit, ioctlModifyTypes, ioctlRestrictPermissions, ioctlRemovePages, ioctlBusy
+    // Enclave memory accesses through the simulated CPU.
+    case reads, writes
+    /// EWB of this enclave's pages. Kept in the machine region (eviction touches only it) and
+    /// merged into snapshots.
+    case ewb
+
+    public var description: String {
+        switch self {
+        case .driverFaults: "driver_faults"
+        case .sgxFaults: "sgx_faults"
+        case .ioctlAddPages: "ioctl_add_pages"
+        case .ioctlInit: "ioctl_init"
+        case .ioctlModifyTypes: "ioctl_modify_types"
+        case .ioctlRestrictPermissions: "ioctl_restrict_permissions"
+        case .ioctlRemovePages: "ioctl_remove_pages"
+        case .ioctlBusy: "ioctl_ebusy"
+        default: "\(self)".lowercased()
+        }
+    }
+}
+
+/// A snapshot of one enclave's counters.
+public struct CounterSnapshot: Sendable, Equatable, CustomStringConvertible {
+    public private(set) var values: [UInt64]
+
+    public init(values: [UInt64] = []) {
+        self.values = values + Array(repeating: 0, count: max(0, SimCounter.allCases.count - values.count))
+    }
+
+    public subscript(_ counter: SimCounter) -> UInt64 {
+        get { values[counter.rawValue] }
+        set { values[counter.rawValue] = newValue }
+    }
+
+    /// `self - earlier`, counter by counter (what happened between two snapshots).
+    public func since(_ earlier: CounterSnapshot) -> CounterSnapshot {
+        CounterSnapshot(values: zip(values, earlier.values).map { $0 &- $1 })
+    }
+
+    public var description: String {
+        SimCounter.allCases.filter { self[$0] != 0 }.map { "\($0)=\(self[$0])" }.joined(separator: " ")
+    }
+}

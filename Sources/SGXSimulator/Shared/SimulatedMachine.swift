@@ -1,0 +1,425 @@
+import CEDMMShims
+import Glibc
+
+/// The machine's EPC, shared by every process of a simulated host: the EPC page table (which
+/// enclave page occupies each EPC page), the eviction clock, global counters and the enclave
+/// table. Create it once (the daemon does) and hand its `fd` to the other processes, which `open`
+/// it.
+///
+/// Every mutation happens under the region's robust mutex (`lock`); the lock-free readers are
+/// the residency test (one 64-bit load of a slot tag) and the reference bits of the clock.
+public final class SimulatedMachine: @unchecked Sendable {
+    public struct Configuration: Sendable, Equatable {
+        /// EPC capacity in 4 KiB pages (default 128 MiB, a common client-part EPC size).
+        public var epcPages: UInt64
+        /// Enclaves the machine can hold at once.
+        public var enclaveCapacity: UInt32
+        /// False models an SGX1-only CPU: SGX2 ioctls fail with ENODEV and there is no EAUG.
+        public var sgx2: Bool
+
+        public init(epcPages: UInt64 = 32768, enclaveCapacity: UInt32 = 4096, sgx2: Bool = true) {
+            self.epcPages = epcPages
+            self.enclaveCapacity = enclaveCapacity
+            self.sgx2 = sgx2
+        }
+    }
+
+    /// A consistent snapshot of the machine's counters.
+    public struct Stats: Sendable, Equatable {
+        public var epcPages: UInt64
+        public var usedPages: UInt64
+        public var ewb: UInt64
+        public var eldu: UInt64
+        public var aliveEnclaves: Int
+        public var sweeps: UInt64
+        public var lockRecoveries: UInt64
+    }
+
+    let descriptor: OwnedDescriptor
+    let region: MappedRegion
+    let header: UnsafeMutablePointer<edmm_machine_header>
+    let slots: UnsafeMutablePointer<edmm_epc_slot>
+    let referenced: UnsafeMutablePointer<UInt8>
+    let records: UnsafeMutablePointer<edmm_enclave_record>
+    public let epcPages: UInt64
+    public let enclaveCapacity: UInt32
+    public let supportsSGX2: Bool
+    let uuid: (hi: UInt64, lo: UInt64)
+
+    /// The machine's memfd; pass it to other processes (they `open(fd:)` it).
+    public var fd: Int32 { descriptor.fd }
+
+    public var uuidString: String {
+        let hex = String(uuid.hi, radix: 16).leftPadded(16) + String(uuid.lo, radix: 16).leftPadded(16)
+        let c = Array(hex)
+        return [0..<8, 8..<12, 12..<16, 16..<20, 20..<32].map { String(c[$0]) }.joined(separator: "-")
+    }
+
+    private init(descriptor: OwnedDescriptor, region: MappedRegion, layout: MachineLayout) {
+        self.descriptor = descriptor
+        self.region = region
+        header = region.pointer(at: 0, as: edmm_machine_header.self)
+        slots = region.pointer(at: layout.slotsOffset, as: edmm_epc_slot.self)
+        referenced = region.pointer(at: layout.referencedOffset, as: UInt8.self)
+        records = region.pointer(at: layout.enclavesOffset, as: edmm_enclave_record.self)
+        epcPages = header.pointee.epc_pages
+        enclaveCapacity = header.pointee.enclave_capacity
+        supportsSGX2 = header.pointee.features & EDMM_FEATURE_SGX2 != 0
+        uuid = (header.pointee.uuid_hi, header.pointee.uuid_lo)
+    }
+
+    /// A new machine in a new memfd.
+    public static func create(_ configuration: Configuration = .init()) throws(SimulatorError) -> SimulatedMachine {
+        guard configuration.epcPages >= 1, configuration.epcPages <= MachineLayout.maxEPCPages else {
+            throw .invalidConfiguration("EPC size must be 1...\(MachineLayout.maxEPCPages) pages")
+        }
+        guard configuration.enclaveCapacity >= 1, configuration.enclaveCapacity <= MachineLayout.maxEnclaves else {
+            throw .invalidConfiguration("enclave capacity must be 1...\(MachineLayout.maxEnclaves)")
+        }
+        let layout = MachineLayout(epcPages: configuration.epcPages, enclaveCapacity: configuration.enclaveCapacity)
+        let fd = try OwnedDescriptor.memfd(name: "edmm-sim-machine", size: layout.regionSize)
+        let region = try MappedRegion(fd: fd.fd, offset: 0, length: layout.regionSize)
+        let h = region.pointer(at: 0, as: edmm_machine_header.self)
+        var id = (UInt64(0), UInt64(0))
+        let rc = withUnsafeMutableBytes(of: &id) { edmm_random($0.baseAddress, 16) }
+        guard rc == 0 else { throw .system(call: "getrandom", errno: -rc) }
+        h.pointee.version = EDMM_SHM_VERSION
+        h.pointee.header_size = UInt32(layout.headerSize)
+        h.pointee.region_size = layout.regionSize
+        h.pointee.slots_offset = layout.slotsOffset
+        h.pointee.referenced_offset = layout.referencedOffset
+        h.pointee.enclaves_offset = layout.enclavesOffset
+        h.pointee.epc_pages = configuration.epcPages
+        h.pointee.enclave_capacity = configuration.enclaveCapacity
+        h.pointee.features = configuration.sgx2 ? EDMM_FEATURE_SGX2 : 0
+        h.pointee.uuid_hi = id.0
+        h.pointee.uuid_lo = id.1
+        let mrc = edmm_mutex_init(&h.pointee.lock)
+        guard mrc == 0 else { throw .system(call: "pthread_mutex_init", errno: mrc) }
+        edmm_store64(&h.pointee.magic, EDMM_MACHINE_MAGIC)  // last: the region is valid from here
+        return SimulatedMachine(descriptor: fd, region: region, layout: layout)
+    }
+
+    /// Opens a machine another process created, validating its header before trusting it. The
+    /// caller's `fd` is duplicated, not taken.
+    public static func open(fd: Int32) throws(SimulatorError) -> SimulatedMachine {
+        let prefix = try RegionProbe.read(fd: fd, expected: .machine, headerSize: MemoryLayout<edmm_machine_header>.size)
+        let owned = try OwnedDescriptor.duplicate(fd)
+        let region = try MappedRegion(fd: owned.fd, offset: 0, length: prefix.regionSize)
+        let h = region.pointer(at: 0, as: edmm_machine_header.self)
+        let epc = h.pointee.epc_pages
+        let capacity = h.pointee.enclave_capacity
+        guard epc >= 1, epc <= MachineLayout.maxEPCPages, capacity >= 1, capacity <= MachineLayout.maxEnclaves else {
+            throw .corruptHeader("EPC of \(epc) pages or \(capacity) enclaves is out of range")
+        }
+        let layout = MachineLayout(epcPages: epc, enclaveCapacity: capacity)
+        let found = MachineLayout(
+            headerSize: UInt64(prefix.headerSize), slotsOffset: h.pointee.slots_offset,
+            referencedOffset: h.pointee.referenced_offset, enclavesOffset: h.pointee.enclaves_offset,
+            regionSize: h.pointee.region_size)
+        guard found == layout else { throw .corruptHeader("table offsets do not match an EPC of \(epc) pages") }
+        return SimulatedMachine(descriptor: owned, region: region, layout: layout)
+    }
+
+    // MARK: Locking
+
+    /// Runs `body` under the machine lock. If the previous holder died mid-update, the derived
+    /// bookkeeping (free list, used and resident counts) is rebuilt from the slot table first;
+    /// the slot tags themselves are written with single stores and are always consistent.
+    func withLock<T>(_ body: () throws(SimulatorError) -> T) throws(SimulatorError) -> T {
+        let rc = edmm_mutex_lock(&header.pointee.lock)
+        guard rc >= 0 else { throw .system(call: "pthread_mutex_lock", errno: -rc) }
+        defer { edmm_mutex_unlock(&header.pointee.lock) }
+        if rc == 1 { repairAfterOwnerDeath() }
+        return try body()
+    }
+
+    /// `withLock` for bodies that cannot fail; a lock error (only possible on a corrupted mutex)
+    /// is then reported as nil.
+    func locked<T>(_ body: () -> T) -> T? {
+        try? withLock { () throws(SimulatorError) -> T in body() }
+    }
+
+    private func repairAfterOwnerDeath() {
+        header.pointee.lock_recoveries += 1
+        let capacity = Int(enclaveCapacity)
+        for i in 0..<capacity { records[i].resident_pages = 0 }
+        var used: UInt64 = 0
+        var freeHead: UInt64 = 0
+        let highWater = min(header.pointee.high_water, epcPages)
+        header.pointee.high_water = highWater
+        for i in stride(from: Int(highWater) - 1, through: 0, by: -1) {
+            let owner = slotOwner(slots[i].tag)
+            if owner == 0 || owner > capacity {
+                slots[i].tag = slots[i].tag & ~0xFFFF_FFFF
+                slots[i].page = freeHead
+                freeHead = UInt64(i) + 1
+            } else {
+                used += 1
+                records[owner - 1].resident_pages += 1
+            }
+        }
+        header.pointee.used_pages = used
+        header.pointee.free_head = freeHead
+    }
+
+    // MARK: EPC slots (callers hold the machine lock unless noted)
+
+    @inline(__always) func slotOwner(_ tag: UInt64) -> Int { Int(tag & 0xFFFF_FFFF) }
+
+    /// Lock-free: whether EPC slot `slot` (1-based) still holds generation `gen` of `owner`'s page.
+    @inline(__always) func isResident(slot: UInt32, gen: UInt32, owner: UInt32) -> Bool {
+        guard slot != 0, UInt64(slot) <= epcPages else { return false }
+        return edmm_load64(&slots[Int(slot) - 1].tag) == (UInt64(gen) << 32 | UInt64(owner) + 1)
+    }
+
+    /// Lock-free: tells the clock the page was used.
+    @inline(__always) func touch(slot: UInt32) {
+        guard slot != 0, UInt64(slot) <= epcPages else { return }
+        edmm_store8(referenced + Int(slot) - 1, 1)
+    }
+
+    /// Puts `owner`'s `page` into a free EPC page, evicting another page (EWB) when the EPC is
+    /// full. Returns the 1-based slot and its new generation.
+    func allocateSlot(owner: UInt32, page: UInt64) -> (slot: UInt32, gen: UInt32) {
+        let index: Int
+        if let free = popFreeSlot() {
+            index = free
+            header.pointee.used_pages += 1
+        } else if sweepIfDue(), let free = popFreeSlot() {
+            index = free
+            header.pointee.used_pages += 1
+        } else {
+            index = evictOne()
+        }
+        let gen = UInt32(truncatingIfNeeded: slots[index].tag >> 32) &+ 1
+        slots[index].page = page
+        edmm_store64(&slots[index].tag, UInt64(gen) << 32 | UInt64(owner) + 1)
+        edmm_store8(referenced + index, 1)
+        records[Int(owner)].resident_pages += 1
+        return (UInt32(index + 1), gen)
+    }
+
+    /// Frees `owner`'s EPC page if it is still resident there (EREMOVE, release).
+    func freeSlot(slot: UInt32, gen: UInt32, owner: UInt32) {
+        guard isResident(slot: slot, gen: gen, owner: owner) else { return }
+        releaseSlot(Int(slot) - 1)
+    }
+
+    private func releaseSlot(_ index: Int) {
+        let owner = slotOwner(slots[index].tag)
+        if owner >= 1, owner <= Int(enclaveCapacity), records[owner - 1].resident_pages > 0 {
+            records[owner - 1].resident_pages -= 1
+        }
+        edmm_store64(&slots[index].tag, slots[index].tag & ~0xFFFF_FFFF)
+        slots[index].page = header.pointee.free_head
+        header.pointee.free_head = UInt64(index) + 1
+        if header.pointee.used_pages > 0 { header.pointee.used_pages -= 1 }
+    }
+
+    private func popFreeSlot() -> Int? {
+        let head = header.pointee.free_head
+        if head != 0, head <= epcPages {
+            let index = Int(head - 1)
+            let next = slots[index].page
+            header.pointee.free_head = next <= epcPages ? next : 0
+            return index
+        }
+        header.pointee.free_head = 0
+        if header.pointee.high_water < epcPages {
+            header.pointee.high_water += 1
+            return Int(header.pointee.high_water - 1)
+        }
+        return nil
+    }
+
+    /// The clock: the first slot whose reference bit is clear (clearing bits on the way) is
+    /// written back (EWB). Only the machine region changes: the page's EPCM state stays in its
+    /// enclave region, so any process can evict any enclave's page.
+    private func evictOne() -> Int {
+        var index = Int(header.pointee.clock_hand % epcPages)
+        var budget = 2 * epcPages + 1
+        while budget > 1, edmm_load8(referenced + index) != 0 {
+            edmm_store8(referenced + index, 0)
+            index = (index + 1) % Int(epcPages)
+            budget -= 1
+        }
+        header.pointee.clock_hand = UInt64((index + 1) % Int(epcPages))
+        let owner = slotOwner(slots[index].tag)
+        if owner >= 1, owner <= Int(enclaveCapacity) {
+            if records[owner - 1].resident_pages > 0 { records[owner - 1].resident_pages -= 1 }
+            records[owner - 1].ewb += 1
+        }
+        header.pointee.ewb += 1
+        return index
+    }
+
+    func countELDU() { header.pointee.eldu += 1 }
+
+    // MARK: Enclave table
+
+    func record(_ index: UInt32) -> UnsafeMutablePointer<edmm_enclave_record> { records + Int(index) }
+
+    static let attachedOffset = MemoryLayout<edmm_enclave_record>.offset(of: \edmm_enclave_record.attached)!
+
+    func attachments(_ index: UInt32) -> UnsafeMutableBufferPointer<edmm_attachment> {
+        let base = (UnsafeMutableRawPointer(record(index)) + Self.attachedOffset)
+            .assumingMemoryBound(to: edmm_attachment.self)
+        return UnsafeMutableBufferPointer(start: base, count: Int(EDMM_MAX_ATTACHED))
+    }
+
+    /// Takes a free (or released) entry of the enclave table for a new enclave, attached to this
+    /// process. Returns its index and incarnation.
+    func registerEnclave() throws(SimulatorError) -> (index: UInt32, incarnation: UInt32) {
+        try withLock { () throws(SimulatorError) -> (index: UInt32, incarnation: UInt32) in
+            if let entry = claimEntry() { return entry }
+            _ = sweepDeadEnclavesLocked()
+            if let entry = claimEntry() { return entry }
+            throw .machineFull(enclaveCapacity: enclaveCapacity)
+        }
+    }
+
+    private func claimEntry() -> (index: UInt32, incarnation: UInt32)? {
+        for i in 0..<enclaveCapacity where records[Int(i)].state != EDMM_ENCLAVE_ALIVE {
+            let r = record(i)
+            r.pointee.incarnation &+= 1
+            r.pointee.resident_pages = 0
+            r.pointee.ewb = 0
+            for j in 0..<Int(EDMM_MAX_ATTACHED) { attachments(i)[j] = edmm_attachment() }
+            r.pointee.attached_count = 0
+            r.pointee.state = EDMM_ENCLAVE_ALIVE
+            attach(index: i)
+            return (i, r.pointee.incarnation)
+        }
+        return nil
+    }
+
+    /// Registers this process on an enclave it opened; fails if the enclave is gone.
+    func attach(index: UInt32, incarnation: UInt32) throws(SimulatorError) {
+        guard index < enclaveCapacity else { throw .corruptHeader("enclave index \(index) out of range") }
+        try withLock { () throws(SimulatorError) in
+            let r = record(index)
+            guard r.pointee.state == EDMM_ENCLAVE_ALIVE, r.pointee.incarnation == incarnation else {
+                throw .enclaveReleased(index: index)
+            }
+            guard attach(index: index) else { throw .tooManyAttachedProcesses(limit: Int(EDMM_MAX_ATTACHED)) }
+        }
+    }
+
+    @discardableResult
+    private func attach(index: UInt32) -> Bool {
+        let me = ProcessIdentity.current
+        let list = attachments(index)
+        if let i = list.firstIndex(where: { $0.pid == me.pid && $0.start_time == me.startTime && $0.refs > 0 }) {
+            list[i].refs += 1
+            return true
+        }
+        guard let i = list.firstIndex(where: { $0.refs == 0 }) else { return false }
+        list[i] = edmm_attachment(pid: me.pid, refs: 1, start_time: me.startTime)
+        edmm_store32(&record(index).pointee.attached_count, record(index).pointee.attached_count + 1)
+        return true
+    }
+
+    /// Drops this process's reference; the last reference from any process releases the
+    /// enclave's EPC, as the kernel does when the last fd and mapping go.
+    func detach(index: UInt32, incarnation: UInt32) {
+        _ = locked {
+            let r = record(index)
+            guard r.pointee.state == EDMM_ENCLAVE_ALIVE, r.pointee.incarnation == incarnation else { return }
+            let me = ProcessIdentity.current
+            let list = attachments(index)
+            if let i = list.firstIndex(where: { $0.pid == me.pid && $0.start_time == me.startTime && $0.refs > 0 }) {
+                list[i].refs -= 1
+                if list[i].refs == 0 {
+                    list[i] = edmm_attachment()
+                    edmm_store32(&r.pointee.attached_count, r.pointee.attached_count &- 1)
+                }
+            }
+            if !list.contains(where: { $0.refs > 0 }) { release(index: index) }
+        }
+    }
+
+    /// Lock-free: processes attached to the enclave (the IPI fan-out of one ETRACK).
+    func attachedProcessCount(index: UInt32) -> UInt64 {
+        UInt64(edmm_load32(&record(index).pointee.attached_count))
+    }
+
+    func isAlive(index: UInt32, incarnation: UInt32) -> Bool {
+        index < enclaveCapacity && records[Int(index)].state == EDMM_ENCLAVE_ALIVE
+            && records[Int(index)].incarnation == incarnation
+    }
+
+    private func release(index: UInt32) {
+        let owner = UInt64(index) + 1
+        let highWater = Int(min(header.pointee.high_water, epcPages))
+        var remaining = record(index).pointee.resident_pages
+        var i = 0
+        while remaining > 0, i < highWater {
+            if slots[i].tag & 0xFFFF_FFFF == owner {
+                releaseSlot(i)
+                remaining -= 1
+            }
+            i += 1
+        }
+        record(index).pointee.resident_pages = 0
+        record(index).pointee.state = EDMM_ENCLAVE_RELEASED
+    }
+
+    /// Releases every enclave no live process has open (their holders died without closing).
+    /// Returns how many were released. Runs by itself when the EPC is full, at most once per
+    /// revolution of the clock.
+    @discardableResult
+    public func sweepDeadEnclaves() -> Int { locked { sweepDeadEnclavesLocked() } ?? 0 }
+
+    private func sweepDeadEnclavesLocked() -> Int {
+        header.pointee.sweeps += 1
+        header.pointee.ewb_at_last_sweep = header.pointee.ewb
+        var released = 0
+        for i in 0..<enclaveCapacity where records[Int(i)].state == EDMM_ENCLAVE_ALIVE {
+            let list = attachments(i)
+            var live: UInt32 = 0
+            for j in 0..<list.count where list[j].refs > 0 {
+                if ProcessIdentity(pid: list[j].pid, startTime: list[j].start_time).isAlive {
+                    live += 1
+                } else {
+                    list[j] = edmm_attachment()
+                }
+            }
+            edmm_store32(&records[Int(i)].attached_count, live)
+            if live == 0 {
+                release(index: i)
+                released += 1
+            }
+        }
+        return released
+    }
+
+    private func sweepIfDue() -> Bool {
+        guard header.pointee.sweeps == 0 || header.pointee.ewb - header.pointee.ewb_at_last_sweep >= epcPages else {
+            return false
+        }
+        return sweepDeadEnclavesLocked() > 0
+    }
+
+    // MARK: Views
+
+    public var stats: Stats {
+        locked {
+            var alive = 0
+            for i in 0..<Int(enclaveCapacity) where records[i].state == EDMM_ENCLAVE_ALIVE { alive += 1 }
+            return Stats(
+                epcPages: epcPages, usedPages: header.pointee.used_pages, ewb: header.pointee.ewb,
+                eldu: header.pointee.eldu, aliveEnclaves: alive, sweeps: header.pointee.sweeps,
+                lockRecoveries: header.pointee.lock_recoveries)
+        } ?? Stats(epcPages: epcPages, usedPages: 0, ewb: 0, eldu: 0, aliveEnclaves: 0, sweeps: 0, lockRecoveries: 0)
+    }
+
+    /// Per-enclave figures kept in the machine region (the evictor does not touch enclave regions).
+    func residency(index: UInt32) -> (resident: UInt64, ewb: UInt64) {
+        locked { (record(index).pointee.resident_pages, record(index).pointee.ewb) } ?? (0, 0)
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
+}

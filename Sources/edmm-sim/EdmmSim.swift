@@ -1,0 +1,15 @@
+import ArgumentParser
+
+@main
+struct EdmmSim: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "edmm-sim",
+        abstract: "The simulated SGX2 EPC: conformance suite, trace replay and simulated enclave hosts.",
+        // Every subcommand is listed here; each lives in its own file.
+        subcommands: [
+            ConformanceCommand.self,
+            ReplayCommand.self,
+            HelperCommand.self,
+            OpsBenchCommand.self,
+        ])
+}

@@ -1,1 +1,0 @@
-print("edmm-sim: not built yet")
