@@ -4,11 +4,22 @@ public struct PlannedIoctl: Hashable, Sendable, CustomStringConvertible {
     public struct Part: Hashable, Sendable {
         public var request: RequestID
         public var range: PageRange
+
+        public init(request: RequestID, range: PageRange) {
+            self.request = request
+            self.range = range
+        }
     }
 
     public var operation: QueuedOperation
     public var range: PageRange
     public var parts: [Part]
+
+    public init(operation: QueuedOperation, range: PageRange, parts: [Part]) {
+        self.operation = operation
+        self.range = range
+        self.parts = parts
+    }
 
     public var description: String {
         "\(operation) \(range) for " + parts.map { "\($0.request)" }.joined(separator: ", ")

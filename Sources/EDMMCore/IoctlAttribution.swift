@@ -27,6 +27,14 @@ public struct RequestFailure: Error, Hashable, Sendable, CustomStringConvertible
     /// Bytes of this request that were processed before the failing page.
     public var count: UInt64
 
+    public init(request: RequestID, operation: QueuedOperation, errno: Int32, result: UInt64, count: UInt64) {
+        self.request = request
+        self.operation = operation
+        self.errno = errno
+        self.result = result
+        self.count = count
+    }
+
     public var description: String {
         "\(request): \(operation) failed with errno \(errno), result \(result), after \(count) bytes"
     }

@@ -48,12 +48,22 @@ public struct PoolReclaimPolicy: Hashable, Sendable {
     public struct Order: Hashable, Sendable {
         public var enclave: EnclaveID
         public var pages: UInt64
+
+        public init(enclave: EnclaveID, pages: UInt64) {
+            self.enclave = enclave
+            self.pages = pages
+        }
     }
 
     /// The pages chosen in one enclave.
     public struct Victim: Hashable, Sendable {
         public var enclave: EnclaveID
         public var ranges: [PageRange]
+
+        public init(enclave: EnclaveID, ranges: [PageRange]) {
+            self.enclave = enclave
+            self.ranges = ranges
+        }
     }
 
     public let configuration: Configuration
