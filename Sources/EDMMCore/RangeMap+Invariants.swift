@@ -39,7 +39,18 @@ extension RangeMap {
         visited += 1
         try check(node.right, parentPriority: node.priority, previous: &previous, visited: &visited)
 
-        let summary = summarized(index)
+        let left = node.left == Self.null ? nil : nodes[node.left]
+        let right = node.right == Self.null ? nil : nodes[node.right]
+        let gaps = [
+            left.map { $0.maxGap }, left.map { node.first - $0.maxEnd }, right.map { $0.maxGap }, right.map { $0.minFirst - node.end },
+        ]
+        let summary = (
+            minFirst: left?.minFirst ?? node.first, maxEnd: right?.maxEnd ?? node.end,
+            maxGap: gaps.compactMap { $0 }.max() ?? 0,
+            maxLength: [node.end - node.first, left?.maxLength ?? 0, right?.maxLength ?? 0].max() ?? 0,
+            minRank: [node.value.rank, left?.minRank ?? .max, right?.minRank ?? .max].min() ?? .max,
+            pages: node.end - node.first + (left?.pages ?? 0) + (right?.pages ?? 0)
+        )
         guard summary.minFirst == node.minFirst, summary.maxEnd == node.maxEnd, summary.maxGap == node.maxGap,
             summary.maxLength == node.maxLength, summary.minRank == node.minRank, summary.pages == node.pages
         else { throw InvariantViolation("stale subtree summary at page \(node.first)") }

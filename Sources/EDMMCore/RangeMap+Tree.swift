@@ -85,36 +85,41 @@ extension RangeMap {
 
     // MARK: Summaries
 
+    /// Recomputes the summary of `index` from its own range and its children's summaries (the
+    /// hottest code of every update, hence the unchecked buffer).
     mutating func updateSummary(_ index: NodeIndex) {
-        nodes[index] = summarized(index)
-    }
-
-    /// The node at `index` with its summary recomputed from its own range and its children's summaries.
-    func summarized(_ index: NodeIndex) -> Node {
-        var node = nodes[index]
-        node.minFirst = node.first
-        node.maxEnd = node.end
-        node.maxGap = 0
-        node.maxLength = node.end - node.first
-        node.minRank = node.value.rank
-        node.pages = node.maxLength
-        if node.left != Self.null {
-            let left = nodes[node.left]
-            node.minFirst = left.minFirst
-            node.maxGap = Swift.max(left.maxGap, node.first - left.maxEnd)
-            node.maxLength = Swift.max(node.maxLength, left.maxLength)
-            node.minRank = Swift.min(node.minRank, left.minRank)
-            node.pages += left.pages
+        nodes.withUnsafeMutableBufferPointer { nodes in
+            let left = nodes[index].left
+            let right = nodes[index].right
+            let first = nodes[index].first
+            let end = nodes[index].end
+            var minFirst = first
+            var maxEnd = end
+            var maxGap: UInt64 = 0
+            var maxLength = end - first
+            var minRank = nodes[index].value.rank
+            var pages = maxLength
+            if left != Self.null {
+                minFirst = nodes[left].minFirst
+                maxGap = Swift.max(nodes[left].maxGap, first - nodes[left].maxEnd)
+                maxLength = Swift.max(maxLength, nodes[left].maxLength)
+                minRank = Swift.min(minRank, nodes[left].minRank)
+                pages += nodes[left].pages
+            }
+            if right != Self.null {
+                maxEnd = nodes[right].maxEnd
+                maxGap = Swift.max(maxGap, nodes[right].maxGap, nodes[right].minFirst - end)
+                maxLength = Swift.max(maxLength, nodes[right].maxLength)
+                minRank = Swift.min(minRank, nodes[right].minRank)
+                pages += nodes[right].pages
+            }
+            nodes[index].minFirst = minFirst
+            nodes[index].maxEnd = maxEnd
+            nodes[index].maxGap = maxGap
+            nodes[index].maxLength = maxLength
+            nodes[index].minRank = minRank
+            nodes[index].pages = pages
         }
-        if node.right != Self.null {
-            let right = nodes[node.right]
-            node.maxEnd = right.maxEnd
-            node.maxGap = Swift.max(node.maxGap, right.maxGap, right.minFirst - node.end)
-            node.maxLength = Swift.max(node.maxLength, right.maxLength)
-            node.minRank = Swift.min(node.minRank, right.minRank)
-            node.pages += right.pages
-        }
-        return node
     }
 
     // MARK: Split and merge

@@ -51,10 +51,11 @@ public struct RangeMap<Value: RangeMapValue>: Sendable {
     /// Maps every page of `range` to `value`, replacing what was there and coalescing with equal
     /// neighbours.
     public mutating func assign(_ value: Value, to range: PageRange) {
-        var (below, rest) = split(root, at: range.first)
-        let (middle, above) = split(rest, at: range.end)
-        rest = above
+        let (lower, rest) = split(root, at: range.first)
+        let (middle, upper) = split(rest, at: range.end)
         freeSubtree(middle)
+        var below = lower
+        var above = upper
         var first = range.first
         var end = range.end
         let last = highestNode(below)
@@ -64,15 +65,15 @@ public struct RangeMap<Value: RangeMapValue>: Sendable {
             first = nodes[detached.last].first
             freeNode(detached.last)
         }
-        let next = lowestNode(rest)
+        let next = lowestNode(above)
         if next != Self.null, nodes[next].first == end, nodes[next].value == value {
-            let detached = detachFirst(rest)
-            rest = detached.rest
+            let detached = detachFirst(above)
+            above = detached.rest
             end = nodes[detached.first].end
             freeNode(detached.first)
         }
         let node = makeNode(first: first, end: end, value: value)
-        root = merge(merge(below, node), rest)
+        root = merge(merge(below, node), above)
     }
 
     /// Unmaps every page of `range`, splitting ranges that straddle its bounds.
