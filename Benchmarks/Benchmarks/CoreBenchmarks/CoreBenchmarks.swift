@@ -27,10 +27,20 @@ func sparseRanges(_ count: Int) -> [PageRange] {
     (0..<count).map { PageRange(first: UInt64($0) * 4, count: 2) }
 }
 
+func sparseSet(_ count: Int, seed: UInt64 = 1) -> RangeSet {
+    var set = RangeSet(seed: seed)
+    for range in sparseRanges(count) { set.insert(range) }
+    return set
+}
+
+/// Gap searches always walk the same path of one tree, whose length is random (a treap's shape
+/// depends on its seed), so they rotate over trees built from these seeds to measure the mean.
+let shapeSeeds: [UInt64] = (1...8).map { $0 &* 0x9E37_79B9_7F4A_7C15 }
+
 /// A ledger holding `count` separate committed ranges of 2 pages (alternating permissions so
 /// that adjacent ranges stay distinct) with 1-page holes between them.
-func ledger(committedRanges count: Int) -> EnclaveLedger {
-    var ledger = EnclaveLedger(managedRange: PageRange(first: 0, count: UInt64(count) * 3 + 1_000_000))
+func ledger(committedRanges count: Int, seed: UInt64 = 1) -> EnclaveLedger {
+    var ledger = EnclaveLedger(managedRange: PageRange(first: 0, count: UInt64(count) * 3 + 1_000_000), seed: seed)
     for index in 0..<UInt64(count) {
         _ = try? ledger.allocate(PageRange(first: index * 3, count: 2), permissions: index % 2 == 0 ? .rw : .rx)
     }
@@ -64,7 +74,7 @@ let benchmarks: @Sendable () -> Void = {
                 fixture.state.remove(PageRange(first: page, count: 1))
             }
         } setup: {
-            Fixture(RangeSet(sparseRanges(size)))
+            Fixture(sparseSet(size))
         }
 
         Benchmark("RangeSet lookup n=\(size)", configuration: microConfiguration) { benchmark, set in
@@ -73,17 +83,17 @@ let benchmarks: @Sendable () -> Void = {
                 blackHole(set.contains(UInt64(scatter.next()) * 4 + 1))
             }
         } setup: {
-            RangeSet(sparseRanges(size))
+            sparseSet(size)
         }
 
-        Benchmark("RangeSet firstGap n=\(size)", configuration: microConfiguration) { benchmark, set in
+        Benchmark("RangeSet firstGap n=\(size)", configuration: microConfiguration) { benchmark, sets in
             // Every gap is 2 pages; a 3-page gap exists only past the last range.
             let window = PageRange(first: 0, count: UInt64(size) * 4 + 10)
-            for _ in benchmark.scaledIterations {
-                blackHole(set.firstGap(ofAtLeast: 3, in: window))
+            for iteration in benchmark.scaledIterations {
+                blackHole(sets[iteration % sets.count].firstGap(ofAtLeast: 3, in: window))
             }
         } setup: {
-            RangeSet(sparseRanges(size))
+            shapeSeeds.map { sparseSet(size, seed: $0) }
         }
 
         Benchmark("Ledger FREE+ALLOCATE n=\(size)", configuration: microConfiguration) { benchmark, fixture in
@@ -116,13 +126,13 @@ let benchmarks: @Sendable () -> Void = {
             Fixture(ledger(committedRanges: size))
         }
 
-        Benchmark("Ledger anywhere placement n=\(size)", configuration: microConfiguration) { benchmark, ledger in
+        Benchmark("Ledger anywhere placement n=\(size)", configuration: microConfiguration) { benchmark, ledgers in
             // Every hole is 1 page; 3 pages fit only above the last range.
-            for _ in benchmark.scaledIterations {
-                blackHole(ledger.placement(pages: 3, permissions: .rw))
+            for iteration in benchmark.scaledIterations {
+                blackHole(ledgers[iteration % ledgers.count].placement(pages: 3, permissions: .rw))
             }
         } setup: {
-            ledger(committedRanges: size)
+            shapeSeeds.map { ledger(committedRanges: size, seed: $0) }
         }
 
         Benchmark("Batch plan+attribute n=\(size)", configuration: batchConfiguration) { benchmark, requests in
