@@ -67,7 +67,9 @@ public struct BatchPlanner: Hashable, Sendable {
         }
         guard batching else { return requests.map(Self.single) }
 
-        let ordered = byPage.sorted { (Self.rank($0.operation), $0.range.first) < (Self.rank($1.operation), $1.range.first) }
+        let ordered = byPage.sorted {
+            (Self.rank($0.operation), $0.range.first) < (Self.rank($1.operation), $1.range.first)
+        }
         var plan: [PlannedIoctl] = []
         for request in ordered {
             let part = PlannedIoctl.Part(request: request.id, range: request.range)

@@ -152,11 +152,14 @@ public struct EnclaveLedger: Sendable {
     public mutating func reclaimOldestPooled(pages wanted: UInt64) -> [PageRange] {
         var chosen = RangeSet()
         var remaining = wanted
-        while remaining > 0, let oldest = pages.lowestRanked(), case .pooled(let permissions, let since) = oldest.value {
-            let take = oldest.range.count <= remaining
+        while remaining > 0, let oldest = pages.lowestRanked(), case .pooled(let permissions, let since) = oldest.value
+        {
+            let take =
+                oldest.range.count <= remaining
                 ? oldest.range : PageRange(first: oldest.range.end - remaining, end: oldest.range.end)
-            replace(take, from: oldest.value, to: .trimQueued(from: .pooled(permissions, since: since)))
-            pages.assign(.trimQueued(from: .pooled(permissions, since: since)), to: take)
+            let queued = PageState.trimQueued(from: .pooled(permissions, since: since))
+            replace(take, from: oldest.value, to: queued)
+            pages.assign(queued, to: take)
             chosen.insert(take)
             remaining -= take.count
         }
@@ -215,7 +218,8 @@ public struct EnclaveLedger: Sendable {
         var runStart = 0
         for (index, step) in steps.enumerated() {
             replace(step.range, from: step.old, to: step.new)
-            let isLastOfRun = index == steps.count - 1 || steps[index + 1].new != step.new
+            let isLastOfRun =
+                index == steps.count - 1 || steps[index + 1].new != step.new
                 || steps[index + 1].range.first != step.range.end
             guard isLastOfRun else { continue }
             let run = PageRange(first: steps[runStart].range.first, end: step.range.end)
@@ -224,13 +228,10 @@ public struct EnclaveLedger: Sendable {
         }
     }
 
-    @discardableResult
     mutating func transition(_ operation: LedgerOperation, _ range: PageRange, _ rule: (PageState?) -> Next)
-        throws(LedgerError) -> [Step]
+        throws(LedgerError)
     {
-        let steps = try plan(operation, range, rule)
-        commit(steps)
-        return steps
+        commit(try plan(operation, range, rule))
     }
 
     /// Counter and pool bookkeeping for pages of `range` changing state (the page map is the

@@ -69,7 +69,8 @@ extension PlannedIoctl {
     /// the page at `count` failed from that page on, later parts are unreached.
     public func attribute(_ outcome: IoctlOutcome) throws(InconsistentOutcome) -> Attribution {
         let length = range.byteLength
-        let consistent = outcome.errno == 0
+        let consistent =
+            outcome.errno == 0
             ? outcome.count == length : outcome.count < length && outcome.count % Page.size == 0
         guard consistent else { throw InconsistentOutcome(ioctl: self, outcome: outcome) }
 

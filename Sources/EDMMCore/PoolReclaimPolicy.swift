@@ -100,7 +100,9 @@ public struct PoolReclaimPolicy: Hashable, Sendable {
     /// recently active first.
     public mutating func plan(enclaves: [EnclavePool], machineUsedPages: UInt64, machineTotalPages: UInt64) -> [Order] {
         let idleFirst = enclaves.sorted { ($0.lastActivity, $0.enclave) < ($1.lastActivity, $1.enclave) }
-        var orders = idleFirst.map { Order(enclave: $0.enclave, pages: thresholdExcess(pooledPages: $0.pooledPages, epcPages: $0.epcPages)) }
+        var orders = idleFirst.map {
+            Order(enclave: $0.enclave, pages: thresholdExcess(pooledPages: $0.pooledPages, epcPages: $0.epcPages))
+        }
         var deficit = pressureDeficit(usedPages: machineUsedPages, totalPages: machineTotalPages)
         deficit -= Swift.min(deficit, orders.reduce(0) { $0 + $1.pages })
         for (index, enclave) in idleFirst.enumerated() where deficit > 0 {

@@ -29,7 +29,9 @@ extension RangeMap {
         try check(node.left, parentPriority: node.priority, previous: &previous, visited: &visited)
         if let before = previous {
             guard before.end <= node.first else {
-                throw InvariantViolation("ranges [\(before.first), \(before.end)) and [\(node.first), \(node.end)) overlap or are out of order")
+                throw InvariantViolation(
+                    "ranges [\(before.first), \(before.end)) and [\(node.first), \(node.end)) overlap or are out of order"
+                )
             }
             guard before.end < node.first || before.value != node.value else {
                 throw InvariantViolation("adjacent equal ranges at page \(node.first) are not coalesced")
@@ -42,7 +44,8 @@ extension RangeMap {
         let left = node.left == Self.null ? nil : nodes[node.left]
         let right = node.right == Self.null ? nil : nodes[node.right]
         let gaps = [
-            left.map { $0.maxGap }, left.map { node.first - $0.maxEnd }, right.map { $0.maxGap }, right.map { $0.minFirst - node.end },
+            left.map { $0.maxGap }, left.map { node.first - $0.maxEnd }, right.map { $0.maxGap },
+            right.map { $0.minFirst - node.end },
         ]
         let summary = (
             minFirst: left?.minFirst ?? node.first, maxEnd: right?.maxEnd ?? node.end,

@@ -241,7 +241,8 @@ public struct RangeMap<Value: RangeMapValue>: Sendable {
         if let containing = entry(containing: window.first),
             Swift.min(containing.range.end, window.end) - window.first >= pages
         {
-            return Entry(range: PageRange(first: window.first, end: Swift.min(containing.range.end, window.end)),
+            return Entry(
+                range: PageRange(first: window.first, end: Swift.min(containing.range.end, window.end)),
                 value: containing.value)
         }
         let candidate = firstNode(root, startingAtOrAfter: window.first, ofAtLeast: pages)

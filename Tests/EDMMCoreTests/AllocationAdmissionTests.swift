@@ -10,16 +10,21 @@ let noUsage = QuotaUsage(enclavePages: 0, uidPages: 0, machinePages: 0)
         try ledger.free(pages(0, 16), at: at(1))
         let full = QuotaUsage(enclavePages: 16, uidPages: 16, machinePages: 16)
         let grant = try ledger.allocate(
-            .anywhere(pages: 8), permissions: .rw, quota: QuotaPolicy(enclaveLimit: 16), growth: GrowthPolicy(), usage: full)
-        #expect(grant == Grant(range: pages(0, 8), fresh: [], reused: [Grant.Reused(range: pages(0, 8), permissions: .rw)]))
+            .anywhere(pages: 8), permissions: .rw, quota: QuotaPolicy(enclaveLimit: 16), growth: GrowthPolicy(),
+            usage: full)
+        #expect(
+            grant == Grant(range: pages(0, 8), fresh: [], reused: [Grant.Reused(range: pages(0, 8), permissions: .rw)]))
     }
 
     @Test func aQuotaRefusalCarriesScopeAskedUsedAndLimit() {
         var ledger = makeLedger()
         let usage = QuotaUsage(enclavePages: 10, uidPages: 90, machinePages: 90)
-        #expect(throws: AllocationError.quota(QuotaRefusal(scope: .uid, askedPages: 20, usedPages: 90, limitPages: 100))) {
+        #expect(
+            throws: AllocationError.quota(QuotaRefusal(scope: .uid, askedPages: 20, usedPages: 90, limitPages: 100))
+        ) {
             try ledger.allocate(
-                .anywhere(pages: 20), permissions: .rw, quota: QuotaPolicy(uidLimit: 100), growth: .disabled, usage: usage)
+                .anywhere(pages: 20), permissions: .rw, quota: QuotaPolicy(uidLimit: 100), growth: .disabled,
+                usage: usage)
         }
         #expect(ledger.counts == PageCounts())
     }
@@ -30,11 +35,16 @@ let noUsage = QuotaUsage(enclavePages: 0, uidPages: 0, machinePages: 0)
         try ledger.free(pages(0, 8), at: at(1))
         let quota = QuotaPolicy(enclaveLimit: 12)
         let usage = QuotaUsage(enclavePages: 8, uidPages: 8, machinePages: 8)
-        let grant = try ledger.allocate(.range(pages(0, 12)), permissions: .rw, quota: quota, growth: GrowthPolicy(), usage: usage)
+        let grant = try ledger.allocate(
+            .range(pages(0, 12)), permissions: .rw, quota: quota, growth: GrowthPolicy(), usage: usage)
         #expect(grant.freshPages == 4)
         #expect(grant.reusedPages == 8)
-        #expect(throws: AllocationError.quota(QuotaRefusal(scope: .enclave, askedPages: 1, usedPages: 12, limitPages: 12))) {
-            try ledger.allocate(.range(pages(12, 1)), permissions: .rw, quota: quota, growth: GrowthPolicy(), usage: QuotaUsage(enclavePages: 12, uidPages: 12, machinePages: 12))
+        #expect(
+            throws: AllocationError.quota(QuotaRefusal(scope: .enclave, askedPages: 1, usedPages: 12, limitPages: 12))
+        ) {
+            try ledger.allocate(
+                .range(pages(12, 1)), permissions: .rw, quota: quota, growth: GrowthPolicy(),
+                usage: QuotaUsage(enclavePages: 12, uidPages: 12, machinePages: 12))
         }
     }
 
@@ -42,7 +52,8 @@ let noUsage = QuotaUsage(enclavePages: 0, uidPages: 0, machinePages: 0)
         var ledger = makeLedger()
         _ = try ledger.allocate(pages(10, 1), permissions: .rw)
         let grant = try ledger.allocate(
-            .anywhere(pages: 2), permissions: .rw, quota: QuotaPolicy(), growth: GrowthPolicy(initialChunkPages: 64), usage: noUsage)
+            .anywhere(pages: 2), permissions: .rw, quota: QuotaPolicy(), growth: GrowthPolicy(initialChunkPages: 64),
+            usage: noUsage)
         #expect(grant.range == pages(0, 10))
         #expect(grant.fresh == [pages(0, 10)])
     }
@@ -51,7 +62,8 @@ let noUsage = QuotaUsage(enclavePages: 0, uidPages: 0, machinePages: 0)
         var ledger = makeLedger()
         let usage = QuotaUsage(enclavePages: 0, uidPages: 0, machinePages: 95)
         let grant = try ledger.allocate(
-            .anywhere(pages: 2), permissions: .rw, quota: QuotaPolicy(machineLimit: 100), growth: GrowthPolicy(initialChunkPages: 64),
+            .anywhere(pages: 2), permissions: .rw, quota: QuotaPolicy(machineLimit: 100),
+            growth: GrowthPolicy(initialChunkPages: 64),
             usage: usage)
         #expect(grant.range == pages(0, 5))
     }
@@ -60,7 +72,9 @@ let noUsage = QuotaUsage(enclavePages: 0, uidPages: 0, machinePages: 0)
         var ledger = makeLedger()
         let growth = GrowthPolicy(initialChunkPages: 4, maximumChunkPages: 16)
         func grow() throws -> UInt64 {
-            try ledger.allocate(.anywhere(pages: 1), permissions: .rw, quota: QuotaPolicy(), growth: growth, usage: noUsage).range.count
+            try ledger.allocate(
+                .anywhere(pages: 1), permissions: .rw, quota: QuotaPolicy(), growth: growth, usage: noUsage
+            ).range.count
         }
         #expect(try [grow(), grow(), grow(), grow()] == [4, 8, 16, 16])
         try ledger.free(pages(0, 1), at: at(1))
@@ -71,10 +85,12 @@ let noUsage = QuotaUsage(enclavePages: 0, uidPages: 0, machinePages: 0)
     @Test func anywhereAllocationWithoutRoomIsRefused() {
         var ledger = EnclaveLedger(managedRange: pages(0, 8))
         #expect(throws: AllocationError.ledger(.noContiguousSpace(pages: 9, managed: pages(0, 8)))) {
-            try ledger.allocate(.anywhere(pages: 9), permissions: .rw, quota: QuotaPolicy(), growth: .disabled, usage: noUsage)
+            try ledger.allocate(
+                .anywhere(pages: 9), permissions: .rw, quota: QuotaPolicy(), growth: .disabled, usage: noUsage)
         }
         #expect(throws: AllocationError.ledger(.zeroPages(.allocate))) {
-            try ledger.allocate(.anywhere(pages: 0), permissions: .rw, quota: QuotaPolicy(), growth: .disabled, usage: noUsage)
+            try ledger.allocate(
+                .anywhere(pages: 0), permissions: .rw, quota: QuotaPolicy(), growth: .disabled, usage: noUsage)
         }
     }
 }
@@ -89,7 +105,9 @@ let noUsage = QuotaUsage(enclavePages: 0, uidPages: 0, machinePages: 0)
 
     @Test func theNarrowestExceededScopeIsReported() {
         let policy = QuotaPolicy(enclaveLimit: 15, uidLimit: 55, machineLimit: 505)
-        #expect(policy.check(asked: 6, usage: usage) == QuotaRefusal(scope: .enclave, askedPages: 6, usedPages: 10, limitPages: 15))
+        #expect(
+            policy.check(asked: 6, usage: usage)
+                == QuotaRefusal(scope: .enclave, askedPages: 6, usedPages: 10, limitPages: 15))
         #expect(QuotaPolicy(uidLimit: 55, machineLimit: 505).check(asked: 6, usage: usage)?.scope == .uid)
         #expect(QuotaPolicy(machineLimit: 505).check(asked: 6, usage: usage)?.scope == .machine)
     }

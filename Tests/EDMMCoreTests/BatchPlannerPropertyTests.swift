@@ -11,7 +11,9 @@ func requests(from layout: [(UInt64, UInt64, QueuedOperation)], rotatedBy rotati
     var result: [QueuedRequest] = []
     for (index, (gap, length, operation)) in layout.enumerated() {
         cursor += gap
-        result.append(QueuedRequest(id: RequestID(UInt64(index)), operation: operation, range: PageRange(first: cursor, count: length)))
+        result.append(
+            QueuedRequest(
+                id: RequestID(UInt64(index)), operation: operation, range: PageRange(first: cursor, count: length)))
         cursor += length
     }
     let shift = rotation % result.count
@@ -35,9 +37,13 @@ func fewestIoctls(_ requests: [QueuedRequest]) -> Int {
             for ioctl in plan {
                 #expect(ioctl.parts.first?.range.first == ioctl.range.first)
                 #expect(ioctl.parts.last?.range.end == ioctl.range.end)
-                for (lower, upper) in zip(ioctl.parts, ioctl.parts.dropFirst()) { #expect(lower.range.end == upper.range.first) }
+                for (lower, upper) in zip(ioctl.parts, ioctl.parts.dropFirst()) {
+                    #expect(lower.range.end == upper.range.first)
+                }
             }
-            let planned = plan.flatMap { ioctl in ioctl.parts.map { QueuedRequest(id: $0.request, operation: ioctl.operation, range: $0.range) } }
+            let planned = plan.flatMap { ioctl in
+                ioctl.parts.map { QueuedRequest(id: $0.request, operation: ioctl.operation, range: $0.range) }
+            }
             #expect(Set(planned) == Set(queued))
             #expect(planned.count == queued.count)
             #expect(try BatchPlanner().plan(queued.reversed()) == plan)
@@ -53,18 +59,24 @@ func fewestIoctls(_ requests: [QueuedRequest]) -> Int {
     }
 
     @Test func attributionAccountsForEveryPartAndReplanningFinishesTheRest() async throws {
-        await propertyCheck(count: 300, input: requestLayouts, Gen.int(in: 0...1000), Gen.bool) { layout, failAt, fail in
+        await propertyCheck(count: 300, input: requestLayouts, Gen.int(in: 0...1000), Gen.bool) {
+            layout, failAt, fail in
             let queued = requests(from: layout, rotatedBy: 0)
             let plan = try BatchPlanner().plan(queued)
             let ioctl = plan[failAt % plan.count]
-            let outcome = fail
+            let outcome =
+                fail
                 ? IoctlOutcome(errno: 14, count: UInt64(failAt) % ioctl.range.count * 4096, result: 20)
                 : IoctlOutcome.success(ioctl.range)
             let attribution = try ioctl.attribute(outcome)
-            let accounted = attribution.succeeded + (attribution.failed.map { [$0.request] } ?? []) + attribution.unreached.map(\.id)
+            let accounted =
+                attribution.succeeded + (attribution.failed.map { [$0.request] } ?? [])
+                + attribution.unreached.map(\.id)
             #expect(accounted == ioctl.parts.map(\.request))
             #expect(attribution.failed == nil || fail)
-            if let failed = attribution.failed, let failedPart = ioctl.parts.first(where: { $0.request == failed.request }) {
+            if let failed = attribution.failed,
+                let failedPart = ioctl.parts.first(where: { $0.request == failed.request })
+            {
                 #expect(failed.count == outcome.count - (failedPart.range.first - ioctl.range.first) * 4096)
             }
             let replanned = try BatchPlanner().plan(attribution.unreached)
@@ -115,8 +127,9 @@ extension BatchPlannerProperties {
                 var unreached: [QueuedRequest] = []
                 for ioctl in try BatchPlanner().plan(pending) {
                     // One ioctl in three fails, at a pseudo-random page.
-                    failures = failures &* 6364136223846793005 &+ 1442695040888963407
-                    let outcome = failures >> 62 == 0
+                    failures = failures &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                    let outcome =
+                        failures >> 62 == 0
                         ? IoctlOutcome(errno: 14, count: (failures >> 8) % ioctl.range.count * 4096, result: 20)
                         : .success(ioctl.range)
                     let attribution = try ioctl.attribute(outcome)

@@ -80,7 +80,9 @@ func part(_ id: UInt64, _ first: UInt64, _ count: UInt64) -> PlannedIoctl.Part {
         // The kernel stopped at page 6 (count = 6 pages) with EFAULT, SGX_PAGE_NOT_MODIFIABLE.
         let attribution = try ioctl.attribute(IoctlOutcome(errno: 14, count: 6 * 4096, result: 20))
         #expect(attribution.succeeded == [RequestID(1)])
-        #expect(attribution.failed == RequestFailure(request: RequestID(2), operation: .trim, errno: 14, result: 20, count: 2 * 4096))
+        #expect(
+            attribution.failed
+                == RequestFailure(request: RequestID(2), operation: .trim, errno: 14, result: 20, count: 2 * 4096))
         #expect(attribution.unreached == [request(3, .trim, 8, 4)])
         #expect(attribution.completed == pages(0, 6))
         #expect(attribution.reverted == pages(6, 2))

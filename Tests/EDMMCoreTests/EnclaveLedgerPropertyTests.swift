@@ -99,7 +99,8 @@ extension NaiveLedger {
 func run(_ step: LedgerStep, on ledger: inout EnclaveLedger, at now: MonotonicInstant) -> StepResult {
     do {
         switch step {
-        case .allocate(let range, let permissions): return .granted(try ledger.allocate(range, permissions: permissions))
+        case .allocate(let range, let permissions):
+            return .granted(try ledger.allocate(range, permissions: permissions))
         case .free(let range): try ledger.free(range, at: now)
         case .trim(let range): try ledger.trim(range)
         case .reclaim(let range): try ledger.reclaim(range)
@@ -139,7 +140,8 @@ func run(_ step: LedgerStep, on ledger: inout EnclaveLedger, at now: MonotonicIn
     }
 
     @Test func placementMatchesTheReferenceModel() async {
-        await propertyCheck(count: 300, input: ledgerSteps, Gen.uint64(in: 1...12), Gen.uint8(in: 0...7)) { steps, count, bits in
+        await propertyCheck(count: 300, input: ledgerSteps, Gen.uint64(in: 1...12), Gen.uint8(in: 0...7)) {
+            steps, count, bits in
             var ledger = EnclaveLedger(managedRange: ledgerManaged)
             var model = NaiveLedger(managed: ledgerManaged, size: ledgerPageSpace)
             for (index, planned) in steps.enumerated() {
@@ -149,7 +151,9 @@ func run(_ step: LedgerStep, on ledger: inout EnclaveLedger, at now: MonotonicIn
                 _ = run(step, on: &ledger, at: now)
             }
             let permissions = PagePermissions(rawValue: bits)
-            #expect(ledger.placement(pages: count, permissions: permissions) == model.placement(pages: count, permissions: permissions))
+            #expect(
+                ledger.placement(pages: count, permissions: permissions)
+                    == model.placement(pages: count, permissions: permissions))
         }
     }
 }

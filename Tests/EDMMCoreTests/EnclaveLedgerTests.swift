@@ -123,7 +123,10 @@ func makeLedger() -> EnclaveLedger { EnclaveLedger(managedRange: pages(0, 1024))
         var ledger = makeLedger()
         _ = try ledger.allocate(pages(0, 2), permissions: .rwx)
         try ledger.restrict(pages(0, 2), to: .read)
-        #expect(throws: LedgerError.wrongState(.complete(.restrict(.rx)), page: 0, actual: .restrictQueued(from: .rwx, to: .read))) {
+        #expect(
+            throws: LedgerError.wrongState(
+                .complete(.restrict(.rx)), page: 0, actual: .restrictQueued(from: .rwx, to: .read))
+        ) {
             try ledger.complete(.restrict(.rx), pages(0, 2))
         }
     }
@@ -152,8 +155,12 @@ func makeLedger() -> EnclaveLedger { EnclaveLedger(managedRange: pages(0, 1024))
         try ledger.makeTCS(pages(0, 1))
         try ledger.complete(.makeTCS, pages(0, 1))
         #expect(ledger.counts.tcs == 1)
-        #expect(throws: LedgerError.wrongState(.free, page: 0, actual: .tcs)) { try ledger.free(pages(0, 1), at: at(1)) }
-        #expect(throws: LedgerError.wrongState(.restrict, page: 0, actual: .tcs)) { try ledger.restrict(pages(0, 1), to: .read) }
+        #expect(throws: LedgerError.wrongState(.free, page: 0, actual: .tcs)) {
+            try ledger.free(pages(0, 1), at: at(1))
+        }
+        #expect(throws: LedgerError.wrongState(.restrict, page: 0, actual: .tcs)) {
+            try ledger.restrict(pages(0, 1), to: .read)
+        }
         #expect(throws: LedgerError.wrongState(.makeTCS, page: 0, actual: .tcs)) { try ledger.makeTCS(pages(0, 1)) }
         try ledger.trim(pages(0, 1))
         #expect(ledger.state(of: 0) == .trimQueued(from: .tcs))
@@ -213,7 +220,9 @@ func makeLedger() -> EnclaveLedger { EnclaveLedger(managedRange: pages(0, 1024))
         _ = try ledger.allocate(pages(0, 100), permissions: .rw)
         try ledger.free(pages(50, 10), at: at(1))
         #expect(ledger.placement(pages: 8, permissions: .rw) == Placement(range: pages(50, 8), fromPool: true, room: 8))
-        #expect(ledger.placement(pages: 20, permissions: .rw) == Placement(range: pages(100, 20), fromPool: false, room: 924))
+        #expect(
+            ledger.placement(pages: 20, permissions: .rw)
+                == Placement(range: pages(100, 20), fromPool: false, room: 924))
     }
 
     @Test func poolPlacementOnlyReusesPagesWithTheAskedPermissions() throws {

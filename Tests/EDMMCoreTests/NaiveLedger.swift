@@ -110,7 +110,8 @@ struct NaiveLedger {
                 switch (operation, state) {
                 case (.trim, .trimQueued): .some(.trimmed)
                 case (.remove, .removeQueued): .some(nil)
-                case (.restrict(let w), .restrictQueued(let from, let to)) where w == to: .some(.committed(from.intersection(to)))
+                case (.restrict(let w), .restrictQueued(let from, let to)) where w == to:
+                    .some(.committed(from.intersection(to)))
                 case (.makeTCS, .tcsQueued): .some(.tcs)
                 default: nil
                 }

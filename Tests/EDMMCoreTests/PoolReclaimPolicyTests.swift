@@ -54,7 +54,10 @@ func pool(_ id: UInt64, active: UInt64, pooled: UInt64, epc: UInt64) -> PoolRecl
 
     @Test func withoutPressureOrExcessNothingIsReclaimed() {
         var policy = PoolReclaimPolicy()
-        #expect(policy.plan(enclaves: [pool(1, active: 0, pooled: 100, epc: 1000)], machineUsedPages: 10, machineTotalPages: 1000).isEmpty)
+        #expect(
+            policy.plan(
+                enclaves: [pool(1, active: 0, pooled: 100, epc: 1000)], machineUsedPages: 10, machineTotalPages: 1000
+            ).isEmpty)
     }
 
     @Test func selectedVictimsAreTheOldestPooledRangesOfEachEnclave() throws {
@@ -67,7 +70,8 @@ func pool(_ id: UInt64, active: UInt64, pooled: UInt64, epc: UInt64) -> PoolRecl
         }
         var policy = PoolReclaimPolicy()
         let enclaves = [pool(1, active: 50, pooled: 200, epc: 300), pool(2, active: 40, pooled: 200, epc: 300)]
-        let victims = policy.selectVictims(enclaves: enclaves, machineUsedPages: 600, machineTotalPages: 600) { id, count in
+        let victims = policy.selectVictims(enclaves: enclaves, machineUsedPages: 600, machineTotalPages: 600) {
+            id, count in
             ledgers[id]?.reclaimOldestPooled(pages: count) ?? []
         }
         // Each enclave is over the threshold (200 of 300 pooled) and keeps 256 pages at most... of

@@ -70,8 +70,12 @@ func runs(of pages: Set<UInt64>, in window: PageRange) -> [PageRange] {
         await propertyCheck(count: 300, input: setUpdates, windows, Gen.uint64(in: 1...10)) { updates, window, pages in
             let (set, members) = replay(updates)
             let complement = Set(window.first..<window.end).subtracting(members)
-            #expect(set.firstGap(ofAtLeast: pages, in: window) == runs(of: complement, in: window).first { $0.count >= pages })
-            #expect(set.firstRange(ofAtLeast: pages, in: window) == runs(of: members, in: window).first { $0.count >= pages })
+            #expect(
+                set.firstGap(ofAtLeast: pages, in: window)
+                    == runs(of: complement, in: window).first { $0.count >= pages })
+            #expect(
+                set.firstRange(ofAtLeast: pages, in: window)
+                    == runs(of: members, in: window).first { $0.count >= pages })
             #expect(set.lowest == runs(of: members, in: PageRange(first: 0, count: 128)).first)
         }
     }
@@ -103,7 +107,9 @@ func runs(of pages: Set<UInt64>, in window: PageRange) -> [PageRange] {
         var set = RangeSet()
         for index in 0..<UInt64(100_000) { set.insert(PageRange(first: index * 3, count: 2)) }
         #expect(set.rangeCount == 100_000)
-        for index in stride(from: UInt64(0), to: 100_000, by: 2) { set.insert(PageRange(first: index * 3 + 2, count: 1)) }
+        for index in stride(from: UInt64(0), to: 100_000, by: 2) {
+            set.insert(PageRange(first: index * 3 + 2, count: 1))
+        }
         #expect(set.rangeCount == 50_000)
         try set.checkInvariants()
         #expect(set.firstGap(ofAtLeast: 1, in: PageRange(first: 0, count: 300_000)) == PageRange(first: 5, count: 1))

@@ -62,7 +62,8 @@ let benchmarks: @Sendable () -> Void = {
         maxDuration: .seconds(1), maxIterations: 1_000)
 
     let batchConfiguration = Benchmark.Configuration(
-        metrics: [.wallClock, .mallocCountTotal], timeUnits: .microseconds, maxDuration: .seconds(1), maxIterations: 1_000)
+        metrics: [.wallClock, .mallocCountTotal], timeUnits: .microseconds, maxDuration: .seconds(1),
+        maxIterations: 1_000)
 
     for size in sizes {
         Benchmark("RangeSet insert+remove n=\(size)", configuration: microConfiguration) { benchmark, fixture in
