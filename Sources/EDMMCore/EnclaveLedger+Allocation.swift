@@ -69,7 +69,8 @@ extension EnclaveLedger {
     /// pooled pages with exactly those permissions that fits, else the lowest hole that fits,
     /// both inside the managed range. Pool first because reused pages cost no EAUG or EACCEPT;
     /// lowest first so that the heap stays packed at the bottom of the managed range and
-    /// fragmentation collects at the top, where growth has room.
+    /// fragmentation collects at the top, where growth has room. Runs mixing pooled pages and
+    /// holes are not considered (a fixed-range ALLOCATE can still take such a run).
     public func placement(pages count: UInt64, permissions: PagePermissions) -> Placement? {
         guard count > 0 else { return nil }
         if let run = pool[Int(permissions.rawValue)].firstRange(ofAtLeast: count, in: managedRange) {
