@@ -1,0 +1,40 @@
+/// How generously "anywhere" allocations are granted, so that a growing heap costs few round
+/// trips: each grant is at least the enclave's current chunk, and the chunk doubles with every
+/// consecutive growth (no FREE or TRIM in between) up to `maximumChunkPages`.
+///
+/// Defaults: chunks from 16 pages (64 KiB) up to 2048 pages (8 MiB).
+public struct GrowthPolicy: Hashable, Sendable {
+    public var enabled: Bool
+    public var initialChunkPages: UInt64
+    public var maximumChunkPages: UInt64
+
+    public init(enabled: Bool = true, initialChunkPages: UInt64 = 16, maximumChunkPages: UInt64 = 2048) {
+        self.enabled = enabled
+        self.initialChunkPages = initialChunkPages
+        self.maximumChunkPages = Swift.max(maximumChunkPages, initialChunkPages)
+    }
+
+    public static let disabled = GrowthPolicy(enabled: false)
+
+    /// The pages to grant for a request of `asked` pages when `room` contiguous free pages start
+    /// where it is placed and `headroom` fresh pages fit the quotas; never less than `asked`
+    /// (the caller checked that `asked` fits), never more than `room` or `headroom`. Advances
+    /// the enclave's chunk.
+    public func grant(asked: UInt64, room: UInt64, headroom: UInt64, state: inout GrowthState) -> UInt64 {
+        guard enabled else { return asked }
+        let chunk = state.chunkPages == 0 ? initialChunkPages : state.chunkPages
+        state.chunkPages = chunk > maximumChunkPages / 2 ? maximumChunkPages : chunk * 2
+        return Swift.max(asked, Swift.min(chunk, room, headroom))
+    }
+}
+
+/// One enclave's position in its growth sequence.
+public struct GrowthState: Hashable, Sendable {
+    /// The chunk for the next growth; 0 before the first one.
+    public var chunkPages: UInt64 = 0
+
+    public init() {}
+
+    /// Back to the initial chunk (the enclave shrank).
+    public mutating func reset() { chunkPages = 0 }
+}
