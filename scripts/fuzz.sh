@@ -8,7 +8,8 @@
 #   FUZZ_MAX_LEN   largest input libFuzzer generates, in bytes (default 8192)
 #
 # Target <Name>Fuzz uses Corpus/<name>/ (seeds, required), Regressions/<name>/ (past crashes,
-# replayed first) and Dictionaries/<name>.dict (optional). Runs go to
+# replayed first), Dictionaries/<name>.dict and Options/<name>.flags (extra libFuzzer flags, one
+# per line; both optional). C and C++ dependencies are instrumented too. Runs go to
 # FuzzTesting/.build/fuzz-runs/<target>/ (log, grown corpus, crash reproducers); the committed
 # corpus is never modified. Exits 1 if any target crashes, 2 on a usage or build error.
 set -euo pipefail
@@ -47,7 +48,8 @@ for target in "${targets[@]}"; do
     build_log=.build/fuzz-build-$target.log
     # ld.gold warns "Cannot export local symbol '__asan_...'" for every sanitized binary; harmless.
     if ! nice -n 10 swift build -c release --product "$target" \
-        -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library >"$build_log" 2>&1; then
+        -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library \
+        -Xcc -fsanitize=fuzzer-no-link,address -Xcxx -fsanitize=fuzzer-no-link,address >"$build_log" 2>&1; then
         grep -v "Cannot export local symbol" "$build_log" | tail -40 >&2
         echo "fuzz.sh: building $target failed (full log: FuzzTesting/$build_log)" >&2
         exit 2
@@ -67,6 +69,7 @@ for target in "${targets[@]}"; do
     args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len="$max_len"
         -print_final_stats=1 -artifact_prefix="$run_dir/artifacts/")
     [[ -f Dictionaries/$name.dict ]] && args+=(-dict="Dictionaries/$name.dict")
+    [[ -f Options/$name.flags ]] && mapfile -t -O "${#args[@]}" args < <(grep -v '^[[:space:]]*\(#\|$\)' "Options/$name.flags")
     # New inputs go to the first folder only; the regressions are read, never written.
     inputs=("$run_dir/corpus")
     compgen -G "Regressions/$name/*" >/dev/null && inputs+=("Regressions/$name")

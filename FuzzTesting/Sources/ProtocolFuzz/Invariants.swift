@@ -22,12 +22,34 @@ func checkInvariants(_ op: RequestOperation, limits: ProtocolLimits) {
     case .register(let register):
         checkString(register.label, max: limits.maxLabelBytes, "register.label")
         checkCount(register.adopted, max: limits.maxRangesPerList, "register.adopted")
+        for range in [register.managed] + register.adopted { checkPageRangeConversion(range, elrangeSize: register.size) }
     case .allocate(let allocate):
         checkPermissions(allocate.permissions, "allocate.permissions")
+        if allocate.offset != WireRange.anywhere { checkPageRangeConversion(WireRange(offset: allocate.offset, length: allocate.length)) }
+    case .free(let request), .trim(let request), .trimAccepted(let request), .makeTCS(let request):
+        checkPageRangeConversion(request.range)
     case .restrict(let change), .relax(let change):
         checkPermissions(change.permissions, "\(op.request.verb).permissions")
-    case .attach, .unregister, .free, .trim, .trimAccepted, .makeTCS, .sync, .status, .enclaves, .stats, .reclaim, .reload, .metrics:
+        checkPageRangeConversion(change.range)
+    case .attach, .unregister, .sync, .status, .enclaves, .stats, .reclaim, .reload, .metrics:
         break
+    }
+}
+
+/// The daemon turns every range a client sends into a `PageRange` through
+/// `WireRange.pageRange(elrangeSize:)`: it must answer not-aligned or out-of-range, never trap
+/// (PageRange's initializer has a precondition), and a range it accepts covers exactly the bytes sent.
+func checkPageRangeConversion(_ range: WireRange, elrangeSize: UInt64? = nil) {
+    let sizes = [elrangeSize ?? 1 << 36, .max, range.offset &+ range.length]
+    for size in sizes {
+        switch range.pageRange(elrangeSize: size) {
+        case .success(let pages):
+            require(
+                pages.byteOffset == range.offset && pages.byteLength == range.length && range.offset + range.length <= size,
+                "\(range) in an ELRANGE of \(size) bytes became \(pages)")
+        case .failure(let error):
+            require(error.code == .notAligned || error.code == .outOfRange, "\(range) rejected with \(error.code)")
+        }
     }
 }
 
