@@ -23,7 +23,8 @@ let package = Package(
     } + [
         // Writes the seed corpus of ProtocolFuzz. A plain executable: build it without the fuzzer
         // flags (`swift run ProtocolSeeds Corpus/protocol`).
-        .executableTarget(name: "ProtocolSeeds", dependencies: ["EDMMProtocol", "EDMMCore"].map { .product(name: $0, package: "edmmd") },
+        .executableTarget(
+            name: "ProtocolSeeds", dependencies: ["EDMMProtocol", "EDMMCore"].map { .product(name: $0, package: "edmmd") },
             swiftSettings: strict),
     ]
 )

@@ -36,7 +36,7 @@ import Testing
 
     @Test func theFuzzInputFoldersAreFoundFromTheTestSources() {
         #expect(!Self.regressions.isEmpty)
-        #expect(Self.seeds.count >= 40)
+        #expect(!Self.seeds.isEmpty)
     }
 
     @Test(arguments: regressions)

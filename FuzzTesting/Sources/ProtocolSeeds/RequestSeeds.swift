@@ -9,7 +9,9 @@ private func request(_ id: UInt64, flags: RequestFlags = [], _ request: Request)
 /// fire-and-forget flags, a pipelined batch, and the most operations a message may hold.
 let requestSeeds: [Seed] = [
     Seed("hello", requests: [request(1, .hello(HelloRequest(clientName: "gramine-pal 1.8")))]),
-    Seed("register", requests: [
+    Seed(
+        "register",
+        requests: [
             request(
                 2,
                 .register(
@@ -20,7 +22,9 @@ let requestSeeds: [Seed] = [
     ),
     Seed("attach", requests: [request(3, .attach(7))]),
     Seed("unregister", requests: [request(4, .unregister(7))]),
-    Seed("allocate", requests: [request(5, .allocate(AllocateRequest(enclave: 7, offset: 32 * page, length: 8 * page, permissions: .rx, allowGrowth: true)))]),
+    Seed(
+        "allocate",
+        requests: [request(5, .allocate(AllocateRequest(enclave: 7, offset: 32 * page, length: 8 * page, permissions: .rx, allowGrowth: true)))]),
     Seed("free", requests: [request(6, .free(RangeRequest(enclave: 7, range: pages(32, 2))))]),
     Seed("trim", requests: [request(7, .trim(RangeRequest(enclave: 7, range: pages(34, 1))))]),
     Seed("trim-accepted", requests: [request(8, .trimAccepted(RangeRequest(enclave: 7, range: pages(34, 1))))]),
@@ -35,8 +39,12 @@ let requestSeeds: [Seed] = [
     Seed("reload", requests: [request(17, .reload)]),
     Seed("metrics", requests: [request(18, .metrics(MetricsRequest(offset: 60_000)))]),
 
-    Seed("hello-longest-name", requests: [request(1, .hello(HelloRequest(minVersion: 1, maxVersion: 9, clientName: String(repeating: "n", count: 256))))]),
-    Seed("register-longest-label-three-adopted", requests: [
+    Seed(
+        "hello-longest-name",
+        requests: [request(1, .hello(HelloRequest(minVersion: 1, maxVersion: 9, clientName: String(repeating: "n", count: 256))))]),
+    Seed(
+        "register-longest-label-three-adopted",
+        requests: [
             request(
                 2,
                 .register(
@@ -47,7 +55,9 @@ let requestSeeds: [Seed] = [
     ),
     Seed("allocate-anywhere", requests: [request(5, .allocate(AllocateRequest(enclave: 1, length: 16 * page)))]),
     Seed("free-no-reply", requests: [request(6, flags: .noReply, .free(RangeRequest(enclave: 1, range: pages(0, 16))))]),
-    Seed("pipelined-trim-flow", requests: [
+    Seed(
+        "pipelined-trim-flow",
+        requests: [
             request(20, .allocate(AllocateRequest(enclave: 2, length: page))),
             request(21, flags: .noReply, .free(RangeRequest(enclave: 2, range: pages(4, 1)))),
             request(22, .trim(RangeRequest(enclave: 2, range: pages(5, 2)))),
