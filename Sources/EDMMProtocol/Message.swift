@@ -248,6 +248,7 @@ public enum MessageCodec {
             case .push:
                 return .pushes(try ops.map { (op: RawOperation) throws -> PushOperation in
                     guard let verb = PushVerb(rawValue: op.verbCode) else { throw WireError(.malformedMessage, "unknown push \(op.verbCode)") }
+                    guard op.word == 0 else { throw WireError(.malformedMessage, "push \(verb) has word 0x\(String(op.word, radix: 16)), must be 0") }
                     var r = WireReader(bytes, from: op.body.lowerBound, to: op.body.upperBound)
                     return PushOperation(sequence: op.id, try Push.decode(verb: verb, &r, limits: limits))
                 })

@@ -106,7 +106,12 @@ public struct WireError: Error, Equatable, Sendable, CustomStringConvertible {
             let errno = try r.i32("error.kernel.errno")
             let count = try r.u64("error.kernel.count")
             let hasResult = try r.bool("error.kernel.hasResult")
+            let resultAt = r.position
             let result = try r.u64("error.kernel.result")
+            // Without a result the field is padding; a value there would be silently dropped.
+            guard hasResult || result == 0 else {
+                throw DecodeError("error.kernel.result: \(result) given but hasResult is 0", at: resultAt)
+            }
             detail = .kernel(ioctl: ioctl, errno: errno, countBytes: count, result: hasResult ? result : nil)
         case 3:
             detail = .page(offset: try r.u64("error.page.offset"), state: try r.string("error.page.state", maxBytes: 64))
