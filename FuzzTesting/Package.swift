@@ -12,6 +12,7 @@ let strict: [SwiftSetting] = [.unsafeFlags(["-swift-version", "6", "-enable-upco
 /// `Dictionaries/` entries by name (ProtocolFuzz -> protocol).
 let fuzzTargets: [(name: String, libraries: [String])] = [
     ("ProtocolFuzz", ["EDMMProtocol", "EDMMCore"]),
+    ("ConfigFuzz", ["EDMMConfig"]),
 ]
 
 let package = Package(

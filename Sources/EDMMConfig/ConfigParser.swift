@@ -22,6 +22,9 @@ extension DaemonConfig {
     }
 
     public static func parse(toml text: String, fileName: String) throws(ConfigErrors) -> DaemonConfig {
+        if let bad = TOMLPreflight.firstProblem(in: text) {
+            throw ConfigErrors([ConfigError(file: fileName, line: bad.line, message: "syntax error: \(bad.message)")])
+        }
         let root: TOMLTable
         do {
             root = try TOMLTable(string: text)

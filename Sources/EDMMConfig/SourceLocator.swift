@@ -8,7 +8,7 @@ struct SourceLocator {
     init(_ text: String) {
         var table: [String] = []
         var lineNumber = 0
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        for raw in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
             lineNumber += 1
             let line = Self.stripComment(String(raw)).trimmingSpaces
             if line.hasPrefix("[") {

@@ -26,35 +26,35 @@ public struct WireReader {
     public var remaining: Int { end - position }
     public var isAtEnd: Bool { position == end }
 
-    public mutating func u8(_ field: String) throws(DecodeError) -> UInt8 { try fixed(field) }
-    public mutating func u16(_ field: String) throws(DecodeError) -> UInt16 { try fixed(field) }
-    public mutating func u32(_ field: String) throws(DecodeError) -> UInt32 { try fixed(field) }
-    public mutating func u64(_ field: String) throws(DecodeError) -> UInt64 { try fixed(field) }
-    public mutating func i32(_ field: String) throws(DecodeError) -> Int32 { Int32(bitPattern: try u32(field)) }
-    public mutating func f64(_ field: String) throws(DecodeError) -> Double { Double(bitPattern: try u64(field)) }
+    public mutating func u8(_ field: @autoclosure () -> String) throws(DecodeError) -> UInt8 { try fixed(field()) }
+    public mutating func u16(_ field: @autoclosure () -> String) throws(DecodeError) -> UInt16 { try fixed(field()) }
+    public mutating func u32(_ field: @autoclosure () -> String) throws(DecodeError) -> UInt32 { try fixed(field()) }
+    public mutating func u64(_ field: @autoclosure () -> String) throws(DecodeError) -> UInt64 { try fixed(field()) }
+    public mutating func i32(_ field: @autoclosure () -> String) throws(DecodeError) -> Int32 { Int32(bitPattern: try u32(field())) }
+    public mutating func f64(_ field: @autoclosure () -> String) throws(DecodeError) -> Double { Double(bitPattern: try u64(field())) }
 
-    public mutating func bool(_ field: String) throws(DecodeError) -> Bool {
+    public mutating func bool(_ field: @autoclosure () -> String) throws(DecodeError) -> Bool {
         let at = position
-        switch try u8(field) {
+        switch try u8(field()) {
         case 0: return false
         case 1: return true
-        case let v: throw DecodeError("\(field): \(v) is not a boolean (0 or 1)", at: at)
+        case let v: throw DecodeError("\(field()): \(v) is not a boolean (0 or 1)", at: at)
         }
     }
 
     /// A u16-length-prefixed UTF-8 string of at most `maxBytes` bytes.
-    public mutating func string(_ field: String, maxBytes: Int) throws(DecodeError) -> String {
+    public mutating func string(_ field: @autoclosure () -> String, maxBytes: Int) throws(DecodeError) -> String {
         let at = position
-        let length = Int(try u16("\(field) length"))
+        let length = Int(try u16("\(field()) length"))
         guard length <= maxBytes else {
-            throw DecodeError("\(field): \(length) bytes, limit \(maxBytes)", at: at)
+            throw DecodeError("\(field()): \(length) bytes, limit \(maxBytes)", at: at)
         }
         guard length <= remaining else {
-            throw DecodeError("\(field): \(length) bytes declared, \(remaining) left", at: at)
+            throw DecodeError("\(field()): \(length) bytes declared, \(remaining) left", at: at)
         }
         let slice = bytes[position..<position + length]
         guard let s = String(validating: slice, as: UTF8.self) else {
-            throw DecodeError("\(field): not valid UTF-8", at: position)
+            throw DecodeError("\(field()): not valid UTF-8", at: position)
         }
         position += length
         return s
@@ -63,16 +63,16 @@ public struct WireReader {
     /// A u32-count-prefixed list of at most `maxCount` elements, each at least `minElementBytes`
     /// long (so a hostile count cannot make us reserve memory the message does not contain).
     public mutating func list<T>(
-        _ field: String, maxCount: Int, minElementBytes: Int,
+        _ field: @autoclosure () -> String, maxCount: Int, minElementBytes: Int,
         _ element: (inout WireReader) throws(DecodeError) -> T
     ) throws(DecodeError) -> [T] {
         let at = position
-        let count = Int(try u32("\(field) count"))
+        let count = Int(try u32("\(field()) count"))
         guard count <= maxCount else {
-            throw DecodeError("\(field): \(count) elements, limit \(maxCount)", at: at)
+            throw DecodeError("\(field()): \(count) elements, limit \(maxCount)", at: at)
         }
         guard count * minElementBytes <= remaining else {
-            throw DecodeError("\(field): \(count) elements do not fit in \(remaining) bytes", at: at)
+            throw DecodeError("\(field()): \(count) elements do not fit in \(remaining) bytes", at: at)
         }
         var items: [T] = []
         items.reserveCapacity(count)
@@ -80,9 +80,9 @@ public struct WireReader {
         return items
     }
 
-    public mutating func skip(_ count: Int, _ field: String) throws(DecodeError) {
+    public mutating func skip(_ count: Int, _ field: @autoclosure () -> String) throws(DecodeError) {
         guard count >= 0, count <= remaining else {
-            throw DecodeError("\(field): \(count) bytes declared, \(remaining) left", at: position)
+            throw DecodeError("\(field()): \(count) bytes declared, \(remaining) left", at: position)
         }
         position += count
     }
@@ -93,10 +93,10 @@ public struct WireReader {
         guard isAtEnd else { throw DecodeError("\(what): \(remaining) unexpected trailing bytes", at: position) }
     }
 
-    private mutating func fixed<T: FixedWidthInteger>(_ field: String) throws(DecodeError) -> T {
+    private mutating func fixed<T: FixedWidthInteger>(_ field: @autoclosure () -> String) throws(DecodeError) -> T {
         let size = MemoryLayout<T>.size
         guard remaining >= size else {
-            throw DecodeError("\(field): needs \(size) bytes, \(remaining) left", at: position)
+            throw DecodeError("\(field()): needs \(size) bytes, \(remaining) left", at: position)
         }
         var value: T = 0
         for i in 0..<size { value |= T(bytes[position + i]) << (8 * i) }

@@ -157,3 +157,34 @@ func readAll(_ path: String) throws -> [UInt8] {
     }
     return out
 }
+
+@Suite struct TOMLPreflightTests {
+    private func firstError(_ toml: String) -> ConfigError? {
+        do {
+            _ = try DaemonConfig.parse(toml: toml, fileName: "t.toml")
+            return nil
+        } catch {
+            return error.errors.first
+        }
+    }
+
+    /// Inputs like these abort the process inside TOMLKit 0.6.0's toml++ (tomlplusplus#301 and
+    /// relatives); they must be refused before it sees them.
+    @Test(arguments: ["[=", "[[=", "[[[1]]]", "a=[}", "'='=[}", "[batch\n", "[.a]", "[a..b]", "[a] x", "\u{FEFF}[=", "a = 1\r\n[=\r\n"])
+    func inputsThatCrashTOMLKitAreSyntaxErrors(_ text: String) {
+        let error = firstError(text)
+        #expect(error?.message.hasPrefix("syntax error") == true)
+    }
+
+    @Test func theSupportedSubsetPasses() {
+        let text = "# c\n[batch] # c\n[ \"quota\" . uid_overrides ]\n1000 = \"512MiB\" # c\nx.y = 'lit'\na = -0x1F\nb = 1_000\nc = true\nd = \"e\\\"f\"\n"
+        #expect(TOMLPreflight.firstProblem(in: text) == nil)
+    }
+
+    @Test func arraysInlineTablesAndMultiLineStringsAreRefusedWithTheirNames() {
+        #expect(TOMLPreflight.firstProblem(in: "a = [1]")?.message == "arrays are not used in edmmd's configuration")
+        #expect(TOMLPreflight.firstProblem(in: "a = { b = 1 }")?.message.hasPrefix("inline tables") == true)
+        #expect(TOMLPreflight.firstProblem(in: "a = \"\"\"x\"\"\"")?.message == "multi-line strings are not used in edmmd's configuration")
+        #expect(TOMLPreflight.firstProblem(in: "\n[[x]]")?.line == 2)
+    }
+}
