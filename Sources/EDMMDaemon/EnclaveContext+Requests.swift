@@ -12,7 +12,8 @@ extension EnclaveContext {
             answer(target, .failure(WireError(.unknownEnclave, "enclave \(handle) was unregistered")))
             return
         }
-        lastActivity = .now
+        // Views do not make an enclave active: idle-first reclaim must not spare a watched enclave.
+        if case .stats = call.request {} else { lastActivity = .now }
         switch call.request {
         case .allocate(let request): answer(target, allocate(request, limits: target.session.limits.protocolLimits))
         case .free(let request): answer(target, free(request.range))

@@ -23,12 +23,15 @@ final class Supervisor: @unchecked Sendable {
         policy = PoolReclaimPolicy(settings.reclaim)
         interval = settings.checkInterval
         timer = DispatchSource.makeTimerSource(queue: core.queue)
+        // Active from the start (libdispatch traps when an inactive source is released), idle
+        // until `start`.
+        timer.setEventHandler { @Sendable [weak self] in self?.tick() }
+        timer.schedule(deadline: .distantFuture)
+        timer.activate()
     }
 
     func start() {
-        timer.setEventHandler { @Sendable [weak self] in self?.tick() }
-        schedule()
-        timer.activate()
+        core.queue.async { self.schedule() }
     }
 
     func stop() { timer.cancel() }
