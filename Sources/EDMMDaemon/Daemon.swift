@@ -189,6 +189,18 @@ public final class Daemon: Sendable {
             counters: core.counters.named, enclaves: core.registry.all.map(\.snapshot))
     }
 
+    /// Every registered enclave's record (for systemd's FD store), each taken on its own queue.
+    public func enclaveRecords() async -> [EnclaveRecord] {
+        let records = Mutex<[EnclaveRecord]>([])
+        await Self.waitAll(core.registry.all) { enclave, done in
+            enclave.record { record in
+                if let record { records.withLock { $0.append(record) } }
+                done()
+            }
+        }
+        return records.withLock { $0 }.sorted { $0.handle < $1.handle }
+    }
+
     /// Runs `body` for each item and waits until each called its completion, or `timeout` passed.
     /// Returns false on timeout.
     @discardableResult
