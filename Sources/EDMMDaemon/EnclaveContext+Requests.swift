@@ -155,7 +155,7 @@ extension EnclaveContext {
     /// A fixed-range ALLOCATE over a fragmented region could need more reused/fresh ranges than a
     /// reply can carry: refuse it before anything changes.
     func checkSegments(_ range: PageRange, limits: ProtocolLimits) -> WireError? {
-        let fitInMessage = (limits.maxMessageBytes - 128) / WireRangeSize
+        let fitInMessage = (limits.maxMessageBytes - 128) / 16  // 16 bytes per range on the wire
         let limit = min(limits.maxRangesPerList, fitInMessage / 2)
         var segments = 0
         var cursor = range.first
@@ -183,6 +183,3 @@ extension EnclaveContext {
         return ranges.reduce(0) { $0 + $1.count }
     }
 }
-
-/// Bytes of one range on the wire.
-let WireRangeSize = 16

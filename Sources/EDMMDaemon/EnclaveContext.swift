@@ -280,7 +280,7 @@ struct Completion: Sendable {
     /// REGISTER/ATTACH: the enclave the connection may now use.
     let attaching: EnclaveContext?
     /// REGISTER/ATTACH: the connection reserved a slot of its enclave limit for this request.
-    var reservedSlot: Bool
+    let reservedSlot: Bool
 
     init(_ target: ReplyTarget, _ outcome: Result<ResponseBody, WireError>, attaching: EnclaveContext? = nil) {
         id = target.id
