@@ -88,6 +88,10 @@ public struct CommitTracker: Sendable {
     public struct NotHeld: Error, Equatable, Sendable {
         public var offset: UInt64
         public var state: String
+        public init(offset: UInt64, state: String) {
+            self.offset = offset
+            self.state = state
+        }
     }
 
     public mutating func free(_ range: PageRange) throws(NotHeld) {

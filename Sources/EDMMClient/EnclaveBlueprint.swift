@@ -37,7 +37,7 @@ public struct EnclaveBlueprint: Sendable, Equatable {
         case tcs, text, data
     }
 
-    var managedPages: PageRange {
+    public var managedPages: PageRange {
         PageRange(first: managedOffset >> Page.shift, end: size >> Page.shift)
     }
 }
