@@ -37,7 +37,7 @@ final class ConnectionCore: Sendable {
     }
 
     func start() throws(EDMMClientError) {
-        guard startDetachedThread({ self.readLoop() }) else { throw .receiveFailed(errno: EAGAIN) }
+        guard DetachedThread.start({ self.readLoop() }) else { throw .receiveFailed(errno: EAGAIN) }
     }
 
     var limits: ProtocolLimits { state.withLock { $0.sendLimits } }

@@ -3,10 +3,10 @@ import SGXSimulator
 
 /// The enclave's own record set against the simulated EPCM, page by page.
 public struct EPCMComparison: Sendable, Equatable {
-    /// EPCM states of the managed range's present pages (`EPCMState` raw values).
+    /// EPCM states of the managed range's present pages (`EPCMState` raw values: "reg", "tcs", ...).
     public var epcmPages: [String: UInt64]
-    /// Pages whose EPCM entry contradicts the record (wrong state or permissions, or present
-    /// without being tracked).
+    /// Pages whose EPCM entry contradicts the record: wrong state or permissions, or present
+    /// where the enclave holds nothing.
     public var mismatchedPages: UInt64
     /// Tracked pages in the middle of a flow (trimming, restricting, becoming a TCS).
     public var pagesInTransition: UInt64
@@ -17,33 +17,24 @@ public struct EPCMComparison: Sendable, Equatable {
 }
 
 extension SimulatedEnclaveHost {
-    /// Compares the enclave's record with the EPCM. Meaningful at any time; exact when nothing
-    /// is in flight (after `sync()` and `settle()`).
+    /// Compares the enclave's record with the EPCM over the whole managed range, page by page.
+    /// Meaningful at any time; exact when nothing is in flight (after `sync()` and `settle()`).
     public func compareWithEPCM() -> EPCMComparison {
         let tracker = self.tracker
         var result = EPCMComparison(epcmPages: [:], mismatchedPages: 0, pagesInTransition: 0, examples: [])
-        var tracked: UInt64 = 0
-        for entry in tracker.pages {
-            for page in entry.range.first..<entry.range.end {
+        for run in tracker.runs(in: tracker.managed) {
+            for page in run.range.first..<run.range.end {
                 let info = enclave.pageInfo(offset: page << Page.shift)
-                result.epcmPages[info.state.rawValue, default: 0] += 1
-                if info.state != .hole { tracked += 1 }
-                let (allowed, transitional) = Self.expectation(entry.value, info)
+                if info.state != .hole { result.epcmPages[info.state.rawValue, default: 0] += 1 }
+                let (allowed, transitional) = run.state.map { Self.expectation($0, info) } ?? (info.state == .hole, false)
                 if transitional { result.pagesInTransition += 1 }
-                if !allowed {
-                    result.mismatchedPages += 1
-                    if result.examples.count < 8 {
-                        result.examples.append(
-                            "page 0x\(String(page << Page.shift, radix: 16)): enclave says \(entry.value), EPCM says \(info.state.rawValue) \(info.permissions)")
-                    }
+                guard !allowed else { continue }
+                result.mismatchedPages += 1
+                if result.examples.count < 8 {
+                    result.examples.append(
+                        "page 0x\(String(page << Page.shift, radix: 16)): enclave says \(run.state?.description ?? "hole"), EPCM says \(info.state.rawValue) \(info.permissions)")
                 }
             }
-        }
-        let untracked = enclave.presentPages &- UInt64(EnclaveBlueprint.image.count) &- tracked
-        if untracked > 0, untracked < 1 << 48 {
-            result.mismatchedPages += untracked
-            result.epcmPages["untracked", default: 0] += untracked
-            result.examples.append("\(untracked) pages present in the EPCM that the enclave never accepted")
         }
         return result
     }

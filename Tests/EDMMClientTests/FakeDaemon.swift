@@ -46,7 +46,7 @@ final class FakeDaemon: Sendable {
         self.limits = limits
         self.simulated = simulated
         machine = try SimulatedMachine.create(.init(epcPages: epcPages, enclaveCapacity: 16))
-        let started = startThread { [self] in serve() }
+        let started = DetachedThread.start { [self] in serve() }
         guard started else { throw FakeDaemonError.system("pthread_create", EAGAIN) }
     }
 
@@ -215,24 +215,4 @@ final class FakeDaemon: Sendable {
 
 enum FakeDaemonError: Error {
     case system(String, Int32)
-}
-
-/// A detached thread for the fake daemon's loop.
-func startThread(_ body: @escaping @Sendable () -> Void) -> Bool {
-    final class Box {
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-    }
-    let box = Unmanaged.passRetained(Box(body))
-    var thread = pthread_t()
-    let rc = pthread_create(&thread, nil, { raw in
-        Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
-        return nil
-    }, box.toOpaque())
-    guard rc == 0 else {
-        box.release()
-        return false
-    }
-    pthread_detach(thread)
-    return true
 }
