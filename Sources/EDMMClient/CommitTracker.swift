@@ -55,8 +55,10 @@ public struct CommitTracker: Sendable {
             cursor = piece.end
         }
         guard cursor == granted.end else { throw .malformedGrant("reused and fresh ranges do not partition \(granted)") }
+        // A page the enclave gave up with EACCEPT(TRIM) may come back fresh even before the reply
+        // to its TRIM_ACCEPTED is handled: its contents are gone by the enclave's own choice.
         for range in fresh {
-            if let (offset, state) = firstPage(in: range, where: { $0 != nil }) {
+            if let (offset, state) = firstPage(in: range, where: { $0 != nil && $0 != .trimAccepted }) {
                 throw .doubleAccept(offset: offset, heldAs: state)
             }
         }

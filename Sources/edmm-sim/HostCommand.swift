@@ -67,7 +67,7 @@ struct HostCommand: AsyncParsableCommand {
         await host.settle()
         channel.send(HostLine(kind: .stopped))
         guard await channel.next() == "check" else { throw ExitCode(1) }
-        var report = await Self.check(host)
+        var report = Self.report(host, await host.verify())
         report.workload = workload
         report.refusals = refusals
         report.problems = problems + report.problems
@@ -85,42 +85,13 @@ struct HostCommand: AsyncParsableCommand {
         return HostProgress(requests: stats.requests, ioctlRequests: stats.ioctlRequests, sim: SimTotals(host.countersSinceRegistration))
     }
 
-    /// Compares the enclave's record, edmmd's ledger and the EPCM once nothing is in flight. A
-    /// RECLAIM notice can still arrive (another enclave's growth puts the EPC under pressure),
-    /// so the comparison is repeated until no notice came in while it ran.
-    static func check(_ host: SimulatedEnclaveHost) async -> HostReport {
-        var problems: [String] = []
-        var attempt = 0
-        while true {
-            attempt += 1
-            let noticesBefore = host.stats.reclaimNotices
-            await host.settle()
-            do {
-                try await host.sync()
-            } catch {
-                problems.append("SYNC before the check: \(error)")
-            }
-            let stats: EnclaveStatsReply?
-            do {
-                stats = try await host.connection.stats(host.handle)
-            } catch {
-                problems.append("STATS: \(error)")
-                stats = nil
-            }
-            let epcm = host.compareWithEPCM()
-            await host.settle()
-            let quiet = host.stats.reclaimNotices == noticesBefore && epcm.pagesInTransition == 0
-            if quiet || attempt == 5 {
-                if !quiet { problems.append("the enclave was still changing after \(attempt) comparisons") }
-                return report(host, stats: stats, epcm: epcm, problems: problems)
-            }
-        }
-    }
-
-    static func report(_ host: SimulatedEnclaveHost, stats reply: EnclaveStatsReply?, epcm: EPCMComparison, problems: [String]) -> HostReport {
+    static func report(_ host: SimulatedEnclaveHost, _ verification: HostVerification) -> HostReport {
         let stats = host.stats
-        let ledger = reply.map { LedgerCheck(daemon: $0, epcm: epcm) }
-            ?? LedgerCheck(committedPages: 0, pooledPages: 0, trimmingPages: 0, removingPages: 0, tcsPages: 0, ledgerEpcmMismatches: nil, problems: ["no STATS from edmmd"])
+        let epcm = verification.epcm
+        let ledger = verification.ledger
+            ?? LedgerComparison(
+                committedPages: 0, pooledPages: 0, trimmingPages: 0, removingPages: 0, tcsPages: 0, ledgerEpcmMismatches: nil,
+                problems: ["no STATS from edmmd"])
         return HostReport(
             label: host.blueprint.label, workload: "", enclave: host.handle, pid: getpid(), requests: stats.requests,
             ioctlRequests: stats.ioctlRequests, requestsByVerb: stats.requestsByVerb, messages: stats.messages,
@@ -130,34 +101,6 @@ struct HostCommand: AsyncParsableCommand {
             latencyBuckets: stats.latency.sparse.map { [UInt64($0.bucket), $0.count] },
             hostMatchesEPCM: epcm.matches, hostMismatchedPages: epcm.mismatchedPages, pagesInTransition: epcm.pagesInTransition,
             epcmPages: epcm.epcmPages, ledger: ledger, violations: stats.violations.map(\.description),
-            asyncErrors: Array(stats.asyncErrors.prefix(20)), problems: problems + epcm.examples)
-    }
-}
-
-extension LedgerCheck {
-    /// edmmd's counts by state against the EPCM's (the managed range), and edmmd's own
-    /// page-by-page check when it reports one.
-    init(daemon: EnclaveStatsReply, epcm: EPCMComparison) {
-        let s = daemon.summary
-        let counters = Dictionary(daemon.counters.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
-        let e = epcm.epcmPages
-        var problems: [String] = []
-        let regular = (e["reg"] ?? 0) + (e["reg_pr"] ?? 0)
-        if s.committedPages + s.pooledPages != regular {
-            problems.append("edmmd counts \(s.committedPages) committed + \(s.pooledPages) pooled pages, the EPCM has \(regular) regular pages")
-        }
-        if s.tcsPages != (e["tcs"] ?? 0) + (e["tcs_modified"] ?? 0) {
-            problems.append("edmmd counts \(s.tcsPages) TCS pages, the EPCM has \((e["tcs"] ?? 0) + (e["tcs_modified"] ?? 0))")
-        }
-        let trim = (e["trim"] ?? 0) + (e["trim_modified"] ?? 0)
-        if s.trimmingPages + s.removingPages != trim {
-            problems.append("edmmd counts \(s.trimmingPages) trimming + \(s.removingPages) removing pages, the EPCM has \(trim) trim pages")
-        }
-        if let pending = e["reg_pending"], pending > 0 { problems.append("\(pending) pages are EAUGed but never accepted") }
-        let mismatches = counters["ledger_epcm_mismatches"]
-        if let mismatches, mismatches > 0 { problems.append("edmmd's own check finds \(mismatches) pages where its ledger and the EPCM differ") }
-        self.init(
-            committedPages: s.committedPages, pooledPages: s.pooledPages, trimmingPages: s.trimmingPages,
-            removingPages: s.removingPages, tcsPages: s.tcsPages, ledgerEpcmMismatches: mismatches, problems: problems)
+            asyncErrors: Array(stats.asyncErrors.prefix(20)), problems: verification.problems + epcm.examples)
     }
 }

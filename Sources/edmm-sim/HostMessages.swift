@@ -61,20 +61,6 @@ struct HostProgress: Codable, Equatable {
     var sim: SimTotals
 }
 
-/// The daemon's ledger for one enclave against the simulated EPCM.
-struct LedgerCheck: Codable, Equatable {
-    var committedPages: UInt64
-    var pooledPages: UInt64
-    var trimmingPages: UInt64
-    var removingPages: UInt64
-    var tcsPages: UInt64
-    /// edmmd's own page-by-page check (STATS `ledger_epcm_mismatches`), when it reports one.
-    var ledgerEpcmMismatches: UInt64?
-    /// Each disagreement, for humans; empty when the ledger matches.
-    var problems: [String]
-    var matches: Bool { problems.isEmpty }
-}
-
 /// Everything a host reports at the end of a run.
 struct HostReport: Codable {
     var label: String
@@ -100,7 +86,7 @@ struct HostReport: Codable {
     var hostMismatchedPages: UInt64
     var pagesInTransition: UInt64
     var epcmPages: [String: UInt64]
-    var ledger: LedgerCheck
+    var ledger: LedgerComparison
     var violations: [String]
     var asyncErrors: [String]
     var problems: [String]

@@ -109,11 +109,12 @@ struct RunCommand: AsyncParsableCommand {
         let stopped = fleet.await(.stopped, timeout: 120)
         if stopped { fleet.broadcast("check") }
         let reported = stopped && fleet.await(.report, timeout: 120)
+        let after = try? await observer.connection.status()
         fleet.broadcast("exit")
         fleet.reap(timeout: 30)
         let summary = RunSummary(
             plan: plan(), seed: seed, elapsed: elapsed, reports: fleet.reports, failures: fleet.failures,
-            before: observer.initial, after: try? await observer.connection.status(), machine: observer.machine)
+            before: observer.initial, after: after, machine: observer.machine)
         print(json ? summary.json : summary.text)
         if !reported || !summary.passed { throw ExitCode(1) }
     }

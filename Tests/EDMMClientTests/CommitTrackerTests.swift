@@ -33,6 +33,20 @@ import Testing
         }
     }
 
+    @Test func aPageGivenUpWithEacceptTrimMayComeBackFresh() throws {
+        let range = PageRange(first: 256, count: 4)
+        var t = try holding(range)
+        try t.trim(range)
+        #expect(throws: HostSafetyViolation.doubleAccept(offset: 256 << 12, heldAs: "trimming")) {
+            try t.admitGrant(granted: range, fresh: [range], reused: [], asked: nil, permissions: .rw)
+        }
+        t.trimAccepted(range)
+        try t.admitGrant(granted: range, fresh: [range], reused: [], asked: nil, permissions: .rw)
+        // The late reply to TRIM_ACCEPTED leaves the new pages alone.
+        t.removed(range)
+        #expect(t.pages[257] == .inUse(.rw))
+    }
+
     @Test func reusedPagesMustBePagesTheEnclaveFreed() throws {
         var t = try holding(PageRange(first: 256, count: 4))
         try t.free(PageRange(first: 256, count: 2))

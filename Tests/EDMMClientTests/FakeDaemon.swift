@@ -1,4 +1,5 @@
 import CEDMMShims
+import EDMMClient
 import EDMMCore
 import EDMMProtocol
 import Glibc
