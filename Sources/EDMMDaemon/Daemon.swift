@@ -123,7 +123,6 @@ public final class Daemon: Sendable {
         listener.withLock { $0 }?.stop()
         supervisor.stop()
         let sessions = core.sessions
-        for session in sessions { session.beginShutdown() }
         let enclaves = core.registry.all
         await Self.waitAll(enclaves) { enclave, done in enclave.drain(completion: done) }
         let notice = ShutdownNotice(
@@ -173,7 +172,7 @@ public final class Daemon: Sendable {
             return ConfigChanges(from: old, to: new)
         }
         core.replaceSettings(settings)
-        for enclave in core.registry.all { enclave.apply(settings.flush) }
+        for enclave in core.registry.all { enclave.apply(settings) }
         let supervisor = self.supervisor
         core.queue.async { supervisor.apply(settings) }
         return .success("\(configSource.description): \(changes.summary)")

@@ -87,7 +87,7 @@ extension EnclaveContext {
             return .failure(WireError(error))
         }
         freshUnaccepted.remove(pages)
-        if !core.settings.poolEnabled {
+        if !settings.poolEnabled {
             // No lazy pool: the pages go back at once, through the same RECLAIM notice as any
             // reclaim, so the client EACCEPTs and confirms them as usual.
             do {
@@ -132,8 +132,7 @@ extension EnclaveContext {
                 asked = .range(range)
             }
         }
-        let settings = core.settings
-        let quota = settings.quota.policy(uid: owner.uid)
+        let quota = settings.quota
         let growth = request.allowGrowth ? settings.growth : .disabled
         let grant: Grant
         do throws(AllocationError) {
@@ -141,6 +140,7 @@ extension EnclaveContext {
                 let grant = try ledger.allocate(asked, permissions: request.permissions, quota: quota, growth: growth, usage: usage)
                 return (grant, ledger.counts.epcPages)
             }
+            chargedPages = ledger.counts.epcPages
         } catch {
             return .failure(WireError(error))
         }
