@@ -49,6 +49,10 @@ import Testing
                 startAfter = page.nextStartAfter
             } while startAfter != 0
             #expect(seen == handles)
+            // One page with all of them (short labels: the smallest summaries).
+            guard case .enclaves(let all) = try client.expect(.enclaves(EnclaveListRequest())) else { return }
+            #expect(all.enclaves.map(\.enclave) == handles)
+            #expect(all.nextStartAfter == 0)
         }
     }
 
