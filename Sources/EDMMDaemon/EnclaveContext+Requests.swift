@@ -136,11 +136,18 @@ extension EnclaveContext {
         let growth = request.allowGrowth ? settings.growth : .disabled
         let grant: Grant
         do throws(AllocationError) {
-            grant = try core.quotas.admit(handle, uid: owner.uid) { (usage: QuotaUsage) throws(AllocationError) in
-                let grant = try ledger.allocate(asked, permissions: request.permissions, quota: quota, growth: growth, usage: usage)
-                return (grant, ledger.counts.epcPages)
+            if case .anywhere(let count) = asked, ledger.placement(pages: count, permissions: request.permissions)?.fromPool == true {
+                // Served from the pool: no fresh page, nothing to admit, no shared lock.
+                grant = try ledger.allocate(
+                    asked, permissions: request.permissions, quota: QuotaPolicy(), growth: growth,
+                    usage: QuotaUsage(enclavePages: 0, uidPages: 0, machinePages: 0))
+            } else {
+                grant = try core.quotas.admit(handle, uid: owner.uid) { (usage: QuotaUsage) throws(AllocationError) in
+                    let grant = try ledger.allocate(asked, permissions: request.permissions, quota: quota, growth: growth, usage: usage)
+                    return (grant, ledger.counts.epcPages)
+                }
+                chargedPages = ledger.counts.epcPages
             }
-            chargedPages = ledger.counts.epcPages
         } catch {
             return .failure(WireError(error))
         }
