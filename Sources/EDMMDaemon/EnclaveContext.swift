@@ -61,7 +61,8 @@ final class EnclaveContext: @unchecked Sendable {
     /// Requests waiting for the next flush, in arrival order.
     var queued: [QueuedWork] = []
     var nextRequestID: UInt64 = 1
-    /// Connections that registered or attached the enclave, by session id; the registrar first.
+    /// Connections that registered or attached the enclave, by session id (`registrarID` names
+    /// the registering one while it is open).
     var sessions: [UInt64: Session] = [:]
     var registrarID: UInt64?
     var counters = EnclaveCounters()
