@@ -68,6 +68,10 @@ public final class Daemon: Sendable {
         }
     }
 
+    /// The configuration in force (flags applied; replaced by a successful reload). The metrics
+    /// endpoint reads `[metrics] listen` (set by --metrics) here.
+    public var configuration: DaemonConfig { config.withLock { $0 } }
+
     /// Which device the daemon uses, and why (also in every STATUS).
     public var mode: WireDeviceKind { core.backend.mode }
     public var modeReason: String { core.backend.reason }
