@@ -38,6 +38,8 @@ public enum WireErrorCode: UInt16, Sendable, CaseIterable, CustomStringConvertib
     case internalError = 23
     /// Flags this verb does not allow, or unknown flag bits.
     case invalidFlags = 24
+    /// The daemon already serves its maximum of connections; it answers once and closes.
+    case tooManyConnections = 25
 
     public var description: String {
         switch self {
@@ -65,6 +67,7 @@ public enum WireErrorCode: UInt16, Sendable, CaseIterable, CustomStringConvertib
         case .shuttingDown: "shutting-down"
         case .internalError: "internal-error"
         case .invalidFlags: "invalid-flags"
+        case .tooManyConnections: "too-many-connections"
         }
     }
 }

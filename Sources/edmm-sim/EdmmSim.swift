@@ -1,7 +1,7 @@
 import ArgumentParser
 
 @main
-struct EdmmSim: ParsableCommand {
+struct EdmmSim: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "edmm-sim",
         abstract: "The simulated SGX2 EPC: conformance suite, trace replay and simulated enclave hosts.",
@@ -11,5 +11,7 @@ struct EdmmSim: ParsableCommand {
             ReplayCommand.self,
             HelperCommand.self,
             OpsBenchCommand.self,
+            RunCommand.self,
+            HostCommand.self,
         ])
 }

@@ -31,7 +31,28 @@ public enum SimCounter: Int, CaseIterable, Sendable, CustomStringConvertible {
         case .ioctlRestrictPermissions: "ioctl_restrict_permissions"
         case .ioctlRemovePages: "ioctl_remove_pages"
         case .ioctlBusy: "ioctl_ebusy"
-        default: "\(self)".lowercased()
+        // Spelled out: interpolating `self` here would call this property again, forever.
+        case .ecreate: "ecreate"
+        case .eadd: "eadd"
+        case .einit: "einit"
+        case .eaug: "eaug"
+        case .emodpr: "emodpr"
+        case .emodt: "emodt"
+        case .eremove: "eremove"
+        case .etrack: "etrack"
+        case .eldu: "eldu"
+        case .eenter: "eenter"
+        case .eexit: "eexit"
+        case .eresume: "eresume"
+        case .aex: "aex"
+        case .eaccept: "eaccept"
+        case .eacceptcopy: "eacceptcopy"
+        case .emodpe: "emodpe"
+        case .ipis: "ipis"
+        case .ocalls: "ocalls"
+        case .reads: "reads"
+        case .writes: "writes"
+        case .ewb: "ewb"
         }
     }
 }

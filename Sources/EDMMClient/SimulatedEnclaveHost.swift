@@ -1,0 +1,203 @@
+import EDMMCore
+import EDMMProtocol
+import Glibc
+import SGXDevice
+import SGXSimulator
+import Synchronization
+
+/// The untrusted host of one simulated enclave, with the enclave side of every EDMM flow: it
+/// builds the enclave in the daemon's simulated EPC (ECREATE, EADD of a small image, EINIT,
+/// mmap), registers it by passing its descriptor, then runs memory operations the way an SGX2
+/// runtime does: ALLOCATE then EACCEPT the fresh pages (never the reused ones), TRIM then
+/// EACCEPT(TRIM) then TRIM_ACCEPTED, RESTRICT then EACCEPT(PR), EMODPE then RELAX, MAKE_TCS then
+/// EACCEPT(TCS), and RECLAIM notices answered with EACCEPT(TRIM) and TRIM_ACCEPTED.
+///
+/// The enclave trusts only its own `CommitTracker`: a reply that would make it accept a page it
+/// holds, or give back a page it did not free, is refused (`EnclaveHostError.refused`) before
+/// any ENCLU runs. Exits are counted like a runtime's: one OCALL per request message, one ECALL
+/// per RECLAIM notice handled; the simulator counts the faults and EAUGs itself.
+///
+/// Thread safety: `state` (a mutex) owns the tracker, the TRIM_ACCEPTED backlog and the stats;
+/// the simulated CPU is safe from any thread; pushes are handled by one task of the host's own,
+/// fed by the connection's reader thread through an `EventRelay`.
+public final class SimulatedEnclaveHost: Sendable {
+    public let connection: EDMMConnection
+    public let machine: SimulatedMachine
+    public let enclave: SimulatedEnclave
+    public let cpu: EnclaveCPU
+    public let handle: EnclaveHandle
+    public let blueprint: EnclaveBlueprint
+    /// The enclave's counters right after registration (the baseline for `countersSinceRegistration`).
+    public let registeredCounters: CounterSnapshot
+
+    struct State {
+        var tracker: CommitTracker
+        /// Pages EACCEPTed as TRIM whose TRIM_ACCEPTED has not been sent yet.
+        var trimAcceptedBacklog: [PageRange] = []
+        var stats = HostStats()
+    }
+
+    let state: Mutex<State>
+    let events: EventRelay
+
+    private init(
+        connection: EDMMConnection, machine: SimulatedMachine, enclave: SimulatedEnclave, cpu: EnclaveCPU,
+        handle: EnclaveHandle, blueprint: EnclaveBlueprint, events: EventRelay
+    ) {
+        self.connection = connection
+        self.machine = machine
+        self.enclave = enclave
+        self.cpu = cpu
+        self.handle = handle
+        self.blueprint = blueprint
+        self.events = events
+        state = Mutex(State(tracker: CommitTracker(managed: blueprint.managedPages)))
+        registeredCounters = enclave.counters
+    }
+
+    // MARK: Launch
+
+    /// Connects to edmmd at `socketPath`, builds the enclave and registers it.
+    public static func launch(
+        socketPath: String, blueprint: EnclaveBlueprint, clientName: String = "edmm-sim host"
+    ) async throws(EnclaveHostError) -> SimulatedEnclaveHost {
+        let relay = EventRelay()
+        let connection: EDMMConnection
+        do {
+            connection = try await EDMMConnection.connect(socketPath: socketPath, clientName: clientName, events: relay.deliver)
+        } catch {
+            throw .client(error)
+        }
+        return try await launch(on: connection, blueprint: blueprint, events: relay)
+    }
+
+    /// The same over an already connected socket (taken over).
+    public static func launch(
+        adoptingSocket fd: Int32, blueprint: EnclaveBlueprint, clientName: String = "edmm-sim host"
+    ) async throws(EnclaveHostError) -> SimulatedEnclaveHost {
+        let relay = EventRelay()
+        let connection: EDMMConnection
+        do {
+            connection = try await EDMMConnection.connect(adoptingSocket: fd, clientName: clientName, events: relay.deliver)
+        } catch {
+            throw .client(error)
+        }
+        return try await launch(on: connection, blueprint: blueprint, events: relay)
+    }
+
+    private static func launch(
+        on connection: EDMMConnection, blueprint: EnclaveBlueprint, events: EventRelay
+    ) async throws(EnclaveHostError) -> SimulatedEnclaveHost {
+        try validate(blueprint)
+        guard let machineFD = connection.machineDescriptor else { throw .daemonNotSimulated }
+        let (machine, enclave, cpu) = try build(blueprint, machineFD: machineFD)
+        let registered: RegisterReply
+        do {
+            registered = try await connection.register(
+                descriptor: enclave.fd, base: enclave.base, size: enclave.size, label: blueprint.label,
+                preheatPages: blueprint.preheatPages,
+                managed: WireRange(blueprint.managedPages))
+        } catch {
+            throw .client(error)
+        }
+        let host = SimulatedEnclaveHost(
+            connection: connection, machine: machine, enclave: enclave, cpu: cpu, handle: registered.enclave,
+            blueprint: blueprint, events: events)
+        events.attach(host)
+        if !registered.preheat.isEmpty {
+            let ranges = try host.pageRanges(registered.preheat)
+            for range in ranges {
+                try host.takeGrant(granted: range, fresh: [range], reused: [], asked: nil)
+            }
+        }
+        return host
+    }
+
+    private static func validate(_ b: EnclaveBlueprint) throws(EnclaveHostError) {
+        let imageEnd = UInt64(EnclaveBlueprint.image.count) * Page.size
+        guard b.size >= 1 << 16, b.size & (b.size - 1) == 0 else {
+            throw .invalidBlueprint("ELRANGE size \(b.size) is not a power of two of at least 64 KiB")
+        }
+        guard b.managedOffset % Page.size == 0, b.managedOffset >= imageEnd, b.managedOffset < b.size else {
+            throw .invalidBlueprint("managed offset \(b.managedOffset) must be page-aligned, after the image (\(imageEnd) bytes) and inside ELRANGE")
+        }
+    }
+
+    /// ECREATE, EADD of the image, EINIT and the host's mappings, in the daemon's machine.
+    private static func build(
+        _ b: EnclaveBlueprint, machineFD: Int32
+    ) throws(EnclaveHostError) -> (SimulatedMachine, SimulatedEnclave, EnclaveCPU) {
+        let machine = try simulator { () throws(SimulatorError) in try SimulatedMachine.open(fd: machineFD) }
+        let enclave = try simulator { () throws(SimulatorError) in try SimulatedEnclave.create(machine: machine, base: b.size, size: b.size) }
+        for (page, kind) in EnclaveBlueprint.image {
+            let secinfo: SecInfoFlags
+            switch kind {
+            case .tcs: secinfo = .pageType(.tcs)
+            case .text: secinfo = [.pageType(.reg), .r, .x]
+            case .data: secinfo = [.pageType(.reg), .r, .w]
+            }
+            let (code, _) = enclave.addPages(offset: page * Page.size, length: Page.size, secinfo: secinfo)
+            guard code == 0 else { throw .build(step: "ADD_PAGES of image page \(page)", errno: code) }
+        }
+        let rc = enclave.initialize()
+        guard rc == 0 else { throw .build(step: "INIT", errno: rc) }
+        // Each image page within its cap (a TCS allows RW), everything else RW.
+        for (page, kind) in EnclaveBlueprint.image {
+            let rc = enclave.mmap(address: enclave.base + page * Page.size, length: Page.size, protection: kind == .text ? .rx : .rw)
+            guard rc == 0 else { throw .build(step: "mmap of image page \(page)", errno: rc) }
+        }
+        let imageEnd = UInt64(EnclaveBlueprint.image.count) * Page.size
+        let mapped = enclave.mmap(address: enclave.base + imageEnd, length: enclave.size - imageEnd, protection: .rw)
+        guard mapped == 0 else { throw .build(step: "mmap of the heap", errno: mapped) }
+        let cpu = try simulator { () throws(SimulatorError) in try enclave.cpu() }
+        return (machine, enclave, cpu)
+    }
+
+    private static func simulator<T>(_ body: () throws(SimulatorError) -> T) throws(EnclaveHostError) -> T {
+        do { return try body() } catch { throw .simulator(error) }
+    }
+
+    // MARK: Views
+
+    /// The enclave's own page record.
+    public var tracker: CommitTracker { state.withLock { $0.tracker } }
+    public var stats: HostStats { state.withLock { $0.stats } }
+    /// What the simulator counted for this enclave since it was registered.
+    public var countersSinceRegistration: CounterSnapshot { enclave.counters.since(registeredCounters) }
+
+    // MARK: Closing
+
+    /// Sends what is left of the TRIM_ACCEPTED backlog, then UNREGISTER, then closes the
+    /// connection and the enclave.
+    public func unregister() async throws(EnclaveHostError) {
+        try await flush()
+        do {
+            try await connection.unregister(handle)
+        } catch {
+            throw .client(error)
+        }
+        close()
+    }
+
+    /// Closes the connection (the daemon unregisters the enclave) and this process's enclave.
+    public func close() {
+        connection.close()
+        enclave.close()
+    }
+
+    // MARK: Helpers
+
+    /// Validates wire ranges against ELRANGE.
+    func pageRanges(_ ranges: [WireRange]) throws(EnclaveHostError) -> [PageRange] {
+        var result: [PageRange] = []
+        for range in ranges {
+            switch range.pageRange(elrangeSize: enclave.size) {
+            case .success(let r): result.append(r)
+            case .failure(let error): throw .refused(.malformedGrant("\(range): \(error.message)"))
+            }
+        }
+        return result
+    }
+
+    func address(_ page: UInt64) -> UInt64 { enclave.base + page * Page.size }
+}

@@ -1,0 +1,138 @@
+import CEDMMShims
+import Dispatch
+import Glibc
+import SGXDevice
+
+/// Where the control socket comes from.
+public enum ListenerSource: Sendable, Equatable {
+    /// edmmd binds `path` itself, with this mode and group (nil: the daemon's own group). A stale
+    /// socket file is replaced only when nothing listens on it.
+    case bind(path: String, mode: UInt32, group: String?)
+    /// A listening SOCK_SEQPACKET descriptor handed over by the service manager (socket activation).
+    /// It stays open when edmmd stops: it belongs to the socket unit.
+    case inherited(fd: Int32, path: String?)
+}
+
+/// The listening socket and its accept loop.
+///
+/// Concurrency: the accept source fires on the core queue (`queue`), which owns `paused`.
+final class ControlListener: @unchecked Sendable {
+    let fd: Int32
+    /// The socket's path, when known.
+    let path: String?
+    private let ownsSocket: Bool
+    private let queue: DispatchQueue
+    private let source: any DispatchSourceRead
+    private let onAccept: @Sendable (Int32) -> Void
+    private var paused = false
+
+    init(_ listener: ListenerSource, queue: DispatchQueue, onAccept: @escaping @Sendable (Int32) -> Void) throws(StartupError) {
+        switch listener {
+        case .bind(let path, let mode, let group):
+            fd = try Self.bind(path: path, mode: mode, group: group)
+            self.path = path
+            ownsSocket = true
+        case .inherited(let fd, let path):
+            let flags = fcntl(fd, F_GETFL)
+            guard flags >= 0, fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 else {
+                throw .socket("inherited descriptor \(fd) is not usable: \(ErrnoName.of(errno))")
+            }
+            self.fd = fd
+            self.path = path
+            ownsSocket = false
+        }
+        self.queue = queue
+        self.onAccept = onAccept
+        source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+    }
+
+    func start() {
+        source.setEventHandler { @Sendable [weak self] in self?.acceptAll() }
+        // Strong: the socket must be closed (and its file removed) even if nothing else holds us.
+        source.setCancelHandler { @Sendable in self.closeSocket() }
+        source.activate()
+    }
+
+    /// Stops accepting; a socket edmmd bound is closed and its file removed.
+    func stop() {
+        queue.async {
+            if self.paused { self.source.resume() }
+            self.paused = false
+            self.source.cancel()
+        }
+    }
+
+    private func closeSocket() {
+        guard ownsSocket else { return }
+        Glibc.close(fd)
+        if let path { unlink(path) }
+    }
+
+    private func acceptAll() {
+        dispatchPrecondition(condition: .onQueue(queue))
+        while true {
+            let client = edmm_accept(fd)
+            if client >= 0 {
+                onAccept(client)
+                continue
+            }
+            switch errno {
+            case EAGAIN, EWOULDBLOCK:
+                return
+            case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                // Out of descriptors: pause instead of spinning on a listener that stays readable.
+                guard !source.isCancelled else { return }
+                paused = true
+                source.suspend()
+                queue.asyncAfter(deadline: .now() + .milliseconds(100)) {
+                    guard self.paused else { return }
+                    self.paused = false
+                    self.source.resume()
+                }
+                return
+            default:
+                // ECONNABORTED and friends: that connection is gone, the next may be fine.
+                continue
+            }
+        }
+    }
+
+    /// Binds a SOCK_SEQPACKET listener at `path`, replacing a stale socket file (one nobody listens
+    /// on) but never a live socket or any other kind of file.
+    private static func bind(path: String, mode: UInt32, group: String?) throws(StartupError) -> Int32 {
+        var status = stat()
+        if lstat(path, &status) == 0 {
+            guard status.st_mode & S_IFMT == S_IFSOCK else {
+                throw .socket("\(path) exists and is not a socket; refusing to replace it")
+            }
+            let probe = edmm_seqpacket_connect(path, 0)
+            if probe >= 0 {
+                Glibc.close(probe)
+                throw .socket("another process already listens on \(path)")
+            }
+            unlink(path)
+        } else {
+            let parent = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+            if !parent.isEmpty, access(parent, F_OK) != 0, mkdir(parent, 0o755) != 0, errno != EEXIST {
+                throw .socket("cannot create \(parent): \(ErrnoName.of(errno))")
+            }
+        }
+        let fd = edmm_seqpacket_listen(path, 512, 1)
+        guard fd >= 0 else { throw .socket("cannot listen on \(path): \(ErrnoName.of(errno))") }
+        var failure: String?
+        if chmod(path, mode_t(mode)) != 0 { failure = "chmod \(String(mode, radix: 8)) \(path): \(ErrnoName.of(errno))" }
+        if failure == nil, let group {
+            if let gid = GroupDirectory.groupID(named: group) {
+                if chown(path, uid_t(bitPattern: -1), gid) != 0 { failure = "chown :\(group) \(path): \(ErrnoName.of(errno))" }
+            } else {
+                failure = "[daemon] socket_group: no group named \"\(group)\" on this host"
+            }
+        }
+        if let failure {
+            Glibc.close(fd)
+            unlink(path)
+            throw .socket(failure)
+        }
+        return fd
+    }
+}

@@ -1,0 +1,249 @@
+import Dispatch
+import EDMMConfig
+import EDMMCore
+import EDMMProtocol
+import Glibc
+import Logging
+import SGXKernel
+import SGXSimulator
+import Synchronization
+
+/// How a daemon is wired into its process; everything has a default.
+public struct DaemonOptions: Sendable {
+    public var logger: Logger
+    /// The level every logger of the daemon follows (RELOAD changes it).
+    public var logLevel: SharedLogLevel
+    public var notifier: any ServiceNotifier = SilentServiceNotifier()
+    /// Test-only faults; nil in a real daemon.
+    public var faultInjection: FaultInjection?
+    /// The control socket; nil binds `[daemon] socket` with its mode and group.
+    public var listener: ListenerSource?
+    /// Where RELOAD and SIGHUP read the configuration; nil: RELOAD is refused.
+    public var configSource: ConfigSource?
+    /// The Prometheus exposition METRICS serves; nil until a metrics module provides it.
+    public var metricsText: (@Sendable () -> String)?
+    /// How SGX2 support is checked when `device = "auto"` or `"kernel"` (tests replace it).
+    public var hostSupport: @Sendable () -> SGXHostSupport = { SGXHostSupport.check() }
+
+    public init(logger: Logger, logLevel: SharedLogLevel) {
+        self.logger = logger
+        self.logLevel = logLevel
+    }
+}
+
+/// edmmd: the listener, the sessions, one queue per enclave, the supervisor. Create it, `start()`
+/// it, and `shutdown()` it; `DaemonService` does this inside a ServiceGroup for the executable.
+public final class Daemon: Sendable {
+    let core: DaemonCore
+    private let supervisor: Supervisor
+    private let listenerSource: ListenerSource
+    private let listener = Mutex<ControlListener?>(nil)
+    private let configSource: ConfigSource?
+    private let config: Mutex<DaemonConfig>
+    private let state = Mutex(State.created)
+
+    private enum State { case created, running, stopping, stopped }
+
+    public init(config: DaemonConfig, options: DaemonOptions) throws(StartupError) {
+        let simulateFlag = options.configSource?.overrides.simulate ?? false
+        let backend = try DeviceBackend.choose(config, simulateFlag: simulateFlag, hostSupport: options.hostSupport)
+        let settings: DaemonSettings
+        do {
+            settings = try DaemonSettings(config, epcTotalPages: backend.epcTotalPages)
+        } catch {
+            throw .configuration("\(error)")
+        }
+        options.logLevel.value = settings.logLevel
+        core = DaemonCore(
+            backend: backend, settings: settings, logger: options.logger, logLevel: options.logLevel,
+            notifier: options.notifier, faultInjection: options.faultInjection, metricsText: options.metricsText)
+        supervisor = Supervisor(core: core)
+        listenerSource =
+            options.listener ?? .bind(path: config.daemon.socket, mode: config.daemon.socketMode, group: config.daemon.socketGroup)
+        configSource = options.configSource
+        self.config = Mutex(config)
+        core.setReloader { [weak self] in
+            guard let self else { return .failure(WireError(.shuttingDown, "edmmd is shutting down")) }
+            return self.reload()
+        }
+    }
+
+    /// The configuration in force (flags applied; replaced by a successful reload). The metrics
+    /// endpoint reads `[metrics] listen` (set by --metrics) here.
+    public var configuration: DaemonConfig { config.withLock { $0 } }
+
+    /// Which device the daemon uses, and why (also in every STATUS).
+    public var mode: WireDeviceKind { core.backend.mode }
+    public var modeReason: String { core.backend.reason }
+    /// The simulated EPC, in simulated mode.
+    public var simulatedMachine: SimulatedMachine? { core.backend.machine }
+    /// The control socket's path, when known.
+    public var socketPath: String? {
+        switch listenerSource {
+        case .bind(let path, _, _): path
+        case .inherited(_, let path): path
+        }
+    }
+
+    /// Opens the control socket, starts accepting and the supervisor, and tells the service
+    /// manager it is ready.
+    public func start() throws(StartupError) {
+        let shouldStart = state.withLock { state -> Bool in
+            guard state == .created else { return false }
+            state = .running
+            return true
+        }
+        guard shouldStart else { return }
+        let core = self.core
+        let listener = try ControlListener(listenerSource, queue: core.queue) { fd in core.admit(fd) }
+        self.listener.withLock { $0 = listener }
+        listener.start()
+        supervisor.start()
+        core.logger.info(
+            "edmmd \(EDMMDVersion.string) serving",
+            metadata: [
+                "socket": "\(socketPath ?? "fd \(listener.fd)")", "device": "\(mode)", "why": "\(modeReason)",
+                "epc": "\((core.backend.epcTotalPages * Page.size) >> 20) MiB",
+                "batching": "\(core.settings.flush.batching)",
+            ])
+        core.notifier.ready(status: "serving: \(mode) device (\(modeReason))")
+    }
+
+    /// Stops accepting, answers new work with shutting-down, flushes every enclave's queue,
+    /// sends SHUTDOWN_NOTICE, writes out the replies (for at most `drainTimeout`), and closes
+    /// everything. With `restarting`, clients are told their registrations survive (systemd
+    /// restart with the FD store).
+    public func shutdown(restarting: Bool = false, drainTimeout: Duration = .seconds(5)) async {
+        let shouldStop = state.withLock { state -> Bool in
+            guard state == .running || state == .created else { return false }
+            state = .stopping
+            return true
+        }
+        guard shouldStop else { return }
+        let core = self.core
+        core.shuttingDown.store(true, ordering: .releasing)
+        core.notifier.stopping()
+        core.logger.info("shutting down")
+        listener.withLock { $0 }?.stop()
+        supervisor.stop()
+        let sessions = core.sessions
+        let enclaves = core.registry.all
+        await Self.waitAll(enclaves) { enclave, done in enclave.drain(completion: done) }
+        let notice = ShutdownNotice(
+            restarting: restarting, message: restarting ? "edmmd is restarting; reconnect and ATTACH" : "edmmd is stopping")
+        let drained = await Self.waitAll(sessions, timeout: drainTimeout) { session, done in
+            session.finish(notice: notice, completion: done)
+        }
+        if !drained {
+            core.logger.warning("some clients did not read their last replies within \(drainTimeout); closing them")
+            for session in core.sessions { session.abort(reason: "shutdown deadline") }
+        }
+        await Self.waitAll(core.registry.all) { enclave, done in enclave.close(reason: "edmmd stopped", completion: done) }
+        state.withLock { $0 = .stopped }
+        core.logger.info("stopped")
+    }
+
+    /// Re-reads the configuration file: applies what can change at run time, reports what needs a
+    /// restart, and keeps the old configuration (saying why) when the new one is invalid.
+    public func reload() -> Result<String, WireError> {
+        core.notifier.reloading()
+        let result = reloadConfiguration()
+        switch result {
+        case .success(let summary):
+            core.logger.info("configuration reloaded: \(summary)")
+            core.notifier.ready(status: "serving; reloaded: \(summary)")
+        case .failure(let error):
+            core.logger.error("configuration not reloaded: \(error.message)")
+            core.notifier.ready(status: "serving; reload failed, old configuration kept: \(error.message)")
+        }
+        return result
+    }
+
+    private func reloadConfiguration() -> Result<String, WireError> {
+        guard let configSource else {
+            return .failure(WireError(.invalidArgument, "this edmmd was started without a configuration file to reload"))
+        }
+        let new: DaemonConfig
+        let settings: DaemonSettings
+        do {
+            new = try configSource.load()
+            settings = try DaemonSettings(new, epcTotalPages: core.backend.epcTotalPages)
+        } catch {
+            return .failure(WireError(.invalidArgument, "old configuration kept: \(error)"))
+        }
+        let changes = config.withLock { old in
+            defer { old = new }
+            return ConfigChanges(from: old, to: new)
+        }
+        core.replaceSettings(settings)
+        for enclave in core.registry.all { enclave.apply(settings) }
+        let supervisor = self.supervisor
+        core.queue.async { supervisor.apply(settings) }
+        return .success("\(configSource.description): \(changes.summary)")
+    }
+
+    /// A copy of every counter and every enclave's state, for metrics and status views.
+    public func snapshot() -> DaemonSnapshot {
+        DaemonSnapshot(
+            mode: core.backend.mode, modeReason: core.backend.reason, epcTotalPages: core.backend.epcTotalPages,
+            committedPages: core.quotas.machinePages, residentPages: core.backend.machine?.stats.usedPages,
+            underPressure: core.underPressure.load(ordering: .relaxed), connections: core.sessionCount,
+            requestsTotal: core.counters.requestsTotal, requestsPerSecond: core.requestsPerSecond,
+            counters: core.counters.named, enclaves: core.registry.all.map(\.snapshot))
+    }
+
+    /// Every registered enclave's record (for systemd's FD store), each taken on its own queue.
+    public func enclaveRecords() async -> [EnclaveRecord] {
+        let records = Mutex<[EnclaveRecord]>([])
+        await Self.waitAll(core.registry.all) { enclave, done in
+            enclave.record { record in
+                if let record { records.withLock { $0.append(record) } }
+                done()
+            }
+        }
+        return records.withLock { $0 }.sorted { $0.handle < $1.handle }
+    }
+
+    /// Runs `body` for each item and waits until each called its completion, or `timeout` passed.
+    /// Returns false on timeout.
+    @discardableResult
+    private static func waitAll<T: Sendable>(
+        _ items: [T], timeout: Duration? = nil, _ body: (T, @escaping @Sendable () -> Void) -> Void
+    ) async -> Bool {
+        guard !items.isEmpty else { return true }
+        let group = DispatchGroup()
+        for item in items {
+            group.enter()
+            body(item) { group.leave() }
+        }
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            DispatchQueue.global().async {
+                if let timeout {
+                    let micros = Int(timeout.microsecondsClamped)
+                    continuation.resume(returning: group.wait(timeout: .now() + .microseconds(micros)) == .success)
+                } else {
+                    group.wait()
+                    continuation.resume(returning: true)
+                }
+            }
+        }
+    }
+}
+
+/// The daemon's state at one moment: what a metrics exporter or a status view needs.
+public struct DaemonSnapshot: Sendable {
+    public var mode: WireDeviceKind
+    public var modeReason: String
+    public var epcTotalPages: UInt64
+    /// Pages the ledgers hold (every enclave, lazy-free pools included).
+    public var committedPages: UInt64
+    /// Pages resident in the simulated EPC; nil on the kernel device.
+    public var residentPages: UInt64?
+    public var underPressure: Bool
+    public var connections: Int
+    public var requestsTotal: UInt64
+    public var requestsPerSecond: Double
+    /// Daemon-wide counters by name (requests by verb, connections, ioctls, reclaim ...).
+    public var counters: [WireCounter]
+    public var enclaves: [EnclaveSnapshot]
+}

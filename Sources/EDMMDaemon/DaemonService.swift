@@ -1,0 +1,23 @@
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// The daemon as a swift-service-lifecycle `Service`: starts it, reloads the configuration on
+/// SIGHUP, and on graceful shutdown (SIGTERM/SIGINT, handled by the ServiceGroup) drains it.
+/// The Dispatch core does the work; this is only the outer shell.
+public struct DaemonService: Service {
+    public let daemon: Daemon
+
+    public init(daemon: Daemon) {
+        self.daemon = daemon
+    }
+
+    public func run() async throws {
+        try daemon.start()
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in hangups.cancelOnGracefulShutdown() {
+            _ = daemon.reload()
+        }
+        await daemon.shutdown()
+    }
+}

@@ -1,0 +1,192 @@
+import Dispatch
+import EDMMCore
+import EDMMProtocol
+import SGXSimulator
+
+/// The client verbs, on the enclave's queue.
+extension EnclaveContext {
+    func handle(_ call: EnclaveCall) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        let target = call.target
+        guard state == .active else {
+            answer(target, .failure(WireError(.unknownEnclave, "enclave \(handle) was unregistered")))
+            return
+        }
+        // Views do not make an enclave active: idle-first reclaim must not spare a watched enclave.
+        if case .stats = call.request {} else { lastActivity = .now }
+        switch call.request {
+        case .allocate(let request): answer(target, allocate(request, limits: target.session.limits.protocolLimits))
+        case .free(let request): answer(target, free(request.range))
+        case .relax(let request): answer(target, relax(request.range, request.permissions))
+        case .trim(let request): queueWork(target, request.range) { range throws(LedgerError) in try ledger.trim(range); return .trim }
+        case .trimAccepted(let request):
+            queueWork(target, request.range) { range throws(LedgerError) in try ledger.trimAccepted(range); return .remove }
+        case .restrict(let request):
+            queueWork(target, request.range) { range throws(LedgerError) in
+                try ledger.restrict(range, to: request.permissions)
+                return .restrict(request.permissions)
+            }
+        case .makeTCS(let request):
+            queueWork(target, request.range) { range throws(LedgerError) in try ledger.makeTCS(range); return .makeTCS }
+        case .sync:
+            let flush = flushNow()
+            answer(target, .success(.done(flush.reply)))
+        case .unregister:
+            act(flushPolicy.shutdown())
+            let pages = ledger.counts.epcPages
+            closeOnQueue(reason: "UNREGISTER from connection \(target.session.id)")
+            answer(target, .success(.done(DoneReply(pages: pages, ioctls: 0, batchedRequests: 1))))
+            return
+        case .stats:
+            answer(target, .success(.stats(stats())))
+        case .hello, .register, .attach, .status, .enclaves, .reclaim, .reload, .metrics:
+            answer(target, .failure(WireError(.internalError, "\(target.verb) was routed to an enclave")))
+        }
+        publish()
+    }
+
+    /// Sends one answer and counts it.
+    func answer(_ target: ReplyTarget, _ outcome: Result<ResponseBody, WireError>) {
+        if case .success = outcome { counters.record(target.verb, ok: true) } else { counters.record(target.verb, ok: false) }
+        target.session.deliver([Completion(target, outcome)])
+    }
+
+    /// The request's byte range as pages of this enclave, or the typed error.
+    func pages(_ range: WireRange) -> Result<PageRange, WireError> { range.pageRange(elrangeSize: size) }
+
+    /// TRIM, TRIM_ACCEPTED, RESTRICT, MAKE_TCS: the ledger queues the pages, the flush answers.
+    func queueWork(_ target: ReplyTarget, _ range: WireRange, _ transition: (PageRange) throws(LedgerError) -> QueuedOperation) {
+        let operation: QueuedOperation
+        let pages: PageRange
+        switch self.pages(range) {
+        case .failure(let error):
+            answer(target, .failure(error))
+            return
+        case .success(let valid): pages = valid
+        }
+        do throws(LedgerError) {
+            operation = try afterQueuedWork { () throws(LedgerError) in try transition(pages) }
+        } catch {
+            answer(target, .failure(WireError(error)))
+            return
+        }
+        enqueue(operation, pages, origin: .client(target))
+    }
+
+    // MARK: Bookkeeping verbs
+
+    func free(_ range: WireRange) -> Result<ResponseBody, WireError> {
+        let pages: PageRange
+        switch self.pages(range) {
+        case .failure(let error): return .failure(error)
+        case .success(let valid): pages = valid
+        }
+        do throws(LedgerError) {
+            try afterQueuedWork { () throws(LedgerError) in try ledger.free(pages, at: .now) }
+        } catch {
+            return .failure(WireError(error))
+        }
+        freshUnaccepted.remove(pages)
+        if !settings.poolEnabled {
+            // No lazy pool: the pages go back at once, through the same RECLAIM notice as any
+            // reclaim, so the client EACCEPTs and confirms them as usual.
+            do {
+                try ledger.reclaim(pages)
+                enqueue(.trim, pages, origin: .reclaim(.poolThreshold))
+            } catch {
+                logger.error("FREE without a pool could not reclaim \(pages): \(error)")
+            }
+        }
+        return .success(.done(DoneReply(pages: pages.count)))
+    }
+
+    func relax(_ range: WireRange, _ permissions: PagePermissions) -> Result<ResponseBody, WireError> {
+        let pages: PageRange
+        switch self.pages(range) {
+        case .failure(let error): return .failure(error)
+        case .success(let valid): pages = valid
+        }
+        do throws(LedgerError) {
+            try afterQueuedWork { () throws(LedgerError) in try ledger.relax(pages, adding: permissions) }
+        } catch {
+            return .failure(WireError(error))
+        }
+        return .success(.done(DoneReply(pages: pages.count)))
+    }
+
+    // MARK: ALLOCATE
+
+    func allocate(_ request: AllocateRequest, limits: ProtocolLimits) -> Result<ResponseBody, WireError> {
+        let asked: AllocationRequest
+        if request.offset == WireRange.anywhere {
+            guard request.length > 0, request.length % Page.size == 0 else {
+                return .failure(WireError(.notAligned, "length \(request.length) must be a non-zero multiple of 4096"))
+            }
+            asked = .anywhere(pages: request.length / Page.size)
+        } else {
+            switch pages(WireRange(offset: request.offset, length: request.length)) {
+            case .failure(let error): return .failure(error)
+            case .success(let range):
+                if let error = checkSegments(range, limits: limits) { return .failure(error) }
+                if ledger.states(in: range).contains(where: { $0.value.isPending }) { flushNow() }
+                asked = .range(range)
+            }
+        }
+        let quota = settings.quota
+        let growth = request.allowGrowth ? settings.growth : .disabled
+        let grant: Grant
+        do throws(AllocationError) {
+            if case .anywhere(let count) = asked, ledger.placement(pages: count, permissions: request.permissions)?.fromPool == true {
+                // Served from the pool: no fresh page, nothing to admit, no shared lock.
+                grant = try ledger.allocate(
+                    asked, permissions: request.permissions, quota: QuotaPolicy(), growth: growth,
+                    usage: QuotaUsage(enclavePages: 0, uidPages: 0, machinePages: 0))
+            } else {
+                grant = try core.quotas.admit(handle, uid: owner.uid) { (usage: QuotaUsage) throws(AllocationError) in
+                    let grant = try ledger.allocate(asked, permissions: request.permissions, quota: quota, growth: growth, usage: usage)
+                    return (grant, ledger.counts.epcPages)
+                }
+                chargedPages = ledger.counts.epcPages
+            }
+        } catch {
+            return .failure(WireError(error))
+        }
+        for range in grant.fresh { freshUnaccepted.insert(range) }
+        return .success(
+            .allocate(
+                AllocateReply(
+                    granted: WireRange(grant.range), permissions: request.permissions,
+                    reused: grant.reused.map { WireRange($0.range) }, fresh: grant.fresh.map(WireRange.init))))
+    }
+
+    /// A fixed-range ALLOCATE over a fragmented region could need more reused/fresh ranges than a
+    /// reply can carry: refuse it before anything changes.
+    func checkSegments(_ range: PageRange, limits: ProtocolLimits) -> WireError? {
+        let fitInMessage = (limits.maxMessageBytes - 128) / 16  // 16 bytes per range on the wire
+        let limit = min(limits.maxRangesPerList, fitInMessage / 2)
+        var segments = 0
+        var cursor = range.first
+        for entry in ledger.states(in: range) {
+            if entry.range.first > cursor { segments += 1 }
+            segments += 1
+            cursor = entry.range.end
+        }
+        if cursor < range.end { segments += 1 }
+        guard segments > limit else { return nil }
+        return WireError(
+            .invalidArgument,
+            "\(WireRange(range)) spans \(segments) runs of different states, more than one reply can list (\(limit)); allocate it in parts",
+            detail: .limit(limit: UInt64(limit), actual: UInt64(segments)))
+    }
+
+    // MARK: Reclaim
+
+    func reclaimOnQueue(pages wanted: UInt64, reason: ReclaimReason) -> UInt64 {
+        dispatchPrecondition(condition: .onQueue(queue))
+        guard state == .active, wanted > 0 else { return 0 }
+        let ranges = ledger.reclaimOldestPooled(pages: wanted)
+        for range in ranges { enqueue(.trim, range, origin: .reclaim(reason)) }
+        publish()
+        return ranges.reduce(0) { $0 + $1.count }
+    }
+}

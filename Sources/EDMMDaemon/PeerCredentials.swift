@@ -1,0 +1,70 @@
+import CEDMMShims
+import Glibc
+
+/// Who is on the other end of a connection, as the kernel reported it when the peer connected
+/// (SO_PEERCRED), plus the peer's supplementary groups read from /proc at that moment. Nothing a
+/// client sends can change it.
+public struct PeerCredentials: Sendable, Hashable, CustomStringConvertible {
+    public var pid: Int32
+    public var uid: UInt32
+    public var gid: UInt32
+    /// Supplementary groups (empty if /proc could not be read: then only `gid` counts).
+    public var groups: [UInt32]
+
+    public init(pid: Int32, uid: UInt32, gid: UInt32, groups: [UInt32] = []) {
+        self.pid = pid
+        self.uid = uid
+        self.gid = gid
+        self.groups = groups
+    }
+
+    /// The credentials of the peer of a connected AF_UNIX socket.
+    static func of(socket fd: Int32) -> PeerCredentials? {
+        var pid: pid_t = 0
+        var uid: uid_t = 0
+        var gid: gid_t = 0
+        guard edmm_peer_credentials(fd, &pid, &uid, &gid) == 0 else { return nil }
+        return PeerCredentials(pid: pid, uid: uid, gid: gid, groups: supplementaryGroups(pid: pid))
+    }
+
+    var isRoot: Bool { uid == 0 }
+
+    /// Root, or a member (primary or supplementary) of the admin group.
+    func isAdmin(adminGroup: UInt32?) -> Bool {
+        if isRoot { return true }
+        guard let adminGroup else { return false }
+        return gid == adminGroup || groups.contains(adminGroup)
+    }
+
+    /// May this peer see an enclave owned by `owner`?
+    func canView(owner: UInt32, adminGroup: UInt32?) -> Bool { owner == uid || isAdmin(adminGroup: adminGroup) }
+
+    public var description: String { "pid \(pid) uid \(uid) gid \(gid)" }
+
+    /// The `Groups:` line of /proc/<pid>/status.
+    static func supplementaryGroups(pid: Int32) -> [UInt32] {
+        guard pid > 0, let status = readSmallFile("/proc/\(pid)/status") else { return [] }
+        for line in status.split(separator: "\n") where line.hasPrefix("Groups:") {
+            return line.dropFirst("Groups:".count).split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap {
+                UInt32($0)
+            }
+        }
+        return []
+    }
+}
+
+/// The contents of a small text file (at most 64 KiB), such as a /proc or /sys entry.
+func readSmallFile(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while bytes.count < 65_536 {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else { break }
+        bytes += chunk[0..<n]
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}

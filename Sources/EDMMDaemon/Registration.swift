@@ -1,0 +1,207 @@
+import Dispatch
+import EDMMCore
+import EDMMProtocol
+import Glibc
+import SGXDevice
+import SGXKernel
+import SGXSimulator
+
+/// An enclave descriptor the daemon accepted, with what backs it.
+struct OpenedDevice: @unchecked Sendable {
+    // @unchecked: both devices are Sendable classes; the tuple of existentials is not inferred so.
+    let device: any EnclaveDevice
+    let simulated: SimulatedEnclave?
+    let kind: WireDeviceKind
+    /// True when the device took the received descriptor itself (kernel); a simulated enclave
+    /// duplicates it, and the received descriptor is closed.
+    let ownsReceivedDescriptor: Bool
+
+    /// Tries the descriptor as a kernel SGX enclave, then (with a simulated EPC) as a simulated
+    /// enclave of this daemon's machine. Anything else is bad-descriptor, with both reasons.
+    static func open(_ fd: Int32, machine: SimulatedMachine?) -> Result<OpenedDevice, WireError> {
+        let kernelProblem: EnclaveDescriptorError
+        do {
+            let device = try KernelEnclaveDevice(adopting: fd)
+            return .success(OpenedDevice(device: device, simulated: nil, kind: .kernel, ownsReceivedDescriptor: true))
+        } catch {
+            kernelProblem = error
+        }
+        guard let machine else {
+            return .failure(WireError(.badDescriptor, "not an SGX enclave descriptor: \(kernelProblem)"))
+        }
+        do {
+            let enclave = try SimulatedEnclave.open(fd: fd, machine: machine, mapContents: false)
+            return .success(OpenedDevice(device: enclave, simulated: enclave, kind: .simulated, ownsReceivedDescriptor: false))
+        } catch {
+            return .failure(
+                WireError(
+                    .badDescriptor,
+                    "neither an SGX enclave (\(kernelProblem)) nor a simulated enclave of this daemon's EPC (\(error))"))
+        }
+    }
+}
+
+/// A REGISTER whose fields passed validation.
+struct ValidatedRegistration: Sendable {
+    var label: String
+    var base: UInt64
+    var size: UInt64
+    var managed: PageRange
+    var adopted: [PageRange]
+    var preheatPages: UInt64
+
+    /// Checks everything that does not need the descriptor.
+    static func validate(_ request: RegisterRequest, maxPreheatPages: UInt64) -> Result<ValidatedRegistration, WireError> {
+        let labelBytes = request.label.utf8
+        guard !labelBytes.isEmpty, labelBytes.count <= 64, labelBytes.allSatisfy(isLabelByte) else {
+            return .failure(
+                WireError(.invalidArgument, "label \"\(request.label)\" must be 1 to 64 bytes of [A-Za-z0-9._-]"))
+        }
+        guard request.size >= Page.size, request.size & (request.size - 1) == 0 else {
+            return .failure(WireError(.invalidArgument, "ELRANGE size \(request.size) must be a power of two of at least 4096"))
+        }
+        guard request.base % request.size == 0, request.base <= UInt64.max - request.size else {
+            return .failure(
+                WireError(.invalidArgument, "ELRANGE base 0x\(String(request.base, radix: 16)) must be aligned to its size 0x\(String(request.size, radix: 16))"))
+        }
+        let managed: PageRange
+        if request.managed.length == 0 {
+            guard request.managed.offset == 0 else {
+                return .failure(WireError(.invalidArgument, "a managed range of length 0 means all of ELRANGE; its offset must be 0"))
+            }
+            managed = PageRange(first: 0, count: request.size >> Page.shift)
+        } else {
+            switch request.managed.pageRange(elrangeSize: request.size) {
+            case .failure(let error): return .failure(error)
+            case .success(let range): managed = range
+            }
+        }
+        var adopted: [PageRange] = []
+        for wire in request.adopted {
+            switch wire.pageRange(elrangeSize: request.size) {
+            case .failure(let error): return .failure(error)
+            case .success(let range):
+                guard managed.contains(range) else {
+                    return .failure(WireError(.outOfRange, "adopted range \(wire) is outside the managed range \(request.managed)"))
+                }
+                adopted.append(range)
+            }
+        }
+        adopted.sort()
+        for (lower, upper) in zip(adopted, adopted.dropFirst()) where lower.overlaps(upper) {
+            return .failure(WireError(.invalidArgument, "adopted ranges \(WireRange(lower)) and \(WireRange(upper)) overlap"))
+        }
+        guard request.preheatPages <= maxPreheatPages else {
+            return .failure(
+                WireError(
+                    .invalidArgument, "preheat of \(request.preheatPages) pages exceeds the limit of \(maxPreheatPages)",
+                    detail: .limit(limit: maxPreheatPages, actual: request.preheatPages)))
+        }
+        return .success(
+            ValidatedRegistration(
+                label: request.label, base: request.base, size: request.size, managed: managed, adopted: adopted,
+                preheatPages: request.preheatPages))
+    }
+
+    private static func isLabelByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
+            true
+        default: false
+        }
+    }
+}
+
+extension EnclaveContext {
+    /// Completes a REGISTER on the enclave's queue: adopts the enclave's accepted pages, grants the
+    /// preheat, charges both to the quotas, and publishes the handle. On failure the descriptor is
+    /// closed and nothing stays charged.
+    func activate(_ registration: ValidatedRegistration, target: ReplyTarget) {
+        queue.async { self.activateOnQueue(registration, target: target) }
+    }
+
+    private func activateOnQueue(_ registration: ValidatedRegistration, target: ReplyTarget) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        let fail = { (error: WireError) in
+            self.closeOnQueue(reason: "registration failed")
+            target.session.deliver([Completion(target, .failure(error))])
+        }
+        let adopted: [(range: PageRange, permissions: PagePermissions)]
+        switch adoptedPermissions(registration.adopted) {
+        case .failure(let error): return fail(error)
+        case .success(let runs): adopted = runs
+        }
+        let adoptedPages = registration.adopted.reduce(0) { $0 + $1.count }
+        let (asked, overflow) = adoptedPages.addingReportingOverflow(registration.preheatPages)
+        let quota = settings.quota
+        let preheat: [PageRange]
+        do throws(WireError) {
+            preheat = try core.quotas.admit(handle, uid: owner.uid) { (usage: QuotaUsage) throws(WireError) in
+                if let refusal = quota.check(asked: overflow ? .max : asked, usage: usage) { throw WireError(refusal) }
+                do throws(LedgerError) {
+                    for run in adopted { _ = try ledger.allocate(run.range, permissions: run.permissions) }
+                } catch {
+                    throw WireError(error)
+                }
+                var preheat: [PageRange] = []
+                if registration.preheatPages > 0 {
+                    do throws(AllocationError) {
+                        let grant = try ledger.allocate(
+                            .anywhere(pages: registration.preheatPages), permissions: .rw, quota: QuotaPolicy(),
+                            growth: .disabled, usage: usage)
+                        preheat = grant.fresh
+                    } catch {
+                        throw WireError(error)
+                    }
+                }
+                return (preheat, ledger.counts.epcPages)
+            }
+        } catch {
+            return fail(error)
+        }
+        for range in preheat { freshUnaccepted.insert(range) }
+        chargedPages = ledger.counts.epcPages
+        state = .active
+        sessions[target.session.id] = target.session
+        registrarID = target.session.id
+        core.registry.insert(self)
+        core.counters.add(.enclavesRegistered)
+        counters.record(.register, ok: true)
+        publish()
+        logger.info(
+            "enclave registered",
+            metadata: [
+                "label": "\(label)", "owner": "\(owner)", "device": "\(deviceKind)", "size": "\(size)",
+                "adopted": "\(adoptedPages)", "preheat": "\(registration.preheatPages)",
+            ])
+        let reply = RegisterReply(
+            enclave: handle, device: deviceKind, quotaPages: quota.enclaveLimit ?? .max, preheat: preheat.map(WireRange.init))
+        target.session.deliver([Completion(target, .success(.register(reply)), attaching: self)])
+    }
+
+    /// Adopted pages with their EPCM permissions: for a simulated enclave each page must be an
+    /// accepted REG page (its permissions are read from the EPCM); for a kernel enclave, which
+    /// offers no query, they are taken as RW.
+    private func adoptedPermissions(_ ranges: [PageRange]) -> Result<[(range: PageRange, permissions: PagePermissions)], WireError> {
+        guard let simulated else { return .success(ranges.map { ($0, PagePermissions.rw) }) }
+        var runs: [(range: PageRange, permissions: PagePermissions)] = []
+        for range in ranges {
+            for page in range.first..<range.end {
+                let info = simulated.pageInfo(offset: page << Page.shift)
+                guard info.state == .reg else {
+                    return .failure(
+                        WireError(
+                            .invalidPageState, "adopted page at offset \(hexOffset(page)) is \(info.state.rawValue), not an accepted REG page",
+                            detail: .page(offset: page << Page.shift, state: info.state.rawValue)))
+                }
+                if let last = runs.last, last.permissions == info.permissions, last.range.end == page {
+                    runs[runs.count - 1].range = PageRange(first: last.range.first, end: page + 1)
+                } else {
+                    runs.append((PageRange(first: page, count: 1), info.permissions))
+                }
+            }
+        }
+        return .success(runs)
+    }
+}

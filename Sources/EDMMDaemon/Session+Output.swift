@@ -1,0 +1,164 @@
+import CEDMMShims
+import Dispatch
+import EDMMProtocol
+import Glibc
+import SGXDevice
+
+/// One encoded reply, and the descriptor its message must carry (HELLO in simulated mode).
+struct OutgoingOperation {
+    var bytes: [UInt8]
+    var descriptor: Int32?
+}
+
+/// One message ready to write. Descriptors are borrowed (the machine's memfd), never closed here.
+struct OutgoingMessage {
+    var bytes: [UInt8]
+    var descriptors: [Int32]
+}
+
+/// The write path: replies ready at the same time are packed into as few messages as the limits
+/// allow, written without blocking, and a client whose unwritten replies pass `reply_queue` bytes
+/// (one that never reads) is disconnected.
+extension Session {
+    /// Answers an accepted request: it leaves the in-flight set and is counted.
+    func answer(id: UInt64, verbCode: UInt16, _ outcome: Result<ResponseBody, WireError>, silentOnSuccess: Bool = false, descriptor: Int32? = nil) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        inFlight.remove(id)
+        let ok: Bool
+        if case .success = outcome { ok = true } else { ok = false }
+        core.counters.record(verbCode: verbCode, ok: ok)
+        if ok && silentOnSuccess { return }
+        queueResponse(ResponseOperation(id: id, verbCode: verbCode, outcome: outcome), descriptor: descriptor)
+    }
+
+    /// Answers an operation that was never accepted (it does not touch the in-flight set: a
+    /// duplicate id must not end the original request).
+    func reject(id: UInt64, verbCode: UInt16, _ error: WireError) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        // Verb 0 answers a whole message, which is not a request (counted as messages_malformed).
+        if verbCode != 0 { core.counters.record(verbCode: verbCode, ok: false) }
+        queueResponse(ResponseOperation(id: id, verbCode: verbCode, outcome: .failure(error)), descriptor: nil)
+    }
+
+    private func queueResponse(_ response: ResponseOperation, descriptor: Int32?) {
+        guard phase != .closed else { return }
+        pendingResponses.append(OutgoingOperation(bytes: MessageCodec.encode(response), descriptor: descriptor))
+        scheduleFlush()
+    }
+
+    func pushOnQueue(_ push: Push) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        guard phase != .closed else { return }
+        pushSequence += 1
+        pendingPushes.append(MessageCodec.encode(PushOperation(sequence: pushSequence, push)))
+        scheduleFlush()
+    }
+
+    /// Packs once the current work on the queue is done, so that replies produced together
+    /// (one message's operations, one flush's answers) leave together.
+    private func scheduleFlush() {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        queue.async { self.flushResponses() }
+    }
+
+    /// Packs pending replies and pushes into messages and writes what the socket takes.
+    func flushResponses() {
+        dispatchPrecondition(condition: .onQueue(queue))
+        flushScheduled = false
+        guard phase != .closed else { return }
+        if !pendingResponses.isEmpty {
+            let responses = pendingResponses
+            pendingResponses.removeAll()
+            // A reply carrying a descriptor travels alone, so the descriptor belongs to it.
+            var plain: [[UInt8]] = []
+            for response in responses {
+                if let descriptor = response.descriptor {
+                    pack(plain, kind: .response)
+                    plain.removeAll()
+                    pack([response.bytes], kind: .response, descriptors: [descriptor])
+                } else {
+                    plain.append(response.bytes)
+                }
+            }
+            pack(plain, kind: .response)
+        }
+        if !pendingPushes.isEmpty {
+            pack(pendingPushes, kind: .push)
+            pendingPushes.removeAll()
+        }
+        if outboxBytes > limits.replyQueueBytes {
+            core.counters.add(.connectionsDropped)
+            close(reason: "\(outboxBytes) bytes of replies unread, more than reply_queue (\(limits.replyQueueBytes))")
+            return
+        }
+        writeOutbox()
+    }
+
+    private func pack(_ operations: [[UInt8]], kind: MessageKind, descriptors: [Int32] = []) {
+        guard !operations.isEmpty else { return }
+        let (messages, oversized) = MessageCodec.pack(operations, kind: kind, limits: limits.protocolLimits)
+        for message in messages {
+            outbox.append(OutgoingMessage(bytes: message, descriptors: descriptors))
+            outboxBytes += message.count
+        }
+        for index in oversized {
+            // Never sent: answer its request with an error that fits instead.
+            let id = operations[index].withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self) }
+            let verb = operations[index].withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 0, as: UInt16.self) }
+            let error = WireError(
+                .internalError, "the reply of \(operations[index].count) bytes exceeds the message limit",
+                detail: .limit(limit: UInt64(limits.protocolLimits.maxMessageBytes), actual: UInt64(operations[index].count)))
+            let message = MessageCodec.encodeResponses([
+                ResponseOperation(id: UInt64(littleEndian: id), verbCode: UInt16(littleEndian: verb), outcome: .failure(error))
+            ])
+            outbox.append(OutgoingMessage(bytes: message, descriptors: []))
+            outboxBytes += message.count
+        }
+    }
+
+    /// Writes queued messages until the socket is full (then waits for a write event) or the
+    /// outbox is empty.
+    func writeOutbox() {
+        dispatchPrecondition(condition: .onQueue(queue))
+        while phase != .closed, outboxHead < outbox.count {
+            let message = outbox[outboxHead]
+            let sent = message.bytes.withUnsafeBytes { bytes in
+                message.descriptors.withUnsafeBufferPointer {
+                    edmm_send_with_fds(fd, bytes.baseAddress, bytes.count, $0.baseAddress, $0.count)
+                }
+            }
+            if sent < 0 {
+                let error = errno
+                if error == EAGAIN || error == EWOULDBLOCK || error == ENOBUFS {
+                    armWriteSource()
+                    return
+                }
+                close(reason: "send failed: \(ErrnoName.of(error))")
+                return
+            }
+            outboxHead += 1
+            outboxBytes -= message.bytes.count
+        }
+        outbox.removeAll(keepingCapacity: true)
+        outboxHead = 0
+        disarmWriteSource()
+        notifyDrained()
+    }
+
+    private func armWriteSource() {
+        guard writeSource == nil else { return }
+        let source = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue)
+        source.setEventHandler { @Sendable [weak self] in self?.writeOutbox() }
+        // Strong: the descriptor must close even if nothing else holds the session by then.
+        source.setCancelHandler { @Sendable in self.sourceCancelled() }
+        openSources += 1
+        writeSource = source
+        source.activate()
+    }
+
+    private func disarmWriteSource() {
+        writeSource?.cancel()
+        writeSource = nil
+    }
+}

@@ -1,0 +1,292 @@
+import CEDMMShims
+import Dispatch
+import EDMMCore
+import EDMMProtocol
+import Glibc
+import Logging
+import SGXDevice
+
+/// One client connection.
+///
+/// Concurrency: every mutable property belongs to `queue`, this connection's serial queue. The
+/// read source, the write source and the HELLO timer fire there; enclaves hand their answers back
+/// through `deliver`, `push` and `forget`, which hop onto it. The socket descriptor is closed only
+/// after every source on it has been cancelled (their cancel handlers count down `openSources`).
+final class Session: @unchecked Sendable {
+    let id: UInt64
+    let peer: PeerCredentials
+    let limits: ConnectionLimits
+    let queue: DispatchQueue
+    let core: DaemonCore
+    let fd: Int32
+    private let readSource: any DispatchSourceRead
+    private let helloTimer: any DispatchSourceTimer
+
+    // MARK: Queue-confined state
+
+    enum Phase { case awaitingHello, ready, closed }
+    var phase = Phase.awaitingHello
+    /// Ids of requests accepted and not yet answered.
+    var inFlight = Set<UInt64>()
+    /// Enclaves this connection registered or attached.
+    var enclaves: [EnclaveHandle: EnclaveContext] = [:]
+    /// REGISTER/ATTACH requests on their way: they hold a slot of the enclave limit.
+    var pendingAttachments = 0
+    var writeSource: (any DispatchSourceWrite)?
+    /// Sources on `fd` not yet cancelled; the descriptor closes when this reaches zero.
+    var openSources = 1
+    /// Encoded replies and pushes waiting to be packed into messages.
+    var pendingResponses: [OutgoingOperation] = []
+    var pendingPushes: [[UInt8]] = []
+    var flushScheduled = false
+    /// Messages not yet written, from `outboxHead` on, and their size in bytes.
+    var outbox: [OutgoingMessage] = []
+    var outboxHead = 0
+    var outboxBytes = 0
+    var pushSequence: UInt64 = 0
+    var consecutiveBadMessages = 0
+    /// The METRICS rendering a client is paging through.
+    var metricsRendering: [UInt8]?
+    /// Called once the outbox is empty or the session closed (shutdown).
+    var drainWaiters: [@Sendable () -> Void] = []
+
+    init(id: UInt64, fd: Int32, peer: PeerCredentials, limits: ConnectionLimits, core: DaemonCore) {
+        self.id = id
+        self.fd = fd
+        self.peer = peer
+        self.limits = limits
+        self.core = core
+        queue = DispatchQueue(label: "edmmd.session.\(id)")
+        readSource = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+        helloTimer = DispatchSource.makeTimerSource(queue: queue)
+    }
+
+    var logger: Logger {
+        var logger = core.logger
+        logger[metadataKey: "session"] = "\(id)"
+        return logger
+    }
+
+    /// Starts reading (any queue).
+    func start() {
+        readSource.setEventHandler { @Sendable [weak self] in self?.readable() }
+        // Strong: the descriptor must close even if nothing else holds the session by then.
+        readSource.setCancelHandler { @Sendable in self.sourceCancelled() }
+        helloTimer.setEventHandler { @Sendable [weak self] in self?.helloTimedOut() }
+        helloTimer.schedule(deadline: .now() + .microseconds(Int(limits.helloTimeout.microsecondsClamped)))
+        helloTimer.activate()
+        readSource.activate()
+    }
+
+    // MARK: Reading
+
+    /// Reads every queued packet (to EAGAIN): a packet left unread when the peer hangs up would be
+    /// lost. Replies are flushed every 64 packets so a fast sender cannot grow them unbounded.
+    private func readable() {
+        dispatchPrecondition(condition: .onQueue(queue))
+        let maxFDs = limits.protocolLimits.maxDescriptorsPerMessage
+        var buffer = [UInt8](repeating: 0, count: limits.protocolLimits.maxMessageBytes + 1)
+        var packets = 0
+        while phase != .closed {
+            var fds = [Int32](repeating: -1, count: maxFDs)
+            var count = maxFDs
+            var truncation: Int32 = 0
+            let n = edmm_recv_with_fds(fd, &buffer, buffer.count, &fds, &count, &truncation)
+            let error = errno
+            let received = MessageDescriptors(Array(fds[0..<count]), truncated: truncation & Int32(EDMM_RECV_FDS_TRUNCATED) != 0)
+            if n < 0 {
+                received.closeAll()
+                if error == EAGAIN || error == EWOULDBLOCK { break }
+                close(reason: "receive failed: \(ErrnoName.of(error))")
+                break
+            }
+            if n == 0 {
+                // SOCK_SEQPACKET cannot tell an empty packet from end of stream: both end the connection.
+                received.closeAll()
+                close(reason: "the peer closed the connection")
+                break
+            }
+            if truncation & Int32(EDMM_RECV_DATA_TRUNCATED) != 0 {
+                received.closeAll()
+                let limit = limits.protocolLimits.maxMessageBytes
+                messageError(
+                    WireError(
+                        .messageTooLarge, "message larger than the limit of \(limit) bytes",
+                        detail: .limit(limit: UInt64(limit), actual: UInt64(n))))
+            } else {
+                handleMessage(Array(buffer[0..<n]), descriptors: received)
+            }
+            packets += 1
+            if packets % 64 == 0 { flushResponses() }
+        }
+        flushResponses()
+    }
+
+    /// Decodes one message and runs its operations in order.
+    private func handleMessage(_ bytes: [UInt8], descriptors: MessageDescriptors) {
+        defer { descriptors.closeUnkept() }
+        let operations: [Result<RequestOperation, RequestOperationFailure>]
+        do {
+            operations = try MessageCodec.decodeRequests(bytes, limits: limits.protocolLimits)
+        } catch {
+            messageError(error)
+            return
+        }
+        consecutiveBadMessages = 0
+        if phase == .awaitingHello, !operations.isEmpty, !startsWithHello(operations) {
+            for operation in operations {
+                let (id, verb) = operation.idAndVerb
+                reject(id: id, verbCode: verb, WireError(.helloRequired, "the first operation of a connection must be HELLO"))
+            }
+            return
+        }
+        for operation in operations {
+            switch operation {
+            case .failure(let failure): reject(id: failure.id, verbCode: failure.verbCode, failure.error)
+            case .success(let operation): accept(operation, descriptors: descriptors)
+            }
+        }
+    }
+
+    private func startsWithHello(_ operations: [Result<RequestOperation, RequestOperationFailure>]) -> Bool {
+        if case .success(let first) = operations[0], case .hello = first.request { return true }
+        return false
+    }
+
+    /// A message that could not be decoded at all: answered with id 0. A peer that keeps sending
+    /// them is disconnected.
+    private func messageError(_ error: WireError) {
+        core.counters.add(.malformedMessages)
+        consecutiveBadMessages += 1
+        reject(id: 0, verbCode: 0, error)
+        if consecutiveBadMessages >= 32 {
+            flushResponses()
+            close(reason: "\(consecutiveBadMessages) malformed messages in a row")
+        }
+    }
+
+    /// HELLO arrived: the timeout no longer applies.
+    func helloDone() { helloTimer.cancel() }
+
+    private func helloTimedOut() {
+        dispatchPrecondition(condition: .onQueue(queue))
+        guard phase == .awaitingHello else { return }
+        reject(id: 0, verbCode: 0, WireError(.helloRequired, "no HELLO within \(limits.helloTimeout)"))
+        flushResponses()
+        close(reason: "no HELLO within \(limits.helloTimeout)")
+    }
+
+    // MARK: Closing
+
+    /// Ends the connection: sources cancelled (the descriptor closes after them), every enclave
+    /// told; those no other connection uses are unregistered by their queues.
+    func close(reason: String) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        guard phase != .closed else { return }
+        phase = .closed
+        helloTimer.cancel()
+        writeSource?.cancel()
+        writeSource = nil
+        readSource.cancel()
+        core.removeSession(id)
+        for enclave in enclaves.values { enclave.detach(self) }
+        enclaves.removeAll()
+        pendingResponses.removeAll()
+        pendingPushes.removeAll()
+        outbox.removeAll()
+        outboxHead = 0
+        outboxBytes = 0
+        metricsRendering = nil
+        logger.debug("connection closed", metadata: ["reason": "\(reason)", "inFlight": "\(inFlight.count)"])
+        notifyDrained()
+    }
+
+    /// A source on `fd` finished cancelling; the last one closes the descriptor.
+    func sourceCancelled() {
+        dispatchPrecondition(condition: .onQueue(queue))
+        openSources -= 1
+        if openSources == 0 { Glibc.close(fd) }
+    }
+
+    func notifyDrained() {
+        let waiters = drainWaiters
+        drainWaiters.removeAll()
+        for waiter in waiters { waiter() }
+    }
+
+    // MARK: Shutdown (any queue)
+
+    /// Sends SHUTDOWN_NOTICE, writes out what is queued, and closes; `completion` runs when done.
+    func finish(notice: ShutdownNotice, completion: @escaping @Sendable () -> Void) {
+        queue.async {
+            guard self.phase != .closed else { return completion() }
+            self.pushOnQueue(.shutdown(notice))
+            self.flushResponses()
+            guard self.phase != .closed else { return completion() }
+            if self.outboxHead == self.outbox.count {
+                self.close(reason: "edmmd is shutting down")
+                completion()
+            } else {
+                self.drainWaiters.append {
+                    self.close(reason: "edmmd is shutting down")
+                    completion()
+                }
+            }
+        }
+    }
+
+    /// Closes now, whatever is still queued (shutdown deadline).
+    func abort(reason: String) {
+        queue.async { self.close(reason: reason) }
+    }
+}
+
+/// The descriptors that arrived with one message. REGISTER claims them by index; the rest are
+/// closed when the message has been handled, so none ever leaks.
+final class MessageDescriptors {
+    private var fds: [Int32]
+    private var used: [Bool]
+    private var kept: [Bool]
+    /// More descriptors were sent than the limit: all of them are refused.
+    let truncated: Bool
+
+    init(_ fds: [Int32], truncated: Bool) {
+        self.fds = fds
+        self.truncated = truncated
+        used = Array(repeating: false, count: fds.count)
+        kept = Array(repeating: false, count: fds.count)
+    }
+
+    var count: Int { fds.count }
+
+    /// The descriptor at `index`, once; nil if there is none or it was already claimed.
+    func claim(_ index: Int) -> Int32? {
+        guard index < fds.count, !used[index] else { return nil }
+        used[index] = true
+        return fds[index]
+    }
+
+    func wasClaimed(_ index: Int) -> Bool { index < used.count && used[index] }
+
+    /// The device took ownership of the descriptor at `index`.
+    func keep(_ index: Int) { kept[index] = true }
+
+    func closeUnkept() {
+        for (index, fd) in fds.enumerated() where !kept[index] { Glibc.close(fd) }
+        fds.removeAll()
+    }
+
+    func closeAll() {
+        for fd in fds { Glibc.close(fd) }
+        fds.removeAll()
+    }
+}
+
+extension Result where Success == RequestOperation, Failure == RequestOperationFailure {
+    var idAndVerb: (UInt64, UInt16) {
+        switch self {
+        case .success(let operation): (operation.id, operation.request.verb.rawValue)
+        case .failure(let failure): (failure.id, failure.verbCode)
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import EDMMCore
+import EDMMProtocol
+import SGXDevice
+
+/// How the model's errors reach a client.
+extension WireError {
+    init(_ error: LedgerError) {
+        switch error {
+        case .outOfManagedRange(let range, let managed):
+            self.init(
+                .outOfRange,
+                "\(WireRange(range)) is outside the managed range \(WireRange(managed)) of this enclave")
+        case .wrongState(let operation, let page, let actual):
+            self.init(
+                .invalidPageState, "\(operation) not allowed: page at offset \(hexOffset(page)) is \(actual.stateDescription)",
+                detail: .page(offset: page << Page.shift, state: actual.stateDescription))
+        case .pendingWork(let operation, let page, let actual):
+            self.init(
+                .invalidPageState, "\(operation) overlaps queued work: page at offset \(hexOffset(page)) is \(actual)",
+                detail: .page(offset: page << Page.shift, state: actual.description))
+        case .invalidPermissions(let operation, let permissions):
+            self.init(.invalidArgument, "\(operation) with permissions \(permissions): SGX requires R with W")
+        case .zeroPages(let operation):
+            self.init(.notAligned, "\(operation) of zero pages")
+        case .noContiguousSpace(let pages, let managed):
+            self.init(
+                .outOfRange, "no run of \(pages) free pages in the managed range \(WireRange(managed))")
+        }
+    }
+
+    init(_ refusal: QuotaRefusal) {
+        let scope: EDMMProtocol.QuotaScope =
+            switch refusal.scope {
+            case .enclave: .enclave
+            case .uid: .uid
+            case .machine: .machine
+            }
+        self.init(
+            .quotaExceeded,
+            "\(scope) quota exceeded: asked \(refusal.askedPages) pages, \(refusal.usedPages) of \(refusal.limitPages) in use",
+            detail: .quota(
+                scope: scope, askedPages: refusal.askedPages, usedPages: refusal.usedPages, limitPages: refusal.limitPages))
+    }
+
+    init(_ error: AllocationError) {
+        switch error {
+        case .ledger(let error): self.init(error)
+        case .quota(let refusal): self.init(refusal)
+        }
+    }
+
+    /// A failed ioctl, as the request that held the failing page sees it.
+    init(_ failure: RequestFailure) {
+        let ioctl = WireIoctl(failure.operation)
+        let result: UInt64? = ioctl == .removePages ? nil : failure.result
+        self.init(
+            .kernelError,
+            "\(ioctl) failed with \(ErrnoName.of(failure.errno)) after \(failure.count) bytes of this request"
+                + (result.map { ", SGX result \($0)" } ?? ""),
+            detail: .kernel(ioctl: ioctl, errno: failure.errno, countBytes: failure.count, result: result))
+    }
+}
+
+extension WireIoctl {
+    init(_ operation: QueuedOperation) {
+        switch operation {
+        case .trim, .makeTCS: self = .modifyTypes
+        case .restrict: self = .restrictPermissions
+        case .remove: self = .removePages
+        }
+    }
+}
+
+extension QueuedOperation {
+    /// The SGX2 ioctl that carries out this operation.
+    var ioctl: EnclaveIoctl {
+        switch self {
+        case .trim: .modifyTypes(.trim)
+        case .makeTCS: .modifyTypes(.tcs)
+        case .restrict(let permissions): .restrictPermissions(permissions)
+        case .remove: .removePages
+        }
+    }
+}
+
+func hexOffset(_ page: UInt64) -> String { "0x" + String(page << Page.shift, radix: 16) }

@@ -1,0 +1,32 @@
+import ArgumentParser
+
+@main
+struct EdmmCtl: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "edmmctl",
+        abstract: "Inspect and drive edmmd, the SGX2 enclave memory daemon.",
+        discussion: """
+            edmmctl talks to edmmd over its control socket with the same protocol enclave hosts \
+            use. Owners see their own enclaves; root and the daemon's admin group see all of them. \
+            Every command prints a table for humans, or one JSON object with --json for scripts.
+
+            OPTIONS THAT APPLY TO EVERY COMMAND
+              --socket PATH   the control socket (default: $EDMMD_SOCKET, else
+                              /run/edmmd/control.sock); before or after the command name
+              --json          print JSON instead of text
+
+            EXIT STATUS
+              0   success
+              1   edmmd refused the request (the message says why)
+              64  bad command line
+              69  edmmd is not reachable: no socket at the path, nobody accepting on it,
+                  or the connection was closed
+              76  edmmd answered with something edmmctl cannot understand (version mismatch
+                  or a protocol violation)
+              77  permission denied on the socket
+            """,
+        // Each command lives in its own file; add new ones here.
+        subcommands: [StatusCommand.self])
+
+    @OptionGroup var global: GlobalOptions
+}

@@ -1,1 +1,0 @@
-print("edmmctl: not built yet")

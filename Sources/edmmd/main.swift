@@ -1,1 +1,0 @@
-print("edmmd: not built yet")
