@@ -89,6 +89,9 @@ extension SimulatedEnclaveHost {
     /// Waits until every RECLAIM notice received so far has been honoured.
     public func settle() async { await events.settle() }
 
+    /// RECLAIM notices received and not fully honoured yet.
+    public var unhandledNotices: Int { events.unhandledNotices }
+
     // MARK: Before the exit
 
     private func prepare(

@@ -7,7 +7,7 @@ protocol Workload {
 }
 
 /// The workloads `edmm-sim run --workload` knows, each shaped like its namesake (see
-/// docs/simulator.md, "Simulated enclave hosts").
+/// docs/client.md, "edmm-sim run").
 enum WorkloadKind: String, CaseIterable {
     case server, startup, gc, fragmented
 
