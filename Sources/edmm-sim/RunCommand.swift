@@ -82,7 +82,13 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(69)
         }
         signal(SIGPIPE, SIG_IGN)
-        for s in [SIGINT, SIGTERM] { signal(s, { _ in runInterrupted.store(true, ordering: .relaxed) }) }
+        // The first Ctrl-C stops the hosts and reports; a second one ends the run at once.
+        for s in [SIGINT, SIGTERM] {
+            signal(s) { number in
+                runInterrupted.store(true, ordering: .relaxed)
+                signal(number, SIG_DFL)
+            }
+        }
         let fleet: Fleet
         do {
             fleet = try Fleet(launching: plan(), socket: socket, workingSet: workingSet)
