@@ -71,10 +71,7 @@ struct HostCommand: AsyncParsableCommand {
         channel.send(HostLine(kind: .stopped))
         guard await channel.next() == "check" else { throw ExitCode(1) }
         phase.withLock { $0 = "checking" }
-        var report = Self.report(host, await host.verify())
-        report.workload = workload
-        report.refusals = refusals
-        report.problems = problems + report.problems
+        let report = Self.report(host, await host.verify(), workload: workload, refusals: refusals, problems: problems)
         channel.send(HostLine(kind: .report, report: report))
         phase.withLock { $0 = "reported" }
         _ = await channel.next()  // "exit"
@@ -93,7 +90,9 @@ struct HostCommand: AsyncParsableCommand {
             unhandledNotices: host.unhandledNotices)
     }
 
-    static func report(_ host: SimulatedEnclaveHost, _ verification: HostVerification) -> HostReport {
+    static func report(
+        _ host: SimulatedEnclaveHost, _ verification: HostVerification, workload: String, refusals: [String: UInt64], problems: [String]
+    ) -> HostReport {
         let stats = host.stats
         let epcm = verification.epcm
         let ledger = verification.ledger
@@ -101,14 +100,14 @@ struct HostCommand: AsyncParsableCommand {
                 committedPages: 0, pooledPages: 0, trimmingPages: 0, removingPages: 0, tcsPages: 0, ledgerEpcmMismatches: nil,
                 problems: ["no STATS from edmmd"])
         return HostReport(
-            label: host.blueprint.label, workload: "", enclave: host.handle, pid: getpid(), requests: stats.requests,
+            label: host.blueprint.label, workload: workload, enclave: host.handle, pid: getpid(), requests: stats.requests,
             ioctlRequests: stats.ioctlRequests, requestsByVerb: stats.requestsByVerb, messages: stats.messages,
             maxRequestsPerIoctl: stats.maxBatchedRequests, freshPages: stats.freshPagesAccepted, reusedPages: stats.reusedPages,
-            reclaimNotices: stats.reclaimNotices, reclaimedPages: stats.reclaimedPages, refusals: [:],
+            reclaimNotices: stats.reclaimNotices, reclaimedPages: stats.reclaimedPages, refusals: refusals,
             sim: SimTotals(host.countersSinceRegistration),
             latencyBuckets: stats.latency.sparse.map { [UInt64($0.bucket), $0.count] },
             hostMatchesEPCM: epcm.matches, hostMismatchedPages: epcm.mismatchedPages, pagesInTransition: epcm.pagesInTransition,
             epcmPages: epcm.epcmPages, ledger: ledger, violations: stats.violations.map(\.description),
-            asyncErrors: Array(stats.asyncErrors.prefix(20)), problems: verification.problems + epcm.examples)
+            asyncErrors: Array(stats.asyncErrors.prefix(20)), problems: problems + verification.problems + epcm.examples)
     }
 }

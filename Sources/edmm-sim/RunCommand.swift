@@ -107,7 +107,7 @@ struct RunCommand: AsyncParsableCommand {
             let elapsed = ContinuousClock.now - start
             if duration > 0 && elapsed >= .seconds(duration) { break }
             fleet.pump(timeoutMilliseconds: 200)
-            if ticker.due() { ticker.show(await observer.snapshot(fleet.progressTotals, elapsed: elapsed)) }
+            if ticker.due() { ticker.show(await observer.snapshot(fleet.progressTotals, elapsed: ContinuousClock.now - start)) }
         }
         let elapsed = ContinuousClock.now - start
         ticker.finish()
