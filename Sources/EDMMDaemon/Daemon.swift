@@ -68,6 +68,10 @@ public final class Daemon: Sendable {
         }
     }
 
+    /// The configuration in force (flags applied; replaced by a successful reload). The metrics
+    /// endpoint reads `[metrics] listen` (set by --metrics) here.
+    public var configuration: DaemonConfig { config.withLock { $0 } }
+
     /// Which device the daemon uses, and why (also in every STATUS).
     public var mode: WireDeviceKind { core.backend.mode }
     public var modeReason: String { core.backend.reason }
@@ -123,7 +127,6 @@ public final class Daemon: Sendable {
         listener.withLock { $0 }?.stop()
         supervisor.stop()
         let sessions = core.sessions
-        for session in sessions { session.beginShutdown() }
         let enclaves = core.registry.all
         await Self.waitAll(enclaves) { enclave, done in enclave.drain(completion: done) }
         let notice = ShutdownNotice(
@@ -173,7 +176,7 @@ public final class Daemon: Sendable {
             return ConfigChanges(from: old, to: new)
         }
         core.replaceSettings(settings)
-        for enclave in core.registry.all { enclave.apply(settings.flush) }
+        for enclave in core.registry.all { enclave.apply(settings) }
         let supervisor = self.supervisor
         core.queue.async { supervisor.apply(settings) }
         return .success("\(configSource.description): \(changes.summary)")
@@ -187,6 +190,18 @@ public final class Daemon: Sendable {
             underPressure: core.underPressure.load(ordering: .relaxed), connections: core.sessionCount,
             requestsTotal: core.counters.requestsTotal, requestsPerSecond: core.requestsPerSecond,
             counters: core.counters.named, enclaves: core.registry.all.map(\.snapshot))
+    }
+
+    /// Every registered enclave's record (for systemd's FD store), each taken on its own queue.
+    public func enclaveRecords() async -> [EnclaveRecord] {
+        let records = Mutex<[EnclaveRecord]>([])
+        await Self.waitAll(core.registry.all) { enclave, done in
+            enclave.record { record in
+                if let record { records.withLock { $0.append(record) } }
+                done()
+            }
+        }
+        return records.withLock { $0 }.sorted { $0.handle < $1.handle }
     }
 
     /// Runs `body` for each item and waits until each called its completion, or `timeout` passed.

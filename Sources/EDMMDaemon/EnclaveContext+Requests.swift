@@ -12,7 +12,8 @@ extension EnclaveContext {
             answer(target, .failure(WireError(.unknownEnclave, "enclave \(handle) was unregistered")))
             return
         }
-        lastActivity = .now
+        // Views do not make an enclave active: idle-first reclaim must not spare a watched enclave.
+        if case .stats = call.request {} else { lastActivity = .now }
         switch call.request {
         case .allocate(let request): answer(target, allocate(request, limits: target.session.limits.protocolLimits))
         case .free(let request): answer(target, free(request.range))
@@ -86,7 +87,7 @@ extension EnclaveContext {
             return .failure(WireError(error))
         }
         freshUnaccepted.remove(pages)
-        if !core.settings.poolEnabled {
+        if !settings.poolEnabled {
             // No lazy pool: the pages go back at once, through the same RECLAIM notice as any
             // reclaim, so the client EACCEPTs and confirms them as usual.
             do {
@@ -131,14 +132,21 @@ extension EnclaveContext {
                 asked = .range(range)
             }
         }
-        let settings = core.settings
-        let quota = settings.quota.policy(uid: owner.uid)
+        let quota = settings.quota
         let growth = request.allowGrowth ? settings.growth : .disabled
         let grant: Grant
         do throws(AllocationError) {
-            grant = try core.quotas.admit(handle, uid: owner.uid) { (usage: QuotaUsage) throws(AllocationError) in
-                let grant = try ledger.allocate(asked, permissions: request.permissions, quota: quota, growth: growth, usage: usage)
-                return (grant, ledger.counts.epcPages)
+            if case .anywhere(let count) = asked, ledger.placement(pages: count, permissions: request.permissions)?.fromPool == true {
+                // Served from the pool: no fresh page, nothing to admit, no shared lock.
+                grant = try ledger.allocate(
+                    asked, permissions: request.permissions, quota: QuotaPolicy(), growth: growth,
+                    usage: QuotaUsage(enclavePages: 0, uidPages: 0, machinePages: 0))
+            } else {
+                grant = try core.quotas.admit(handle, uid: owner.uid) { (usage: QuotaUsage) throws(AllocationError) in
+                    let grant = try ledger.allocate(asked, permissions: request.permissions, quota: quota, growth: growth, usage: usage)
+                    return (grant, ledger.counts.epcPages)
+                }
+                chargedPages = ledger.counts.epcPages
             }
         } catch {
             return .failure(WireError(error))
@@ -154,7 +162,7 @@ extension EnclaveContext {
     /// A fixed-range ALLOCATE over a fragmented region could need more reused/fresh ranges than a
     /// reply can carry: refuse it before anything changes.
     func checkSegments(_ range: PageRange, limits: ProtocolLimits) -> WireError? {
-        let fitInMessage = (limits.maxMessageBytes - 128) / WireRangeSize
+        let fitInMessage = (limits.maxMessageBytes - 128) / 16  // 16 bytes per range on the wire
         let limit = min(limits.maxRangesPerList, fitInMessage / 2)
         var segments = 0
         var cursor = range.first
@@ -182,6 +190,3 @@ extension EnclaveContext {
         return ranges.reduce(0) { $0 + $1.count }
     }
 }
-
-/// Bytes of one range on the wire.
-let WireRangeSize = 16

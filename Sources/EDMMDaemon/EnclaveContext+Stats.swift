@@ -15,7 +15,7 @@ extension EnclaveContext {
             WireCounter("pages_remove_queued", ledger.counts.removeQueued),
             WireCounter("pages_restrict_queued", ledger.counts.restrictQueued),
             WireCounter("pages_tcs_queued", ledger.counts.tcsQueued), WireCounter("pages_tcs", ledger.counts.tcs),
-            WireCounter("pages_queued_requests", UInt64(queued.count)),
+            WireCounter("queued_requests", UInt64(queued.count)),
         ]
         if let simulated {
             let simCounters = simulated.counters

@@ -51,12 +51,18 @@ final class EnclaveContext: @unchecked Sendable {
     /// The simulated enclave behind `device` (simulated enclaves only), for the EPCM and counters.
     var simulated: SimulatedEnclave?
     var ledger: EnclaveLedger
+    /// This enclave's copy of the live settings (no shared lock on the request path); RELOAD
+    /// replaces it through `apply`.
+    var settings: EnclaveSettings
+    /// The pages last charged to the quota book.
+    var chargedPages: UInt64 = 0
     var flushPolicy: FlushPolicy
     var planner: BatchPlanner
     /// Requests waiting for the next flush, in arrival order.
     var queued: [QueuedWork] = []
     var nextRequestID: UInt64 = 1
-    /// Connections that registered or attached the enclave, by session id; the registrar first.
+    /// Connections that registered or attached the enclave, by session id (`registrarID` names
+    /// the registering one while it is open).
     var sessions: [UInt64: Session] = [:]
     var registrarID: UInt64?
     var counters = EnclaveCounters()
@@ -90,7 +96,7 @@ final class EnclaveContext: @unchecked Sendable {
         deviceKind = device.kind
         queue = DispatchQueue(label: "edmmd.enclave.\(handle)")
         ledger = EnclaveLedger(managedRange: managed, seed: handle &* 0x9E37_79B9_7F4A_7C15 | 1)
-        let settings = core.settings
+        settings = EnclaveSettings(core.settings, uid: owner.uid)
         flushPolicy = FlushPolicy(settings.flush)
         planner = BatchPlanner(batching: settings.flush.batching)
         lastActivity = .now
@@ -98,7 +104,7 @@ final class EnclaveContext: @unchecked Sendable {
         published = Mutex(
             EnclaveSnapshot(
                 handle: handle, label: label, owner: owner, device: device.kind, base: base, size: size, managed: managed,
-                pages: PageCounts(), quotaPages: settings.quota.policy(uid: owner.uid).enclaveLimit, connections: 0,
+                pages: PageCounts(), quotaPages: settings.quota.enclaveLimit, connections: 0,
                 lastActivity: lastActivity, counters: EnclaveCounters()))
         timer.setEventHandler { @Sendable [weak self] in self?.timerFired() }
         timer.schedule(deadline: .distantFuture)
@@ -152,13 +158,16 @@ final class EnclaveContext: @unchecked Sendable {
         }
     }
 
-    /// New batch settings after a RELOAD: what is queued is flushed under the old ones.
-    func apply(_ flush: FlushPolicy.Configuration) {
+    /// New settings after a RELOAD; what is queued is flushed under the old batch settings.
+    func apply(_ daemonSettings: DaemonSettings) {
         queue.async {
-            guard self.state == .active, flush != self.flushPolicy.configuration else { return }
-            self.flushNow()
-            self.flushPolicy = FlushPolicy(flush)
-            self.planner = BatchPlanner(batching: flush.batching)
+            let new = EnclaveSettings(daemonSettings, uid: self.owner.uid)
+            if new.flush != self.settings.flush, self.state == .active {
+                self.flushNow()
+                self.flushPolicy = FlushPolicy(new.flush)
+                self.planner = BatchPlanner(batching: new.flush.batching)
+            }
+            self.settings = new
             self.publish()
         }
     }
@@ -200,12 +209,16 @@ final class EnclaveContext: @unchecked Sendable {
         }
     }
 
-    /// Records the ledger's charge and publishes a fresh snapshot.
+    /// Records a changed charge and publishes a fresh snapshot.
     func publish() {
-        if state == .active { core.quotas.charge(handle, uid: owner.uid, pages: ledger.counts.epcPages) }
+        let pages = ledger.counts.epcPages
+        if state == .active, pages != chargedPages {
+            core.quotas.charge(handle, uid: owner.uid, pages: pages)
+            chargedPages = pages
+        }
         let snapshot = EnclaveSnapshot(
             handle: handle, label: label, owner: owner, device: deviceKind, base: base, size: size, managed: managed,
-            pages: ledger.counts, quotaPages: core.settings.quota.policy(uid: owner.uid).enclaveLimit,
+            pages: ledger.counts, quotaPages: settings.quota.enclaveLimit,
             connections: sessions.count, lastActivity: lastActivity, counters: counters)
         published.withLock { $0 = snapshot }
     }
@@ -271,6 +284,22 @@ final class EnclaveContext: @unchecked Sendable {
     }
 }
 
+/// The settings one enclave works with.
+struct EnclaveSettings: Equatable {
+    var flush: FlushPolicy.Configuration
+    var poolEnabled: Bool
+    var growth: GrowthPolicy
+    /// The quotas of the enclave's owner.
+    var quota: QuotaPolicy
+
+    init(_ settings: DaemonSettings, uid: UInt32) {
+        flush = settings.flush
+        poolEnabled = settings.poolEnabled
+        growth = settings.growth
+        quota = settings.quota.policy(uid: uid)
+    }
+}
+
 /// A completed request on its way back to its connection.
 struct Completion: Sendable {
     let id: UInt64
@@ -280,7 +309,7 @@ struct Completion: Sendable {
     /// REGISTER/ATTACH: the enclave the connection may now use.
     let attaching: EnclaveContext?
     /// REGISTER/ATTACH: the connection reserved a slot of its enclave limit for this request.
-    var reservedSlot: Bool
+    let reservedSlot: Bool
 
     init(_ target: ReplyTarget, _ outcome: Result<ResponseBody, WireError>, attaching: EnclaveContext? = nil) {
         id = target.id

@@ -5,8 +5,12 @@ import Synchronization
 /// wire can create or change it, and the default daemon has none.
 public final class FaultInjection: Sendable {
     private let coreStall = Mutex<Duration?>(nil)
+    private let stalls = Mutex(0)
 
     public init() {}
+
+    /// Stalls that happened so far.
+    public var stallsPerformed: Int { stalls.withLock { $0 } }
 
     /// Makes the next supervisor tick block the core queue for `duration` (what a hung daemon looks
     /// like to a watchdog).
@@ -14,11 +18,13 @@ public final class FaultInjection: Sendable {
         coreStall.withLock { $0 = duration }
     }
 
-    /// The pending stall, consumed.
+    /// The pending stall, consumed (and counted).
     func takeCoreStall() -> Duration? {
-        coreStall.withLock { stall in
+        let stall = coreStall.withLock { stall in
             defer { stall = nil }
             return stall
         }
+        if stall != nil { stalls.withLock { $0 += 1 } }
+        return stall
     }
 }

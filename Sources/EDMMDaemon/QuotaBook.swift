@@ -54,5 +54,4 @@ final class QuotaBook: Sendable {
     }
 
     var machinePages: UInt64 { state.withLock { $0.machine } }
-    func pages(uid: UInt32) -> UInt64 { state.withLock { $0.uids[uid] ?? 0 } }
 }

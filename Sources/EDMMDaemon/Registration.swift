@@ -134,7 +134,7 @@ extension EnclaveContext {
         }
         let adoptedPages = registration.adopted.reduce(0) { $0 + $1.count }
         let (asked, overflow) = adoptedPages.addingReportingOverflow(registration.preheatPages)
-        let quota = core.settings.quota.policy(uid: owner.uid)
+        let quota = settings.quota
         let preheat: [PageRange]
         do throws(WireError) {
             preheat = try core.quotas.admit(handle, uid: owner.uid) { (usage: QuotaUsage) throws(WireError) in
@@ -161,6 +161,7 @@ extension EnclaveContext {
             return fail(error)
         }
         for range in preheat { freshUnaccepted.insert(range) }
+        chargedPages = ledger.counts.epcPages
         state = .active
         sessions[target.session.id] = target.session
         registrarID = target.session.id

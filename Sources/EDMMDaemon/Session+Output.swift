@@ -35,7 +35,8 @@ extension Session {
     /// duplicate id must not end the original request).
     func reject(id: UInt64, verbCode: UInt16, _ error: WireError) {
         dispatchPrecondition(condition: .onQueue(queue))
-        core.counters.record(verbCode: verbCode, ok: false)
+        // Verb 0 answers a whole message, which is not a request (counted as messages_malformed).
+        if verbCode != 0 { core.counters.record(verbCode: verbCode, ok: false) }
         queueResponse(ResponseOperation(id: id, verbCode: verbCode, outcome: .failure(error)), descriptor: nil)
     }
 

@@ -10,7 +10,7 @@ extension Session {
         dispatchPrecondition(condition: .onQueue(queue))
         let verb = operation.request.verb
         guard phase != .closed else { return }
-        if phase == .finishing || core.isShuttingDown {
+        if core.isShuttingDown && verb.isNewWork {
             return reject(id: operation.id, verbCode: verb.rawValue, WireError(.shuttingDown, "edmmd is shutting down"))
         }
         if phase == .awaitingHello, verb != .hello {
@@ -248,6 +248,18 @@ extension Session {
                 MetricsReply(
                     totalBytes: UInt32(clamping: text.count), offset: UInt32(clamping: offset),
                     text: String(decoding: text[offset..<end], as: UTF8.self))))
+    }
+}
+
+extension Verb {
+    /// Verbs a draining daemon refuses. Requests that give memory back (TRIM, TRIM_ACCEPTED,
+    /// FREE, MAKE_TCS, ...) or only look are still served: a trim is never failed for a policy
+    /// reason, shutdown included.
+    var isNewWork: Bool {
+        switch self {
+        case .hello, .register, .attach, .allocate, .reclaim, .reload: true
+        default: false
+        }
     }
 }
 

@@ -24,7 +24,7 @@ final class Session: @unchecked Sendable {
 
     // MARK: Queue-confined state
 
-    enum Phase { case awaitingHello, ready, finishing, closed }
+    enum Phase { case awaitingHello, ready, closed }
     var phase = Phase.awaitingHello
     /// Ids of requests accepted and not yet answered.
     var inFlight = Set<UInt64>()
@@ -215,13 +215,6 @@ final class Session: @unchecked Sendable {
     }
 
     // MARK: Shutdown (any queue)
-
-    /// Stops taking new work: requests from now on are answered with shutting-down.
-    func beginShutdown() {
-        queue.async {
-            if self.phase == .ready || self.phase == .awaitingHello { self.phase = .finishing }
-        }
-    }
 
     /// Sends SHUTDOWN_NOTICE, writes out what is queued, and closes; `completion` runs when done.
     func finish(notice: ShutdownNotice, completion: @escaping @Sendable () -> Void) {

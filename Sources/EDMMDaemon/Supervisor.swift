@@ -23,12 +23,15 @@ final class Supervisor: @unchecked Sendable {
         policy = PoolReclaimPolicy(settings.reclaim)
         interval = settings.checkInterval
         timer = DispatchSource.makeTimerSource(queue: core.queue)
+        // Active from the start (libdispatch traps when an inactive source is released), idle
+        // until `start`.
+        timer.setEventHandler { @Sendable [weak self] in self?.tick() }
+        timer.schedule(deadline: .distantFuture)
+        timer.activate()
     }
 
     func start() {
-        timer.setEventHandler { @Sendable [weak self] in self?.tick() }
-        schedule()
-        timer.activate()
+        core.queue.async { self.schedule() }
     }
 
     func stop() { timer.cancel() }
@@ -50,7 +53,7 @@ final class Supervisor: @unchecked Sendable {
 
     private func tick() {
         dispatchPrecondition(condition: .onQueue(core.queue))
-        if let stall = core.faultInjection?.takeCoreStall() { IoctlSleep.pause(stall) }
+        if let stall = core.faultInjection?.takeCoreStall() { blockingPause(stall) }
         core.notifier.watchdogTick()
         let now = MonotonicInstant.now
         if core.sampleRate(now: now) { core.notifier.status(statusLine()) }
@@ -100,12 +103,10 @@ final class Supervisor: @unchecked Sendable {
     }
 }
 
-/// Blocking pauses on the calling thread (fault injection only).
-enum IoctlSleep {
-    static func pause(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
-        var remaining = timespec()
-        while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
-    }
+/// Blocks the calling thread (fault injection only).
+private func blockingPause(_ duration: Duration) {
+    let (seconds, attoseconds) = duration.components
+    var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
+    var remaining = timespec()
+    while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
 }

@@ -179,7 +179,8 @@ public struct EnclaveSummary: Equatable, Sendable {
         self.idleMicros = idleMicros
     }
 
-    static let minWireSize = 8 + 2 + 4 + 4 + 4 + 1 + 8 * 9 + 4 + 8 * 3
+    /// enclave, label length, uid, gid, pid, device, eight u64 page fields, connections, three u64.
+    static let minWireSize = 8 + 2 + 4 + 4 + 4 + 1 + 8 * 8 + 4 + 8 * 3
 
     func encode(_ w: inout WireWriter) {
         w.u64(enclave)

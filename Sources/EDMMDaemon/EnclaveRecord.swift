@@ -1,0 +1,187 @@
+import Dispatch
+import EDMMCore
+import EDMMProtocol
+
+/// What it takes to rebuild one enclave's registration after a daemon restart, next to its
+/// descriptor: identity, ELRANGE, owner and the ledger's settled page states. Serialized into a
+/// small binary blob (for systemd's FD store, in a memfd) with `encoded()` / `init(decoding:)`.
+///
+/// Queued work does not survive a restart: a page with an ioctl queued is recorded in the state it
+/// had before (its client never got an answer and will retry or re-register).
+public struct EnclaveRecord: Equatable, Sendable {
+    public var handle: EnclaveHandle
+    public var label: String
+    public var owner: PeerCredentials
+    public var device: WireDeviceKind
+    public var base: UInt64
+    public var size: UInt64
+    public var managed: PageRange
+    /// Tracked ranges in page order, with their settled states.
+    public var pages: [RangeMap<PageState>.Entry]
+
+    static let magic: UInt64 = 0x4745_444C_4D4D_4445  // "EDMMLDEG" in byte order
+    static let version: UInt16 = 1
+
+    /// The ledger these pages describe, rebuilt through the ledger's own transitions.
+    public func rebuildLedger() throws(LedgerError) -> EnclaveLedger {
+        var ledger = EnclaveLedger(managedRange: managed)
+        for entry in pages {
+            let range = entry.range
+            switch entry.value {
+            case .committed(let permissions):
+                _ = try ledger.allocate(range, permissions: permissions)
+            case .pooled(let permissions, let since):
+                _ = try ledger.allocate(range, permissions: permissions)
+                try ledger.free(range, at: since)
+            case .trimmed:
+                _ = try ledger.allocate(range, permissions: .rw)
+                try ledger.trim(range)
+                try ledger.complete(.trim, range)
+            case .tcs:
+                _ = try ledger.allocate(range, permissions: .rw)
+                try ledger.makeTCS(range)
+                try ledger.complete(.makeTCS, range)
+            case .trimQueued, .removeQueued, .restrictQueued, .tcsQueued:
+                throw .wrongState(.allocate, page: range.first, actual: entry.value)
+            }
+        }
+        return ledger
+    }
+
+    /// The settled state of a page whose queued ioctl will never run.
+    static func settled(_ state: PageState) -> PageState {
+        switch state {
+        case .trimQueued(let origin):
+            switch origin {
+            case .committed(let permissions): .committed(permissions)
+            case .pooled(let permissions, let since): .pooled(permissions, since: since)
+            case .tcs: .tcs
+            }
+        case .removeQueued: .trimmed
+        case .restrictQueued(let from, _), .tcsQueued(let from): .committed(from)
+        case .committed, .pooled, .trimmed, .tcs: state
+        }
+    }
+
+    // MARK: Serialization
+
+    public func encoded() -> [UInt8] {
+        var w = WireWriter(capacity: 128 + pages.count * 26)
+        w.u64(Self.magic)
+        w.u16(Self.version)
+        w.u64(handle)
+        w.string(label)
+        w.u32(UInt32(bitPattern: owner.pid))
+        w.u32(owner.uid)
+        w.u32(owner.gid)
+        w.list(owner.groups) { w, gid in w.u32(gid) }
+        w.u8(device.rawValue)
+        w.u64(base)
+        w.u64(size)
+        w.u64(managed.first)
+        w.u64(managed.count)
+        w.list(pages) { w, entry in
+            w.u64(entry.range.first)
+            w.u64(entry.range.count)
+            switch entry.value {
+            case .committed(let permissions):
+                w.u8(1)
+                w.u8(permissions.rawValue)
+            case .pooled(let permissions, let since):
+                w.u8(2)
+                w.u8(permissions.rawValue)
+                w.u64(since.nanoseconds)
+            case .trimmed:
+                w.u8(3)
+            case .tcs:
+                w.u8(4)
+            default:
+                // `init(enclave:)` settles every state; keep the encoding total anyway.
+                w.u8(0)
+            }
+        }
+        return w.bytes
+    }
+
+    public init(decoding bytes: [UInt8]) throws(DecodeError) {
+        var r = WireReader(bytes)
+        guard try r.u64("magic") == Self.magic else { throw DecodeError("not an edmmd enclave record", at: 0) }
+        let versionAt = r.position
+        guard try r.u16("version") == Self.version else { throw DecodeError("unsupported record version", at: versionAt) }
+        handle = try r.u64("handle")
+        label = try r.string("label", maxBytes: 64)
+        let pid = Int32(bitPattern: try r.u32("pid"))
+        let uid = try r.u32("uid")
+        let gid = try r.u32("gid")
+        let groups = try r.list("groups", maxCount: 65_536, minElementBytes: 4) { (r: inout WireReader) throws(DecodeError) in
+            try r.u32("group")
+        }
+        owner = PeerCredentials(pid: pid, uid: uid, gid: gid, groups: groups)
+        let deviceAt = r.position
+        guard let device = WireDeviceKind(rawValue: try r.u8("device")) else { throw DecodeError("unknown device", at: deviceAt) }
+        self.device = device
+        base = try r.u64("base")
+        size = try r.u64("size")
+        managed = try Self.range(&r, "managed")
+        pages = try r.list("pages", maxCount: .max / 32, minElementBytes: 17) { (r: inout WireReader) throws(DecodeError) in
+            let range = try Self.range(&r, "page range")
+            let at = r.position
+            let state: PageState
+            switch try r.u8("state") {
+            case 1: state = .committed(PagePermissions(rawValue: try r.u8("permissions") & 0x7))
+            case 2:
+                let permissions = PagePermissions(rawValue: try r.u8("permissions") & 0x7)
+                state = .pooled(permissions, since: MonotonicInstant(nanoseconds: try r.u64("since")))
+            case 3: state = .trimmed
+            case 4: state = .tcs
+            case let tag: throw DecodeError("unknown page state \(tag)", at: at)
+            }
+            return RangeMap<PageState>.Entry(range: range, value: state)
+        }
+        try r.expectEnd("enclave record")
+    }
+
+    private static func range(_ r: inout WireReader, _ field: String) throws(DecodeError) -> PageRange {
+        let at = r.position
+        let first = try r.u64("\(field).first")
+        let count = try r.u64("\(field).count")
+        guard count > 0, first <= UInt64.max - count else { throw DecodeError("\(field): empty or wrapping", at: at) }
+        return PageRange(first: first, count: count)
+    }
+
+    public init(
+        handle: EnclaveHandle, label: String, owner: PeerCredentials, device: WireDeviceKind, base: UInt64, size: UInt64,
+        managed: PageRange, pages: [RangeMap<PageState>.Entry]
+    ) {
+        self.handle = handle
+        self.label = label
+        self.owner = owner
+        self.device = device
+        self.base = base
+        self.size = size
+        self.managed = managed
+        self.pages = pages
+    }
+}
+
+extension EnclaveContext {
+    /// The enclave's record, taken on its queue (nil once it is closed).
+    func record(completion: @escaping @Sendable (EnclaveRecord?) -> Void) {
+        queue.async {
+            guard self.state == .active else { return completion(nil) }
+            var entries: [RangeMap<PageState>.Entry] = []
+            for entry in self.ledger.trackedRanges {
+                let state = EnclaveRecord.settled(entry.value)
+                if let last = entries.last, last.value == state, last.range.end == entry.range.first {
+                    entries[entries.count - 1].range = PageRange(first: last.range.first, end: entry.range.end)
+                } else {
+                    entries.append(RangeMap<PageState>.Entry(range: entry.range, value: state))
+                }
+            }
+            completion(
+                EnclaveRecord(
+                    handle: self.handle, label: self.label, owner: self.owner, device: self.deviceKind, base: self.base,
+                    size: self.size, managed: self.managed, pages: entries))
+        }
+    }
+}
