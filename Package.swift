@@ -131,7 +131,7 @@ let package = Package(
         // End-to-end: real edmmd / edmm-sim / edmmctl processes over real sockets.
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["EDMMClient", "EDMMProtocol", "SGXSimulator", "CEDMMShims"],
+            dependencies: ["EDMMClient", "EDMMProtocol", "EDMMCore", "SGXDevice", "SGXSimulator", "CEDMMShims"],
             swiftSettings: strict),
     ]
 )

@@ -260,4 +260,9 @@ final class ConnectionCore: Sendable {
     }
 
     var failure: EDMMClientError? { state.withLock { $0.failure } }
+
+    /// Requests waiting for their reply, by verb.
+    var inFlight: [Verb: Int] {
+        state.withLock { s in s.pending.values.reduce(into: [:]) { $0[$1.verb, default: 0] += 1 } }
+    }
 }

@@ -86,6 +86,9 @@ public final class EDMMConnection: Sendable {
     /// Set once the connection has ended, with the reason.
     public var closedReason: EDMMClientError? { core.failure }
 
+    /// Requests sent and not answered yet, by verb (fire-and-forget requests are not counted).
+    public var requestsInFlight: [Verb: Int] { core.inFlight }
+
     /// Closes the connection; outstanding requests fail with `closedByClient`.
     public func close() { core.finish(.closedByClient) }
 

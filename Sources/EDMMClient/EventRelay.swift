@@ -41,6 +41,9 @@ final class EventRelay: Sendable {
         }
     }
 
+    /// RECLAIM notices received and not handled yet.
+    var unhandledNotices: Int { progress.withLock { $0.unhandledNotices } }
+
     /// Waits until every RECLAIM notice received so far has been handled.
     func settle() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in

@@ -89,6 +89,9 @@ extension SimulatedEnclaveHost {
     /// Waits until every RECLAIM notice received so far has been honoured.
     public func settle() async { await events.settle() }
 
+    /// RECLAIM notices received and not fully honoured yet.
+    public var unhandledNotices: Int { events.unhandledNotices }
+
     // MARK: Before the exit
 
     private func prepare(
@@ -123,11 +126,14 @@ extension SimulatedEnclaveHost {
                     .relax(PermissionsRequest(enclave: h, range: WireRange(range), permissions: permissions)),
                     fireAndForget: blueprint.fireAndForget)
             }
-            guard case .success = result else { return result }
+            guard case .success(let (_, saved)) = result else { return result }
             // The enclave extends its own permissions before telling anyone.
             for page in range.first..<range.end {
                 let outcome = cpu.emodpe(address(page), flags: SecInfoFlags(permissions: permissions))
-                if outcome != .success { return .failure(.instructionFailed(leaf: "EMODPE", offset: page << Page.shift, outcome: outcome)) }
+                if outcome != .success {
+                    state.withLock { $0.tracker.restore(saved) }
+                    return .failure(.instructionFailed(leaf: "EMODPE", offset: page << Page.shift, outcome: outcome))
+                }
             }
             return result
         case .makeTCS(let page):

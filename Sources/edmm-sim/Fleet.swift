@@ -73,7 +73,9 @@ final class Fleet {
             if members.allSatisfy({ $0.reached.contains(kind) || $0.process.outputClosed }) { return false }
             pump(timeoutMilliseconds: 100)
         }
-        failures.append("timed out waiting for every host to be \(kind.rawValue)")
+        for member in members where !member.reached.contains(kind) {
+            failures.append("\(member.label): not \(kind.rawValue) after \(Int(seconds)) s; \(member.progress?.stuckDescription ?? "never reported progress")")
+        }
         return false
     }
 

@@ -3,6 +3,7 @@ import EDMMClient
 import EDMMCore
 import EDMMProtocol
 import Glibc
+import Synchronization
 
 /// `edmm-sim run-host`: one simulated enclave host process of `edmm-sim run`. It builds and
 /// registers an enclave, replays its workload until told to stop, then reports what it did and
@@ -33,12 +34,14 @@ struct HostCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         channel.send(HostLine(kind: .ready))
+        let phase = Mutex("workload")
         let progress = Task {
             while !Task.isCancelled {
-                channel.send(HostLine(kind: .progress, progress: Self.progress(host)))
+                channel.send(HostLine(kind: .progress, progress: Self.progress(host, phase: phase.withLock { $0 })))
                 try? await Task.sleep(for: .milliseconds(500))
             }
         }
+        defer { progress.cancel() }
         var refusals: [String: UInt64] = [:]
         var problems: [String] = []
         var rng = SeededRandom(seed: seed)
@@ -58,7 +61,7 @@ struct HostCommand: AsyncParsableCommand {
             }
             if !problems.isEmpty { break }
         }
-        progress.cancel()
+        phase.withLock { $0 = "stopping" }
         do {
             try await host.sync()
         } catch {
@@ -67,11 +70,10 @@ struct HostCommand: AsyncParsableCommand {
         await host.settle()
         channel.send(HostLine(kind: .stopped))
         guard await channel.next() == "check" else { throw ExitCode(1) }
-        var report = Self.report(host, await host.verify())
-        report.workload = workload
-        report.refusals = refusals
-        report.problems = problems + report.problems
+        phase.withLock { $0 = "checking" }
+        let report = Self.report(host, await host.verify(), workload: workload, refusals: refusals, problems: problems)
         channel.send(HostLine(kind: .report, report: report))
+        phase.withLock { $0 = "reported" }
         _ = await channel.next()  // "exit"
         do {
             try await host.unregister()
@@ -80,12 +82,17 @@ struct HostCommand: AsyncParsableCommand {
         }
     }
 
-    static func progress(_ host: SimulatedEnclaveHost) -> HostProgress {
+    static func progress(_ host: SimulatedEnclaveHost, phase: String) -> HostProgress {
         let stats = host.stats
-        return HostProgress(requests: stats.requests, ioctlRequests: stats.ioctlRequests, sim: SimTotals(host.countersSinceRegistration))
+        return HostProgress(
+            requests: stats.requests, ioctlRequests: stats.ioctlRequests, sim: SimTotals(host.countersSinceRegistration), phase: phase,
+            waitingFor: Dictionary(uniqueKeysWithValues: host.connection.requestsInFlight.map { ($0.key.description, $0.value) }),
+            unhandledNotices: host.unhandledNotices)
     }
 
-    static func report(_ host: SimulatedEnclaveHost, _ verification: HostVerification) -> HostReport {
+    static func report(
+        _ host: SimulatedEnclaveHost, _ verification: HostVerification, workload: String, refusals: [String: UInt64], problems: [String]
+    ) -> HostReport {
         let stats = host.stats
         let epcm = verification.epcm
         let ledger = verification.ledger
@@ -93,14 +100,14 @@ struct HostCommand: AsyncParsableCommand {
                 committedPages: 0, pooledPages: 0, trimmingPages: 0, removingPages: 0, tcsPages: 0, ledgerEpcmMismatches: nil,
                 problems: ["no STATS from edmmd"])
         return HostReport(
-            label: host.blueprint.label, workload: "", enclave: host.handle, pid: getpid(), requests: stats.requests,
+            label: host.blueprint.label, workload: workload, enclave: host.handle, pid: getpid(), requests: stats.requests,
             ioctlRequests: stats.ioctlRequests, requestsByVerb: stats.requestsByVerb, messages: stats.messages,
             maxRequestsPerIoctl: stats.maxBatchedRequests, freshPages: stats.freshPagesAccepted, reusedPages: stats.reusedPages,
-            reclaimNotices: stats.reclaimNotices, reclaimedPages: stats.reclaimedPages, refusals: [:],
+            reclaimNotices: stats.reclaimNotices, reclaimedPages: stats.reclaimedPages, refusals: refusals,
             sim: SimTotals(host.countersSinceRegistration),
             latencyBuckets: stats.latency.sparse.map { [UInt64($0.bucket), $0.count] },
             hostMatchesEPCM: epcm.matches, hostMismatchedPages: epcm.mismatchedPages, pagesInTransition: epcm.pagesInTransition,
             epcmPages: epcm.epcmPages, ledger: ledger, violations: stats.violations.map(\.description),
-            asyncErrors: Array(stats.asyncErrors.prefix(20)), problems: verification.problems + epcm.examples)
+            asyncErrors: Array(stats.asyncErrors.prefix(20)), problems: problems + verification.problems + epcm.examples)
     }
 }

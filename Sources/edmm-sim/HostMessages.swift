@@ -59,6 +59,17 @@ struct HostProgress: Codable, Equatable {
     var requests: UInt64
     var ioctlRequests: UInt64
     var sim: SimTotals
+    /// What the host is doing ("workload", "stopping", "checking"), the requests it waits for
+    /// (by verb) and the RECLAIM notices it has not honoured yet: what a stuck host is stuck on.
+    var phase: String = ""
+    var waitingFor: [String: Int] = [:]
+    var unhandledNotices: Int = 0
+
+    var stuckDescription: String {
+        let waits = waitingFor.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+        return "last seen \(phase.isEmpty ? "starting" : phase), waiting for \(waits.isEmpty ? "no reply" : waits)"
+            + (unhandledNotices > 0 ? ", \(unhandledNotices) RECLAIM notices unhandled" : "")
+    }
 }
 
 /// Everything a host reports at the end of a run.

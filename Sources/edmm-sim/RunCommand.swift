@@ -82,7 +82,13 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(69)
         }
         signal(SIGPIPE, SIG_IGN)
-        for s in [SIGINT, SIGTERM] { signal(s, { _ in runInterrupted.store(true, ordering: .relaxed) }) }
+        // The first Ctrl-C stops the hosts and reports; a second one ends the run at once.
+        for s in [SIGINT, SIGTERM] {
+            signal(s) { number in
+                runInterrupted.store(true, ordering: .relaxed)
+                signal(number, SIG_DFL)
+            }
+        }
         let fleet: Fleet
         do {
             fleet = try Fleet(launching: plan(), socket: socket, workingSet: workingSet)
@@ -101,7 +107,7 @@ struct RunCommand: AsyncParsableCommand {
             let elapsed = ContinuousClock.now - start
             if duration > 0 && elapsed >= .seconds(duration) { break }
             fleet.pump(timeoutMilliseconds: 200)
-            if ticker.due() { ticker.show(await observer.snapshot(fleet.progressTotals, elapsed: elapsed)) }
+            if ticker.due() { ticker.show(await observer.snapshot(fleet.progressTotals, elapsed: ContinuousClock.now - start)) }
         }
         let elapsed = ContinuousClock.now - start
         ticker.finish()

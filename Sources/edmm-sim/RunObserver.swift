@@ -50,8 +50,8 @@ final class LiveTicker {
     private let enabled: Bool
     private let stream: Int32
     private let isTerminal: Bool
-    private var last: (at: Duration, requests: UInt64)?
-    private var nextTick = ContinuousClock.now
+    private var last: (at: Duration, requests: UInt64) = (.zero, 0)
+    private var nextTick = ContinuousClock.now + .seconds(1)
     private var printed = false
 
     init(enabled: Bool, toStandardError: Bool) {
@@ -67,22 +67,21 @@ final class LiveTicker {
     }
 
     func show(_ s: RunObserver.Snapshot) {
-        let seconds = Double(s.elapsed.components.seconds) + Double(s.elapsed.components.attoseconds) / 1e18
-        var rate = 0.0
-        if let last, s.elapsed > last.at {
-            let dt = Double((s.elapsed - last.at).components.seconds) + Double((s.elapsed - last.at).components.attoseconds) / 1e18
-            rate = Double(s.progress.requests &- last.requests) / dt
-        }
+        let seconds = Self.seconds(s.elapsed)
+        let dt = seconds - Self.seconds(last.at)
+        let rate = dt > 0 ? Double(s.progress.requests &- last.requests) / dt : 0
         last = (s.elapsed, s.progress.requests)
         let sim = s.progress.sim
         let perIoctl = sim.ioctls > 0 ? Double(sim.ioctlPages) / Double(sim.ioctls) : 0
         let line =
-            "\(fixed(seconds, 0))s  \(s.enclaves) enclaves  \(grouped(UInt64(rate))) req/s  ioctls \(grouped(sim.ioctls))"
+            "\(Int(seconds))s  \(s.enclaves) enclaves  \(grouped(UInt64(rate))) req/s  ioctls \(grouped(sim.ioctls))"
             + "  \(fixed(perIoctl, 1)) pages/ioctl  EPC \(mebibytes(s.committedBytes))/\(mebibytes(s.totalBytes)) MiB committed"
             + " (\(mebibytes(s.usedPages * 4096)) resident, EWB \(grouped(s.ewb)))  exits \(grouped(sim.exits))"
         write(isTerminal ? "\r\u{1B}[K" + line : line + "\n")
         printed = true
     }
+
+    static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
 
     func finish() {
         if printed && isTerminal { write("\n") }

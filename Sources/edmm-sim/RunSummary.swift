@@ -127,7 +127,7 @@ struct RunSummary: Encodable {
         var problems = failures
         if !complete { problems.append("\(plan.count - reports.count) of \(plan.count) hosts did not report") }
         for r in reports {
-            problems += (r.problems + r.violations + r.ledger.problems).map { "\(r.label): \($0)" }
+            problems += (r.problems + r.violations + r.asyncErrors + r.ledger.problems).map { "\(r.label): \($0)" }
         }
         self.problems = problems
         perEnclave = reports.map { r in

@@ -7,7 +7,7 @@ protocol Workload {
 }
 
 /// The workloads `edmm-sim run --workload` knows, each shaped like its namesake (see
-/// docs/simulator.md, "Simulated enclave hosts").
+/// docs/client.md, "edmm-sim run").
 enum WorkloadKind: String, CaseIterable {
     case server, startup, gc, fragmented
 
@@ -100,7 +100,7 @@ struct GCWorkload: Workload {
     mutating func next(_ heap: inout Heap, _ rng: inout SeededRandom) -> [Step] {
         guard heap.pages >= workingSet else { return (0..<rng.int(2...8)).map { _ in .allocate(32) } }
         var steps: [Step] = []
-        for _ in 0..<(heap.count / 2) {
+        for _ in 0..<max(1, heap.count / 2) {
             guard let region = heap.takeRandom(&rng) else { break }
             steps.append(rng.chance(0.5) ? .free(region) : .trim(region))
         }
