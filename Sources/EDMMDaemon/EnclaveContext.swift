@@ -221,6 +221,7 @@ final class EnclaveContext: @unchecked Sendable {
             pages: ledger.counts, quotaPages: settings.quota.enclaveLimit,
             connections: sessions.count, lastActivity: lastActivity, counters: counters)
         published.withLock { $0 = snapshot }
+        core.fdStore?.enclaveChanged(self)
     }
 
     /// The connection RECLAIM notices go to: the registrar while it is attached, else any other.
@@ -277,6 +278,7 @@ final class EnclaveContext: @unchecked Sendable {
         }
         publish()
         if wasActive {
+            core.fdStore?.enclaveClosed(self)
             core.counters.add(.enclavesUnregistered)
             logger.info(
                 "enclave unregistered", metadata: ["reason": "\(reason)", "pages": "\(ledger.counts.epcPages)", "dropped": "\(dropped)"])
