@@ -248,7 +248,9 @@ final class EnclaveContext: @unchecked Sendable {
         dispatchPrecondition(condition: .onQueue(queue))
         guard sessions.removeValue(forKey: session.id) != nil else { return }
         if registrarID == session.id { registrarID = nil }
-        if sessions.isEmpty && state == .active {
+        // Stopping with the FD store: the enclave outlives its connections (the next daemon takes
+        // it over); the shutdown records and closes it.
+        if sessions.isEmpty && state == .active && !(core.isShuttingDown && core.fdStore != nil) {
             closeOnQueue(reason: "its last connection closed")
         } else {
             publish()

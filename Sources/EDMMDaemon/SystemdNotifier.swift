@@ -10,7 +10,7 @@ public final class SystemdNotifier: ServiceNotifier {
     /// Half of WatchdogSec=, or nil when the unit has no watchdog (or pings are switched off).
     public let watchdogInterval: Duration?
     /// When the last WATCHDOG=1 went out (the core queue calls `watchdogTick`; any thread may read).
-    private let lastPing = Mutex(ContinuousClock.now)
+    private let lastPing = Mutex<ContinuousClock.Instant?>(nil)
 
     /// `pingWatchdog` false ([systemd] watchdog = false) never pings, even with WatchdogSec= set.
     public init(pingWatchdog: Bool = true) {
@@ -40,7 +40,7 @@ public final class SystemdNotifier: ServiceNotifier {
         guard let watchdogInterval else { return }
         let now = ContinuousClock.now
         let due = lastPing.withLock { last in
-            guard now - last >= watchdogInterval else { return false }
+            if let last, now - last < watchdogInterval { return false }
             last = now
             return true
         }
