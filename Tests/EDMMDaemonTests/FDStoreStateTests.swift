@@ -99,6 +99,13 @@ enum StoredStateReader {
         return slots.readNewest().flatMap { try? PersistedState(decoding: $0) }
     }
 
+    /// Tracked pages over every enclave of the newest state.
+    static func trackedPages(_ first: Int32, _ second: Int32) -> UInt64? {
+        state(first, second).map { state in
+            state.enclaves.reduce(0) { total, enclave in total + enclave.record.pages.reduce(0) { $0 + $1.range.count } }
+        }
+    }
+
     /// Pool pages over every enclave of the newest state.
     static func pooledPages(_ first: Int32, _ second: Int32) -> UInt64? {
         state(first, second).map { state in

@@ -1,3 +1,4 @@
+import EDMMClient
 import EDMMConfig
 import EDMMCore
 import EDMMDaemon
@@ -134,6 +135,28 @@ import Testing
         let other = try TestEnclave(machine: sameMachine, base: 1 << 33)
         let (otherHandle, _) = try again.register(other, label: "new")
         #expect(otherHandle > handle)
+        await second.shutdown()
+    }
+
+    @Test func aRequestLeftUnansweredByAnAnnouncedRestartIsSentAgainAfterReattaching() async throws {
+        let site = try Site()
+        defer { site.remove() }
+        let first = try site.startDaemon()
+        let host = try await SimulatedEnclaveHost.launch(
+            socketPath: site.socket, blueprint: EnclaveBlueprint(label: "patient"),
+            reconnect: ReconnectPolicy(firstDelay: .milliseconds(10), maxDelay: .milliseconds(100), giveUpAfter: .seconds(30)))
+        defer { host.close() }
+        let granted = try await host.allocate(pages: 8)
+        await first.shutdown(restarting: true)
+        // Sent while edmmd is away: it cannot have been applied, so it goes out again once the
+        // host is back, although ALLOCATE is not harmless twice.
+        let waiting = Task { await host.perform([.allocate(pages: 4)]) }
+        try await Task.sleep(for: .milliseconds(100))
+        let second = try site.startDaemon(passing: site.store.copies())
+        let result = await waiting.value
+        #expect(result.first.flatMap { try? $0.get() }?.granted?.first == granted.end)
+        #expect(host.reconnections == 1)
+        #expect(await host.verify().epcm.matches)
         await second.shutdown()
     }
 

@@ -67,6 +67,16 @@ final class FakeServiceManager: Sendable {
         return found
     }
 
+    /// `waitFor` for async tests.
+    func waitForAsync(timeout: Duration = .seconds(20), _ condition: (String) -> Bool) async -> String? {
+        var found: String?
+        _ = await waitUntil(timeout: timeout) {
+            found = messages.first(where: condition)
+            return found != nil
+        }
+        return found
+    }
+
     private func send(_ text: String) {
         let client = Glibc.socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
         defer { close(client) }
