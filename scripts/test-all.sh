@@ -23,6 +23,7 @@ stage() {
 stage build swift build --build-tests
 stage unit-and-integration swift test --skip-build
 stage conformance .build/debug/edmm-sim conformance
+stage systemd scripts/test-systemd.sh
 stage fuzz scripts/fuzz.sh
 
 echo

@@ -174,7 +174,8 @@ public final class Daemon: Sendable {
         }
         // Every connection is closed: the ledgers are final. The next daemon takes them over.
         await core.fdStore?.finish(core.registry.all)
-        await Self.waitAll(core.registry.all) { enclave, done in enclave.close(reason: "edmmd stopped", completion: done) }
+        let reason = core.fdStore == nil ? "edmmd stopped" : "edmmd stopped; the FD store keeps it for the next edmmd"
+        await Self.waitAll(core.registry.all) { enclave, done in enclave.close(reason: reason, completion: done) }
         state.withLock { $0 = .stopped }
         core.logger.info("stopped")
     }

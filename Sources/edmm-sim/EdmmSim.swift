@@ -13,5 +13,6 @@ struct EdmmSim: AsyncParsableCommand {
             OpsBenchCommand.self,
             RunCommand.self,
             HostCommand.self,
+            HoldCommand.self,
         ])
 }

@@ -131,6 +131,7 @@ struct EDMMD: AsyncParsableCommand {
             logger.info("socket activation: serving the control socket systemd passed")
         }
         options.inheritedMetricsSocket = inherited.metrics
+        if inherited.metrics != nil { logger.info("systemd passed the metrics socket (edmmd-metrics.socket)") }
         options.storedDescriptors = inherited.stored
         guard SystemdNotifier.isAvailable else {
             logger.notice(
