@@ -27,7 +27,11 @@ extension Session {
         let ok: Bool
         if case .success = outcome { ok = true } else { ok = false }
         core.counters.record(verbCode: verbCode, ok: ok)
-        if ok && silentOnSuccess { return }
+        if ok && silentOnSuccess {
+            // Nothing to write; a shutdown waiting for this answer checks again.
+            if !drainWaiters.isEmpty { notifyDrained() }
+            return
+        }
         queueResponse(ResponseOperation(id: id, verbCode: verbCode, outcome: outcome), descriptor: descriptor)
     }
 

@@ -49,6 +49,8 @@ final class Session: @unchecked Sendable {
     var metricsRendering: [UInt8]?
     /// Called once the outbox is empty or the session closed (shutdown).
     var drainWaiters: [@Sendable () -> Void] = []
+    /// Shutdown: the read source is suspended, nothing more is read.
+    var readingStopped = false
 
     init(id: UInt64, fd: Int32, peer: PeerCredentials, limits: ConnectionLimits, core: DaemonCore) {
         self.id = id
@@ -187,6 +189,11 @@ final class Session: @unchecked Sendable {
         helloTimer.cancel()
         writeSource?.cancel()
         writeSource = nil
+        if readingStopped {
+            // A suspended source never runs its cancel handler, which closes the descriptor.
+            readingStopped = false
+            readSource.resume()
+        }
         readSource.cancel()
         core.removeSession(id)
         for enclave in enclaves.values { enclave.detach(self) }
@@ -216,22 +223,30 @@ final class Session: @unchecked Sendable {
 
     // MARK: Shutdown (any queue)
 
-    /// Sends SHUTDOWN_NOTICE, writes out what is queued, and closes; `completion` runs when done.
+    /// Stops reading, sends SHUTDOWN_NOTICE, and closes once every request it read is answered
+    /// and written out; `completion` runs when done. So a request the client got no answer for
+    /// was never applied (docs/protocol.md, SHUTDOWN_NOTICE).
     func finish(notice: ShutdownNotice, completion: @escaping @Sendable () -> Void) {
         queue.async {
             guard self.phase != .closed else { return completion() }
+            if !self.readingStopped {
+                self.readingStopped = true
+                self.readSource.suspend()
+            }
             self.pushOnQueue(.shutdown(notice))
             self.flushResponses()
-            guard self.phase != .closed else { return completion() }
-            if self.outboxHead == self.outbox.count {
-                self.close(reason: "edmmd is shutting down")
-                completion()
-            } else {
-                self.drainWaiters.append {
-                    self.close(reason: "edmmd is shutting down")
-                    completion()
-                }
-            }
+            self.closeWhenAnswered(completion)
+        }
+    }
+
+    private func closeWhenAnswered(_ completion: @escaping @Sendable () -> Void) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        guard phase != .closed else { return completion() }
+        if inFlight.isEmpty && outboxHead == outbox.count {
+            close(reason: "edmmd is shutting down")
+            completion()
+        } else {
+            drainWaiters.append { self.closeWhenAnswered(completion) }
         }
     }
 

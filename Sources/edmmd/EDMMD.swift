@@ -140,10 +140,19 @@ struct EDMMD: AsyncParsableCommand {
         }
         let notifier = SystemdNotifier(pingWatchdog: config.systemd.watchdog)
         options.notifier = notifier
-        if config.systemd.fdStore { options.descriptorStore = SystemdDescriptorStore() }
+        // systemd >= 254 says how many descriptors the unit may store (FileDescriptorStoreMax=).
+        let storeLimit = getenv("FDSTORE").map { String(cString: $0) }
+        let fdStore: String
+        if !config.systemd.fdStore {
+            fdStore = "off ([systemd] fd_store = false)"
+        } else if storeLimit == "0" {
+            fdStore = "off (the unit has no FileDescriptorStoreMax=)"
+        } else {
+            options.descriptorStore = SystemdDescriptorStore()
+            fdStore = "on"
+        }
         let watchdog = notifier.watchdogInterval.map { "WATCHDOG=1 every \($0)" } ?? "no watchdog"
-        logger.info(
-            "systemd: Type=notify readiness and status, \(watchdog), FD store \(config.systemd.fdStore ? "on" : "off ([systemd] fd_store = false)")")
+        logger.info("systemd: Type=notify readiness and status, \(watchdog), FD store \(fdStore)")
         if let interval = notifier.watchdogInterval, Duration.milliseconds(config.pressure.checkIntervalMillis) > interval {
             logger.warning("[pressure] check_interval_ms is longer than half of WatchdogSec=: the watchdog will fire")
         }
