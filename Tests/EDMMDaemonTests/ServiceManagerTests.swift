@@ -145,6 +145,7 @@ import Testing
         })
         // A daemon that reads nothing any more, then dies: the two requests stay unanswered.
         first.signal(SIGSTOP)
+        #expect(await waitUntil { first.state == "T" })
         let trim = PageRange(first: granted.first, count: 4)
         let restrict = PageRange(first: granted.first + 4, count: 4)
         let results = Task { await host.perform([.trim(trim), .restrict(restrict, to: .read)]) }

@@ -57,6 +57,17 @@ final class ServiceProcess {
 
     func signal(_ signal: Int32) { kill(pid, signal) }
 
+    /// The process's state letter in /proc/<pid>/stat ("T" once SIGSTOP took effect).
+    var state: Character? {
+        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 512)
+        let n = read(fd, &buffer, buffer.count)
+        guard n > 0, let paren = buffer[..<n].lastIndex(of: UInt8(ascii: ")")), paren + 2 < n else { return nil }
+        return Character(Unicode.Scalar(buffer[paren + 2]))
+    }
+
     /// Waits for the process to end; its exit status (128 + signal if killed).
     @discardableResult
     func wait() -> Int32 {
