@@ -22,6 +22,8 @@ public struct DaemonOptions: Sendable {
     public var configSource: ConfigSource?
     /// The Prometheus exposition METRICS serves; nil until a metrics module provides it.
     public var metricsText: (@Sendable () -> String)?
+    /// The latency and batch-size histograms; a metrics module provides them.
+    public var instruments = DaemonInstruments.none
     /// How SGX2 support is checked when `device = "auto"` or `"kernel"` (tests replace it).
     public var hostSupport: @Sendable () -> SGXHostSupport = { SGXHostSupport.check() }
 
@@ -56,7 +58,8 @@ public final class Daemon: Sendable {
         options.logLevel.value = settings.logLevel
         core = DaemonCore(
             backend: backend, settings: settings, logger: options.logger, logLevel: options.logLevel,
-            notifier: options.notifier, faultInjection: options.faultInjection, metricsText: options.metricsText)
+            notifier: options.notifier, faultInjection: options.faultInjection, metricsText: options.metricsText,
+            instruments: options.instruments)
         supervisor = Supervisor(core: core)
         listenerSource =
             options.listener ?? .bind(path: config.daemon.socket, mode: config.daemon.socketMode, group: config.daemon.socketGroup)

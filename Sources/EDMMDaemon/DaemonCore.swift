@@ -25,6 +25,7 @@ final class DaemonCore: Sendable {
     let startedAt = MonotonicInstant.now
     /// Renders the Prometheus exposition for METRICS; nil until a metrics module provides one.
     let metricsText: (@Sendable () -> String)?
+    let instruments: DaemonInstruments
     let shuttingDown = Atomic<Bool>(false)
     let underPressure = Atomic<Bool>(false)
     private let settingsBox: Mutex<DaemonSettings>
@@ -36,7 +37,8 @@ final class DaemonCore: Sendable {
 
     init(
         backend: DeviceBackend, settings: DaemonSettings, logger: Logger, logLevel: SharedLogLevel,
-        notifier: any ServiceNotifier, faultInjection: FaultInjection?, metricsText: (@Sendable () -> String)?
+        notifier: any ServiceNotifier, faultInjection: FaultInjection?, metricsText: (@Sendable () -> String)?,
+        instruments: DaemonInstruments = .none
     ) {
         self.backend = backend
         self.settingsBox = Mutex(settings)
@@ -45,6 +47,7 @@ final class DaemonCore: Sendable {
         self.notifier = notifier
         self.faultInjection = faultInjection
         self.metricsText = metricsText
+        self.instruments = instruments
     }
 
     var settings: DaemonSettings { settingsBox.withLock { $0 } }

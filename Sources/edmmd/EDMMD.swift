@@ -1,6 +1,7 @@
 import ArgumentParser
 import EDMMConfig
 import EDMMDaemon
+import EDMMMetrics
 import Glibc
 import Logging
 import ServiceLifecycle
@@ -88,8 +89,11 @@ struct EDMMD: AsyncParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         let level = SharedLogLevel(.info)
         let logger = Logger(label: "edmmd") { label in StandardErrorLogHandler(label: label, level: level) }
+        let exporter = MetricsExporter()
         var options = DaemonOptions(logger: logger, logLevel: level)
         options.configSource = source
+        options.instruments = exporter.instruments
+        options.metricsText = { exporter.renderText() }
         let daemon: Daemon
         do {
             daemon = try Daemon(config: config, options: options)
@@ -97,11 +101,19 @@ struct EDMMD: AsyncParsableCommand {
             printError("edmmd: \(error)")
             throw ExitCode(3)
         }
+        exporter.attach(daemon)
         logger.info("configuration: \(source.description)")
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: DaemonService(daemon: daemon))]
+        if let listener = config.metrics.listen.flatMap(MetricsListener.init) {
+            do {
+                services.append(.init(service: try await MetricsEndpoint.start(listener, logger: logger) { exporter.render() }))
+            } catch {
+                printError("edmmd: \(error)")
+                throw ExitCode(3)
+            }
+        }
         let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: DaemonService(daemon: daemon))], gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
         } catch let error as StartupError {
