@@ -26,7 +26,10 @@ struct EdmmCtl: AsyncParsableCommand {
               77  permission denied on the socket
             """,
         // Each command lives in its own file; add new ones here.
-        subcommands: [StatusCommand.self])
+        subcommands: [
+            StatusCommand.self, EnclavesCommand.self, ShowCommand.self, TopCommand.self, ReclaimCommand.self, ReloadCommand.self,
+            ConfigCommand.self, MetricsCommand.self,
+        ])
 
     @OptionGroup var global: GlobalOptions
 }
