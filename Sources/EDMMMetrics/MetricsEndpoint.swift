@@ -100,8 +100,14 @@ public final class MetricsEndpoint: Service, Sendable {
             throw MetricsEndpointError(listener: listener, reason: "\(error)")
         }
         let endpoint = MetricsEndpoint(listener: listener, channel: channel)
-        logger.info("serving /metrics", metadata: ["address": "\(endpoint.localAddress.map { "\($0)" } ?? "\(listener)")"])
+        logger.info("serving /metrics", metadata: ["address": "\(endpoint.boundDescription)"])
         return endpoint
+    }
+
+    /// "127.0.0.1:9464" (the port actually bound), or the listener when the address is unknown.
+    public var boundDescription: String {
+        guard let ip = localAddress?.ipAddress, let port = localAddress?.port else { return "\(listener)" }
+        return "\(MetricsListener.address(host: ip, port: port))"
     }
 
     /// Serves until graceful shutdown (or `close()`).
