@@ -119,6 +119,9 @@ public final class MetricsEndpoint: Service, Sendable {
         }
     }
 
+    /// Whether the endpoint still listens.
+    public var isListening: Bool { channel.isActive }
+
     /// Stops listening; open connections finish their current response.
     public func close() {
         channel.close(promise: nil)
