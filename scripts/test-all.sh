@@ -24,6 +24,7 @@ stage build swift build --build-tests
 stage unit-and-integration swift test --skip-build
 stage conformance .build/debug/edmm-sim conformance
 stage fuzz scripts/fuzz.sh
+stage observability scripts/test-observability.sh
 
 echo
 echo "stages: ${#passed[@]} passed, ${#failed[@]} failed${failed:+ (${failed[*]})}"
