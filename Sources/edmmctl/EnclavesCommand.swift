@@ -21,7 +21,7 @@ struct EnclavesCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(help: ArgumentHelp("Order rows by \(EnclaveSort.names).", valueName: "key"))
+    @Option(help: ArgumentHelp("Order of the rows: amounts largest first, id and label ascending.", valueName: "key"))
     var sort: EnclaveSort = .id
 
     struct Listing: Encodable { var enclaves: [EnclaveRow] }
@@ -56,8 +56,6 @@ struct EnclavesCommand: AsyncParsableCommand {
 /// How enclave tables are ordered.
 enum EnclaveSort: String, CaseIterable, ExpressibleByArgument {
     case id, label, committed, pool, requests, ioctls
-
-    static var names: String { allCases.map(\.rawValue).joined(separator: ", ") }
 
     /// Largest first for amounts; ascending for id and label. Ties keep id order.
     func sorted(_ enclaves: [EnclaveSummary]) -> [EnclaveSummary] {

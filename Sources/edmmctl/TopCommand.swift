@@ -22,7 +22,7 @@ struct TopCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds between refreshes.", valueName: "seconds"))
     var interval: Double = 1
 
-    @Option(help: ArgumentHelp("Initial order: \(TopSort.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "key"))
+    @Option(help: ArgumentHelp("Initial order of the rows (a key changes it).", valueName: "key"))
     var sort: TopSort = .committed
 
     @Option(help: ArgumentHelp("Stop after this many refreshes (default: until q or Ctrl-C).", valueName: "count"))
