@@ -25,6 +25,7 @@ final class DaemonCore: Sendable {
     let startedAt = MonotonicInstant.now
     /// Renders the Prometheus exposition for METRICS; nil until a metrics module provides one.
     let metricsText: (@Sendable () -> String)?
+    /// The latency and batch-size histograms (no-ops unless a metrics module provides them).
     let instruments: DaemonInstruments
     let shuttingDown = Atomic<Bool>(false)
     let underPressure = Atomic<Bool>(false)
@@ -38,7 +39,7 @@ final class DaemonCore: Sendable {
     init(
         backend: DeviceBackend, settings: DaemonSettings, logger: Logger, logLevel: SharedLogLevel,
         notifier: any ServiceNotifier, faultInjection: FaultInjection?, metricsText: (@Sendable () -> String)?,
-        instruments: DaemonInstruments = .none
+        instruments: DaemonInstruments
     ) {
         self.backend = backend
         self.settingsBox = Mutex(settings)

@@ -1,5 +1,5 @@
-import Metrics
 import EDMMProtocol
+import Metrics
 
 /// The histograms the daemon records on its request path, as swift-metrics handlers: request
 /// latency by verb (where a reply is produced) and batch sizes (where a flush is planned). A
