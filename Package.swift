@@ -75,6 +75,20 @@ let package = Package(
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ],
             swiftSettings: strict),
+        // The Prometheus exposition of the daemon's snapshot, and the /metrics HTTP endpoint.
+        .target(
+            name: "EDMMMetrics",
+            dependencies: [
+                "EDMMDaemon", "EDMMCore", "EDMMProtocol", "EDMMConfig",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict),
         // Client library for enclave hosts, and the simulated enclave host built on it.
         .target(
             name: "EDMMClient",
@@ -83,7 +97,7 @@ let package = Package(
 
         .executableTarget(
             name: "edmmd",
-            dependencies: ["EDMMDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["EDMMDaemon", "EDMMMetrics", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict),
         .executableTarget(
             name: "edmmctl",
@@ -123,6 +137,14 @@ let package = Package(
         .testTarget(
             name: "EDMMDaemonTests",
             dependencies: ["EDMMDaemon", "EDMMClient", "SGXSimulator", "EDMMProtocol", "CEDMMShims"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "EDMMMetricsTests",
+            dependencies: [
+                "EDMMMetrics", "EDMMDaemon", "EDMMClient", "EDMMCore", "EDMMProtocol", "EDMMConfig",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "EDMMClientTests",

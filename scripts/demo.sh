@@ -67,8 +67,12 @@ $enclaves simulated enclave hosts replay server, startup, gc and fragmented work
 Look next, from another terminal:
   $bin/edmmctl --socket $socket status
 INTRO
-if "$bin/edmmctl" enclaves --help >/dev/null 2>&1; then echo "  $bin/edmmctl --socket $socket enclaves"; fi
-echo "  curl -s http://127.0.0.1:$port/metrics"
+cat <<MORE
+  $bin/edmmctl --socket $socket enclaves
+  $bin/edmmctl --socket $socket top            (a live table; q quits)
+  $bin/edmmctl --socket $socket show server-0
+  curl -s http://127.0.0.1:$port/metrics
+MORE
 echo
 echo "Ctrl-C stops the demo."
 echo

@@ -25,6 +25,7 @@ stage unit-and-integration swift test --skip-build
 stage conformance .build/debug/edmm-sim conformance
 stage systemd scripts/test-systemd.sh
 stage fuzz scripts/fuzz.sh
+stage observability scripts/test-observability.sh
 
 echo
 echo "stages: ${#passed[@]} passed, ${#failed[@]} failed${failed:+ (${failed[*]})}"

@@ -163,11 +163,14 @@ security=$($IN systemd-analyze security --offline=yes --man=no edmmd.service 2>&
 check "systemd-analyze security: exposure $security, at most 2.5" awk -v e="${security:-99}" 'BEGIN { exit !(e <= 2.5) }'
 check "systemd-sysusers made user edmmd (group edmm) and group sgx" test "$($IN id -gn edmmd) $($IN getent group sgx | cut -d: -f1)" = "edmm sgx"
 
-# --- Start: READY=1 means the socket serves; STATUS= carries live figures.
-$IN systemctl start edmmd.service
+# --- Start: READY=1 means the socket serves; STATUS= carries live figures. edmmd-metrics.socket
+# hands the Prometheus endpoint its listening socket ([metrics] listen is off in this config).
+$IN systemctl start edmmd-metrics.socket edmmd.service
 check "systemctl start edmmd: ActiveState=active" test "$(show ActiveState)" = active
 figures='simulated device: [0-9]+ enclaves, [0-9]+ connections, [0-9]+ of 64 MiB EPC committed, [0-9]+ requests/s, [0-9]+ ioctls'
 check "StatusText carries live figures ($(show StatusText))" wait_for 5 sh -c "$IN systemctl show -p StatusText --value edmmd.service | grep -Eq '$figures'"
+scrape() { $IN bash -c 'exec 3<>/dev/tcp/127.0.0.1/9464 && printf "GET /metrics HTTP/1.0\r\n\r\n" >&3 && cat <&3'; }
+check "edmmd-metrics.socket: /metrics is served on the socket systemd passed" sh -c "$(declare -f scrape); IN='$IN'; scrape | grep -q '^edmmd_'"
 check "edmmd runs as user edmmd" test "$($IN ps -o user= -p "$(show MainPID)" | tr -d ' ')" = edmmd
 socket_mode=$($IN stat -c '%a %U:%G' /run/edmmd/control.sock)
 check "the control socket is $socket_mode: 660 edmmd:edmm (SocketMode/User/Group)" test "$socket_mode" = "660 edmmd:edmm"
@@ -262,7 +265,7 @@ log "Socket activation"
 check "edmmd.socket is still listening, edmmd.service inactive" test "$($IN systemctl is-active edmmd.socket)/$(show ActiveState)" = active/inactive
 check "the first connection (edmmctl status) starts edmmd and is served" sh -c "$IN /usr/local/bin/edmmctl status | grep -q simulated"
 check "  edmmd.service is active, on the socket systemd passed" sh -c "test \"\$($IN systemctl show -p ActiveState --value edmmd.service)\" = active && $IN journalctl -u edmmd.service -o cat | grep -q 'socket activation'"
-$IN systemctl stop edmmd.socket edmmd.service
+$IN systemctl stop edmmd.socket edmmd-metrics.socket edmmd.service
 check "stopping edmmd.socket removes the socket file (RemoveOnStop)" sh -c "! $IN test -e /run/edmmd/control.sock"
 
 log "done"

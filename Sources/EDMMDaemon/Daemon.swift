@@ -22,6 +22,8 @@ public struct DaemonOptions: Sendable {
     public var configSource: ConfigSource?
     /// The Prometheus exposition METRICS serves; nil until a metrics module provides it.
     public var metricsText: (@Sendable () -> String)?
+    /// The latency and batch-size histograms; a metrics module provides them.
+    public var instruments = DaemonInstruments.none
     /// How SGX2 support is checked when `device = "auto"` or `"kernel"` (tests replace it).
     public var hostSupport: @Sendable () -> SGXHostSupport = { SGXHostSupport.check() }
     /// The service manager's FD store (`SystemdDescriptorStore` under systemd), used when
@@ -32,9 +34,6 @@ public struct DaemonOptions: Sendable {
     public var storedDescriptors: [String: Int32] = [:]
     /// How long a restored enclave waits for a client to ATTACH it again before it is unregistered.
     public var reattachGrace: Duration = .seconds(60)
-    /// The listening TCP socket systemd passed as `metrics` (edmmd-metrics.socket). Seam for the
-    /// metrics endpoint, which should serve on it instead of binding `[metrics] listen`.
-    public var inheritedMetricsSocket: Int32?
 
     public init(logger: Logger, logLevel: SharedLogLevel) {
         self.logger = logger
@@ -74,13 +73,12 @@ public final class Daemon: Sendable {
         core = DaemonCore(
             backend: backend, settings: settings, logger: options.logger, logLevel: options.logLevel,
             notifier: options.notifier, faultInjection: options.faultInjection, metricsText: options.metricsText,
-            fdStore: fdStore)
+            instruments: options.instruments, fdStore: fdStore)
         supervisor = Supervisor(core: core)
         listenerSource =
             options.listener ?? .bind(path: config.daemon.socket, mode: config.daemon.socketMode, group: config.daemon.socketGroup)
         configSource = options.configSource
         self.config = Mutex(config)
-        inheritedMetricsSocket = options.inheritedMetricsSocket
         if let fdStore {
             if let machine = backend.machine { fdStore.storeMachine(machine.fd) }
             Self.restoreEnclaves(fdStore, from: &stored, core: core, grace: options.reattachGrace)
@@ -108,8 +106,6 @@ public final class Daemon: Sendable {
     /// Whether a restart finds the registrations again (the FD store is in use): SHUTDOWN_NOTICE
     /// then tells clients to reconnect and ATTACH.
     public var keepsRegistrationsAcrossRestart: Bool { core.fdStore != nil }
-    /// The `metrics` socket systemd passed, for the metrics endpoint (see `DaemonOptions`).
-    public let inheritedMetricsSocket: Int32?
     /// The control socket's path, when known.
     public var socketPath: String? {
         switch listenerSource {

@@ -27,6 +27,8 @@ final class DaemonCore: Sendable {
     let startedAt = MonotonicInstant.now
     /// Renders the Prometheus exposition for METRICS; nil until a metrics module provides one.
     let metricsText: (@Sendable () -> String)?
+    /// The latency and batch-size histograms (no-ops unless a metrics module provides them).
+    let instruments: DaemonInstruments
     let shuttingDown = Atomic<Bool>(false)
     let underPressure = Atomic<Bool>(false)
     private let settingsBox: Mutex<DaemonSettings>
@@ -39,7 +41,7 @@ final class DaemonCore: Sendable {
     init(
         backend: DeviceBackend, settings: DaemonSettings, logger: Logger, logLevel: SharedLogLevel,
         notifier: any ServiceNotifier, faultInjection: FaultInjection?, metricsText: (@Sendable () -> String)?,
-        fdStore: FDStoreKeeper? = nil
+        instruments: DaemonInstruments, fdStore: FDStoreKeeper? = nil
     ) {
         self.backend = backend
         self.settingsBox = Mutex(settings)
@@ -48,6 +50,7 @@ final class DaemonCore: Sendable {
         self.notifier = notifier
         self.faultInjection = faultInjection
         self.metricsText = metricsText
+        self.instruments = instruments
         self.fdStore = fdStore
     }
 

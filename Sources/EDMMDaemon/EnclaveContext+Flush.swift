@@ -45,12 +45,14 @@ extension EnclaveContext {
             }
             pending = []
             for ioctl in plan {
+                core.instruments.recordIoctl(WireIoctl(ioctl.operation), pages: ioctl.range.count)
                 let outcome = core.runner.run(ioctl.operation.ioctl, pages: ioctl.range, on: device)
                 summary.ioctlCalls += outcome.ioctlCalls
                 counters.record(outcome, kind: WireIoctl(ioctl.operation))
                 pending += record(outcome, of: ioctl, into: &results)
             }
         }
+        core.instruments.recordFlush(requests: work.count)
         counters.flushes += 1
         counters.largestFlush = max(counters.largestFlush, UInt64(work.count))
         core.counters.add(.ioctls, UInt64(summary.ioctlCalls))

@@ -118,7 +118,8 @@ public struct EnclaveSnapshot: Sendable, Equatable {
     public var lastActivity: MonotonicInstant
     public var counters: EnclaveCounters
 
-    var summary: EnclaveSummary {
+    /// The enclave as ENCLAVES and STATS report it.
+    public var summary: EnclaveSummary {
         EnclaveSummary(
             enclave: handle, label: label, uid: owner.uid, gid: owner.gid, pid: UInt32(bitPattern: owner.pid),
             device: device, base: base, size: size, committedPages: pages.committed + pages.restrictQueued + pages.tcsQueued,

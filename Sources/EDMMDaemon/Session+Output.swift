@@ -1,5 +1,6 @@
 import CEDMMShims
 import Dispatch
+import EDMMCore
 import EDMMProtocol
 import Glibc
 import SGXDevice
@@ -23,7 +24,9 @@ extension Session {
     /// Answers an accepted request: it leaves the in-flight set and is counted.
     func answer(id: UInt64, verbCode: UInt16, _ outcome: Result<ResponseBody, WireError>, silentOnSuccess: Bool = false, descriptor: Int32? = nil) {
         dispatchPrecondition(condition: .onQueue(queue))
-        inFlight.remove(id)
+        if let arrival = inFlight.removeValue(forKey: id) {
+            core.instruments.recordReply(verbCode: verbCode, nanoseconds: MonotonicInstant.now.nanoseconds &- arrival.nanoseconds)
+        }
         let ok: Bool
         if case .success = outcome { ok = true } else { ok = false }
         core.counters.record(verbCode: verbCode, ok: ok)

@@ -16,7 +16,7 @@ extension Session {
         if phase == .awaitingHello, verb != .hello {
             return reject(id: operation.id, verbCode: verb.rawValue, WireError(.helloRequired, "send HELLO first"))
         }
-        guard !inFlight.contains(operation.id) else {
+        guard inFlight[operation.id] == nil else {
             return reject(
                 id: operation.id, verbCode: verb.rawValue,
                 WireError(.duplicateRequestID, "request id \(operation.id) is already in flight on this connection"))
@@ -29,7 +29,7 @@ extension Session {
                     .tooManyInFlight, "\(inFlight.count) requests are in flight, the limit",
                     detail: .limit(limit: UInt64(maxInFlight), actual: UInt64(inFlight.count + 1))))
         }
-        inFlight.insert(operation.id)
+        inFlight[operation.id] = .now
         let target = ReplyTarget(
             session: self, id: operation.id, verb: verb, silentOnSuccess: operation.flags.contains(.noReply))
         switch operation.request {

@@ -26,8 +26,8 @@ final class Session: @unchecked Sendable {
 
     enum Phase { case awaitingHello, ready, closed }
     var phase = Phase.awaitingHello
-    /// Ids of requests accepted and not yet answered.
-    var inFlight = Set<UInt64>()
+    /// Requests accepted and not yet answered: id -> arrival (for the latency histogram).
+    var inFlight: [UInt64: MonotonicInstant] = [:]
     /// Enclaves this connection registered or attached.
     var enclaves: [EnclaveHandle: EnclaveContext] = [:]
     /// REGISTER/ATTACH requests on their way: they hold a slot of the enclave limit.

@@ -26,7 +26,21 @@ enum DaemonSession {
 
     static func fail(_ error: EDMMClientError) -> ExitCode {
         printError("edmmctl: \(error)")
+        if let hint = hint(error) { printError("edmmctl: \(hint)") }
         return ExitCode(exitStatus(error))
+    }
+
+    /// What to do next, for the failures a newcomer meets first.
+    static func hint(_ error: EDMMClientError) -> String? {
+        switch error {
+        case .socketMissing, .connectionRefused:
+            "start it (systemctl start edmmd, or edmmd --simulate for a test), or point --socket / $EDMMD_SOCKET at its socket"
+        case .permissionDenied:
+            "the socket's group and mode decide who may connect ([daemon] socket_group); run as a member of that group or as root"
+        case .daemon(let error) where error.code == .notAdmin:
+            "run as root or as a member of edmmd's admin group ([daemon] admin_group)"
+        default: nil
+        }
     }
 
     static func exitStatus(_ error: EDMMClientError) -> Int32 {
@@ -35,6 +49,7 @@ enum DaemonSession {
             69
         case .permissionDenied: 77
         case .protocolViolation, .incompatibleDaemon: 76
+        case .daemon(let error) where error.code == .notAdmin || error.code == .notOwner: 77
         case .daemon, .invalidRequest: 1
         }
     }

@@ -15,18 +15,33 @@ struct EdmmCtl: AsyncParsableCommand {
                               /run/edmmd/control.sock); before or after the command name
               --json          print JSON instead of text
 
+            EXAMPLES
+              edmmctl status                     is edmmd up, on which device, how full is the EPC
+              edmmctl enclaves --sort committed  who holds the EPC
+              edmmctl show web-1                 one enclave: pages by state, every counter
+              edmmctl top                        live view; c p r i n l sort, q quits
+              edmmctl reclaim web-1              give web-1's lazy pool back now (admin)
+              edmmctl config check /etc/edmmd/edmmd.toml
+              edmmctl metrics | grep edmmd_enclave_committed_pages
+
             EXIT STATUS
               0   success
-              1   edmmd refused the request (the message says why)
+              1   edmmd refused the request, the enclave named does not exist, or
+                  config check found problems (the message says which)
               64  bad command line
               69  edmmd is not reachable: no socket at the path, nobody accepting on it,
-                  or the connection was closed
+                  or the connection was closed (start edmmd, or fix --socket)
               76  edmmd answered with something edmmctl cannot understand (version mismatch
                   or a protocol violation)
-              77  permission denied on the socket
+              77  permission denied: the socket does not let this user connect, or an
+                  admin command (reclaim, reload) by someone neither root nor in the
+                  admin group
             """,
         // Each command lives in its own file; add new ones here.
-        subcommands: [StatusCommand.self])
+        subcommands: [
+            StatusCommand.self, EnclavesCommand.self, ShowCommand.self, TopCommand.self, ReclaimCommand.self, ReloadCommand.self,
+            ConfigCommand.self, MetricsCommand.self,
+        ])
 
     @OptionGroup var global: GlobalOptions
 }

@@ -40,13 +40,7 @@ struct StatusReport: Encodable {
         counters = Dictionary(s.counters.map { ($0.name, $0.value) }, uniquingKeysWith: { _, last in last })
     }
 
-    var json: String {
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.sortedKeys]
-        guard let data = try? encoder.encode(self) else { return "{}" }
-        return String(decoding: data, as: UTF8.self)
-    }
+    var json: String { jsonText(self) }
 
     var text: String {
         let share = epc.totalBytes > 0 ? " (\(percent(epc.committedBytes, of: epc.totalBytes)))" : ""

@@ -1,6 +1,7 @@
 import ArgumentParser
 import EDMMConfig
 import EDMMDaemon
+import EDMMMetrics
 import Glibc
 import Logging
 import ServiceLifecycle
@@ -88,9 +89,12 @@ struct EDMMD: AsyncParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         let level = SharedLogLevel(.info)
         let logger = Logger(label: "edmmd") { label in StandardErrorLogHandler(label: label, level: level) }
+        let exporter = MetricsExporter()
         var options = DaemonOptions(logger: logger, logLevel: level)
         options.configSource = source
-        Self.useServiceManager(&options, config: config, logger: logger)
+        options.instruments = exporter.instruments
+        options.metricsText = { exporter.renderText() }
+        let inheritedMetrics = Self.useServiceManager(&options, config: config, logger: logger)
         let testFaults: TestFaults?
         do {
             testFaults = try TestFaults.fromEnvironment(logger: logger)
@@ -106,11 +110,20 @@ struct EDMMD: AsyncParsableCommand {
             printError("edmmd: \(error)")
             throw ExitCode(3)
         }
+        exporter.attach(daemon)
         logger.info("configuration: \(source.description)")
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: DaemonService(daemon: daemon))]
+        // edmmd-metrics.socket's descriptor, when systemd passed one, else [metrics] listen.
+        if let listener = inheritedMetrics.map(MetricsListener.inherited) ?? config.metrics.listen.flatMap(MetricsListener.init) {
+            do {
+                services.append(.init(service: try await MetricsEndpoint.start(listener, logger: logger) { exporter.render() }))
+            } catch {
+                printError("edmmd: \(error)")
+                throw ExitCode(3)
+            }
+        }
         let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: DaemonService(daemon: daemon))], gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
         } catch let error as StartupError {
@@ -120,23 +133,21 @@ struct EDMMD: AsyncParsableCommand {
         withExtendedLifetime(testFaults) {}  // its SIGUSR2 source must live until the daemon stops
     }
 
-    /// What systemd offers, when it started us: notifications, the control (and metrics) socket of
-    /// socket activation, and the FD store with what the previous run kept. Said once in the log
-    /// either way.
-    private static func useServiceManager(_ options: inout DaemonOptions, config: DaemonConfig, logger: Logger) {
+    /// What systemd offers, when it started us: notifications, the control socket of socket
+    /// activation, and the FD store with what the previous run kept. Said once in the log either
+    /// way. Returns the metrics socket systemd passed (edmmd-metrics.socket), if any.
+    private static func useServiceManager(_ options: inout DaemonOptions, config: DaemonConfig, logger: Logger) -> Int32? {
         let inherited = InheritedDescriptors.fromSystemd()
         for problem in inherited.problems { logger.warning("\(problem)") }
         if let control = inherited.control {
             options.listener = .inherited(fd: control, path: InheritedDescriptors.boundPath(of: control))
             logger.info("socket activation: serving the control socket systemd passed")
         }
-        options.inheritedMetricsSocket = inherited.metrics
-        if inherited.metrics != nil { logger.info("systemd passed the metrics socket (edmmd-metrics.socket)") }
         options.storedDescriptors = inherited.stored
         guard SystemdNotifier.isAvailable else {
             logger.notice(
                 "not started by systemd (no NOTIFY_SOCKET): no readiness, status or watchdog notifications, and no FD store (a restart loses every registration)")
-            return
+            return inherited.metrics
         }
         let notifier = SystemdNotifier(pingWatchdog: config.systemd.watchdog)
         options.notifier = notifier
@@ -156,6 +167,7 @@ struct EDMMD: AsyncParsableCommand {
         if let interval = notifier.watchdogInterval, Duration.milliseconds(config.pressure.checkIntervalMillis) > interval {
             logger.warning("[pressure] check_interval_ms is longer than half of WatchdogSec=: the watchdog will fire")
         }
+        return inherited.metrics
     }
 
     private func printError(_ line: String) {

@@ -29,7 +29,7 @@ import Testing
             rmdir(dir)
         }
         try write("[daemon]\nlog_level = \"warning\"\n", to: config)
-        let daemon = try ChildProcess("edmmd", ["--config", config, "--socket", socket, "--simulate", "--epc-size", "8MiB"])
+        let daemon = try ChildProcess("edmmd", ["--config", config, "--socket", socket, "--simulate", "--epc-size", "8MiB", "--metrics", ""])
         var client: TestClient?
         #expect(eventually { client = try? TestClient(path: socket); return client != nil })
         let connection = try #require(client)
@@ -79,9 +79,9 @@ import Testing
             unlink(socket)
             rmdir(dir)
         }
-        let first = try ChildProcess("edmmd", ["--socket", socket, "--simulate", "--log-level", "warning"])
+        let first = try ChildProcess("edmmd", ["--socket", socket, "--simulate", "--log-level", "warning", "--metrics", ""])
         #expect(eventually { (try? TestClient(path: socket)) != nil })
-        let second = try ChildProcess("edmmd", ["--socket", socket, "--simulate", "--log-level", "warning"])
+        let second = try ChildProcess("edmmd", ["--socket", socket, "--simulate", "--log-level", "warning", "--metrics", ""])
         #expect(second.wait() == 3)
         #expect(second.standardError().contains("already listens"))
         first.signal(SIGTERM)
