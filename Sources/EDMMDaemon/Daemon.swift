@@ -80,7 +80,11 @@ public final class Daemon: Sendable {
         configSource = options.configSource
         self.config = Mutex(config)
         if let fdStore {
-            if let machine = backend.machine { fdStore.storeMachine(machine.fd) }
+            if let machine = backend.machine {
+                fdStore.storeMachine(machine.fd)
+            } else if storedMachine != nil {
+                fdStore.store.remove(name: "machine")  // the kernel device now: no simulated EPC to keep
+            }
             Self.restoreEnclaves(fdStore, from: &stored, core: core, grace: options.reattachGrace)
         }
         for (name, fd) in stored {

@@ -53,7 +53,11 @@ final class FDStoreKeeper: @unchecked Sendable {
         if let first = stored.removeValue(forKey: StateSlots.names[0]), let second = stored.removeValue(forKey: StateSlots.names[1]) {
             slots = StateSlots(first, second)
         } else {
-            for name in StateSlots.names { stored.removeValue(forKey: name).map { _ = Glibc.close($0) } }
+            // One slot alone is no state; forget it, also in the store, before storing new ones.
+            for name in StateSlots.names {
+                stored.removeValue(forKey: name).map { _ = Glibc.close($0) }
+                store.remove(name: name)
+            }
             switch StateSlots.create() {
             case .failure(let error):
                 logger.error("FD store disabled: cannot create the state memfds: \(error)")
