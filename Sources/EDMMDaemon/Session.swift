@@ -5,6 +5,7 @@ import EDMMProtocol
 import Glibc
 import Logging
 import SGXDevice
+import SGXSimulator
 
 /// One client connection.
 ///
@@ -49,6 +50,8 @@ final class Session: @unchecked Sendable {
     var metricsRendering: [UInt8]?
     /// Called once the outbox is empty or the session closed (shutdown).
     var drainWaiters: [@Sendable () -> Void] = []
+    /// The simulated machine whose descriptor the HELLO reply carries.
+    var handedMachine: SimulatedMachine?
 
     init(id: UInt64, fd: Int32, peer: PeerCredentials, limits: ConnectionLimits, core: DaemonCore) {
         self.id = id
