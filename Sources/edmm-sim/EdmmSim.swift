@@ -13,5 +13,7 @@ struct EdmmSim: AsyncParsableCommand {
             OpsBenchCommand.self,
             RunCommand.self,
             HostCommand.self,
+            SoakCommand.self,
+            SoakHostCommand.self,
         ])
 }
