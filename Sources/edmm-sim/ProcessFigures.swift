@@ -18,7 +18,7 @@ struct ProcessFigures: Equatable {
         var resident: UInt64?
         while let line = lines.next() {
             guard line.hasPrefix("VmRSS:") else { continue }
-            resident = line.dropFirst(6).split(separator: " ").first.flatMap { UInt64($0) }
+            resident = line.dropFirst(6).split(whereSeparator: { $0 == " " || $0 == "\t" }).first.flatMap { UInt64($0) }
         }
         return resident.map { ProcessFigures(descriptors: descriptors, residentKiB: $0) }
     }
