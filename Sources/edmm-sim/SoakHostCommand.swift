@@ -32,7 +32,12 @@ struct SoakHostCommand: AsyncParsableCommand {
         signal(SIGINT, SIG_IGN)
         let channel = SoakChannel()
         var rng = SeededRandom(seed: seed)
-        var session = try await SoakSession.start(self, generation: 0, rng: &rng, channel: channel)
+        var session: SoakSession
+        do {
+            session = try await SoakSession.start(self, generation: 0, rng: &rng)
+        } catch {
+            fail(channel, ["\(label): registering: \(error)"])
+        }
         channel.send(SoakLine(.ready, enclave: session.host.handle))
         let current = Mutex(session.host)
         let phase = Mutex("working")
@@ -83,7 +88,7 @@ struct SoakHostCommand: AsyncParsableCommand {
                 generation += 1
                 if let problem = await session.end(cleanly: rng.chance(0.5)) { fail(channel, [problem]) }
                 do {
-                    session = try await SoakSession.start(self, generation: generation, rng: &rng, channel: channel)
+                    session = try await SoakSession.start(self, generation: generation, rng: &rng)
                 } catch {
                     fail(channel, ["registering a new enclave: \(error)"])
                 }
@@ -123,18 +128,17 @@ struct SoakSession {
     /// Errors the host collected before the last check (fire-and-forget failures, notices).
     var reportedAsyncErrors = 0
 
-    static func start(
-        _ options: SoakHostCommand, generation: Int, rng: inout SeededRandom, channel: SoakChannel
-    ) async throws -> SoakSession {
-        let blueprint = EnclaveBlueprint(
+    static func start(_ options: SoakHostCommand, generation: Int, rng: inout SeededRandom) async throws(EnclaveHostError) -> SoakSession {
+        var blueprint = EnclaveBlueprint(
             label: "\(options.label).\(generation)", size: 1 << 24, managedOffset: 1 << 20, preheatPages: rng.pages(0...16),
             fireAndForget: rng.chance(0.5), deferTrimAccepted: rng.chance(0.5))
         let host: SimulatedEnclaveHost
         do {
             host = try await SimulatedEnclaveHost.launch(socketPath: options.socket, blueprint: blueprint, clientName: "edmm-sim soak")
-        } catch {
-            channel.send(SoakLine(.failed, problems: ["\(blueprint.label): \(error)"]))
-            Glibc.exit(1)
+        } catch .client(.daemon(let error)) where error.code == .quotaExceeded {
+            // The EPC is full: the preheat is refused, a registration without one is not.
+            blueprint.preheatPages = 0
+            host = try await SimulatedEnclaveHost.launch(socketPath: options.socket, blueprint: blueprint, clientName: "edmm-sim soak")
         }
         let workloads: [any Workload] =
             WorkloadKind.allCases.map { $0.make(workingSet: options.workingSet) }

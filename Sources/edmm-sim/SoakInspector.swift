@@ -84,19 +84,7 @@ final class SoakInspector {
             throw Violation(
                 description: "at rest edmmd holds \(figures.descriptors) descriptors; \(status.connections) connections, \(status.enclaves) enclaves and \(baseDescriptors) of its own make \(expectedDescriptors(status))")
         }
-        let enclaves: [EnclaveSummary]
-        do {
-            enclaves = try await connection.allEnclaves()
-        } catch {
-            throw Violation(description: "ENCLAVES: \(error)")
-        }
-        let ledgerPages = enclaves.reduce(UInt64(0)) {
-            $0 + $1.committedPages + $1.pooledPages + $1.trimmingPages + $1.removingPages + $1.tcsPages
-        }
-        if ledgerPages != status.epcCommittedBytes / 4096 {
-            throw Violation(
-                description: "accounting drift: the ledgers hold \(ledgerPages) pages, edmmd's EPC accounting \(status.epcCommittedBytes / 4096)")
-        }
+        let enclaves = try await ledgersEqualTheEPCAccounting()
         for enclave in enclaves {
             let stats: EnclaveStatsReply
             do {
@@ -115,6 +103,31 @@ final class SoakInspector {
                 description: "the simulated EPC holds \(machine.stats.aliveEnclaves) live enclaves, edmmd has \(enclaves.count) registered")
         }
         if let violation = machine.checkInvariants().first { throw Violation(description: "simulated EPC: \(violation)") }
+    }
+
+    /// The enclaves, once the sum of their ledgers equals edmmd's EPC accounting. Even with every
+    /// client paused, edmmd may reclaim pool pages under EPC pressure and a client's event task
+    /// answers the notice, so the two views (ENCLAVES, STATUS) are read until they come from one
+    /// moment: a drift never settles, a race does, within 15 s.
+    private func ledgersEqualTheEPCAccounting() async throws(Violation) -> [EnclaveSummary] {
+        var last = (ledgers: UInt64(0), accounting: UInt64(0))
+        for _ in 0..<150 {
+            let before = try await status()
+            let enclaves: [EnclaveSummary]
+            do {
+                enclaves = try await connection.allEnclaves()
+            } catch {
+                throw Violation(description: "ENCLAVES: \(error)")
+            }
+            let after = try await status()
+            let ledgers = enclaves.reduce(UInt64(0)) {
+                $0 + $1.committedPages + $1.pooledPages + $1.trimmingPages + $1.removingPages + $1.tcsPages
+            }
+            last = (ledgers, after.epcCommittedBytes / 4096)
+            if before.epcCommittedBytes == after.epcCommittedBytes && ledgers == last.accounting { return enclaves }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        throw Violation(description: "accounting drift: the ledgers hold \(last.ledgers) pages, edmmd's EPC accounting \(last.accounting)")
     }
 
     /// Once every client is gone: nothing registered, nothing committed, nothing resident, and
