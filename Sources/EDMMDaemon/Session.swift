@@ -151,9 +151,9 @@ final class Session: @unchecked Sendable {
         }
     }
 
+    /// Whether the first operation is a HELLO; one that does not decode gets its own error.
     private func startsWithHello(_ operations: [Result<RequestOperation, RequestOperationFailure>]) -> Bool {
-        if case .success(let first) = operations[0], case .hello = first.request { return true }
-        return false
+        operations[0].idAndVerb.1 == Verb.hello.rawValue
     }
 
     /// A message that could not be decoded at all: answered with id 0. A peer that keeps sending
