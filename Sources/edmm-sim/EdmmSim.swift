@@ -15,5 +15,6 @@ struct EdmmSim: AsyncParsableCommand {
             HostCommand.self,
             SoakCommand.self,
             SoakHostCommand.self,
+            HandOverCommand.self,
         ])
 }
