@@ -18,6 +18,13 @@ public enum EnclaveHostError: Error, Equatable, Sendable, CustomStringConvertibl
     /// The caller asked to free, trim, restrict, relax or convert pages the enclave does not
     /// hold in a state that allows it.
     case notHeld(operation: String, offset: UInt64, state: String)
+    /// The connection to edmmd was lost with the request unanswered, and edmmd may have applied
+    /// it before it went away (it did not announce a restart): not sent again, because doing it
+    /// twice is not harmless. The pages it named are back in the state they had before.
+    case interrupted(operation: String)
+    /// edmmd can no longer manage this enclave (it runs another simulated EPC, or answers for
+    /// another enclave under its handle).
+    case enclaveLost(String)
 
     public var description: String {
         switch self {
@@ -31,6 +38,9 @@ public enum EnclaveHostError: Error, Equatable, Sendable, CustomStringConvertibl
             "\(leaf) at offset 0x\(String(offset, radix: 16)) failed: \(outcome)"
         case .notHeld(let operation, let offset, let state):
             "cannot \(operation) page at offset 0x\(String(offset, radix: 16)): it is \(state)"
+        case .interrupted(let operation):
+            "\(operation) interrupted: the connection to edmmd was lost before the reply, and edmmd may have applied it"
+        case .enclaveLost(let why): "edmmd lost the enclave: \(why)"
         }
     }
 }

@@ -28,13 +28,14 @@ final class EventRelay: Sendable {
         }
     }
 
-    /// Starts handing events (including those that arrived before) to `host`, one at a time.
-    func attach(_ host: SimulatedEnclaveHost) {
+    /// Starts handing events (including those that arrived before) to `host`, one at a time;
+    /// `generation` names the host's connection they belong to.
+    func attach(_ host: SimulatedEnclaveHost, generation: Int) {
         let stream = self.stream
         Task { [weak host] in
             for await event in stream {
                 guard let host else { break }
-                await host.receive(event)
+                await host.receive(event, generation: generation)
                 if case .push(let push) = event, case .reclaim = push.push { noticeHandled() }
             }
             releaseWaiters(all: true)

@@ -3,8 +3,8 @@ import EDMMProtocol
 import SGXDevice
 
 extension SimulatedEnclaveHost {
-    /// One connection event, on the host's event task.
-    func receive(_ event: ConnectionEvent) async {
+    /// One event of connection `generation`, on the host's event task.
+    func receive(_ event: ConnectionEvent, generation: Int) async {
         switch event {
         case .push(let push):
             switch push.push {
@@ -13,14 +13,15 @@ extension SimulatedEnclaveHost {
             case .reclaim(let notice):
                 note("RECLAIM_NOTICE for enclave \(notice.enclave), which this connection did not register")
             case .shutdown(let notice):
-                note("edmmd is shutting down\(notice.restarting ? " (restarting)" : ""): \(notice.message)")
+                noteShutdown(notice, generation: generation)
+                if reconnectPolicy == nil { note("edmmd is shutting down\(notice.restarting ? " (restarting)" : ""): \(notice.message)") }
             }
         case .fireAndForgetFailed(let id, let verb, let error):
             note("request \(id) (verb \(verb)) failed: \(error)")
         case .unexpectedReply(let id, let verb):
             note("edmmd answered request \(id) (verb \(verb)), which was not in flight")
-        case .closed:
-            break
+        case .closed(let error):
+            connectionClosed(generation: generation, error)
         }
     }
 
@@ -58,18 +59,22 @@ extension SimulatedEnclaveHost {
             }
         }
         let submission: Submission?
+        let handle = self.handle
         do throws(EnclaveHostError) {
-            submission = accepted.isEmpty ? nil : try await send(accepted.map { trimAcceptedRequest($0) })
+            submission = accepted.isEmpty ? nil : try await send(accepted.map { trimAcceptedRequest($0, handle: handle) })
         } catch {
             submission = nil
-            note("TRIM_ACCEPTED after RECLAIM_NOTICE: \(error)")
+            if reconnectPolicy != nil { restoreBacklog(accepted) } else { note("TRIM_ACCEPTED after RECLAIM_NOTICE: \(error)") }
         }
         cpu.exit()
         guard let submission else { return }
-        for (range, reply) in zip(accepted, await submission.replies()) { finishTrimAccepted(range, reply) }
-    }
-
-    private func note(_ message: String) {
-        state.withLock { $0.stats.asyncErrors.append(message) }
+        for (range, reply) in zip(accepted, await submission.replies()) {
+            // A host that reconnects sends it again with its next batch.
+            if case .failure(let error) = reply, reconnectPolicy != nil, Self.isConnectionLoss(error) {
+                restoreBacklog([range])
+            } else {
+                finishTrimAccepted(range, reply)
+            }
+        }
     }
 }

@@ -8,44 +8,139 @@ extension SimulatedEnclaveHost {
     /// (EMODPE for RELAX, TCS contents for MAKE_TCS), hands every request over in one message
     /// (several only if the daemon's limits demand it) together with any TRIM_ACCEPTED backlog,
     /// then on return EACCEPTs what the replies call for. Results are in operation order.
+    ///
+    /// When the connection is lost with requests unanswered and the host reconnects (see
+    /// `ReconnectPolicy`), they are resolved by this rule: after a restart edmmd announced
+    /// (SHUTDOWN_NOTICE with `restarting`), or when edmmd answered shutting-down, none of them
+    /// was applied and all are sent again; otherwise (edmmd died) only those that are harmless
+    /// to apply twice are sent again (RESTRICT, RELAX, TRIM_ACCEPTED), and the others fail with
+    /// `interrupted`. If edmmd had to register the enclave again, none is sent again.
     public func perform(_ operations: [HostOperation]) async -> [Result<HostOutcome, EnclaveHostError>] {
         var results = [Result<HostOutcome, EnclaveHostError>?](repeating: nil, count: operations.count)
-        var prepared: [(index: Int, request: OutgoingRequest, saved: [(range: PageRange, state: HostPage?)])] = []
+        var prepared: [(index: Int, request: PreparedRequest, saved: [(range: PageRange, state: HostPage?)])] = []
         for (index, operation) in operations.enumerated() {
             switch prepare(operation) {
             case .success(let (request, saved)): prepared.append((index, request, saved))
             case .failure(let error): results[index] = .failure(error)
             }
         }
-        let backlog = state.withLock { s in
-            defer { s.trimAcceptedBacklog = [] }
-            return s.trimAcceptedBacklog
-        }
-        let outgoing = backlog.map { trimAcceptedRequest($0) } + prepared.map(\.request)
-        guard !outgoing.isEmpty else { return results.map { $0! } }
-        let replies: [Result<Reply?, EDMMClientError>]
-        let sentAt: ContinuousClock.Instant
-        do {
-            let submission = try await send(outgoing)
-            sentAt = submission.sentAt
-            replies = await submission.replies()
-        } catch {
-            state.withLock { s in
-                for p in prepared { s.tracker.restore(p.saved) }
-                s.trimAcceptedBacklog = backlog + s.trimAcceptedBacklog
+        let (answers, _) = await exchange(prepared.map(\.request), backlog: takeBacklog())
+        for (p, answer) in zip(prepared, answers) {
+            let operation = operations[p.index]
+            switch answer {
+            case .reply(let reply, let sentAt):
+                if case .success(let r?) = reply { state.withLock { $0.stats.latency.record(r.receivedAt - sentAt) } }
+                results[p.index] = complete(operation, reply, saved: p.saved)
+            case .failed(let error):
+                state.withLock { $0.tracker.restore(p.saved) }
+                results[p.index] = .failure(error)
+            case .interrupted:
+                state.withLock { $0.tracker.restore(p.saved) }
+                results[p.index] = .failure(.interrupted(operation: "\(operation.verb)"))
             }
-            for p in prepared { results[p.index] = .failure(error) }
-            return results.map { $0! }
-        }
-        for (range, reply) in zip(backlog, replies) { finishTrimAccepted(range, reply) }
-        for (p, reply) in zip(prepared, replies.dropFirst(backlog.count)) {
-            if case .success(let r?) = reply { state.withLock { $0.stats.latency.record(r.receivedAt - sentAt) } }
-            results[p.index] = complete(operations[p.index], reply, saved: p.saved)
         }
         if !blueprint.deferTrimAccepted {
             do { try await flush() } catch { state.withLock { $0.stats.asyncErrors.append("TRIM_ACCEPTED: \(error)") } }
         }
         return results.map { $0! }
+    }
+
+    /// A request ready to go, built for whatever handle the enclave has when it is sent.
+    struct PreparedRequest {
+        var make: (EnclaveHandle) -> OutgoingRequest
+        /// Applying it twice does no harm, so it may be sent again when edmmd died first.
+        var repeatable: Bool
+    }
+
+    enum Answer {
+        case reply(Result<Reply?, EDMMClientError>, sentAt: ContinuousClock.Instant)
+        case failed(EnclaveHostError)
+        case interrupted
+    }
+
+    /// Sends the TRIM_ACCEPTED backlog and the requests, and collects an answer for each request
+    /// by the rule of `perform`, reconnecting as often as needed (at most three times). Backlog
+    /// ranges that could not be sent are put back; the error that kept them is returned.
+    func exchange(_ requests: [PreparedRequest], backlog: [PageRange]) async -> ([Answer], unsent: EnclaveHostError?) {
+        var answers = [Answer?](repeating: nil, count: requests.count)
+        var pendingBacklog = backlog
+        var pending = Array(requests.indices)
+        var unsent: EnclaveHostError?
+        var attempt = 0
+        while !pending.isEmpty || !pendingBacklog.isEmpty {
+            let (connection, handle, generation) = link.withLock { ($0.connection, $0.handle, $0.generation) }
+            let outgoing = pendingBacklog.map { trimAcceptedRequest($0, handle: handle) } + pending.map { requests[$0].make(handle) }
+            var replies: [Result<Reply?, EDMMClientError>]
+            var sentAt = ContinuousClock.now
+            do {
+                let submission = try await send(outgoing, on: connection)
+                sentAt = submission.sentAt
+                replies = await submission.replies()
+            } catch {
+                guard case .client(let clientError) = error else {
+                    // Not sent at all: the backlog waits for the next exchange.
+                    restoreBacklog(pendingBacklog)
+                    for i in pending { answers[i] = .failed(error) }
+                    return (answers.map { $0! }, error)
+                }
+                replies = Array(repeating: .failure(clientError), count: outgoing.count)
+            }
+            // Lost: the connection went away first. Refused: edmmd was shutting down (not applied).
+            var lostBacklog: [PageRange] = []
+            var lost: [(index: Int, refused: Bool)] = []
+            for (range, reply) in zip(pendingBacklog, replies) {
+                if retryKind(reply, attempt: attempt) != nil {
+                    lostBacklog.append(range)
+                } else {
+                    finishTrimAccepted(range, reply, retried: attempt > 0)
+                }
+            }
+            for (i, reply) in zip(pending, replies.dropFirst(pendingBacklog.count)) {
+                if let refused = retryKind(reply, attempt: attempt) {
+                    lost.append((i, refused))
+                } else {
+                    answers[i] = .reply(reply, sentAt: sentAt)
+                }
+            }
+            guard !lostBacklog.isEmpty || !lost.isEmpty else { break }
+            attempt += 1
+            pendingBacklog = []
+            pending = []
+            switch await recover(after: generation) {
+            case .reattached(let announced):
+                pendingBacklog = lostBacklog
+                for (i, refused) in lost {
+                    if announced || refused || requests[i].repeatable { pending.append(i) } else { answers[i] = .interrupted }
+                }
+            case .reregistered:
+                for (i, refused) in lost { if refused { pending.append(i) } else { answers[i] = .interrupted } }
+            case .failed(let error):
+                restoreBacklog(lostBacklog)
+                if !lostBacklog.isEmpty { unsent = error }
+                for (i, _) in lost { answers[i] = .failed(error) }
+            }
+        }
+        return (answers.map { $0! }, unsent)
+    }
+
+    /// nil when `reply` is final; else whether edmmd refused it for shutting down (true) or the
+    /// connection was lost with it unanswered (false). Only hosts that reconnect retry, thrice.
+    private func retryKind(_ reply: Result<Reply?, EDMMClientError>, attempt: Int) -> Bool? {
+        guard reconnectPolicy != nil, attempt < 3, case .failure(let error) = reply else { return nil }
+        if error.wireError?.code == .shuttingDown { return true }
+        return Self.isConnectionLoss(error) ? false : nil
+    }
+
+    private func takeBacklog() -> [PageRange] {
+        state.withLock { s in
+            defer { s.trimAcceptedBacklog = [] }
+            return s.trimAcceptedBacklog
+        }
+    }
+
+    func restoreBacklog(_ ranges: [PageRange]) {
+        guard !ranges.isEmpty else { return }
+        state.withLock { $0.trimAcceptedBacklog = ranges + $0.trimAcceptedBacklog }
     }
 
     /// One operation, as a batch of one.
@@ -65,24 +160,27 @@ extension SimulatedEnclaveHost {
 
     /// Sends the TRIM_ACCEPTED backlog now and waits for the pages to be removed.
     public func flush() async throws(EnclaveHostError) {
-        let backlog = state.withLock { s in
-            defer { s.trimAcceptedBacklog = [] }
-            return s.trimAcceptedBacklog
-        }
+        let backlog = takeBacklog()
         guard !backlog.isEmpty else { return }
-        let submission = try await send(backlog.map { trimAcceptedRequest($0) })
-        let replies = await submission.replies()
-        for (range, reply) in zip(backlog, replies) { finishTrimAccepted(range, reply) }
+        if let unsent = await exchange([], backlog: backlog).unsent { throw unsent }
     }
 
-    /// Flushes the backlog, then SYNC: every earlier request of this enclave is done.
+    /// Flushes the backlog, then SYNC: every earlier request of this enclave is done. SYNC is
+    /// sent again after a reconnection.
     @discardableResult
     public func sync() async throws(EnclaveHostError) -> DoneReply {
         try await flush()
-        do {
-            return try await connection.sync(handle)
-        } catch {
-            throw .client(error)
+        let request = PreparedRequest(make: { OutgoingRequest(.sync($0)) }, repeatable: true)
+        switch await exchange([request], backlog: []).0.first {
+        case .reply(let reply, _)?:
+            switch reply {
+            case .success(let r):
+                guard case .done(let done)? = r?.body else { throw .client(.protocolViolation("SYNC answered without a done reply")) }
+                return done
+            case .failure(let error): throw .client(error)
+            }
+        case .failed(let error)?: throw error
+        case .interrupted?, nil: throw .interrupted(operation: "SYNC")
         }
     }
 
@@ -96,35 +194,39 @@ extension SimulatedEnclaveHost {
 
     private func prepare(
         _ operation: HostOperation
-    ) -> Result<(OutgoingRequest, [(range: PageRange, state: HostPage?)]), EnclaveHostError> {
-        let h = handle
+    ) -> Result<(PreparedRequest, [(range: PageRange, state: HostPage?)]), EnclaveHostError> {
+        let fireAndForget = blueprint.fireAndForget
         switch operation {
         case .allocate(let pages, let growth):
             guard pages > 0, pages <= UInt64.max >> Page.shift else {
                 return .failure(.notHeld(operation: "allocate", offset: 0, state: "\(pages) pages asked"))
             }
-            let request = AllocateRequest(enclave: h, length: pages << Page.shift, permissions: .rw, allowGrowth: growth)
-            return .success((OutgoingRequest(.allocate(request)), []))
+            let make = { (h: EnclaveHandle) in
+                OutgoingRequest(.allocate(AllocateRequest(enclave: h, length: pages << Page.shift, permissions: .rw, allowGrowth: growth)))
+            }
+            return .success((PreparedRequest(make: make, repeatable: false), []))
         case .allocateAt(let range):
-            let request = AllocateRequest(enclave: h, offset: range.byteOffset, length: range.byteLength, permissions: .rw)
-            return .success((OutgoingRequest(.allocate(request)), []))
+            let make = { (h: EnclaveHandle) in
+                OutgoingRequest(.allocate(AllocateRequest(enclave: h, offset: range.byteOffset, length: range.byteLength, permissions: .rw)))
+            }
+            return .success((PreparedRequest(make: make, repeatable: false), []))
         case .free(let range):
-            return track("free", range, { t throws(CommitTracker.NotHeld) in try t.free(range) }) {
-                OutgoingRequest(.free(RangeRequest(enclave: h, range: WireRange(range))), fireAndForget: blueprint.fireAndForget)
+            return track("free", range, { t throws(CommitTracker.NotHeld) in try t.free(range) }, repeatable: false) { h in
+                OutgoingRequest(.free(RangeRequest(enclave: h, range: WireRange(range))), fireAndForget: fireAndForget)
             }
         case .trim(let range):
-            return track("trim", range, { t throws(CommitTracker.NotHeld) in try t.trim(range) }) {
+            return track("trim", range, { t throws(CommitTracker.NotHeld) in try t.trim(range) }, repeatable: false) { h in
                 OutgoingRequest(.trim(RangeRequest(enclave: h, range: WireRange(range))))
             }
         case .restrict(let range, let permissions):
-            return track("restrict", range, { t throws(CommitTracker.NotHeld) in try t.restrict(range, to: permissions) }) {
+            // EMODPR to the same permissions again succeeds and leaves the page as one EMODPR would.
+            return track("restrict", range, { t throws(CommitTracker.NotHeld) in try t.restrict(range, to: permissions) }, repeatable: true) { h in
                 OutgoingRequest(.restrict(PermissionsRequest(enclave: h, range: WireRange(range), permissions: permissions)))
             }
         case .relax(let range, let permissions):
-            let result = track("relax", range, { t throws(CommitTracker.NotHeld) in try t.relax(range, to: permissions) }) {
+            let result = track("relax", range, { t throws(CommitTracker.NotHeld) in try t.relax(range, to: permissions) }, repeatable: true) { h in
                 OutgoingRequest(
-                    .relax(PermissionsRequest(enclave: h, range: WireRange(range), permissions: permissions)),
-                    fireAndForget: blueprint.fireAndForget)
+                    .relax(PermissionsRequest(enclave: h, range: WireRange(range), permissions: permissions)), fireAndForget: fireAndForget)
             }
             guard case .success(let (_, saved)) = result else { return result }
             // The enclave extends its own permissions before telling anyone.
@@ -144,7 +246,7 @@ extension SimulatedEnclaveHost {
                 return .failure(.notHeld(operation: "make a TCS of", offset: range.byteOffset, state: saved.first?.state?.description ?? "hole"))
             }
             if let failure = writeTCS(at: page) { return .failure(failure) }
-            return track("make a TCS of", range, { t throws(CommitTracker.NotHeld) in try t.makeTCS(range) }) {
+            return track("make a TCS of", range, { t throws(CommitTracker.NotHeld) in try t.makeTCS(range) }, repeatable: false) { h in
                 OutgoingRequest(.makeTCS(RangeRequest(enclave: h, range: WireRange(range))))
             }
         }
@@ -153,8 +255,8 @@ extension SimulatedEnclaveHost {
     /// Applies a tracker transition, remembering the runs it changed so a refusal can undo it.
     private func track(
         _ operation: String, _ range: PageRange, _ transition: (inout CommitTracker) throws(CommitTracker.NotHeld) -> Void,
-        _ request: () -> OutgoingRequest
-    ) -> Result<(OutgoingRequest, [(range: PageRange, state: HostPage?)]), EnclaveHostError> {
+        repeatable: Bool, _ make: @escaping (EnclaveHandle) -> OutgoingRequest
+    ) -> Result<(PreparedRequest, [(range: PageRange, state: HostPage?)]), EnclaveHostError> {
         let outcome: Result<[(range: PageRange, state: HostPage?)], CommitTracker.NotHeld> = state.withLock { s in
             let saved = s.tracker.runs(in: range)
             do throws(CommitTracker.NotHeld) {
@@ -165,7 +267,7 @@ extension SimulatedEnclaveHost {
             }
         }
         switch outcome {
-        case .success(let saved): return .success((request(), saved))
+        case .success(let saved): return .success((PreparedRequest(make: make, repeatable: repeatable), saved))
         case .failure(let e): return .failure(.notHeld(operation: operation, offset: e.offset, state: e.state))
         }
     }
@@ -186,8 +288,13 @@ extension SimulatedEnclaveHost {
 
     // MARK: The exit
 
-    /// Sends requests: one OCALL per message, as the enclave hands them to its host.
+    /// Sends requests on the current connection: one OCALL per message, as the enclave hands them
+    /// to its host.
     func send(_ requests: [OutgoingRequest]) async throws(EnclaveHostError) -> Submission {
+        try await send(requests, on: connection)
+    }
+
+    func send(_ requests: [OutgoingRequest], on connection: EDMMConnection) async throws(EnclaveHostError) -> Submission {
         let submission: Submission
         do {
             submission = try await connection.submit(requests)
@@ -202,7 +309,7 @@ extension SimulatedEnclaveHost {
         return submission
     }
 
-    func trimAcceptedRequest(_ range: PageRange) -> OutgoingRequest {
+    func trimAcceptedRequest(_ range: PageRange, handle: EnclaveHandle) -> OutgoingRequest {
         OutgoingRequest(.trimAccepted(RangeRequest(enclave: handle, range: WireRange(range))))
     }
 
@@ -304,11 +411,15 @@ extension SimulatedEnclaveHost {
         }
     }
 
-    func finishTrimAccepted(_ range: PageRange, _ reply: Result<Reply?, EDMMClientError>) {
+    /// `retried`: sent again after a reconnection; then invalid-page-state means the first one
+    /// was applied (edmmd no longer has the pages as trimmed), so the pages are gone.
+    func finishTrimAccepted(_ range: PageRange, _ reply: Result<Reply?, EDMMClientError>, retried: Bool = false) {
         state.withLock { s in
             switch reply {
             case .success(let r):
                 if case .done(let done)? = r?.body { s.stats.noteDone(done) }
+                s.tracker.removed(range)
+            case .failure(let error) where retried && error.wireError?.code == .invalidPageState:
                 s.tracker.removed(range)
             case .failure(let error):
                 s.stats.asyncErrors.append("TRIM_ACCEPTED \(range): \(error)")

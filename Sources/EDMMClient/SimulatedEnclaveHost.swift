@@ -17,16 +17,24 @@ import Synchronization
 /// any ENCLU runs. Exits are counted like a runtime's: one OCALL per request message, one ECALL
 /// per RECLAIM notice handled; the simulator counts the faults and EAUGs itself.
 ///
+/// With a `ReconnectPolicy` the host survives a restart of edmmd: it reconnects, says HELLO and
+/// ATTACHes its enclave again (or registers it again, adopting its committed pages, if edmmd lost
+/// it), and resolves the requests the lost connection left unanswered (see `perform`).
+///
 /// Thread safety: `state` (a mutex) owns the tracker, the TRIM_ACCEPTED backlog and the stats;
+/// `link` (a mutex) owns the current connection, its event relay and the enclave's handle;
 /// the simulated CPU is safe from any thread; pushes are handled by one task of the host's own,
 /// fed by the connection's reader thread through an `EventRelay`.
 public final class SimulatedEnclaveHost: Sendable {
-    public let connection: EDMMConnection
     public let machine: SimulatedMachine
     public let enclave: SimulatedEnclave
     public let cpu: EnclaveCPU
-    public let handle: EnclaveHandle
     public let blueprint: EnclaveBlueprint
+    /// Where edmmd listens (nil for a host launched on an adopted socket: it cannot reconnect).
+    public let socketPath: String?
+    public let clientName: String
+    /// How to get back to edmmd when the connection is lost; nil: the host stays disconnected.
+    public let reconnectPolicy: ReconnectPolicy?
     /// The enclave's counters right after registration (the baseline for `countersSinceRegistration`).
     public let registeredCounters: CounterSnapshot
 
@@ -38,28 +46,54 @@ public final class SimulatedEnclaveHost: Sendable {
     }
 
     let state: Mutex<State>
-    let events: EventRelay
+
+    /// The connection in use and what belongs to it.
+    struct Link {
+        var connection: EDMMConnection
+        var events: EventRelay
+        var handle: EnclaveHandle
+        /// Bumped by every reconnection; a request knows which connection it went out on.
+        var generation = 0
+        /// edmmd sent SHUTDOWN_NOTICE with `restarting` on this connection.
+        var restartAnnounced = false
+        var reconnections = 0
+    }
+
+    let link: Mutex<Link>
+    /// The reconnection in progress, if any, and the outcome of the last one.
+    let recovery = Mutex(RecoveryState())
 
     private init(
         connection: EDMMConnection, machine: SimulatedMachine, enclave: SimulatedEnclave, cpu: EnclaveCPU,
-        handle: EnclaveHandle, blueprint: EnclaveBlueprint, events: EventRelay
+        handle: EnclaveHandle, blueprint: EnclaveBlueprint, events: EventRelay, socketPath: String?, clientName: String,
+        reconnect: ReconnectPolicy?
     ) {
-        self.connection = connection
         self.machine = machine
         self.enclave = enclave
         self.cpu = cpu
-        self.handle = handle
         self.blueprint = blueprint
-        self.events = events
+        self.socketPath = socketPath
+        self.clientName = clientName
+        reconnectPolicy = socketPath == nil ? nil : reconnect
+        link = Mutex(Link(connection: connection, events: events, handle: handle))
         state = Mutex(State(tracker: CommitTracker(managed: blueprint.managedPages)))
         registeredCounters = enclave.counters
     }
 
+    /// The current connection to edmmd (a new one after each reconnection).
+    public var connection: EDMMConnection { link.withLock { $0.connection } }
+    /// The enclave's handle at edmmd (a new one if edmmd had to register it again).
+    public var handle: EnclaveHandle { link.withLock { $0.handle } }
+    /// How many times the host reconnected to edmmd.
+    public var reconnections: Int { link.withLock { $0.reconnections } }
+    var events: EventRelay { link.withLock { $0.events } }
+
     // MARK: Launch
 
-    /// Connects to edmmd at `socketPath`, builds the enclave and registers it.
+    /// Connects to edmmd at `socketPath`, builds the enclave and registers it. With `reconnect`,
+    /// the host gets back to edmmd by itself when the connection is lost.
     public static func launch(
-        socketPath: String, blueprint: EnclaveBlueprint, clientName: String = "edmm-sim host"
+        socketPath: String, blueprint: EnclaveBlueprint, clientName: String = "edmm-sim host", reconnect: ReconnectPolicy? = nil
     ) async throws(EnclaveHostError) -> SimulatedEnclaveHost {
         let relay = EventRelay()
         let connection: EDMMConnection
@@ -68,7 +102,8 @@ public final class SimulatedEnclaveHost: Sendable {
         } catch {
             throw .client(error)
         }
-        return try await launch(on: connection, blueprint: blueprint, events: relay)
+        return try await launch(
+            on: connection, blueprint: blueprint, events: relay, socketPath: socketPath, clientName: clientName, reconnect: reconnect)
     }
 
     /// The same over an already connected socket (taken over).
@@ -82,11 +117,13 @@ public final class SimulatedEnclaveHost: Sendable {
         } catch {
             throw .client(error)
         }
-        return try await launch(on: connection, blueprint: blueprint, events: relay)
+        return try await launch(
+            on: connection, blueprint: blueprint, events: relay, socketPath: nil, clientName: clientName, reconnect: nil)
     }
 
     private static func launch(
-        on connection: EDMMConnection, blueprint: EnclaveBlueprint, events: EventRelay
+        on connection: EDMMConnection, blueprint: EnclaveBlueprint, events: EventRelay, socketPath: String?, clientName: String,
+        reconnect: ReconnectPolicy?
     ) async throws(EnclaveHostError) -> SimulatedEnclaveHost {
         try validate(blueprint)
         guard let machineFD = connection.machineDescriptor else { throw .daemonNotSimulated }
@@ -102,8 +139,8 @@ public final class SimulatedEnclaveHost: Sendable {
         }
         let host = SimulatedEnclaveHost(
             connection: connection, machine: machine, enclave: enclave, cpu: cpu, handle: registered.enclave,
-            blueprint: blueprint, events: events)
-        events.attach(host)
+            blueprint: blueprint, events: events, socketPath: socketPath, clientName: clientName, reconnect: reconnect)
+        events.attach(host, generation: 0)
         if !registered.preheat.isEmpty {
             let ranges = try host.pageRanges(registered.preheat)
             for range in ranges {
@@ -171,6 +208,7 @@ public final class SimulatedEnclaveHost: Sendable {
     /// connection and the enclave.
     public func unregister() async throws(EnclaveHostError) {
         try await flush()
+        let (connection, handle) = link.withLock { ($0.connection, $0.handle) }
         do {
             try await connection.unregister(handle)
         } catch {
@@ -179,8 +217,10 @@ public final class SimulatedEnclaveHost: Sendable {
         close()
     }
 
-    /// Closes the connection (the daemon unregisters the enclave) and this process's enclave.
+    /// Closes the connection (the daemon unregisters the enclave) and this process's enclave, and
+    /// stops reconnecting.
     public func close() {
+        recovery.withLock { $0.closed = true }
         connection.close()
         enclave.close()
     }

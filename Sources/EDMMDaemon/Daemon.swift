@@ -24,6 +24,17 @@ public struct DaemonOptions: Sendable {
     public var metricsText: (@Sendable () -> String)?
     /// How SGX2 support is checked when `device = "auto"` or `"kernel"` (tests replace it).
     public var hostSupport: @Sendable () -> SGXHostSupport = { SGXHostSupport.check() }
+    /// The service manager's FD store (`SystemdDescriptorStore` under systemd), used when
+    /// `[systemd] fd_store` is on; nil: a restart loses every registration.
+    public var descriptorStore: (any DescriptorStore)?
+    /// What the FD store kept from the previous run, by name (`InheritedDescriptors.stored`). The
+    /// daemon takes them over: it restores what it can and closes (and unstores) the rest.
+    public var storedDescriptors: [String: Int32] = [:]
+    /// How long a restored enclave waits for a client to ATTACH it again before it is unregistered.
+    public var reattachGrace: Duration = .seconds(60)
+    /// The listening TCP socket systemd passed as `metrics` (edmmd-metrics.socket). Seam for the
+    /// metrics endpoint, which should serve on it instead of binding `[metrics] listen`.
+    public var inheritedMetricsSocket: Int32?
 
     public init(logger: Logger, logLevel: SharedLogLevel) {
         self.logger = logger
@@ -46,7 +57,13 @@ public final class Daemon: Sendable {
 
     public init(config: DaemonConfig, options: DaemonOptions) throws(StartupError) {
         let simulateFlag = options.configSource?.overrides.simulate ?? false
-        let backend = try DeviceBackend.choose(config, simulateFlag: simulateFlag, hostSupport: options.hostSupport)
+        var stored = options.storedDescriptors
+        let fdStore = options.descriptorStore.flatMap { store in
+            config.systemd.fdStore ? FDStoreKeeper.open(store: store, stored: &stored, logger: options.logger) : nil
+        }
+        let storedMachine = fdStore == nil ? nil : Self.takeStoredMachine(&stored, logger: options.logger)
+        let backend = try DeviceBackend.choose(
+            config, simulateFlag: simulateFlag, hostSupport: options.hostSupport, storedMachine: storedMachine)
         let settings: DaemonSettings
         do {
             settings = try DaemonSettings(config, epcTotalPages: backend.epcTotalPages)
@@ -56,12 +73,23 @@ public final class Daemon: Sendable {
         options.logLevel.value = settings.logLevel
         core = DaemonCore(
             backend: backend, settings: settings, logger: options.logger, logLevel: options.logLevel,
-            notifier: options.notifier, faultInjection: options.faultInjection, metricsText: options.metricsText)
+            notifier: options.notifier, faultInjection: options.faultInjection, metricsText: options.metricsText,
+            fdStore: fdStore)
         supervisor = Supervisor(core: core)
         listenerSource =
             options.listener ?? .bind(path: config.daemon.socket, mode: config.daemon.socketMode, group: config.daemon.socketGroup)
         configSource = options.configSource
         self.config = Mutex(config)
+        inheritedMetricsSocket = options.inheritedMetricsSocket
+        if let fdStore {
+            if let machine = backend.machine { fdStore.storeMachine(machine.fd) }
+            Self.restoreEnclaves(fdStore, from: &stored, core: core, grace: options.reattachGrace)
+        }
+        for (name, fd) in stored {
+            options.logger.notice("dropping the stored descriptor \(name): nothing of this daemon uses it")
+            Glibc.close(fd)
+            options.descriptorStore?.remove(name: name)
+        }
         core.setReloader { [weak self] in
             guard let self else { return .failure(WireError(.shuttingDown, "edmmd is shutting down")) }
             return self.reload()
@@ -77,6 +105,11 @@ public final class Daemon: Sendable {
     public var modeReason: String { core.backend.reason }
     /// The simulated EPC, in simulated mode.
     public var simulatedMachine: SimulatedMachine? { core.backend.machine }
+    /// Whether a restart finds the registrations again (the FD store is in use): SHUTDOWN_NOTICE
+    /// then tells clients to reconnect and ATTACH.
+    public var keepsRegistrationsAcrossRestart: Bool { core.fdStore != nil }
+    /// The `metrics` socket systemd passed, for the metrics endpoint (see `DaemonOptions`).
+    public let inheritedMetricsSocket: Int32?
     /// The control socket's path, when known.
     public var socketPath: String? {
         switch listenerSource {
@@ -99,6 +132,7 @@ public final class Daemon: Sendable {
         self.listener.withLock { $0 = listener }
         listener.start()
         supervisor.start()
+        core.fdStore?.start()
         core.logger.info(
             "edmmd \(EDMMDVersion.string) serving",
             metadata: [
@@ -106,7 +140,7 @@ public final class Daemon: Sendable {
                 "epc": "\((core.backend.epcTotalPages * Page.size) >> 20) MiB",
                 "batching": "\(core.settings.flush.batching)",
             ])
-        core.notifier.ready(status: "serving: \(mode) device (\(modeReason))")
+        core.notifier.ready(status: "serving; \(supervisor.statusLine())")
     }
 
     /// Stops accepting, answers new work with shutting-down, flushes every enclave's queue,
@@ -138,6 +172,8 @@ public final class Daemon: Sendable {
             core.logger.warning("some clients did not read their last replies within \(drainTimeout); closing them")
             for session in core.sessions { session.abort(reason: "shutdown deadline") }
         }
+        // Every connection is closed: the ledgers are final. The next daemon takes them over.
+        await core.fdStore?.finish(core.registry.all)
         await Self.waitAll(core.registry.all) { enclave, done in enclave.close(reason: "edmmd stopped", completion: done) }
         state.withLock { $0 = .stopped }
         core.logger.info("stopped")

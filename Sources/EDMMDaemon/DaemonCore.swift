@@ -21,6 +21,8 @@ final class DaemonCore: Sendable {
     let logLevel: SharedLogLevel
     let notifier: any ServiceNotifier
     let faultInjection: FaultInjection?
+    /// The service manager's FD store, when enabled: enclaves report registrations and changes.
+    let fdStore: FDStoreKeeper?
     let runner = IoctlRunner()
     let startedAt = MonotonicInstant.now
     /// Renders the Prometheus exposition for METRICS; nil until a metrics module provides one.
@@ -36,7 +38,8 @@ final class DaemonCore: Sendable {
 
     init(
         backend: DeviceBackend, settings: DaemonSettings, logger: Logger, logLevel: SharedLogLevel,
-        notifier: any ServiceNotifier, faultInjection: FaultInjection?, metricsText: (@Sendable () -> String)?
+        notifier: any ServiceNotifier, faultInjection: FaultInjection?, metricsText: (@Sendable () -> String)?,
+        fdStore: FDStoreKeeper? = nil
     ) {
         self.backend = backend
         self.settingsBox = Mutex(settings)
@@ -45,6 +48,7 @@ final class DaemonCore: Sendable {
         self.notifier = notifier
         self.faultInjection = faultInjection
         self.metricsText = metricsText
+        self.fdStore = fdStore
     }
 
     var settings: DaemonSettings { settingsBox.withLock { $0 } }

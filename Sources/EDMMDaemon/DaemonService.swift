@@ -18,6 +18,8 @@ public struct DaemonService: Service {
         for await _ in hangups.cancelOnGracefulShutdown() {
             _ = daemon.reload()
         }
-        await daemon.shutdown()
+        // With the FD store, a stop may be a restart: clients are told to reconnect and ATTACH
+        // (if it was a stop, systemd drops the store and the next daemon does not know them).
+        await daemon.shutdown(restarting: daemon.keepsRegistrationsAcrossRestart)
     }
 }

@@ -17,12 +17,16 @@ struct DeviceBackend: Sendable {
 
     /// Picks the device: `simulated` always simulates; `kernel` requires usable SGX2; `auto` uses the
     /// kernel device when SGX2 is usable and simulates otherwise.
+    /// `storedMachine` is the simulated EPC the previous daemon left in the FD store: a simulated
+    /// backend opens it instead of creating a new one (the stored enclaves live in it).
     static func choose(
-        _ config: DaemonConfig, simulateFlag: Bool, hostSupport: () -> SGXHostSupport = { SGXHostSupport.check() }
+        _ config: DaemonConfig, simulateFlag: Bool, hostSupport: () -> SGXHostSupport = { SGXHostSupport.check() },
+        storedMachine: SimulatedMachine? = nil
     ) throws(StartupError) -> DeviceBackend {
         switch config.daemon.device {
         case .simulated:
-            return try simulated(config, reason: simulateFlag ? "--simulate given" : "device = \"simulated\" in the configuration")
+            return try simulated(
+                config, reason: simulateFlag ? "--simulate given" : "device = \"simulated\" in the configuration", stored: storedMachine)
         case .kernel:
             let support = hostSupport()
             guard support.isUsable else { throw .noSGX2(support.reason) }
@@ -30,7 +34,7 @@ struct DeviceBackend: Sendable {
         case .auto:
             let support = hostSupport()
             if support.isUsable { return kernel(reason: "SGX2 is usable: \(support.reason)") }
-            return try simulated(config, reason: "no usable SGX2 (\(support.reason)): using the simulated EPC")
+            return try simulated(config, reason: "no usable SGX2 (\(support.reason)): using the simulated EPC", stored: storedMachine)
         }
     }
 
@@ -38,7 +42,8 @@ struct DeviceBackend: Sendable {
         DeviceBackend(mode: .kernel, reason: reason, epc: nil, epcTotalPages: KernelEPCSize.totalBytes() / Page.size)
     }
 
-    private static func simulated(_ config: DaemonConfig, reason: String) throws(StartupError) -> DeviceBackend {
+    private static func simulated(_ config: DaemonConfig, reason: String, stored: SimulatedMachine?) throws(StartupError) -> DeviceBackend {
+        if let stored { return DeviceBackend(mode: .simulated, reason: reason, machine: stored, epcTotalPages: stored.epcPages) }
         let machine: SimulatedMachine
         do {
             machine = try SimulatedMachine.create(

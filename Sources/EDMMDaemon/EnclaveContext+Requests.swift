@@ -183,7 +183,8 @@ extension EnclaveContext {
 
     func reclaimOnQueue(pages wanted: UInt64, reason: ReclaimReason) -> UInt64 {
         dispatchPrecondition(condition: .onQueue(queue))
-        guard state == .active, wanted > 0 else { return 0 }
+        // With no connection (a restored enclave not attached yet) nobody could honour the notice.
+        guard state == .active, wanted > 0, !sessions.isEmpty else { return 0 }
         let ranges = ledger.reclaimOldestPooled(pages: wanted)
         for range in ranges { enqueue(.trim, range, origin: .reclaim(reason)) }
         publish()

@@ -221,6 +221,7 @@ final class EnclaveContext: @unchecked Sendable {
             pages: ledger.counts, quotaPages: settings.quota.enclaveLimit,
             connections: sessions.count, lastActivity: lastActivity, counters: counters)
         published.withLock { $0 = snapshot }
+        core.fdStore?.enclaveChanged(self)
     }
 
     /// The connection RECLAIM notices go to: the registrar while it is attached, else any other.
@@ -247,7 +248,9 @@ final class EnclaveContext: @unchecked Sendable {
         dispatchPrecondition(condition: .onQueue(queue))
         guard sessions.removeValue(forKey: session.id) != nil else { return }
         if registrarID == session.id { registrarID = nil }
-        if sessions.isEmpty && state == .active {
+        // Stopping with the FD store: the enclave outlives its connections (the next daemon takes
+        // it over); the shutdown records and closes it.
+        if sessions.isEmpty && state == .active && !(core.isShuttingDown && core.fdStore != nil) {
             closeOnQueue(reason: "its last connection closed")
         } else {
             publish()
@@ -277,6 +280,7 @@ final class EnclaveContext: @unchecked Sendable {
         }
         publish()
         if wasActive {
+            core.fdStore?.enclaveClosed(self)
             core.counters.add(.enclavesUnregistered)
             logger.info(
                 "enclave unregistered", metadata: ["reason": "\(reason)", "pages": "\(ledger.counts.epcPages)", "dropped": "\(dropped)"])

@@ -19,6 +19,11 @@ final class EnclaveRegistry: Sendable {
         }
     }
 
+    /// Handles up to `handle` were given out by an earlier run (FD store): never hand them out again.
+    func reserveHandles(through handle: EnclaveHandle) {
+        state.withLock { $0.lastHandle = max($0.lastHandle, handle) }
+    }
+
     func insert(_ enclave: EnclaveContext) {
         state.withLock { $0.enclaves[enclave.handle] = enclave }
     }

@@ -169,6 +169,7 @@ extension EnclaveContext {
         sessions[target.session.id] = target.session
         registrarID = target.session.id
         core.registry.insert(self)
+        if let fdStore = core.fdStore, let descriptor = storableDescriptor { fdStore.enclaveRegistered(self, descriptor: descriptor) }
         core.counters.add(.enclavesRegistered)
         counters.record(.register, ok: true)
         publish()

@@ -67,7 +67,9 @@ final class Supervisor: @unchecked Sendable {
     /// One status line with live figures for the service manager.
     func statusLine() -> String {
         let committed = core.quotas.machinePages * Page.size
-        return "\(core.registry.count) enclaves, \(core.sessionCount) connections, \(committed >> 20) MiB committed, "
+        let total = core.backend.epcTotalPages * Page.size
+        let epc = total == 0 ? "\(committed >> 20) MiB EPC committed" : "\(committed >> 20) of \(total >> 20) MiB EPC committed"
+        return "\(core.backend.mode) device: \(core.registry.count) enclaves, \(core.sessionCount) connections, \(epc), "
             + "\(Int(core.requestsPerSecond)) requests/s, \(core.counters.value(.ioctls)) ioctls"
             + (core.underPressure.load(ordering: .relaxed) ? ", EPC pressure" : "")
     }

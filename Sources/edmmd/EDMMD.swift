@@ -90,6 +90,15 @@ struct EDMMD: AsyncParsableCommand {
         let logger = Logger(label: "edmmd") { label in StandardErrorLogHandler(label: label, level: level) }
         var options = DaemonOptions(logger: logger, logLevel: level)
         options.configSource = source
+        Self.useServiceManager(&options, config: config, logger: logger)
+        let testFaults: TestFaults?
+        do {
+            testFaults = try TestFaults.fromEnvironment(logger: logger)
+        } catch {
+            printError("edmmd: \(error)")
+            throw ExitCode(2)
+        }
+        options.faultInjection = testFaults?.injection
         let daemon: Daemon
         do {
             daemon = try Daemon(config: config, options: options)
@@ -107,6 +116,35 @@ struct EDMMD: AsyncParsableCommand {
         } catch let error as StartupError {
             printError("edmmd: \(error)")
             throw ExitCode(3)
+        }
+        withExtendedLifetime(testFaults) {}  // its SIGUSR2 source must live until the daemon stops
+    }
+
+    /// What systemd offers, when it started us: notifications, the control (and metrics) socket of
+    /// socket activation, and the FD store with what the previous run kept. Said once in the log
+    /// either way.
+    private static func useServiceManager(_ options: inout DaemonOptions, config: DaemonConfig, logger: Logger) {
+        let inherited = InheritedDescriptors.fromSystemd()
+        for problem in inherited.problems { logger.warning("\(problem)") }
+        if let control = inherited.control {
+            options.listener = .inherited(fd: control, path: InheritedDescriptors.boundPath(of: control))
+            logger.info("socket activation: serving the control socket systemd passed")
+        }
+        options.inheritedMetricsSocket = inherited.metrics
+        options.storedDescriptors = inherited.stored
+        guard SystemdNotifier.isAvailable else {
+            logger.notice(
+                "not started by systemd (no NOTIFY_SOCKET): no readiness, status or watchdog notifications, and no FD store (a restart loses every registration)")
+            return
+        }
+        let notifier = SystemdNotifier(pingWatchdog: config.systemd.watchdog)
+        options.notifier = notifier
+        if config.systemd.fdStore { options.descriptorStore = SystemdDescriptorStore() }
+        let watchdog = notifier.watchdogInterval.map { "WATCHDOG=1 every \($0)" } ?? "no watchdog"
+        logger.info(
+            "systemd: Type=notify readiness and status, \(watchdog), FD store \(config.systemd.fdStore ? "on" : "off ([systemd] fd_store = false)")")
+        if let interval = notifier.watchdogInterval, Duration.milliseconds(config.pressure.checkIntervalMillis) > interval {
+            logger.warning("[pressure] check_interval_ms is longer than half of WatchdogSec=: the watchdog will fire")
         }
     }
 

@@ -1,0 +1,67 @@
+import EDMMProtocol
+import Glibc
+import Logging
+import SGXSimulator
+
+/// Start-up after a restart: taking over what the FD store kept.
+extension Daemon {
+    /// The simulated EPC the previous daemon stored, opened (nil if none was stored or it does
+    /// not open; the daemon then creates a new one and the stored enclaves cannot come back).
+    static func takeStoredMachine(_ stored: inout [String: Int32], logger: Logger) -> SimulatedMachine? {
+        guard let fd = stored.removeValue(forKey: "machine") else { return nil }
+        defer { Glibc.close(fd) }
+        do {
+            return try SimulatedMachine.open(fd: fd)
+        } catch {
+            logger.error("the stored simulated EPC does not open (\(error)); starting a new one")
+            return nil
+        }
+    }
+
+    /// Re-creates every enclave of the stored state whose descriptor was stored too. An enclave
+    /// without its descriptor, or whose descriptor no longer opens, is dropped (its client gets
+    /// unknown-enclave on ATTACH and registers again); so is a descriptor without a record.
+    static func restoreEnclaves(_ keeper: FDStoreKeeper, from stored: inout [String: Int32], core: DaemonCore, grace: Duration) {
+        let logger = core.logger
+        guard let state = keeper.restored else { return }
+        core.registry.reserveHandles(through: state.lastHandle)
+        var restored = 0
+        for saved in state.enclaves {
+            let name = FDStoreKeeper.name(saved.record.handle)
+            guard let fd = stored.removeValue(forKey: name) else {
+                logger.warning("enclave \(saved.record.handle) (\(saved.record.label)) has a record but no stored descriptor; dropped")
+                continue
+            }
+            let drop = { (why: String) in
+                logger.warning("enclave \(saved.record.handle) (\(saved.record.label)) cannot be restored: \(why); dropped")
+                keeper.store.remove(name: name)
+            }
+            let device: OpenedDevice
+            switch OpenedDevice.open(fd, machine: core.backend.machine) {
+            case .failure(let error):
+                Glibc.close(fd)
+                drop(error.message)
+                continue
+            case .success(let opened):
+                device = opened
+                if !opened.ownsReceivedDescriptor { Glibc.close(fd) }
+            }
+            guard device.kind == saved.record.device else {
+                drop("it was a \(saved.record.device) enclave, its descriptor is \(device.kind)")
+                continue
+            }
+            do {
+                _ = try EnclaveContext.restore(saved, device: device, core: core, settlePool: !state.cleanShutdown, grace: grace)
+                restored += 1
+            } catch {
+                drop("its ledger does not rebuild: \(error)")
+            }
+        }
+        for name in stored.keys where name.hasPrefix("enclave-") {
+            if let fd = stored.removeValue(forKey: name) { Glibc.close(fd) }
+            keeper.store.remove(name: name)
+        }
+        let unclean = state.cleanShutdown ? "" : "; the previous daemon did not stop cleanly, so their pool pages are kept as committed"
+        logger.notice("restored \(restored) of \(state.enclaves.count) enclaves from the FD store\(unclean)")
+    }
+}
