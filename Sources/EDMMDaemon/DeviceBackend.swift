@@ -43,7 +43,7 @@ struct DeviceBackend: Sendable {
     }
 
     private static func simulated(_ config: DaemonConfig, reason: String, stored: SimulatedMachine?) throws(StartupError) -> DeviceBackend {
-        if let stored { return DeviceBackend(mode: .simulated, reason: reason, machine: stored, epcTotalPages: stored.epcPages) }
+        if let stored { return DeviceBackend(mode: .simulated, reason: reason, epc: SimulatedEPC(stored), epcTotalPages: stored.epcPages) }
         let machine: SimulatedMachine
         do {
             machine = try SimulatedMachine.create(

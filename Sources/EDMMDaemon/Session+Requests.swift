@@ -118,6 +118,7 @@ extension Session {
         let before = epc.machine
         let result = epc.adopt(fd: fd)
         if case .success(let machine) = result, machine !== before {
+            core.fdStore?.replaceMachine(machine.fd)
             logger.notice(
                 "took over the simulated EPC of a previous edmmd, offered by a client",
                 metadata: ["machine": "\(machine.uuidString)", "replaced": "\(before.uuidString)", "peer": "\(peer)"])
