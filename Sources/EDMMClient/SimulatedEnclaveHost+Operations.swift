@@ -36,10 +36,9 @@ extension SimulatedEnclaveHost {
                 state.withLock { $0.tracker.restore(p.saved) }
                 results[p.index] = .failure(error)
             case .interrupted(let reregistered):
-                if reregistered, let outcome = settleInterrupted(operation, saved: p.saved) {
+                if let outcome = settleInterrupted(operation, saved: p.saved, reregistered: reregistered) {
                     results[p.index] = .success(outcome)
                 } else {
-                    if !reregistered { state.withLock { $0.tracker.restore(p.saved) } }
                     results[p.index] = .failure(.interrupted(operation: "\(operation.verb)"))
                 }
             }

@@ -237,11 +237,14 @@ extension SimulatedEnclaveHost {
         state.withLock { $0.tracker.removed(range) }
     }
 
-    /// After a re-registration: what became of a request the crash left unanswered, found by
-    /// probing its pages with the EACCEPT its reply would have called for. Returns the outcome if
-    /// the request took full effect (nothing more to do), nil if it did not (the pages are back
-    /// where they were before it, page by page).
-    func settleInterrupted(_ operation: HostOperation, saved: [(range: PageRange, state: HostPage?)]) -> HostOutcome? {
+    /// What became of a request a dead edmmd left unanswered, found by probing its pages with the
+    /// EACCEPT its reply would have called for (an ioctl it ran is in the EPCM even if its reply
+    /// was lost). Returns the outcome if the request took full effect (nothing more to do), nil if
+    /// it did not (the pages are back where they were before it, page by page). After a
+    /// re-registration a FREE or RELAX stands (the enclave registered again with its pages as it
+    /// holds them); after reattaching to a restored edmmd a FREE is undone (the restored ledger has
+    /// the pages committed).
+    func settleInterrupted(_ operation: HostOperation, saved: [(range: PageRange, state: HostPage?)], reregistered: Bool) -> HostOutcome? {
         func probe(_ range: PageRange, _ flags: SecInfoFlags, done: (PageRange) -> Void) -> Bool {
             var all = true
             for page in range.first..<range.end {
@@ -258,9 +261,9 @@ extension SimulatedEnclaveHost {
         }
         switch operation {
         case .free, .relax:
-            // FREE: the re-registration freed the page again (or gave it back, if reclaimed);
-            // RELAX: EMODPE was done, and edmmd adopted the page with the EPCM's permissions.
-            return .done(nil)
+            if reregistered { return .done(nil) }
+            state.withLock { $0.tracker.restore(saved) }
+            return nil
         case .trim(let range):
             let all = probe(range, [.pageType(.trim), .modified]) { page in
                 state.withLock { s in

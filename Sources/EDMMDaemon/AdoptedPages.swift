@@ -62,3 +62,70 @@ extension EnclaveLedger {
         }
     }
 }
+
+/// A simulated enclave restored from the FD store after an unclean stop: its stored record may be
+/// older than the ioctls the previous daemon ran and the pages its client accepted since, so the
+/// EPCM has the last word, page by page (the same states as adopted pages).
+struct ReconciledLedger {
+    var ledger: EnclaveLedger
+    /// Pages the client was granted and may not have EACCEPTed yet.
+    var unaccepted: [PageRange] = []
+    /// Pages the record shows committed (pool pages are committed after an unclean stop) that the
+    /// previous daemon had reclaimed: EMODT(TRIM) done, not yet EACCEPTed. Their RECLAIM notice
+    /// may never have been sent; it goes to the first connection that attaches.
+    var reclaimed: [PageRange] = []
+
+    /// `record` is the stored ledger (pool pages already settled as committed).
+    init(_ record: EnclaveLedger, managed: PageRange, pooledInRecord: [PageRange], enclave: SimulatedEnclave) throws(LedgerError) {
+        ledger = EnclaveLedger(managedRange: managed)
+        var cursor = managed.first
+        var walked: UInt64 = 0
+        for entry in record.trackedRanges {
+            if entry.range.first > cursor { try adoptUntracked(PageRange(first: cursor, end: entry.range.first), enclave, &walked) }
+            for page in entry.range.first..<entry.range.end {
+                try reconcile(page, recorded: entry.value, enclave, wasPooled: pooledInRecord.contains { $0.contains(page) })
+            }
+            cursor = entry.range.end
+        }
+        if cursor < managed.end { try adoptUntracked(PageRange(first: cursor, end: managed.end), enclave, &walked) }
+    }
+
+    private mutating func reconcile(_ page: UInt64, recorded: PageState, _ enclave: SimulatedEnclave, wasPooled: Bool) throws(LedgerError) {
+        let single = PageRange(first: page, count: 1)
+        let info = enclave.pageInfo(offset: page << Page.shift)
+        switch info.state {
+        case .hole:
+            // Removed, or granted and not yet accepted: only the latter stays.
+            guard case .committed(let permissions) = recorded else { return }
+            try ledger.adopt(single, as: .committed(permissions, unaccepted: true))
+            unaccepted.append(single)
+        case .trimModified where wasPooled:
+            try ledger.adopt(single, as: .trimmed)
+            reclaimed.append(single)
+        default:
+            try adopt(single, info.state, info.permissions)
+        }
+    }
+
+    /// Valid pages the record does not track (a grant the client accepted after the last write),
+    /// walked page by page up to 2^20 pages.
+    private mutating func adoptUntracked(_ gap: PageRange, _ enclave: SimulatedEnclave, _ walked: inout UInt64) throws(LedgerError) {
+        for page in gap.first..<gap.end where walked < 1 << 20 {
+            walked += 1
+            let info = enclave.pageInfo(offset: page << Page.shift)
+            if info.state != .hole { try adopt(PageRange(first: page, count: 1), info.state, info.permissions) }
+        }
+    }
+
+    private mutating func adopt(_ page: PageRange, _ state: EPCMState, _ permissions: PagePermissions) throws(LedgerError) {
+        switch state {
+        case .hole, .invalid: return
+        case .reg, .regPR: try ledger.adopt(page, as: .committed(permissions, unaccepted: false))
+        case .regPending:
+            try ledger.adopt(page, as: .committed(permissions, unaccepted: true))
+            unaccepted.append(page)
+        case .tcs, .tcsModified: try ledger.adopt(page, as: .tcs)
+        case .trim, .trimModified: try ledger.adopt(page, as: .trimmed)
+        }
+    }
+}
