@@ -24,7 +24,7 @@ stage build swift build --build-tests
 stage unit-and-integration swift test --skip-build
 stage conformance .build/debug/edmm-sim conformance
 stage fuzz scripts/fuzz.sh
-stage soak scripts/soak.sh --duration 120
+stage soak scripts/soak.sh --duration 120 --kill-every 2 --churn 0.01
 
 echo
 echo "stages: ${#passed[@]} passed, ${#failed[@]} failed${failed:+ (${failed[*]})}"

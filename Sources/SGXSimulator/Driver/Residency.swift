@@ -16,7 +16,9 @@ extension SimulatedEnclave {
             return
         }
         let placed = machine.locked { () -> Bool in
-            if isResident(e) { return false }
+            // A page of an enclave that was released (its index maybe reused since) never gets an
+            // EPC page: slot tags name the index, not the incarnation. The access then faults.
+            guard machine.isAlive(index: index, incarnation: incarnation), !isResident(e) else { return false }
             if reload { machine.countELDU() }
             machine.allocateSlot(owner: index, page: page) { slot, gen in
                 edmm_store64(&e.pointee.w.residency, UInt64(gen) << 32 | UInt64(slot))
