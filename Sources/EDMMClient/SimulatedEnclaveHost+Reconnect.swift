@@ -172,14 +172,7 @@ extension SimulatedEnclaveHost {
             s.trimAcceptedBacklog = []
             return s.tracker.pages.map { ($0.range, $0.value) }
         }
-        var adopted: [PageRange] = []
-        for (range, _) in tracked {
-            if let last = adopted.last, last.end == range.first {
-                adopted[adopted.count - 1] = PageRange(first: last.first, end: range.end)
-            } else {
-                adopted.append(range)
-            }
-        }
+        let adopted = coalesced(tracked.map(\.0))
         let registered: RegisterReply
         do {
             registered = try await connection.register(

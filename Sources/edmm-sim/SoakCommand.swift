@@ -124,10 +124,7 @@ struct SoakCommand: AsyncParsableCommand {
                 }
                 if now >= nextKill {
                     nextKill += killEvery
-                    if let victim = try? fleet.killOne(&random) {
-                        kills += 1
-                        _ = victim
-                    }
+                    if (try? fleet.killOne(&random)) == true { kills += 1 }
                 }
                 if now >= nextPause {
                     nextPause = now + pauseEvery

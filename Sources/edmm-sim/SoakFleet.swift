@@ -121,15 +121,16 @@ final class SoakFleet {
         if command == .resume { for index in members.indices { members[index].paused = false } }
     }
 
-    /// SIGKILLs a client picked with `random` and starts another in its place; returns its label.
-    func killOne(_ random: inout SeededRandom) throws -> String? {
+    /// SIGKILLs a client picked with `random` and starts another in its place; false if none
+    /// was ready to be killed.
+    func killOne(_ random: inout SeededRandom) throws -> Bool {
         let candidates = members.indices.filter { members[$0].ready }
-        guard let index = candidates.randomElement(using: &random) else { return nil }
+        guard let index = candidates.randomElement(using: &random) else { return false }
         let victim = members.remove(at: index)
         victim.process.terminate(SIGKILL)
         victim.process.reap(blocking: true)
         try spawn()
-        return victim.label
+        return true
     }
 
     /// Waits for every client to exit, killing those still running after `seconds`.

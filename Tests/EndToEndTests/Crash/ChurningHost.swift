@@ -15,8 +15,6 @@ final class ChurningHost: Sendable {
 
     private struct State {
         var stop = false
-        var rounds = 0
-        var interrupted = 0
         var failures: [String] = []
     }
 
@@ -33,9 +31,6 @@ final class ChurningHost: Sendable {
             reconnect: ReconnectPolicy(firstDelay: .milliseconds(20), maxDelay: .milliseconds(200), giveUpAfter: .seconds(60)))
         task.withLock { $0 = Task { await self.work() } }
     }
-
-    var rounds: Int { state.withLock { $0.rounds } }
-    var interrupted: Int { state.withLock { $0.interrupted } }
 
     private func work() async {
         var blocks: [Block] = []
@@ -77,12 +72,11 @@ final class ChurningHost: Sendable {
                         blocks.append(block)
                     }
                 case .failure(.interrupted):
-                    state.withLock { $0.interrupted += 1 }
+                    break
                 case .failure(let error):
                     state.withLock { $0.failures.append("\(operation): \(error)") }
                 }
             }
-            state.withLock { $0.rounds += 1 }
         }
     }
 

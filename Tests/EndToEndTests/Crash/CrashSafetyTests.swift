@@ -132,11 +132,9 @@ extension EndToEnd {
                 }
             }
             try await Task.sleep(for: .milliseconds(300))
-            var interrupted = 0
             for host in hosts {
                 let failures = await host.stop()
                 #expect(failures.isEmpty, "\(host.host.blueprint.label): \(failures.prefix(5))")
-                interrupted += host.interrupted
             }
             // Each host's record, edmmd's ledger (its own page-by-page check included) and the EPCM agree.
             await expectLedgersMatch(hosts.map(\.host))
@@ -159,7 +157,6 @@ extension EndToEnd {
             after.close()
             #expect(last.enclaves == 0 && last.epcCommittedBytes == 0)
             #expect(daemon.stop() == 0)
-            _ = interrupted
         }
     }
 }
