@@ -91,6 +91,14 @@ extension EndToEnd {
                 #expect(try connection.error(of: .stats(host.handle)) == nil, "an admin sees every enclave")
                 #expect(try connection.error(of: .attach(host.handle))?.code == .notOwner, "seeing is not using")
             }
+            // A member by supplementary group whose process is gone before edmmd even accepts
+            // the connection: /proc has nothing left to read; the groups the kernel captured at
+            // connect (SO_PEERGROUPS) still make it a member.
+            kill(daemon.pid, SIGSTOP)
+            let early = try connect(as: members[1], to: daemon.socketPath, log: log)
+            kill(daemon.pid, SIGCONT)
+            try early.hello()
+            #expect(try early.error(of: .reclaim(ReclaimRequest())) == nil, "RECLAIM from a member whose process has exited")
             let outsider = try connect(as: Self.stranger, to: daemon.socketPath, log: log)
             try outsider.hello()
             #expect(try outsider.error(of: .reclaim(ReclaimRequest()))?.code == .notAdmin)
