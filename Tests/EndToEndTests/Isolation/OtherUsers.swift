@@ -23,6 +23,29 @@ struct ConnectionRefused: Error, CustomStringConvertible {
     let description: String
 }
 
+/// A copy of the `edmm-sim` product in `directory` (which must be open to everyone): the build
+/// folder may lie under a home directory that other users cannot enter. Its RUNPATH names the
+/// toolchain's runtime, which everyone can read.
+func edmmSimForAnyone(in directory: String) throws -> String {
+    let copy = directory + "/edmm-sim"
+    if access(copy, X_OK) == 0 { return copy }
+    let source = open(try Products.path("edmm-sim"), O_RDONLY | O_CLOEXEC)
+    let target = open(copy, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
+    defer {
+        close(source)
+        close(target)
+    }
+    guard source >= 0, target >= 0 else { throw ConnectionRefused(description: "copying edmm-sim: \(String(cString: strerror(errno)))") }
+    var buffer = [UInt8](repeating: 0, count: 1 << 20)
+    while true {
+        let n = read(source, &buffer, buffer.count)
+        guard n > 0 else { break }
+        guard write(target, buffer, n) == n else { throw ConnectionRefused(description: "copying edmm-sim: \(String(cString: strerror(errno)))") }
+    }
+    fchmod(target, 0o755)
+    return copy
+}
+
 /// A connection to edmmd opened by a process running as `credentials` (`edmm-sim hand-over`),
 /// handed back to this process. edmmd sees that process's SO_PEERCRED.
 func connect(as credentials: Credentials, to socketPath: String, log: String) throws -> RawConnection {
@@ -34,7 +57,8 @@ func connect(as credentials: Credentials, to socketPath: String, log: String) th
     defer { posix_spawn_file_actions_destroy(&actions) }
     posix_spawn_file_actions_adddup2(&actions, pair[1], 3)
     posix_spawn_file_actions_addopen(&actions, 2, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-    let arguments = [Credentials.setprivPath] + credentials.setprivArguments + [try Products.path("edmm-sim"), "hand-over", "--socket", socketPath, "--to-fd", "3"]
+    let directory = String(socketPath[..<(socketPath.lastIndex(of: "/") ?? socketPath.startIndex)])
+    let arguments = [Credentials.setprivPath] + credentials.setprivArguments + [try edmmSimForAnyone(in: directory), "hand-over", "--socket", socketPath, "--to-fd", "3"]
     let argv = arguments.map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
     var child = pid_t()
@@ -59,7 +83,7 @@ func spawnHost(as credentials: Credentials, daemon: DaemonProcess, label: String
     try Spawned(
         Credentials.setprivPath,
         credentials.setprivArguments + [
-            try Products.path("edmm-sim"), "run-host", "--socket", daemon.socketPath, "--workload", "server", "--seed", "3",
+            try edmmSimForAnyone(in: daemon.directory.path), "run-host", "--socket", daemon.socketPath, "--workload", "server", "--seed", "3",
             "--label", label, "--working-set", "128",
         ],
         stderrPath: daemon.directory.path + "/\(label).log")
