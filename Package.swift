@@ -109,7 +109,7 @@ let package = Package(
         .executableTarget(
             name: "edmm-sim",
             dependencies: [
-                "EDMMClient", "SGXSimulator", "SGXDevice", "EDMMCore",
+                "EDMMClient", "SGXSimulator", "SGXDevice", "EDMMCore", "CEDMMShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),

@@ -26,6 +26,7 @@ stage conformance .build/debug/edmm-sim conformance
 stage systemd scripts/test-systemd.sh
 stage fuzz scripts/fuzz.sh
 stage observability scripts/test-observability.sh
+stage soak scripts/soak.sh --duration 120 --kill-every 2 --churn 0.01
 
 echo
 echo "stages: ${#passed[@]} passed, ${#failed[@]} failed${failed:+ (${failed[*]})}"

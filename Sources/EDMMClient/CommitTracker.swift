@@ -133,6 +133,12 @@ public struct CommitTracker: Sendable {
 
     public mutating func trimAccepted(_ range: PageRange) { update(range) { $0 == .trimming ? .trimAccepted : $0 } }
 
+    /// Freed pages edmmd reclaimed (EMODT(TRIM)) while its notice never reached the enclave (edmmd
+    /// died), found and EACCEPTed as TRIM by the enclave after it registered again.
+    public mutating func reclaimedWhileAway(_ range: PageRange) {
+        update(range) { state in if case .freed = state { .trimAccepted } else { state } }
+    }
+
     public mutating func removed(_ range: PageRange) {
         for run in runs(in: range) where run.state == .trimAccepted { pages.remove(run.range) }
     }

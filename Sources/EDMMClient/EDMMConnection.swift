@@ -31,12 +31,17 @@ public final class EDMMConnection: Sendable {
         if let machineDescriptor { Glibc.close(machineDescriptor) }
     }
 
-    /// Connects to the daemon at `socketPath` and says HELLO.
+    /// Connects to the daemon at `socketPath` and says HELLO. A host whose simulated enclaves
+    /// already exist passes their EPC (`simulatedMachine`, a machine memfd; borrowed): a daemon
+    /// restarted without its FD store then takes that EPC over instead of its own fresh one, so
+    /// the enclaves can register again (docs/protocol.md, HELLO).
     public static func connect(
-        socketPath: String, clientName: String = "edmm-client", events: (@Sendable (ConnectionEvent) -> Void)? = nil
+        socketPath: String, clientName: String = "edmm-client", simulatedMachine: Int32? = nil,
+        events: (@Sendable (ConnectionEvent) -> Void)? = nil
     ) async throws(EDMMClientError) -> EDMMConnection {
         let transport = try SocketTransport.connect(path: socketPath)
-        return try await handshake(transport, socketPath: socketPath, clientName: clientName, events: events)
+        return try await handshake(
+            transport, socketPath: socketPath, clientName: clientName, simulatedMachine: simulatedMachine, events: events)
     }
 
     /// Takes ownership of an already connected SOCK_SEQPACKET socket (socket activation, a
@@ -44,11 +49,12 @@ public final class EDMMConnection: Sendable {
     public static func connect(
         adoptingSocket fd: Int32, clientName: String = "edmm-client", events: (@Sendable (ConnectionEvent) -> Void)? = nil
     ) async throws(EDMMClientError) -> EDMMConnection {
-        try await handshake(.adopting(fd), socketPath: "fd \(fd)", clientName: clientName, events: events)
+        try await handshake(.adopting(fd), socketPath: "fd \(fd)", clientName: clientName, simulatedMachine: nil, events: events)
     }
 
     private static func handshake(
-        _ transport: SocketTransport, socketPath: String, clientName: String, events: (@Sendable (ConnectionEvent) -> Void)?
+        _ transport: SocketTransport, socketPath: String, clientName: String, simulatedMachine: Int32?,
+        events: (@Sendable (ConnectionEvent) -> Void)?
     ) async throws(EDMMClientError) -> EDMMConnection {
         let core = ConnectionCore(transport: transport, events: events)
         try core.start()
@@ -57,7 +63,7 @@ public final class EDMMConnection: Sendable {
             clientName: clientName)
         let reply: Reply
         do throws(EDMMClientError) {
-            let submission = try await core.submit([OutgoingRequest(.hello(request))])
+            let submission = try await core.submit([OutgoingRequest(.hello(request), descriptor: simulatedMachine)])
             guard let first = try await submission.replies().first?.get() else {
                 throw .protocolViolation("no HELLO reply")
             }

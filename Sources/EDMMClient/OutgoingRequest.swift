@@ -6,8 +6,9 @@ public struct OutgoingRequest: Sendable {
     /// No reply on success (FREE and RELAX only); an error still comes back, as a
     /// `ConnectionEvent.fireAndForgetFailed`.
     public var fireAndForget: Bool
-    /// REGISTER only: the enclave descriptor to pass with SCM_RIGHTS. Borrowed: the caller keeps
-    /// it open until the submission has been sent.
+    /// REGISTER: the enclave descriptor to pass with SCM_RIGHTS. HELLO: the simulated EPC (machine
+    /// memfd) the client's enclaves live in, for a restarted daemon to take over (sent with the
+    /// machine flag). Borrowed: the caller keeps it open until the submission has been sent.
     public var descriptor: Int32?
 
     public init(_ request: Request, fireAndForget: Bool = false, descriptor: Int32? = nil) {
@@ -30,8 +31,8 @@ public struct OutgoingRequest: Sendable {
             guard r.label.utf8.count <= limits.maxLabelBytes else {
                 throw .invalidRequest("label of \(r.label.utf8.count) bytes, the daemon takes at most \(limits.maxLabelBytes)")
             }
-        } else if descriptor != nil {
-            throw .invalidRequest("only REGISTER carries a descriptor, not \(request.verb)")
+        } else if descriptor != nil && request.verb != .hello {
+            throw .invalidRequest("only REGISTER and HELLO carry a descriptor, not \(request.verb)")
         }
     }
 }
@@ -65,7 +66,9 @@ enum MessagePacker {
         }
         for (index, (id, outgoing)) in requests.enumerated() {
             let needsFD = outgoing.descriptor != nil
-            if ops.count == maxOps || (needsFD && fds.count == maxFDs) { flush(upTo: index) }
+            // A HELLO's machine descriptor must be its message's first.
+            let needsFirstFD = needsFD && outgoing.request.verb == .hello
+            if ops.count == maxOps || (needsFD && fds.count == maxFDs) || (needsFirstFD && !fds.isEmpty) { flush(upTo: index) }
             var encoded = encode(id, outgoing, descriptorIndex: fds.count)
             if size + encoded.count > limits.maxMessageBytes {
                 flush(upTo: index)
@@ -89,6 +92,8 @@ enum MessagePacker {
             r.descriptorIndex = UInt8(descriptorIndex)
             request = .register(r)
         }
-        return MessageCodec.encode(RequestOperation(id: id, flags: outgoing.fireAndForget ? .noReply : [], request))
+        var flags: RequestFlags = outgoing.fireAndForget ? .noReply : []
+        if case .hello = request, outgoing.descriptor != nil { flags.insert(.machine) }
+        return MessageCodec.encode(RequestOperation(id: id, flags: flags, request))
     }
 }

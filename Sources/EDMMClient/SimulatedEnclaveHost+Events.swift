@@ -8,6 +8,10 @@ extension SimulatedEnclaveHost {
         switch event {
         case .push(let push):
             switch push.push {
+            case .reclaim where generation < state.withLock({ $0.firstGenerationOfRegistration }):
+                // From an edmmd that died and lost the enclave: the re-registration found those
+                // pages (EACCEPT probes) and gave them back already.
+                break
             case .reclaim(let notice) where notice.enclave == handle:
                 await honour(notice)
             case .reclaim(let notice):

@@ -24,19 +24,23 @@ extension SimulatedEnclaveHost {
             case .failure(let error): results[index] = .failure(error)
             }
         }
+        let registration = state.withLock { $0.registrations }
         let (answers, _) = await exchange(prepared.map(\.request), backlog: takeBacklog())
         for (p, answer) in zip(prepared, answers) {
             let operation = operations[p.index]
             switch answer {
             case .reply(let reply, let sentAt):
                 if case .success(let r?) = reply { state.withLock { $0.stats.latency.record(r.receivedAt - sentAt) } }
-                results[p.index] = complete(operation, reply, saved: p.saved)
+                results[p.index] = complete(operation, reply, saved: p.saved, registration: registration)
             case .failed(let error):
                 state.withLock { $0.tracker.restore(p.saved) }
                 results[p.index] = .failure(error)
-            case .interrupted:
-                state.withLock { $0.tracker.restore(p.saved) }
-                results[p.index] = .failure(.interrupted(operation: "\(operation.verb)"))
+            case .interrupted(let reregistered):
+                if let outcome = settleInterrupted(operation, saved: p.saved, reregistered: reregistered) {
+                    results[p.index] = .success(outcome)
+                } else {
+                    results[p.index] = .failure(.interrupted(operation: "\(operation.verb)"))
+                }
             }
         }
         if !blueprint.deferTrimAccepted {
@@ -55,7 +59,9 @@ extension SimulatedEnclaveHost {
     enum Answer {
         case reply(Result<Reply?, EDMMClientError>, sentAt: ContinuousClock.Instant)
         case failed(EnclaveHostError)
-        case interrupted
+        /// Lost with the connection and not sent again; `reregistered`: edmmd had lost the enclave,
+        /// which registered again (see `settleInterrupted`).
+        case interrupted(reregistered: Bool)
     }
 
     /// Sends the TRIM_ACCEPTED backlog and the requests, and collects an answer for each request
@@ -110,10 +116,10 @@ extension SimulatedEnclaveHost {
             case .reattached(let announced):
                 pendingBacklog = lostBacklog
                 for (i, refused) in lost {
-                    if announced || refused || requests[i].repeatable { pending.append(i) } else { answers[i] = .interrupted }
+                    if announced || refused || requests[i].repeatable { pending.append(i) } else { answers[i] = .interrupted(reregistered: false) }
                 }
             case .reregistered:
-                for (i, refused) in lost { if refused { pending.append(i) } else { answers[i] = .interrupted } }
+                for (i, refused) in lost { if refused { pending.append(i) } else { answers[i] = .interrupted(reregistered: true) } }
             case .failed(let error):
                 restoreBacklog(lostBacklog)
                 if !lostBacklog.isEmpty { unsent = error }
@@ -316,7 +322,8 @@ extension SimulatedEnclaveHost {
     // MARK: After the reply
 
     private func complete(
-        _ operation: HostOperation, _ reply: Result<Reply?, EDMMClientError>, saved: [(range: PageRange, state: HostPage?)]
+        _ operation: HostOperation, _ reply: Result<Reply?, EDMMClientError>, saved: [(range: PageRange, state: HostPage?)],
+        registration: Int
     ) -> Result<HostOutcome, EnclaveHostError> {
         let body: ResponseBody?
         switch reply {
@@ -330,9 +337,9 @@ extension SimulatedEnclaveHost {
         do throws(EnclaveHostError) {
             switch operation {
             case .allocate(let pages, _):
-                return .success(try takeAllocation(body, asked: .count(pages)))
+                return .success(try takeAllocation(body, asked: .count(pages), registration: registration))
             case .allocateAt(let range):
-                return .success(try takeAllocation(body, asked: .range(range)))
+                return .success(try takeAllocation(body, asked: .range(range), registration: registration))
             case .free, .relax:
                 return .success(.done(try doneReply(body, allowMissing: true)))
             case .trim(let range):
@@ -373,35 +380,43 @@ extension SimulatedEnclaveHost {
         return done
     }
 
-    private func takeAllocation(_ body: ResponseBody?, asked: AskedPages) throws(EnclaveHostError) -> HostOutcome {
+    private func takeAllocation(_ body: ResponseBody?, asked: AskedPages, registration: Int) throws(EnclaveHostError) -> HostOutcome {
         guard case .allocate(let reply)? = body else { throw .client(.protocolViolation("ALLOCATE answered without a grant")) }
         let granted = try pageRanges([reply.granted])[0]
         let fresh = try pageRanges(reply.fresh)
         let reused = try pageRanges(reply.reused)
-        try takeGrant(granted: granted, fresh: fresh, reused: reused, asked: asked)
+        try takeGrant(granted: granted, fresh: fresh, reused: reused, asked: asked, registration: registration)
         let freshPages = fresh.reduce(0) { $0 + $1.count }
         return .allocated(granted, freshPages: freshPages, reusedPages: granted.count - freshPages)
     }
 
     /// Checks a grant against the enclave's own record, then EACCEPTs its fresh pages (each one
     /// faults, and the kernel EAUGs it). Reused pages are already accepted and are not touched.
-    func takeGrant(granted: PageRange, fresh: [PageRange], reused: [PageRange], asked: AskedPages?) throws(EnclaveHostError) {
-        let verdict: HostSafetyViolation? = state.withLock { s in
+    /// All of it happens under the state lock, so that a re-registration, which takes the record
+    /// under the same lock, sees the whole grant accepted or none of it; a grant answered under an
+    /// earlier `registration` (its edmmd has died since) is void and refused as interrupted.
+    func takeGrant(
+        granted: PageRange, fresh: [PageRange], reused: [PageRange], asked: AskedPages?, registration: Int? = nil
+    ) throws(EnclaveHostError) {
+        let outcome: Result<Void, EnclaveHostError> = state.withLock { s in
+            if let registration, registration != s.registrations { return .failure(.interrupted(operation: "ALLOCATE")) }
             do throws(HostSafetyViolation) {
                 try s.tracker.admitGrant(granted: granted, fresh: fresh, reused: reused, asked: asked, permissions: .rw)
-                return nil
             } catch {
                 s.stats.violations.append(error)
-                return error
+                return .failure(.refused(error))
             }
-        }
-        if let verdict { throw .refused(verdict) }
-        for range in fresh { try accept(range, flags: [.pageType(.reg), .pending, .r, .w], leaf: "EACCEPT(REG|PENDING|RW)") }
-        let freshPages = fresh.reduce(0) { $0 + $1.count }
-        state.withLock { s in
+            do throws(EnclaveHostError) {
+                for range in fresh { try accept(range, flags: [.pageType(.reg), .pending, .r, .w], leaf: "EACCEPT(REG|PENDING|RW)") }
+            } catch {
+                return .failure(error)
+            }
+            let freshPages = fresh.reduce(0) { $0 + $1.count }
             s.stats.freshPagesAccepted += freshPages
             s.stats.reusedPages += granted.count - freshPages
+            return .success(())
         }
+        try outcome.get()
     }
 
     func accept(_ range: PageRange, flags: SecInfoFlags, leaf: String) throws(EnclaveHostError) {

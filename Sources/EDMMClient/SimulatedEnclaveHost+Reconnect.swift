@@ -1,5 +1,6 @@
 import EDMMCore
 import EDMMProtocol
+import SGXDevice
 import SGXSimulator
 import Synchronization
 
@@ -123,7 +124,10 @@ extension SimulatedEnclaveHost {
         let relay = EventRelay()
         let connection: EDMMConnection
         do {
-            connection = try await EDMMConnection.connect(socketPath: socketPath, clientName: clientName, events: relay.deliver)
+            // Offering the enclave's simulated EPC lets an edmmd restarted without its FD store
+            // take it over instead of its own new one.
+            connection = try await EDMMConnection.connect(
+                socketPath: socketPath, clientName: clientName, simulatedMachine: machine.fd, events: relay.deliver)
         } catch {
             return .failed(.client(error))
         }
@@ -149,46 +153,147 @@ extension SimulatedEnclaveHost {
         }
     }
 
-    /// REGISTER again, adopting every accepted page the enclave holds (in use or freed); freed
-    /// pages are then FREEd again so that edmmd's pool matches the enclave's record. Pages in the
-    /// middle of a flow (trimming, restricting, becoming a TCS) and TCS pages cannot be adopted:
-    /// edmmd no longer accounts for them.
+    /// REGISTER again, adopting every page the enclave tracks: edmmd records each in the state the
+    /// EPCM shows, so its new ledger equals the EPCM even for pages a crash caught in the middle of
+    /// a flow. Then the enclave settles what the crash left open, probing with EACCEPT where it
+    /// cannot know (an EACCEPT whose attributes do not match changes nothing):
+    /// - freed pages the dead daemon may have reclaimed (EMODT done, notice lost): EACCEPT(TRIM)
+    ///   succeeds on those, which are then given back with TRIM_ACCEPTED; the others are FREEd
+    ///   again so that edmmd's pool matches the enclave's record;
+    /// - pages EACCEPTed as TRIM: TRIM_ACCEPTED again; a page removed before the crash is a hole
+    ///   edmmd does not track (invalid-page-state), which is what TRIM_ACCEPTED wanted anyway.
+    /// Pages of requests the crash left unanswered are settled by `perform` (`settleInterrupted`).
     private func register(on connection: EDMMConnection, _ relay: EventRelay) async -> Recovery {
-        let runs = tracker.pages.compactMap { entry -> (range: PageRange, freed: Bool)? in
-            switch entry.value {
-            case .inUse: (entry.range, false)
-            case .freed: (entry.range, true)
-            default: nil
-            }
+        // The record, taken under the lock that grants are accepted under (see `takeGrant`); a
+        // grant of the dead edmmd not accepted by now never will be. The TRIM_ACCEPTED backlog is
+        // part of the record (its pages are EACCEPTed as TRIM) and is sent below.
+        let tracked = state.withLock { s in
+            s.registrations += 1
+            s.trimAcceptedBacklog = []
+            return s.tracker.pages.map { ($0.range, $0.value) }
         }
-        var adopted: [PageRange] = []
-        for run in runs {
-            if let last = adopted.last, last.end == run.range.first {
-                adopted[adopted.count - 1] = PageRange(first: last.first, end: run.range.end)
-            } else {
-                adopted.append(run.range)
-            }
-        }
+        let adopted = coalesced(tracked.map(\.0))
         let registered: RegisterReply
         do {
             registered = try await connection.register(
                 descriptor: enclave.fd, base: enclave.base, size: enclave.size, label: blueprint.label,
                 managed: WireRange(blueprint.managedPages), adopted: adopted.map(WireRange.init))
-            for run in runs where run.freed { try await connection.free(registered.enclave, WireRange(run.range)) }
         } catch {
             connection.close()
             return .failed(.client(error))
         }
-        let stranded = state.withLock { s in
-            defer { s.trimAcceptedBacklog = [] }
-            return s.trimAcceptedBacklog
+        var toFree: [PageRange] = []
+        var toRemove: [PageRange] = []
+        for (range, page) in tracked {
+            switch page {
+            case .freed:
+                for page in range.first..<range.end {
+                    let single = PageRange(first: page, count: 1)
+                    if cpu.eaccept(address(page), flags: [.pageType(.trim), .modified]) == .success {
+                        state.withLock { $0.tracker.reclaimedWhileAway(single) }
+                        toRemove.append(single)
+                    } else {
+                        toFree.append(single)
+                    }
+                }
+            case .trimAccepted:
+                toRemove.append(range)
+            default:
+                break
+            }
         }
-        if !stranded.isEmpty { note("\(stranded.count) trimmed ranges stay PT_TRIM: edmmd lost the enclave before removing them") }
-        install(connection, relay, handle: registered.enclave)
+        do {
+            for range in coalesced(toFree) { try await connection.free(registered.enclave, WireRange(range)) }
+            for range in coalesced(toRemove) { try await removeAgain(range, enclave: registered.enclave, on: connection) }
+        } catch {
+            connection.close()
+            return .failed(.client(error))
+        }
+        let generation = install(connection, relay, handle: registered.enclave)
+        state.withLock { $0.firstGenerationOfRegistration = generation }
         return .reregistered
     }
 
-    private func install(_ connection: EDMMConnection, _ relay: EventRelay, handle: EnclaveHandle) {
+    /// TRIM_ACCEPTED of pages EACCEPTed as TRIM before a crash; pages already removed (holes to
+    /// edmmd) count as removed, page by page where a range mixes both.
+    private func removeAgain(_ range: PageRange, enclave handle: EnclaveHandle, on connection: EDMMConnection) async throws(EDMMClientError) {
+        do {
+            try await connection.trimAccepted(handle, WireRange(range))
+        } catch .daemon(let error) where error.code == .invalidPageState {
+            if range.count > 1 {
+                for page in range.first..<range.end {
+                    try await removeAgain(PageRange(first: page, count: 1), enclave: handle, on: connection)
+                }
+                return
+            }
+        }
+        state.withLock { $0.tracker.removed(range) }
+    }
+
+    /// What became of a request a dead edmmd left unanswered, found by probing its pages with the
+    /// EACCEPT its reply would have called for (an ioctl it ran is in the EPCM even if its reply
+    /// was lost). Returns the outcome if the request took full effect (nothing more to do), nil if
+    /// it did not (the pages are back where they were before it, page by page). After a
+    /// re-registration a FREE or RELAX stands (the enclave registered again with its pages as it
+    /// holds them); after reattaching to a restored edmmd a FREE is undone (the restored ledger has
+    /// the pages committed).
+    func settleInterrupted(_ operation: HostOperation, saved: [(range: PageRange, state: HostPage?)], reregistered: Bool) -> HostOutcome? {
+        func probe(_ range: PageRange, _ flags: SecInfoFlags, done: (PageRange) -> Void) -> Bool {
+            var all = true
+            for page in range.first..<range.end {
+                let single = PageRange(first: page, count: 1)
+                if cpu.eaccept(address(page), flags: flags) == .success {
+                    done(single)
+                } else {
+                    all = false
+                    let before = saved.first { $0.range.contains(single) }?.state
+                    state.withLock { s in s.tracker.restore([(single, before)]) }
+                }
+            }
+            return all
+        }
+        switch operation {
+        case .free, .relax:
+            if reregistered { return .done(nil) }
+            state.withLock { $0.tracker.restore(saved) }
+            return nil
+        case .trim(let range):
+            let all = probe(range, [.pageType(.trim), .modified]) { page in
+                state.withLock { s in
+                    s.tracker.trimAccepted(page)
+                    s.trimAcceptedBacklog.append(page)
+                }
+            }
+            return all ? .done(nil) : nil
+        case .restrict(let range, let permissions):
+            let all = probe(range, [.pageType(.reg), .pr, SecInfoFlags(permissions: permissions)]) { page in
+                state.withLock { $0.tracker.restricted(page) }
+            }
+            return all ? .done(nil) : nil
+        case .makeTCS(let page):
+            let all = probe(PageRange(first: page, count: 1), [.pageType(.tcs), .modified]) { page in
+                state.withLock { $0.tracker.becameTCS(page) }
+            }
+            return all ? .done(nil) : nil
+        case .allocate, .allocateAt:
+            return nil
+        }
+    }
+
+    private func coalesced(_ ranges: [PageRange]) -> [PageRange] {
+        var result: [PageRange] = []
+        for range in ranges.sorted() {
+            if let last = result.last, last.end == range.first {
+                result[result.count - 1] = PageRange(first: last.first, end: range.end)
+            } else {
+                result.append(range)
+            }
+        }
+        return result
+    }
+
+    @discardableResult
+    private func install(_ connection: EDMMConnection, _ relay: EventRelay, handle: EnclaveHandle) -> Int {
         let generation = link.withLock { link in
             link = Link(
                 connection: connection, events: relay, handle: handle, generation: link.generation + 1, restartAnnounced: false,
@@ -196,6 +301,7 @@ extension SimulatedEnclaveHost {
             return link.generation
         }
         relay.attach(self, generation: generation)
+        return generation
     }
 
     func note(_ message: String) {

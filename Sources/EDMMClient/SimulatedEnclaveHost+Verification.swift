@@ -9,7 +9,8 @@ public struct EPCMComparison: Sendable, Equatable {
     /// Pages whose EPCM entry contradicts the record: wrong state or permissions, or present
     /// where the enclave holds nothing.
     public var mismatchedPages: UInt64
-    /// Tracked pages in the middle of a flow (trimming, restricting, becoming a TCS).
+    /// Tracked pages in the middle of a flow (trimming, restricting, becoming a TCS, or freed
+    /// pages edmmd is reclaiming).
     public var pagesInTransition: UInt64
     /// The first few disagreements, for humans.
     public var examples: [String]
@@ -44,8 +45,11 @@ extension SimulatedEnclaveHost {
     /// whether that record is a transient one.
     private static func expectation(_ page: HostPage, _ info: PageInfo) -> (allowed: Bool, transitional: Bool) {
         switch page {
-        case .inUse(let p), .freed(let p):
+        case .inUse(let p):
             (info.state == .reg && info.permissions == p, false)
+        case .freed(let p):
+            // edmmd may reclaim a freed page at any moment: EMODT(TRIM) done, its notice on the way.
+            info.state == .trimModified ? (true, true) : (info.state == .reg && info.permissions == p, false)
         case .restricting(let from, let to):
             ((info.state == .reg && info.permissions == from) || (info.state == .regPR && info.permissions == to), true)
         case .trimming:
@@ -74,22 +78,28 @@ public struct LedgerComparison: Codable, Equatable, Sendable {
 
     public var matches: Bool { problems.isEmpty }
 
-    /// Compares edmmd's counts by state with the EPCM's: committed + pooled pages are accepted
-    /// PT_REG pages, TCS pages are PT_TCS, trimming + removing pages are PT_TRIM; no page may be
-    /// EAUGed and left unaccepted; and edmmd's own check must find nothing.
+    /// Compares edmmd's counts by state with the EPCM's: committed + pooled pages (and those whose
+    /// EMODT(TRIM) is still queued) are accepted PT_REG pages, TCS pages are PT_TCS, trimmed +
+    /// removing pages are PT_TRIM; no page may be EAUGed and left unaccepted; and edmmd's own
+    /// check must find nothing.
     public init(stats: EnclaveStatsReply, epcm: EPCMComparison) {
         let s = stats.summary
         let e = epcm.epcmPages
         var problems: [String] = []
+        // Pages whose EMODT(TRIM) is queued (a reclaim edmmd started on its own while the enclave
+        // was at rest) count as trimming, and are still regular pages in the EPCM.
+        let trimQueued = min(s.trimmingPages, stats.counters.first { $0.name == "pages_trim_queued" }?.value ?? 0)
         let regular = (e["reg"] ?? 0) + (e["reg_pr"] ?? 0)
-        if s.committedPages + s.pooledPages != regular {
-            problems.append("edmmd counts \(s.committedPages) committed + \(s.pooledPages) pooled pages, the EPCM has \(regular) regular pages")
+        if s.committedPages + s.pooledPages + trimQueued != regular {
+            problems.append(
+                "edmmd counts \(s.committedPages) committed + \(s.pooledPages) pooled + \(trimQueued) queued for trimming pages, the EPCM has \(regular) regular pages")
         }
         let tcs = (e["tcs"] ?? 0) + (e["tcs_modified"] ?? 0)
         if s.tcsPages != tcs { problems.append("edmmd counts \(s.tcsPages) TCS pages, the EPCM has \(tcs)") }
         let trim = (e["trim"] ?? 0) + (e["trim_modified"] ?? 0)
-        if s.trimmingPages + s.removingPages != trim {
-            problems.append("edmmd counts \(s.trimmingPages) trimming + \(s.removingPages) removing pages, the EPCM has \(trim) trim pages")
+        if s.trimmingPages - trimQueued + s.removingPages != trim {
+            problems.append(
+                "edmmd counts \(s.trimmingPages - trimQueued) trimmed + \(s.removingPages) removing pages, the EPCM has \(trim) trim pages")
         }
         if let pending = e["reg_pending"], pending > 0 { problems.append("\(pending) pages are EAUGed but never accepted") }
         let mismatches = stats.counters.first { $0.name == "ledger_epcm_mismatches" }?.value

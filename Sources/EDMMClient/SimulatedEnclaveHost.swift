@@ -43,6 +43,11 @@ public final class SimulatedEnclaveHost: Sendable {
         /// Pages EACCEPTed as TRIM whose TRIM_ACCEPTED has not been sent yet.
         var trimAcceptedBacklog: [PageRange] = []
         var stats = HostStats()
+        /// Times the enclave registered again with an edmmd that had lost it. A grant answered
+        /// under an earlier registration is void: the new edmmd's ledger does not have it.
+        var registrations = 0
+        /// Notices of connections before this generation belong to a daemon that lost the enclave.
+        var firstGenerationOfRegistration = 0
     }
 
     let state: Mutex<State>

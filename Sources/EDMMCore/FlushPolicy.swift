@@ -79,6 +79,13 @@ public struct FlushPolicy: Hashable, Sendable {
         return .flush(.sync)
     }
 
+    /// The daemon flushed the queue for a reason of its own (SYNC, or a request that needs queued
+    /// work done first), and disarmed the timer: the window is closed, and the next request opens
+    /// a new one (and arms the timer again).
+    public mutating func flushed() {
+        if case .collecting = state { state = .idle }
+    }
+
     /// Shutdown or UNREGISTER: flush now, and flush every later request at once.
     public mutating func shutdown() -> Action {
         state = .shuttingDown

@@ -37,7 +37,7 @@ extension Daemon {
                 keeper.store.remove(name: name)
             }
             let device: OpenedDevice
-            switch OpenedDevice.open(fd, machine: core.backend.machine) {
+            switch OpenedDevice.open(fd, epc: core.backend.epc) {
             case .failure(let error):
                 Glibc.close(fd)
                 drop(error.message)

@@ -11,7 +11,7 @@ struct DeviceBackend: Sendable {
     /// One line for the start-up log and every STATUS ("--simulate given", "no SGX2 here: ...").
     let reason: String
     /// The simulated EPC (simulated mode only); clients create their enclaves in it.
-    let machine: SimulatedMachine?
+    let epc: SimulatedEPC?
     /// The EPC size in pages; 0 when unknown (kernel mode without the sysfs figures).
     let epcTotalPages: UInt64
 
@@ -39,11 +39,11 @@ struct DeviceBackend: Sendable {
     }
 
     private static func kernel(reason: String) -> DeviceBackend {
-        DeviceBackend(mode: .kernel, reason: reason, machine: nil, epcTotalPages: KernelEPCSize.totalBytes() / Page.size)
+        DeviceBackend(mode: .kernel, reason: reason, epc: nil, epcTotalPages: KernelEPCSize.totalBytes() / Page.size)
     }
 
     private static func simulated(_ config: DaemonConfig, reason: String, stored: SimulatedMachine?) throws(StartupError) -> DeviceBackend {
-        if let stored { return DeviceBackend(mode: .simulated, reason: reason, machine: stored, epcTotalPages: stored.epcPages) }
+        if let stored { return DeviceBackend(mode: .simulated, reason: reason, epc: SimulatedEPC(stored), epcTotalPages: stored.epcPages) }
         let machine: SimulatedMachine
         do {
             machine = try SimulatedMachine.create(
@@ -53,8 +53,11 @@ struct DeviceBackend: Sendable {
         } catch {
             throw .simulator("cannot create the simulated EPC: \(error)")
         }
-        return DeviceBackend(mode: .simulated, reason: reason, machine: machine, epcTotalPages: machine.epcPages)
+        return DeviceBackend(mode: .simulated, reason: reason, epc: SimulatedEPC(machine), epcTotalPages: machine.epcPages)
     }
+
+    /// The simulated machine in use now (a restarted daemon may have taken over its predecessor's).
+    var machine: SimulatedMachine? { epc?.machine }
 }
 
 /// The EPC the kernel manages: the sum of `/sys/devices/system/node/node*/x86/sgx_total_bytes`

@@ -23,7 +23,10 @@ extension EnclaveContext {
     @discardableResult
     func flushNow() -> FlushSummary {
         dispatchPrecondition(condition: .onQueue(queue))
+        // The window ends here, whoever flushed: a policy left collecting with its timer disarmed
+        // would never flush the next request (a reply lost for good).
         timer.schedule(deadline: .distantFuture)
+        flushPolicy.flushed()
         guard !queued.isEmpty, let device else { return FlushSummary() }
         let work = queued
         queued.removeAll()

@@ -25,24 +25,37 @@ extension EnclaveContext {
     /// `settlePool`: the state may be older than the last replies the previous daemon sent (it
     /// did not stop cleanly), so a page it shows pooled may have been reused since. Such pages are
     /// restored as committed: edmmd will not reuse or reclaim them (at worst they stay committed
-    /// until the enclave goes), rather than trim a page the enclave uses.
+    /// until the enclave goes), rather than trim a page the enclave uses. For a simulated enclave
+    /// the EPCM then has the last word on every page (`ReconciledLedger`).
     static func restore(
         _ saved: PersistedState.Enclave, device: OpenedDevice, core: DaemonCore, settlePool: Bool, grace: Duration
     ) throws(LedgerError) -> EnclaveContext {
         var record = saved.record
+        let pooledInRecord = record.pages.compactMap { entry -> PageRange? in
+            if case .pooled = entry.value { return entry.range }
+            return nil
+        }
         if settlePool {
             record.pages = record.pages.map { entry in
                 guard case .pooled(let permissions, _) = entry.value else { return entry }
                 return .init(range: entry.range, value: .committed(permissions))
             }
         }
-        let ledger = try record.rebuildLedger()
+        var ledger = try record.rebuildLedger()
+        var unaccepted: [PageRange] = []
+        var reclaimed: [PageRange] = []
+        if settlePool, let simulated = device.simulated {
+            let reconciled = try ReconciledLedger(ledger, managed: record.managed, pooledInRecord: pooledInRecord, enclave: simulated)
+            (ledger, unaccepted, reclaimed) = (reconciled.ledger, reconciled.unaccepted, reconciled.reclaimed)
+        }
         let enclave = EnclaveContext(
             handle: record.handle, label: record.label, owner: record.owner, base: record.base, size: record.size,
             managed: record.managed, device: device, core: core)
         // Nothing else knows the enclave yet: set it up on its queue before publishing it.
         enclave.queue.sync {
             enclave.ledger = ledger
+            for range in unaccepted { enclave.freshUnaccepted.insert(range) }
+            enclave.noticesOwed = reclaimed
             enclave.counters = saved.counters
             enclave.state = .active
             core.registry.insert(enclave)

@@ -69,6 +69,9 @@ final class EnclaveContext: @unchecked Sendable {
     /// Pages granted fresh that the client may not have EACCEPTed yet (for the EPCM comparison).
     var freshUnaccepted = RangeSet()
     var lastActivity: MonotonicInstant
+    /// Pool pages a previous daemon reclaimed before it died, whose RECLAIM_NOTICE goes to the
+    /// first connection that attaches the restored enclave.
+    var noticesOwed: [PageRange] = []
 
     /// A request waiting in the queue: the client's, or edmmd's own (a reclaim).
     struct QueuedWork {
@@ -242,6 +245,10 @@ final class EnclaveContext: @unchecked Sendable {
         publish()
         let reply = AttachReply(base: base, size: size, label: label, device: deviceKind, managed: WireRange(managed))
         target.session.deliver([Completion(target, .success(.attach(reply)), attaching: self)])
+        if !noticesOwed.isEmpty {
+            sendReclaimNotices(noticesOwed, reason: .poolThreshold)
+            noticesOwed = []
+        }
     }
 
     func detachOnQueue(_ session: Session) {

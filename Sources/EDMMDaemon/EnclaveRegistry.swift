@@ -9,9 +9,16 @@ final class EnclaveRegistry: Sendable {
         var lastHandle: EnclaveHandle = 0
     }
 
-    private let state = Mutex(State())
+    private let state = Mutex(State(lastHandle: EnclaveRegistry.randomStart()))
 
-    /// A handle no enclave of this daemon ever had.
+    /// Handles count up from a random point in [2^16, 2^47), a multiple of 2^16: a daemon that
+    /// restarts without the FD store (which would restore its handles) must not hand an old
+    /// handle to another enclave, or a reconnecting client would ATTACH a stranger's enclave.
+    private static func randomStart() -> EnclaveHandle {
+        UInt64.random(in: 1..<(1 << 31)) << 16
+    }
+
+    /// A handle no enclave of this daemon ever had (nor, barring a 2^-31 chance, one of an earlier daemon).
     func newHandle() -> EnclaveHandle {
         state.withLock { state in
             state.lastHandle += 1

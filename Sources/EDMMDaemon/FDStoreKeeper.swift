@@ -106,6 +106,12 @@ final class FDStoreKeeper: @unchecked Sendable {
         }
     }
 
+    /// The daemon took over another simulated EPC (HELLO with the machine flag): store that one.
+    func replaceMachine(_ fd: Int32) {
+        store.remove(name: "machine")
+        storeMachine(fd)
+    }
+
     // MARK: From enclave queues
 
     /// A REGISTER completed (enclave queue): keep its descriptor.

@@ -2,8 +2,8 @@ import CEDMMShims
 import Glibc
 
 /// Who is on the other end of a connection, as the kernel reported it when the peer connected
-/// (SO_PEERCRED), plus the peer's supplementary groups read from /proc at that moment. Nothing a
-/// client sends can change it.
+/// (SO_PEERCRED), plus the peer's supplementary groups at that moment (SO_PEERGROUPS, or /proc).
+/// Nothing a client sends can change it.
 public struct PeerCredentials: Sendable, Hashable, CustomStringConvertible {
     public var pid: Int32
     public var uid: UInt32
@@ -24,7 +24,25 @@ public struct PeerCredentials: Sendable, Hashable, CustomStringConvertible {
         var uid: uid_t = 0
         var gid: gid_t = 0
         guard edmm_peer_credentials(fd, &pid, &uid, &gid) == 0 else { return nil }
-        return PeerCredentials(pid: pid, uid: uid, gid: gid, groups: supplementaryGroups(pid: pid))
+        return PeerCredentials(pid: pid, uid: uid, gid: gid, groups: peerGroups(socket: fd) ?? supplementaryGroups(pid: pid))
+    }
+
+    /// The peer's supplementary groups as the kernel captured them when it connected
+    /// (SO_PEERGROUPS, Linux >= 4.13); nil where the option is missing. /proc is only the fallback:
+    /// a peer that exits (or changes its groups) right after connecting is no longer there.
+    static func peerGroups(socket fd: Int32) -> [UInt32]? {
+        let soPeerGroups: Int32 = 59  // <asm-generic/socket.h>
+        var capacity = 64
+        while true {
+            var groups = [gid_t](repeating: 0, count: capacity)
+            var length = socklen_t(capacity * MemoryLayout<gid_t>.size)
+            if getsockopt(fd, SOL_SOCKET, soPeerGroups, &groups, &length) == 0 {
+                return Array(groups.prefix(Int(length) / MemoryLayout<gid_t>.size))
+            }
+            // ERANGE: the kernel wrote the length it needs.
+            guard errno == ERANGE, Int(length) / MemoryLayout<gid_t>.size > capacity else { return nil }
+            capacity = Int(length) / MemoryLayout<gid_t>.size
+        }
     }
 
     var isRoot: Bool { uid == 0 }

@@ -18,7 +18,7 @@ struct OpenedDevice: @unchecked Sendable {
 
     /// Tries the descriptor as a kernel SGX enclave, then (with a simulated EPC) as a simulated
     /// enclave of this daemon's machine. Anything else is bad-descriptor, with both reasons.
-    static func open(_ fd: Int32, machine: SimulatedMachine?) -> Result<OpenedDevice, WireError> {
+    static func open(_ fd: Int32, epc: SimulatedEPC?) -> Result<OpenedDevice, WireError> {
         let kernelProblem: EnclaveDescriptorError
         do {
             let device = try KernelEnclaveDevice(adopting: fd)
@@ -26,11 +26,11 @@ struct OpenedDevice: @unchecked Sendable {
         } catch {
             kernelProblem = error
         }
-        guard let machine else {
+        guard let epc else {
             return .failure(WireError(.badDescriptor, "not an SGX enclave descriptor: \(kernelProblem)"))
         }
         do {
-            let enclave = try SimulatedEnclave.open(fd: fd, machine: machine, mapContents: false)
+            let enclave = try epc.openEnclave(fd: fd)
             return .success(OpenedDevice(device: enclave, simulated: enclave, kind: .simulated, ownsReceivedDescriptor: false))
         } catch {
             return .failure(
@@ -127,12 +127,12 @@ extension EnclaveContext {
             self.closeOnQueue(reason: "registration failed")
             target.session.deliver([Completion(target, .failure(error))])
         }
-        let adopted: [(range: PageRange, permissions: PagePermissions)]
-        switch adoptedPermissions(registration.adopted) {
+        let adopted: [(range: PageRange, state: AdoptedState)]
+        switch AdoptedState.runs(registration.adopted, in: simulated) {
         case .failure(let error): return fail(error)
         case .success(let runs): adopted = runs
         }
-        let adoptedPages = registration.adopted.reduce(0) { $0 + $1.count }
+        let adoptedPages = adopted.reduce(0) { $0 + $1.range.count }
         let (asked, overflow) = adoptedPages.addingReportingOverflow(registration.preheatPages)
         let quota = settings.quota
         let preheat: [PageRange]
@@ -140,7 +140,7 @@ extension EnclaveContext {
             preheat = try core.quotas.admit(handle, uid: owner.uid) { (usage: QuotaUsage) throws(WireError) in
                 if let refusal = quota.check(asked: overflow ? .max : asked, usage: usage) { throw WireError(refusal) }
                 do throws(LedgerError) {
-                    for run in adopted { _ = try ledger.allocate(run.range, permissions: run.permissions) }
+                    for run in adopted { try ledger.adopt(run.range, as: run.state) }
                 } catch {
                     throw WireError(error)
                 }
@@ -161,6 +161,9 @@ extension EnclaveContext {
             return fail(error)
         }
         for range in preheat { freshUnaccepted.insert(range) }
+        for run in adopted {
+            if case .committed(_, unaccepted: true) = run.state { freshUnaccepted.insert(run.range) }
+        }
         chargedPages = ledger.counts.epcPages
         state = .active
         sessions[target.session.id] = target.session
@@ -179,30 +182,5 @@ extension EnclaveContext {
         let reply = RegisterReply(
             enclave: handle, device: deviceKind, quotaPages: quota.enclaveLimit ?? .max, preheat: preheat.map(WireRange.init))
         target.session.deliver([Completion(target, .success(.register(reply)), attaching: self)])
-    }
-
-    /// Adopted pages with their EPCM permissions: for a simulated enclave each page must be an
-    /// accepted REG page (its permissions are read from the EPCM); for a kernel enclave, which
-    /// offers no query, they are taken as RW.
-    private func adoptedPermissions(_ ranges: [PageRange]) -> Result<[(range: PageRange, permissions: PagePermissions)], WireError> {
-        guard let simulated else { return .success(ranges.map { ($0, PagePermissions.rw) }) }
-        var runs: [(range: PageRange, permissions: PagePermissions)] = []
-        for range in ranges {
-            for page in range.first..<range.end {
-                let info = simulated.pageInfo(offset: page << Page.shift)
-                guard info.state == .reg else {
-                    return .failure(
-                        WireError(
-                            .invalidPageState, "adopted page at offset \(hexOffset(page)) is \(info.state.rawValue), not an accepted REG page",
-                            detail: .page(offset: page << Page.shift, state: info.state.rawValue)))
-                }
-                if let last = runs.last, last.permissions == info.permissions, last.range.end == page {
-                    runs[runs.count - 1].range = PageRange(first: last.range.first, end: page + 1)
-                } else {
-                    runs.append((PageRange(first: page, count: 1), info.permissions))
-                }
-            }
-        }
-        return .success(runs)
     }
 }

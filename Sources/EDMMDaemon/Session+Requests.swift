@@ -2,6 +2,7 @@ import Dispatch
 import EDMMCore
 import EDMMProtocol
 import Glibc
+import SGXSimulator
 
 /// Request handling on the session's queue: the connection-level checks (HELLO, in-flight limit,
 /// duplicate ids, enclave ownership), the verbs answered here, and routing to enclave queues.
@@ -33,7 +34,8 @@ extension Session {
         let target = ReplyTarget(
             session: self, id: operation.id, verb: verb, silentOnSuccess: operation.flags.contains(.noReply))
         switch operation.request {
-        case .hello(let hello): self.hello(hello, id: operation.id)
+        case .hello(let hello):
+            self.hello(hello, id: operation.id, offersMachine: operation.flags.contains(.machine), descriptors: descriptors)
         case .register(let request): register(request, target: target, descriptors: descriptors)
         case .attach(let handle): attach(handle, target: target)
         case .status: answer(id: operation.id, verbCode: verb.rawValue, .success(.status(core.statusReply())))
@@ -71,7 +73,7 @@ extension Session {
 
     // MARK: HELLO
 
-    private func hello(_ hello: HelloRequest, id: UInt64) {
+    private func hello(_ hello: HelloRequest, id: UInt64, offersMachine: Bool, descriptors: MessageDescriptors) {
         let verb = Verb.hello.rawValue
         guard phase == .awaitingHello else {
             return answer(id: id, verbCode: verb, .failure(WireError(.invalidArgument, "HELLO was already exchanged on this connection")))
@@ -86,14 +88,42 @@ extension Session {
                         .unsupportedVersion,
                         "client speaks versions \(hello.minVersion)...\(hello.maxVersion), edmmd \(ProtocolVersion.supported.lowerBound)...\(ProtocolVersion.supported.upperBound)")))
         }
+        var machine = core.backend.machine
+        if offersMachine {
+            switch offeredMachine(descriptors) {
+            case .failure(let error): return answer(id: id, verbCode: verb, .failure(error))
+            case .success(let offered): machine = offered
+            }
+        }
         phase = .ready
         helloDone()
-        let machine = core.backend.machine
+        // The reply borrows the machine's descriptor: keep the machine alive until it is sent.
+        handedMachine = machine
         let reply = HelloReply(
             version: highest, mode: core.backend.mode, daemonVersion: EDMMDVersion.string, daemonPID: UInt32(bitPattern: getpid()),
             limits: limits.protocolLimits, carriesMachineDescriptor: machine != nil)
         logger.debug("hello", metadata: ["client": "\(hello.clientName)", "peer": "\(peer)"])
         answer(id: id, verbCode: verb, .success(.hello(reply)), descriptor: machine?.fd)
+    }
+
+    /// The simulated EPC a HELLO with the machine flag carried (descriptor 0), once the daemon
+    /// uses it: its own, or its predecessor's, taken over (see `SimulatedEPC.adopt`).
+    private func offeredMachine(_ descriptors: MessageDescriptors) -> Result<SimulatedMachine, WireError> {
+        guard let epc = core.backend.epc else {
+            return .failure(WireError(.invalidArgument, "edmmd runs on the kernel SGX device; it has no simulated EPC to take over"))
+        }
+        guard !descriptors.truncated, let fd = descriptors.claim(0) else {
+            return .failure(WireError(.badDescriptor, "HELLO with the machine flag must carry the simulated EPC as descriptor 0 (and at most \(limits.protocolLimits.maxDescriptorsPerMessage))"))
+        }
+        let before = epc.machine
+        let result = epc.adopt(fd: fd)
+        if case .success(let machine) = result, machine !== before {
+            core.fdStore?.replaceMachine(machine.fd)
+            logger.notice(
+                "took over the simulated EPC of a previous edmmd, offered by a client",
+                metadata: ["machine": "\(machine.uuidString)", "replaced": "\(before.uuidString)", "peer": "\(peer)"])
+        }
+        return result
     }
 
     // MARK: REGISTER and ATTACH
@@ -131,7 +161,7 @@ extension Session {
         case .success(let valid): registration = valid
         }
         let device: OpenedDevice
-        switch OpenedDevice.open(fd, machine: core.backend.machine) {
+        switch OpenedDevice.open(fd, epc: core.backend.epc) {
         case .failure(let error): return fail(error)
         case .success(let opened): device = opened
         }

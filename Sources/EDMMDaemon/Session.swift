@@ -5,6 +5,7 @@ import EDMMProtocol
 import Glibc
 import Logging
 import SGXDevice
+import SGXSimulator
 
 /// One client connection.
 ///
@@ -51,6 +52,8 @@ final class Session: @unchecked Sendable {
     var drainWaiters: [@Sendable () -> Void] = []
     /// Shutdown: the read source is suspended, nothing more is read.
     var readingStopped = false
+    /// The simulated machine whose descriptor the HELLO reply carries.
+    var handedMachine: SimulatedMachine?
 
     init(id: UInt64, fd: Int32, peer: PeerCredentials, limits: ConnectionLimits, core: DaemonCore) {
         self.id = id
@@ -150,9 +153,9 @@ final class Session: @unchecked Sendable {
         }
     }
 
+    /// Whether the first operation is a HELLO; one that does not decode gets its own error.
     private func startsWithHello(_ operations: [Result<RequestOperation, RequestOperationFailure>]) -> Bool {
-        if case .success(let first) = operations[0], case .hello = first.request { return true }
-        return false
+        operations[0].idAndVerb.1 == Verb.hello.rawValue
     }
 
     /// A message that could not be decoded at all: answered with id 0. A peer that keeps sending

@@ -214,6 +214,9 @@ public enum MessageCodec {
             if flags.contains(.noReply) && verb != .free && verb != .relax {
                 return .failure(RequestOperationFailure(id: op.id, verbCode: op.verbCode, error: WireError(.invalidFlags, "no-reply is only allowed on FREE and RELAX, not \(verb)")))
             }
+            if flags.contains(.machine) && verb != .hello {
+                return .failure(RequestOperationFailure(id: op.id, verbCode: op.verbCode, error: WireError(.invalidFlags, "the machine flag is only allowed on HELLO, not \(verb)")))
+            }
             var r = WireReader(bytes, from: op.body.lowerBound, to: op.body.upperBound)
             do {
                 return .success(RequestOperation(id: op.id, flags: flags, try Request.decode(verb: verb, &r, limits: limits)))

@@ -86,7 +86,10 @@ public struct RequestFlags: OptionSet, Sendable, Hashable {
     public init(rawValue: UInt16) { self.rawValue = rawValue }
     /// Fire-and-forget: no reply on success (errors are still reported). Allowed on FREE and RELAX.
     public static let noReply = RequestFlags(rawValue: 0x1)
-    public static let known: RequestFlags = [.noReply]
+    /// HELLO only: the message carries the client's simulated EPC (its machine memfd) as
+    /// descriptor 0, for a restarted daemon to adopt (docs/protocol.md, HELLO).
+    public static let machine = RequestFlags(rawValue: 0x2)
+    public static let known: RequestFlags = [.noReply, .machine]
 }
 
 /// Every limit of the protocol. The daemon announces its values in the HELLO reply; exceeding

@@ -14,5 +14,8 @@ struct EdmmSim: AsyncParsableCommand {
             RunCommand.self,
             HostCommand.self,
             HoldCommand.self,
+            SoakCommand.self,
+            SoakHostCommand.self,
+            HandOverCommand.self,
         ])
 }

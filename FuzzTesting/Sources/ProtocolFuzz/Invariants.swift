@@ -16,6 +16,9 @@ func checkInvariants(_ op: RequestOperation, limits: ProtocolLimits) {
     if op.flags.contains(.noReply) {
         require(op.request.verb == .free || op.request.verb == .relax, "no-reply accepted on \(op.request.verb)")
     }
+    if op.flags.contains(.machine) {
+        require(op.request.verb == .hello, "the machine flag accepted on \(op.request.verb)")
+    }
     switch op.request {
     case .hello(let hello):
         checkString(hello.clientName, max: maxClientNameBytes, "hello.clientName")

@@ -53,6 +53,7 @@ let requestSeeds: [Seed] = [
                         adopted: [pages(0, 1), pages(8, 8), pages(100, 2)])))
         ]
     ),
+    Seed("hello-with-machine", requests: [request(1, flags: .machine, .hello(HelloRequest(clientName: "edmm-sim reconnect")))]),
     Seed("allocate-anywhere", requests: [request(5, .allocate(AllocateRequest(enclave: 1, length: 16 * page)))]),
     Seed("free-no-reply", requests: [request(6, flags: .noReply, .free(RangeRequest(enclave: 1, range: pages(0, 16))))]),
     Seed(

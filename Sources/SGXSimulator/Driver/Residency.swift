@@ -15,14 +15,17 @@ extension SimulatedEnclave {
             machine.touch(slot: e.pointee.f.slot)
             return
         }
-        let placed = machine.locked { () -> (slot: UInt32, gen: UInt32)? in
-            if isResident(e) { return nil }
+        let placed = machine.locked { () -> Bool in
+            // A page of an enclave that was released (its index maybe reused since) never gets an
+            // EPC page: slot tags name the index, not the incarnation. The access then faults.
+            guard machine.isAlive(index: index, incarnation: incarnation), !isResident(e) else { return false }
             if reload { machine.countELDU() }
-            return machine.allocateSlot(owner: index, page: page)
+            machine.allocateSlot(owner: index, page: page) { slot, gen in
+                edmm_store64(&e.pointee.w.residency, UInt64(gen) << 32 | UInt64(slot))
+            }
+            return true
         }
-        guard let placed = placed ?? nil else { return }
-        if reload { region.count(.eldu) }
-        edmm_store64(&e.pointee.w.residency, UInt64(placed.gen) << 32 | UInt64(placed.slot))
+        if reload && placed == true { region.count(.eldu) }
     }
 
     /// EREMOVE's EPC side: the page's EPC page becomes free.

@@ -48,6 +48,9 @@ public final class SimulatedEnclave: EnclaveDevice, @unchecked Sendable {
 
     deinit { close() }
 
+    /// Whether `close()` ran (this process no longer holds the enclave).
+    public var isClosed: Bool { detached.load(ordering: .acquiring) }
+
     /// Drops this process's attachment (also done on deinit). The last process to close an
     /// enclave releases its EPC.
     public func close() {

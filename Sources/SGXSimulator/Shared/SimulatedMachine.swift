@@ -180,8 +180,11 @@ public final class SimulatedMachine: @unchecked Sendable {
     }
 
     /// Puts `owner`'s `page` into a free EPC page, evicting another page (EWB) when the EPC is
-    /// full. Returns the 1-based slot and its new generation.
-    func allocateSlot(owner: UInt32, page: UInt64) -> (slot: UInt32, gen: UInt32) {
+    /// full. `point` records the 1-based slot and its new generation in the enclave's page entry
+    /// before the slot is tagged: a process killed in between leaves an entry pointing at an
+    /// untagged slot (not resident, and the machine lock's repair frees the slot), never a tagged
+    /// slot no entry points at (a second EPC page for the same enclave page, forever).
+    func allocateSlot(owner: UInt32, page: UInt64, point: (_ slot: UInt32, _ gen: UInt32) -> Void) {
         let index: Int
         if let free = popFreeSlot() {
             index = free
@@ -194,10 +197,10 @@ public final class SimulatedMachine: @unchecked Sendable {
         }
         let gen = UInt32(truncatingIfNeeded: slots[index].tag >> 32) &+ 1
         slots[index].page = page
+        point(UInt32(index + 1), gen)
         edmm_store64(&slots[index].tag, UInt64(gen) << 32 | UInt64(owner) + 1)
         edmm_store8(referenced + index, 1)
         records[Int(owner)].resident_pages += 1
-        return (UInt32(index + 1), gen)
     }
 
     /// Frees `owner`'s EPC page if it is still resident there (EREMOVE, release).

@@ -1,0 +1,78 @@
+import EDMMProtocol
+import SGXSimulator
+import Synchronization
+
+/// The daemon's simulated EPC. A daemon starts with a machine of its own; a restarted daemon
+/// whose clients' enclaves live in the machine of its predecessor takes that machine over when a
+/// client offers it in HELLO, as long as no enclave is open in the current one (docs/protocol.md,
+/// HELLO). One lock orders that swap against every enclave the daemon opens.
+final class SimulatedEPC: Sendable {
+    private let state: Mutex<State>
+
+    private struct State {
+        var machine: SimulatedMachine
+        /// Enclaves this daemon opened in `machine`; the swap needs every one closed.
+        var opened: [WeakEnclave] = []
+
+        mutating func openCount() -> Int {
+            opened.removeAll { $0.enclave?.isClosed ?? true }
+            return opened.count
+        }
+    }
+
+    private struct WeakEnclave {
+        weak var enclave: SimulatedEnclave?
+    }
+
+    init(_ machine: SimulatedMachine) {
+        state = Mutex(State(machine: machine))
+    }
+
+    var machine: SimulatedMachine { state.withLock { $0.machine } }
+
+    /// Opens a simulated enclave of the current machine from a client's descriptor.
+    func openEnclave(fd: Int32) throws(SimulatorError) -> SimulatedEnclave {
+        try state.withLock { (state: inout State) throws(SimulatorError) -> SimulatedEnclave in
+            let enclave = try SimulatedEnclave.open(fd: fd, machine: state.machine, mapContents: false)
+            _ = state.openCount()
+            state.opened.append(WeakEnclave(enclave: enclave))
+            return enclave
+        }
+    }
+
+    /// The machine a client offered in HELLO: the current one, or (validated) its replacement when
+    /// no enclave is open in the current one. `fd` stays the caller's.
+    func adopt(fd: Int32) -> Result<SimulatedMachine, WireError> {
+        let offered: SimulatedMachine
+        do {
+            offered = try SimulatedMachine.open(fd: fd)
+        } catch {
+            return .failure(WireError(.badDescriptor, "the descriptor HELLO carried is not a simulated EPC: \(error)"))
+        }
+        return state.withLock { state in
+            let current = state.machine
+            if offered.uuidString == current.uuidString { return .success(current) }
+            guard offered.supportsSGX2 else {
+                return .failure(WireError(.badDescriptor, "the simulated EPC HELLO carried models an SGX1-only CPU"))
+            }
+            guard offered.epcPages == current.epcPages else {
+                return .failure(
+                    WireError(
+                        .badDescriptor,
+                        "the simulated EPC HELLO carried has \(offered.epcPages) pages; this edmmd is configured for \(current.epcPages)"))
+            }
+            let open = state.openCount()
+            guard open == 0 else {
+                return .failure(
+                    WireError(
+                        .badDescriptor,
+                        "edmmd already serves \(open) enclaves in its simulated EPC \(current.uuidString); it cannot take over \(offered.uuidString)"))
+            }
+            state.machine = offered
+            // The predecessor's attachments belong to a dead process: drop them (and release the
+            // enclaves nobody alive holds any more).
+            offered.sweepDeadEnclaves()
+            return .success(offered)
+        }
+    }
+}
