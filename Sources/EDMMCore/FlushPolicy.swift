@@ -75,8 +75,14 @@ public struct FlushPolicy: Hashable, Sendable {
 
     /// SYNC: flush everything queued before it.
     public mutating func sync() -> Action {
-        if case .collecting = state { state = .idle }
+        flushed()
         return .flush(.sync)
+    }
+
+    /// The daemon flushed the queue on its own (SYNC, or a request that needs the queued work
+    /// done first): the window is closed, and the next request opens a new one with its timer.
+    public mutating func flushed() {
+        if case .collecting = state { state = .idle }
     }
 
     /// Shutdown or UNREGISTER: flush now, and flush every later request at once.

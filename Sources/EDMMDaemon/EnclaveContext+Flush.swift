@@ -23,7 +23,10 @@ extension EnclaveContext {
     @discardableResult
     func flushNow() -> FlushSummary {
         dispatchPrecondition(condition: .onQueue(queue))
+        // The timer is disarmed, so the policy must not think a window is still open: the next
+        // request would then wait for a timer that never fires.
         timer.schedule(deadline: .distantFuture)
+        flushPolicy.flushed()
         guard !queued.isEmpty, let device else { return FlushSummary() }
         let work = queued
         queued.removeAll()
