@@ -28,7 +28,17 @@ extension SimulatedEnclaveHost {
         do {
             let submission = try await send(outgoing)
             sentAt = submission.sentAt
-            replies = await submission.replies()
+            if !backlog.isEmpty {
+                // Nothing the enclave does next depends on these answers: the host takes them as
+                // they come (the REMOVE_PAGES behind them waits for a batch window), and `flush()`
+                // waits for them.
+                backgroundReplies.begin()
+                Task {
+                    for (range, reply) in zip(backlog, await submission.replies(0..<backlog.count)) { finishTrimAccepted(range, reply) }
+                    backgroundReplies.end()
+                }
+            }
+            replies = await submission.replies(backlog.count..<outgoing.count)
         } catch {
             state.withLock { s in
                 for p in prepared { s.tracker.restore(p.saved) }
@@ -37,8 +47,7 @@ extension SimulatedEnclaveHost {
             for p in prepared { results[p.index] = .failure(error) }
             return results.map { $0! }
         }
-        for (range, reply) in zip(backlog, replies) { finishTrimAccepted(range, reply) }
-        for (p, reply) in zip(prepared, replies.dropFirst(backlog.count)) {
+        for (p, reply) in zip(prepared, replies) {
             if case .success(let r?) = reply { state.withLock { $0.stats.latency.record(r.receivedAt - sentAt) } }
             results[p.index] = complete(operations[p.index], reply, saved: p.saved)
         }
@@ -63,8 +72,10 @@ extension SimulatedEnclaveHost {
         return granted
     }
 
-    /// Sends the TRIM_ACCEPTED backlog now and waits for the pages to be removed.
+    /// Sends the TRIM_ACCEPTED backlog now and waits for the pages to be removed (those sent with
+    /// earlier batches too).
     public func flush() async throws(EnclaveHostError) {
+        await backgroundReplies.wait()
         let backlog = state.withLock { s in
             defer { s.trimAcceptedBacklog = [] }
             return s.trimAcceptedBacklog

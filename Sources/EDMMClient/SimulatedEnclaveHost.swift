@@ -19,7 +19,8 @@ import Synchronization
 ///
 /// Thread safety: `state` (a mutex) owns the tracker, the TRIM_ACCEPTED backlog and the stats;
 /// the simulated CPU is safe from any thread; pushes are handled by one task of the host's own,
-/// fed by the connection's reader thread through an `EventRelay`.
+/// fed by the connection's reader thread through an `EventRelay`; the replies to a batch's
+/// TRIM_ACCEPTED backlog by a task per batch, counted in `backgroundReplies`.
 public final class SimulatedEnclaveHost: Sendable {
     public let connection: EDMMConnection
     public let machine: SimulatedMachine
@@ -39,6 +40,8 @@ public final class SimulatedEnclaveHost: Sendable {
 
     let state: Mutex<State>
     let events: EventRelay
+    /// Replies to TRIM_ACCEPTED sent with a batch, handled off the enclave's path.
+    let backgroundReplies = PendingWork()
 
     private init(
         connection: EDMMConnection, machine: SimulatedMachine, enclave: SimulatedEnclave, cpu: EnclaveCPU,
@@ -123,10 +126,12 @@ public final class SimulatedEnclaveHost: Sendable {
         }
     }
 
-    /// ECREATE, EADD of the image, EINIT and the host's mappings, in the daemon's machine.
-    private static func build(
+    /// ECREATE, EADD of the image, EINIT and the host's mappings, in the daemon's machine (also
+    /// used by runtimes that manage the enclave themselves, such as `edmm-sim bench`'s baseline).
+    public static func build(
         _ b: EnclaveBlueprint, machineFD: Int32
     ) throws(EnclaveHostError) -> (SimulatedMachine, SimulatedEnclave, EnclaveCPU) {
+        try validate(b)
         let machine = try simulator { () throws(SimulatorError) in try SimulatedMachine.open(fd: machineFD) }
         let enclave = try simulator { () throws(SimulatorError) in try SimulatedEnclave.create(machine: machine, base: b.size, size: b.size) }
         for (page, kind) in EnclaveBlueprint.image {

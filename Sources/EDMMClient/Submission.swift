@@ -13,10 +13,14 @@ public struct Submission: Sendable {
 
     /// Waits for every reply, in submission order. A fire-and-forget request yields `nil`.
     /// Call once.
-    public func replies() async -> [Result<Reply?, EDMMClientError>] {
+    public func replies() async -> [Result<Reply?, EDMMClientError>] { await replies(slots.indices) }
+
+    /// Waits for the replies of the requests at `positions` (submission order). Call at most
+    /// once per request.
+    func replies(_ positions: Range<Int>) async -> [Result<Reply?, EDMMClientError>] {
         var results: [Result<Reply?, EDMMClientError>] = []
-        results.reserveCapacity(slots.count)
-        for slot in slots {
+        results.reserveCapacity(positions.count)
+        for slot in slots[positions] {
             if let slot {
                 results.append((await slot.value()).map { $0 })
             } else {

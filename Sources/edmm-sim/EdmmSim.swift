@@ -13,5 +13,8 @@ struct EdmmSim: AsyncParsableCommand {
             OpsBenchCommand.self,
             RunCommand.self,
             HostCommand.self,
+            BenchCommand.self,
+            BenchHostCommand.self,
+            EchoCommand.self,
         ])
 }

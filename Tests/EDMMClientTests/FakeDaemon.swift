@@ -35,6 +35,8 @@ final class FakeDaemon: Sendable {
         var lie: (@Sendable (RequestOperation, FakeDaemon) -> ResponseOperation?)?
         /// Answers the operations of a message in reverse order, one message each.
         var reverseOrder = false
+        /// Requests of these verbs are carried out but never answered.
+        var unanswered: Set<Verb> = []
     }
 
     static let handle: EnclaveHandle = 7
@@ -85,7 +87,9 @@ final class FakeDaemon: Sendable {
             var replyDescriptors: [Int32] = []
             for op in operations {
                 if case .hello = op.request, simulated { replyDescriptors = [machine.fd] }
-                if let reply = answer(op, descriptors) { replies.append(reply) }
+                if let reply = answer(op, descriptors), !state.withLock({ $0.unanswered.contains(op.request.verb) }) {
+                    replies.append(reply)
+                }
             }
             descriptors.forEach { close($0) }
             guard !replies.isEmpty else { continue }

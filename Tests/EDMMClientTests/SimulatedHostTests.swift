@@ -77,6 +77,22 @@ import Testing
         #expect(host.enclave.pageInfo(offset: range.byteOffset).state == .hole)
     }
 
+    @Test func aBatchDoesNotWaitForTheAnswerToTheTrimAcceptedItCarries() async throws {
+        let daemon = try FakeDaemon()
+        defer { daemon.stop() }
+        daemon.state.withLock { $0.unanswered = [.trimAccepted] }
+        let host = try await Self.launch(daemon)
+        defer { host.close() }
+        let range = try await host.allocate(pages: 2)
+        _ = try await host.run(.trim(range))
+        let next = try await host.allocate(pages: 1)
+        #expect(next.count == 1)
+        let last = try #require(daemon.state.withLock { $0.messages.last })
+        #expect(last.map(\.request.verb) == [.trimAccepted, .allocate])
+        // The host still records the pages as given up and waiting for their removal.
+        #expect(host.tracker.pages[range.first] == .trimAccepted)
+    }
+
     @Test func aBatchIsOneOCALLAndOneMessage() async throws {
         let daemon = try FakeDaemon()
         defer { daemon.stop() }
