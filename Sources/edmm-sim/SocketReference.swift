@@ -78,14 +78,14 @@ final class EchoPeer {
 /// `edmm-sim bench-echo`: the peer of the physical reference. Answers every message on
 /// descriptor 3 with `--reply-bytes` bytes until the other end closes: from a blocking recv(2)
 /// loop, or with `--dispatch` from a DispatchSource handler that reads until EAGAIN.
-struct EchoCommand: ParsableCommand {
+struct EchoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-echo", abstract: "The echo peer of `edmm-sim bench` (internal).", shouldDisplay: false)
 
     @Option var replyBytes: Int
     @Flag var dispatch = false
 
-    func run() throws {
+    func run() async throws {
         let reply = [UInt8](repeating: 0xA5, count: replyBytes)
         guard dispatch else {
             var buffer = [UInt8](repeating: 0, count: 65536)
@@ -108,6 +108,8 @@ struct EchoCommand: ParsableCommand {
             }
         }
         source.activate()
-        while true { pause() }
+        // Suspends for good (the handler exits the process), leaving every thread to Dispatch:
+        // blocking this one could starve the pool the handler needs.
+        await withCheckedContinuation { (_: CheckedContinuation<Void, Never>) in }
     }
 }
