@@ -165,10 +165,12 @@ public final class SimulatedEnclaveHost: Sendable {
         }
     }
 
-    /// ECREATE, EADD of the image, EINIT and the host's mappings, in the daemon's machine.
-    private static func build(
+    /// ECREATE, EADD of the image, EINIT and the host's mappings, in the daemon's machine (also
+    /// used by runtimes that manage the enclave themselves, such as `edmm-sim bench`'s baseline).
+    public static func build(
         _ b: EnclaveBlueprint, machineFD: Int32
     ) throws(EnclaveHostError) -> (SimulatedMachine, SimulatedEnclave, EnclaveCPU) {
+        try validate(b)
         let machine = try simulator { () throws(SimulatorError) in try SimulatedMachine.open(fd: machineFD) }
         let enclave = try simulator { () throws(SimulatorError) in try SimulatedEnclave.create(machine: machine, base: b.size, size: b.size) }
         for (page, kind) in EnclaveBlueprint.image {

@@ -36,11 +36,15 @@ final class SocketTransport: Sendable {
     /// Blocks for the next message. A message larger than `capacity` or with more descriptors
     /// than the shim keeps is a protocol violation (its descriptors are closed here).
     func receive(capacity: Int) throws(EDMMClientError) -> Received {
-        var buffer = [UInt8](repeating: 0, count: capacity)
         var fds = [Int32](repeating: -1, count: Int(EDMM_MAX_FDS_PER_MESSAGE))
         var count = fds.count
         var truncation: Int32 = 0
-        let n = edmm_recv_with_fds(fd, &buffer, buffer.count, &fds, &count, &truncation)
+        var n = 0
+        // Received straight into the array (not zeroed first, not copied after).
+        let bytes = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, initialized in
+            n = edmm_recv_with_fds(fd, buffer.baseAddress, capacity, &fds, &count, &truncation)
+            initialized = min(max(0, n), capacity)
+        }
         guard n >= 0 else { throw .receiveFailed(errno: errno) }
         let descriptors = Array(fds[0..<count])
         if truncation != 0 {
@@ -51,7 +55,7 @@ final class SocketTransport: Sendable {
             descriptors.forEach { _ = Glibc.close($0) }
             return .endOfStream
         }
-        return .message(Array(buffer[0..<n]), descriptors: descriptors)
+        return .message(bytes, descriptors: descriptors)
     }
 
     /// Wakes a blocked `receive` with end of stream and makes further sends fail.

@@ -75,7 +75,7 @@ public struct FlushPolicy: Hashable, Sendable {
 
     /// SYNC: flush everything queued before it.
     public mutating func sync() -> Action {
-        if case .collecting = state { state = .idle }
+        flushed()
         return .flush(.sync)
     }
 

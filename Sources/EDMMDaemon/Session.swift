@@ -90,13 +90,18 @@ final class Session: @unchecked Sendable {
     private func readable() {
         dispatchPrecondition(condition: .onQueue(queue))
         let maxFDs = limits.protocolLimits.maxDescriptorsPerMessage
-        var buffer = [UInt8](repeating: 0, count: limits.protocolLimits.maxMessageBytes + 1)
+        let capacity = limits.protocolLimits.maxMessageBytes + 1
         var packets = 0
         while phase != .closed {
             var fds = [Int32](repeating: -1, count: maxFDs)
             var count = maxFDs
             var truncation: Int32 = 0
-            let n = edmm_recv_with_fds(fd, &buffer, buffer.count, &fds, &count, &truncation)
+            var n = 0
+            // Received straight into the message's array (not zeroed first, not copied after).
+            let bytes = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, initialized in
+                n = edmm_recv_with_fds(fd, buffer.baseAddress, capacity, &fds, &count, &truncation)
+                initialized = min(max(0, n), capacity)
+            }
             let error = errno
             let received = MessageDescriptors(Array(fds[0..<count]), truncated: truncation & Int32(EDMM_RECV_FDS_TRUNCATED) != 0)
             if n < 0 {
@@ -119,7 +124,7 @@ final class Session: @unchecked Sendable {
                         .messageTooLarge, "message larger than the limit of \(limit) bytes",
                         detail: .limit(limit: UInt64(limit), actual: UInt64(n))))
             } else {
-                handleMessage(Array(buffer[0..<n]), descriptors: received)
+                handleMessage(bytes, descriptors: received)
             }
             packets += 1
             if packets % 64 == 0 { flushResponses() }

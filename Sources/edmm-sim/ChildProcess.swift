@@ -1,7 +1,8 @@
 import Glibc
 
 /// A child process with a pipe to its standard input and one from its standard output (its
-/// standard error is ours). Used from one thread.
+/// standard error is ours), optionally inheriting more descriptors as 3, 4, ... Used from one
+/// thread.
 final class ChildProcess {
     let pid: pid_t
     private let input: Int32
@@ -21,7 +22,7 @@ final class ChildProcess {
         }
     }
 
-    init(executable: String, arguments: [String]) throws {
+    init(executable: String, arguments: [String], passing descriptors: [Int32] = []) throws {
         var toChild: [Int32] = [-1, -1]
         var fromChild: [Int32] = [-1, -1]
         guard pipe(&toChild) == 0 else { throw SpawnError.failed("pipe", errno) }
@@ -35,6 +36,8 @@ final class ChildProcess {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, toChild[0], 0)
         posix_spawn_file_actions_adddup2(&actions, fromChild[1], 1)
+        // dup2 clears FD_CLOEXEC on the copy, so the child keeps exactly these.
+        for (index, fd) in descriptors.enumerated() { posix_spawn_file_actions_adddup2(&actions, fd, Int32(3 + index)) }
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var child = pid_t()

@@ -17,5 +17,8 @@ struct EdmmSim: AsyncParsableCommand {
             SoakCommand.self,
             SoakHostCommand.self,
             HandOverCommand.self,
+            BenchCommand.self,
+            BenchHostCommand.self,
+            EchoCommand.self,
         ])
 }

@@ -20,8 +20,11 @@ final class HostChannel: Sendable {
         DetachedThread.start { [self] in readCommands() }
     }
 
-    func send(_ line: HostLine) {
-        let bytes = Array((HostLine.encode(line) + "\n").utf8)
+    func send(_ line: HostLine) { send(text: HostLine.encode(line)) }
+
+    /// Writes one line (without its newline) to standard output, whole.
+    func send(text: String) {
+        let bytes = Array((text + "\n").utf8)
         writeLock.withLock { _ in
             bytes.withUnsafeBytes { buffer in
                 var offset = 0

@@ -68,8 +68,8 @@ struct Heap {
 
     /// Applies a batch's results: grants become blocks, taken blocks come back changed or, when
     /// the daemon refused, unchanged. Returns the refusals' errors.
-    mutating func apply(_ steps: [Step], _ results: [Result<HostOutcome, EnclaveHostError>], _ rng: inout SeededRandom) -> [EnclaveHostError] {
-        var failures: [EnclaveHostError] = []
+    mutating func apply<E: Error>(_ steps: [Step], _ results: [Result<HostOutcome, E>], _ rng: inout SeededRandom) -> [E] {
+        var failures: [E] = []
         for (step, result) in zip(steps, results) {
             switch result {
             case .failure(let error):

@@ -59,6 +59,16 @@ struct MockClock {
         #expect(policy.requestQueued(pages: 1, now: clock.now) == .armTimer(clock.now + .microseconds(500)))
     }
 
+    @Test func aFlushTheDaemonStartsClosesTheWindowSoTheNextRequestArmsATimer() {
+        var clock = MockClock()
+        var policy = FlushPolicy()
+        _ = policy.requestQueued(pages: 1, now: clock.now)
+        policy.flushed()
+        #expect(!policy.isCollecting)
+        clock.advance(by: .microseconds(50))
+        #expect(policy.requestQueued(pages: 1, now: clock.now) == .armTimer(clock.now + .microseconds(500)))
+    }
+
     @Test func syncFlushesAtOnceEvenWithNothingQueued() {
         var policy = FlushPolicy()
         #expect(policy.sync() == .flush(.sync))

@@ -79,6 +79,21 @@ import Testing
         }
     }
 
+    @Test func aRequestQueuedAfterASyncFlushIsFlushedByItsOwnWindow() async throws {
+        try await withDaemon({ $0.batch.windowMicros = 20_000 }) { daemon in
+            let owner = try daemon.connect()
+            let enclave = try TestEnclave(machine: try daemon.machine(from: owner))
+            let (handle, _) = try owner.register(enclave)
+            let grant = try owner.allocate(AllocateRequest(enclave: handle, offset: 0, length: 2 * 4096))
+            enclave.acceptFresh(grant.fresh)
+            // SYNC flushes the open window; the next TRIM must open a window of its own.
+            let first = try owner.send([.trim(RangeRequest(enclave: handle, range: pages(0, 1))), .sync(handle)])
+            #expect(try owner.responses(to: first).allSatisfy { $0.error == nil })
+            let second = try owner.send([.trim(RangeRequest(enclave: handle, range: pages(1, 1)))])[0]
+            #expect(try owner.response(to: second).done?.ioctls == 1)
+        }
+    }
+
     @Test func aFailingPageFailsOnlyTheRequestThatHoldsItAndTheRestAreReplanned() async throws {
         try await withDaemon({
             $0.batch.windowMicros = 1_000_000

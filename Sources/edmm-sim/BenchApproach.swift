@@ -1,0 +1,32 @@
+/// The four ways `edmm-sim bench` runs the same workloads.
+enum BenchApproach: String, CaseIterable, Codable {
+    /// Today's runtimes: in-process ioctls with an exit each, no daemon (`PerRequestRuntime`).
+    case perRequest = "per-request"
+    /// edmmd with batching, lazy free and growth off: every request is its own ioctls at once.
+    case unbatched = "edmmd-unbatched"
+    /// edmmd with batching on (lazy free and growth off).
+    case batched = "edmmd-batched"
+    /// edmmd as shipped: batching, lazy free and growth.
+    case full = "edmmd-full"
+
+    var usesDaemon: Bool { self != .perRequest }
+
+    /// The edmmd.toml sections that select the approach.
+    var daemonConfig: String {
+        let (batch, pool, growth) =
+            switch self {
+            case .perRequest, .unbatched: (false, false, false)
+            case .batched: (true, false, false)
+            case .full: (true, true, true)
+            }
+        return """
+            [batch]
+            enabled = \(batch)
+            [pool]
+            enabled = \(pool)
+            [growth]
+            enabled = \(growth)
+
+            """
+    }
+}
