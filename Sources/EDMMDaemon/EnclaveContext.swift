@@ -277,17 +277,19 @@ final class EnclaveContext: @unchecked Sendable {
         let dropped = queued.count
         queued.removeAll()
         timer.cancel()
-        core.registry.remove(handle)
-        core.quotas.release(handle)
-        for session in sessions.values { session.forget(handle) }
-        sessions.removeAll()
-        registrarID = nil
+        // The descriptor is closed before the enclave leaves the registry: whoever sees it gone
+        // (STATUS, a test) also sees its descriptor closed.
         device = nil
         if let simulated {
             simulated.close()
             self.simulated = nil
             _ = simulated.machine.sweepDeadEnclaves()
         }
+        core.registry.remove(handle)
+        core.quotas.release(handle)
+        for session in sessions.values { session.forget(handle) }
+        sessions.removeAll()
+        registrarID = nil
         publish()
         if wasActive {
             core.fdStore?.enclaveClosed(self)

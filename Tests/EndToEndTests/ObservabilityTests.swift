@@ -285,6 +285,9 @@ extension EndToEnd {
             #expect(daemon.stop() == 0)
         }
 
+        /// The shell's `top-exit=<status>` line, not the typed command's `top-exit=$?`.
+        static var exitStatusPrinted: Regex<Substring> { /top-exit=[0-9]/ }
+
         @Test func topInARealTerminalSortsOnKeysQuitsOnQOrCtrlCAndRestoresTheTerminal() async throws {
             _ = try requireTool("/usr/bin/tmux")
             let daemon = try DaemonProcess(config: Self.steadyPool)
@@ -304,7 +307,7 @@ extension EndToEnd {
             #expect(Self.labels(on: byID) == ["web-1", "web-2", "batch", "idle"])
 
             try terminal.press("q")
-            let after = try terminal.waitForScreen { $0.contains("top-exit=") }
+            let after = try terminal.waitForScreen { $0.contains(Self.exitStatusPrinted) }
             #expect(after.contains("top-exit=0"))
             #expect(!after.contains("sort: id"), "the alternate screen is gone")
             try terminal.type("stty -a | tr ' ;' '\\n\\n' | grep -x -e -icanon -e icanon -e -echo -e echo | sort | tr '\\n' ' '; echo :modes")
@@ -314,7 +317,7 @@ extension EndToEnd {
             try terminal.type("clear; " + command)
             _ = try terminal.waitForScreen { $0.contains("sort: committed") }
             try terminal.press("C-c")
-            let interrupted = try terminal.waitForScreen { $0.contains("top-exit=") }
+            let interrupted = try terminal.waitForScreen { $0.contains(Self.exitStatusPrinted) }
             #expect(interrupted.contains("top-exit=0"))
             try terminal.type("stty -a | tr ' ;' '\\n\\n' | grep -x -e -icanon -e icanon -e -echo -e echo | sort | tr '\\n' ' '; echo :again")
             let again = try terminal.waitForScreen { $0.contains("echo icanon :again") }

@@ -11,6 +11,8 @@ final class ServiceProcess {
     init(_ arguments: [String], passing descriptors: [(name: String, fd: Int32)] = [], notifySocket: String?, environment: [String] = [])
         throws
     {
+        // The default metrics address (127.0.0.1:9464) is one per machine; tests run in parallel.
+        let arguments = arguments.contains("--metrics") ? arguments : arguments + ["--metrics", ""]
         let path = ChildProcess.productPath("edmmd")
         guard access(path, X_OK) == 0 else { throw TestClient.Failure.unexpected("\(path) not found: run swift build first") }
         var pipeEnds: [Int32] = [0, 0]
