@@ -17,10 +17,13 @@ public struct EnclaveBlueprint: Sendable, Equatable {
     /// Hand TRIM_ACCEPTED over with the next batch instead of in a message of its own (fewer
     /// exits; `flush()` sends whatever is left).
     public var deferTrimAccepted: Bool
+    /// Touch each fresh page of a grant from the host before the enclave EACCEPTs it, so that
+    /// the kernel's EAUG fault happens outside the enclave instead of as an AEX per page.
+    public var prefaultFreshPages: Bool
 
     public init(
         label: String, size: UInt64 = 1 << 28, managedOffset: UInt64 = 1 << 20, preheatPages: UInt64 = 0,
-        fireAndForget: Bool = true, deferTrimAccepted: Bool = true
+        fireAndForget: Bool = true, deferTrimAccepted: Bool = true, prefaultFreshPages: Bool = true
     ) {
         self.label = label
         self.size = size
@@ -28,6 +31,7 @@ public struct EnclaveBlueprint: Sendable, Equatable {
         self.preheatPages = preheatPages
         self.fireAndForget = fireAndForget
         self.deferTrimAccepted = deferTrimAccepted
+        self.prefaultFreshPages = prefaultFreshPages
     }
 
     /// The image: one TCS, two RX text pages, one RW data page, from offset 0.

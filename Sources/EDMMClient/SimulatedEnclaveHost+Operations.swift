@@ -406,6 +406,7 @@ extension SimulatedEnclaveHost {
                 s.stats.violations.append(error)
                 return .failure(.refused(error))
             }
+            if blueprint.prefaultFreshPages { prefault(fresh) }
             do throws(EnclaveHostError) {
                 for range in fresh { try accept(range, flags: [.pageType(.reg), .pending, .r, .w], leaf: "EACCEPT(REG|PENDING|RW)") }
             } catch {
@@ -417,6 +418,19 @@ extension SimulatedEnclaveHost {
             return .success(())
         }
         try outcome.get()
+    }
+
+    /// The host's moment between edmmd's reply and the return into the enclave. The kernel EAUGs
+    /// a hole on any fault in the enclave's VMA, whatever the CPU mode (sgx_vma_fault →
+    /// sgx_encl_eaug_page), and installs the PTE in this process: the EACCEPT that follows finds
+    /// it and takes no fault, so no AEX. A read from outside the enclave gets abort-page
+    /// semantics (all ones); a page the kernel cannot EAUG now (EPC exhausted) is simply left to
+    /// fault in the enclave. A host on hardware must catch that SIGBUS; here the outcome says it.
+    /// Modelled by the simulator; not validated on SGX hardware.
+    func prefault(_ ranges: [PageRange]) {
+        for range in ranges {
+            for page in range.first..<range.end { _ = enclave.untrustedAccess(address: address(page), write: false) }
+        }
     }
 
     func accept(_ range: PageRange, flags: SecInfoFlags, leaf: String) throws(EnclaveHostError) {

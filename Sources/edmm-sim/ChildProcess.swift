@@ -102,4 +102,18 @@ final class ChildProcess {
     }
 
     func terminate(_ signal: Int32 = SIGKILL) { if exitStatus == nil { kill(pid, signal) } }
+
+    /// Waits for every process to exit, killing those still running after `seconds`.
+    static func reapAll(_ processes: [ChildProcess], timeout seconds: Double) {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        var pending = processes
+        while !pending.isEmpty && ContinuousClock.now < deadline {
+            pending.removeAll { $0.reap(blocking: false) != nil }
+            if !pending.isEmpty { usleep(20_000) }
+        }
+        for process in pending {
+            process.terminate()
+            process.reap(blocking: true)
+        }
+    }
 }

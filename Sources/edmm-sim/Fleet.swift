@@ -85,16 +85,7 @@ final class Fleet {
 
     /// Waits for every host to exit, killing those still running after `timeout` seconds.
     func reap(timeout seconds: Double) {
-        let deadline = ContinuousClock.now + .seconds(seconds)
-        var pending = members.map(\.process)
-        while !pending.isEmpty && ContinuousClock.now < deadline {
-            pending.removeAll { $0.reap(blocking: false) != nil }
-            if !pending.isEmpty { usleep(20_000) }
-        }
-        for process in pending {
-            process.terminate()
-            process.reap(blocking: true)
-        }
+        ChildProcess.reapAll(members.map(\.process), timeout: seconds)
     }
 
     func kill() {

@@ -28,7 +28,8 @@ struct SimTotals: Codable, Equatable {
         ioctlPages = c[.emodt] + c[.emodpr] + c[.eremove]
         ocalls = c[.ocalls]
         eexit = c[.eexit]
-        aex = c[.aex] + c[.driverFaults]
+        // A driver fault inside the enclave is an AEX; one the host takes from outside is not.
+        aex = c[.aex] + c[.driverFaults] - c[.hostFaults]
         eaug = c[.eaug]
         eaccept = c[.eaccept]
         emodpe = c[.emodpe]

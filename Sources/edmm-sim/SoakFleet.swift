@@ -135,16 +135,7 @@ final class SoakFleet {
 
     /// Waits for every client to exit, killing those still running after `seconds`.
     func reap(timeout seconds: Double) {
-        let deadline = ContinuousClock.now + .seconds(seconds)
-        var pending = members.map(\.process)
-        while !pending.isEmpty && ContinuousClock.now < deadline {
-            pending.removeAll { $0.reap(blocking: false) != nil }
-            if !pending.isEmpty { usleep(20_000) }
-        }
-        for process in pending {
-            process.terminate()
-            process.reap(blocking: true)
-        }
+        ChildProcess.reapAll(members.map(\.process), timeout: seconds)
     }
 
     private func exitDescription(_ process: ChildProcess) -> String {

@@ -108,8 +108,8 @@ struct EchoCommand: AsyncParsableCommand {
             }
         }
         source.activate()
-        // Suspends for good (the handler exits the process), leaving every thread to Dispatch:
+        // Sleeps for good (the handler exits the process), leaving every thread to Dispatch:
         // blocking this one could starve the pool the handler needs.
-        await withCheckedContinuation { (_: CheckedContinuation<Void, Never>) in }
+        while true { try await Task.sleep(for: .seconds(3600)) }
     }
 }

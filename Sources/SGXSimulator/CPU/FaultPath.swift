@@ -12,7 +12,8 @@ extension SimulatedEnclave {
         case sigbus(errorCode: UInt16)
     }
 
-    func translate(_ address: UInt64, _ kind: AccessKind) -> Translation {
+    /// `fromHost`: the access comes from outside the enclave (its faults are no AEX).
+    func translate(_ address: UInt64, _ kind: AccessKind, fromHost: Bool = false) -> Translation {
         let pageAddress = address & ~(Page.size - 1)
         guard address >= base, address - base < size else {
             // Outside ELRANGE there is nothing of ours mapped.
@@ -30,6 +31,7 @@ extension SimulatedEnclave {
             }
             if pteValid { return .mapped(e!, page: page) }
             region.count(.driverFaults)
+            if fromHost { region.count(.hostFaults) }
             let entry: UnsafeMutablePointer<edmm_page_entry>
             if machine.supportsSGX2 && !w.present {
                 guard let added = eaug(page) else { return .sigbus(errorCode: kind.errorCode(present: false)) }
@@ -77,7 +79,7 @@ extension SimulatedEnclave {
     /// before EINIT (reference D22: SIGBUS, EAUG is refused before EINIT).
     public func untrustedAccess(address: UInt64, write: Bool) -> UntrustedAccessOutcome {
         let result = try? region.withLock { () -> UntrustedAccessOutcome in
-            switch translate(address, write ? .write : .read) {
+            switch translate(address, write ? .write : .read, fromHost: true) {
             case .mapped: .abortPage
             case .exception: .sigsegv
             case .sigbus: .sigbus

@@ -20,6 +20,9 @@ public enum SimCounter: Int, CaseIterable, Sendable, CustomStringConvertible {
     /// EWB of this enclave's pages. Kept in the machine region (eviction touches only it) and
     /// merged into snapshots.
     case ewb
+    /// The part of `driverFaults` taken by accesses from outside the enclave (a host touching
+    /// its mapping): no AEX, the CPU was not in enclave mode.
+    case hostFaults
 
     public var description: String {
         switch self {
@@ -53,6 +56,7 @@ public enum SimCounter: Int, CaseIterable, Sendable, CustomStringConvertible {
         case .reads: "reads"
         case .writes: "writes"
         case .ewb: "ewb"
+        case .hostFaults: "host_faults"
         }
     }
 }

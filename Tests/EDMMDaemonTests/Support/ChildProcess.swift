@@ -16,27 +16,40 @@ final class ChildProcess {
         return dir + name
     }
 
-    init(_ program: String, _ arguments: [String]) throws {
+    convenience init(_ program: String, _ arguments: [String]) throws {
         let path = Self.productPath(program)
-        guard access(path, X_OK) == 0 else { throw TestClient.Failure.unexpected("\(path) not found: run swift build first") }
+        try self.init(spawning: path, argv: [path] + arguments, environment: ["SWIFT_BACKTRACE=enable=no"], checking: path)
+    }
+
+    /// Spawns `executable` with standard output to /dev/null, standard error captured and
+    /// `descriptors` at 3, 4, ... (`checking` must exist: the product the test needs).
+    init(spawning executable: String, argv arguments: [String], environment: [String], descriptors: [Int32] = [], checking product: String)
+        throws
+    {
+        guard access(product, X_OK) == 0 else { throw TestClient.Failure.unexpected("\(product) not found: run swift build first") }
         var pipeEnds: [Int32] = [0, 0]
         guard pipe(&pipeEnds) == 0 else { throw TestClient.Failure.system("pipe", errno) }
         _ = fcntl(pipeEnds[0], F_SETFD, FD_CLOEXEC)
+        // Move the descriptors out of the way of 3, 4, ... first, so that no dup2 overwrites one
+        // that is still to be placed.
+        let parked = descriptors.map { fcntl($0, F_DUPFD_CLOEXEC, 100) }
+        defer { parked.forEach { close($0) } }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], 2)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        var argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
+        for (index, fd) in parked.enumerated() { posix_spawn_file_actions_adddup2(&actions, fd, Int32(3 + index)) }
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
-        var environment: [UnsafeMutablePointer<CChar>?] = [strdup("SWIFT_BACKTRACE=enable=no"), nil]
-        defer { environment.forEach { free($0) } }
+        var envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
+        defer { envp.forEach { free($0) } }
         var child = pid_t()
-        let rc = posix_spawn(&child, path, &actions, nil, &argv, &environment)
+        let rc = posix_spawn(&child, executable, &actions, nil, &argv, &envp)
         close(pipeEnds[1])
         guard rc == 0 else {
             close(pipeEnds[0])
-            throw TestClient.Failure.system("posix_spawn \(path)", rc)
+            throw TestClient.Failure.system("posix_spawn \(executable)", rc)
         }
         pid = child
         errorOutput = pipeEnds[0]
@@ -51,6 +64,17 @@ final class ChildProcess {
     }
 
     func signal(_ signal: Int32) { kill(pid, signal) }
+
+    /// The process's state letter in /proc/<pid>/stat ("T" once SIGSTOP took effect).
+    var state: Character? {
+        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 512)
+        let n = read(fd, &buffer, buffer.count)
+        guard n > 0, let paren = buffer[..<n].lastIndex(of: UInt8(ascii: ")")), paren + 2 < n else { return nil }
+        return Character(Unicode.Scalar(buffer[paren + 2]))
+    }
 
     /// Waits for the process to end; its exit status (128 + signal if killed).
     @discardableResult
