@@ -64,7 +64,7 @@ extension Session {
     /// Packs once the current work on the queue is done, so that replies produced together
     /// (one message's operations, one flush's answers) leave together.
     private func scheduleFlush() {
-        guard !flushScheduled else { return }
+        guard !flushScheduled, !readingNow else { return }
         flushScheduled = true
         queue.async { self.flushResponses() }
     }

@@ -58,13 +58,13 @@ extension Session {
     /// Sends an enclave-bound request to its queue, if this connection may use the enclave: it
     /// registered or attached it (STATS only needs to be allowed to see it).
     private func route(_ handle: EnclaveHandle, _ call: EnclaveCall, viewOnly: Bool) {
-        if let enclave = enclaves[handle] { return enclave.submit(call) }
+        if let enclave = enclaves[handle] { return submitInline(enclave, call) }
         let fail = { (error: WireError) in self.answer(id: call.target.id, verbCode: call.target.verb.rawValue, .failure(error)) }
         guard let enclave = core.registry.lookup(handle) else {
             return fail(WireError(.unknownEnclave, "no registered enclave has handle \(handle)"))
         }
         let adminGroup = core.settings.adminGroupID
-        if viewOnly, peer.canView(owner: enclave.owner.uid, adminGroup: adminGroup) { return enclave.submit(call) }
+        if viewOnly, peer.canView(owner: enclave.owner.uid, adminGroup: adminGroup) { return submitInline(enclave, call) }
         if enclave.owner.uid != peer.uid && !peer.isAdmin(adminGroup: adminGroup) {
             return fail(WireError(.notOwner, "enclave \(handle) belongs to uid \(enclave.owner.uid)"))
         }
@@ -201,22 +201,38 @@ extension Session {
 
     // MARK: Answers from enclaves (any queue)
 
+    /// Runs a request on its enclave's queue from this thread (`EnclaveContext.submit` is
+    /// synchronous). Answers the enclave gives meanwhile are for a session whose queue this
+    /// thread holds, so `deliver` settles them at once instead of through `queue.async`, which
+    /// would cost a Dispatch worker's wakeup before the reply could leave.
+    private func submitInline(_ enclave: EnclaveContext, _ call: EnclaveCall) {
+        inlineDeliveryThread.store(UInt(pthread_self()), ordering: .relaxed)
+        defer { inlineDeliveryThread.store(0, ordering: .relaxed) }
+        enclave.submit(call)
+    }
+
     /// Answers of requests an enclave completed, in the order given.
     func deliver(_ completions: [Completion]) {
-        queue.async {
-            for completion in completions {
-                if completion.reservedSlot { self.pendingAttachments -= 1 }
-                if let enclave = completion.attaching, case .success = completion.outcome {
-                    if self.phase == .closed {
-                        enclave.detach(self)
-                    } else {
-                        self.enclaves[enclave.handle] = enclave
-                    }
+        // Only the thread that holds this session's queue inside `submitInline` stores its own id.
+        if inlineDeliveryThread.load(ordering: .relaxed) == UInt(pthread_self()) {
+            settle(completions)
+        } else {
+            queue.async { self.settle(completions) }
+        }
+    }
+
+    private func settle(_ completions: [Completion]) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        for completion in completions {
+            if completion.reservedSlot { pendingAttachments -= 1 }
+            if let enclave = completion.attaching, case .success = completion.outcome {
+                if phase == .closed {
+                    enclave.detach(self)
+                } else {
+                    enclaves[enclave.handle] = enclave
                 }
-                self.answer(
-                    id: completion.id, verbCode: completion.verb.rawValue, completion.outcome,
-                    silentOnSuccess: completion.silentOnSuccess)
             }
+            answer(id: completion.id, verbCode: completion.verb.rawValue, completion.outcome, silentOnSuccess: completion.silentOnSuccess)
         }
     }
 

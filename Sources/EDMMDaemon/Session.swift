@@ -6,13 +6,15 @@ import Glibc
 import Logging
 import SGXDevice
 import SGXSimulator
+import Synchronization
 
 /// One client connection.
 ///
 /// Concurrency: every mutable property belongs to `queue`, this connection's serial queue. The
-/// read source, the write source and the HELLO timer fire there; enclaves hand their answers back
-/// through `deliver`, `push` and `forget`, which hop onto it. The socket descriptor is closed only
-/// after every source on it has been cancelled (their cancel handlers count down `openSources`).
+/// reader thread (`SessionReader`) runs the read handler there with `sync`; the write source and
+/// the HELLO timer fire there; enclaves hand their answers back through `deliver`, `push` and
+/// `forget`, which hop onto it. The socket descriptor is closed only after the reader thread has
+/// ended and the write source has been cancelled (each counts down `openSources`).
 final class Session: @unchecked Sendable {
     let id: UInt64
     let peer: PeerCredentials
@@ -20,7 +22,9 @@ final class Session: @unchecked Sendable {
     let queue: DispatchQueue
     let core: DaemonCore
     let fd: Int32
-    private let readSource: any DispatchSourceRead
+    private let reader: SessionReader?
+    /// The thread running `submitInline`, if any (see there); 0 otherwise.
+    let inlineDeliveryThread = Atomic<UInt>(0)
     private let helloTimer: any DispatchSourceTimer
 
     // MARK: Queue-confined state
@@ -34,12 +38,14 @@ final class Session: @unchecked Sendable {
     /// REGISTER/ATTACH requests on their way: they hold a slot of the enclave limit.
     var pendingAttachments = 0
     var writeSource: (any DispatchSourceWrite)?
-    /// Sources on `fd` not yet cancelled; the descriptor closes when this reaches zero.
+    /// The reader and sources on `fd` not yet done; the descriptor closes when this reaches zero.
     var openSources = 1
     /// Encoded replies and pushes waiting to be packed into messages.
     var pendingResponses: [OutgoingOperation] = []
     var pendingPushes: [[UInt8]] = []
     var flushScheduled = false
+    /// The read handler is running: it flushes replies when it ends, none need scheduling.
+    var readingNow = false
     /// Messages not yet written, from `outboxHead` on, and their size in bytes.
     var outbox: [OutgoingMessage] = []
     var outboxHead = 0
@@ -50,8 +56,6 @@ final class Session: @unchecked Sendable {
     var metricsRendering: [UInt8]?
     /// Called once the outbox is empty or the session closed (shutdown).
     var drainWaiters: [@Sendable () -> Void] = []
-    /// Shutdown: the read source is suspended, nothing more is read.
-    var readingStopped = false
     /// The simulated machine whose descriptor the HELLO reply carries.
     var handedMachine: SimulatedMachine?
 
@@ -62,7 +66,7 @@ final class Session: @unchecked Sendable {
         self.limits = limits
         self.core = core
         queue = DispatchQueue(label: "edmmd.session.\(id)")
-        readSource = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+        reader = SessionReader(socket: fd, queue: queue)
         helloTimer = DispatchSource.makeTimerSource(queue: queue)
     }
 
@@ -74,13 +78,21 @@ final class Session: @unchecked Sendable {
 
     /// Starts reading (any queue).
     func start() {
-        readSource.setEventHandler { @Sendable [weak self] in self?.readable() }
-        // Strong: the descriptor must close even if nothing else holds the session by then.
-        readSource.setCancelHandler { @Sendable in self.sourceCancelled() }
         helloTimer.setEventHandler { @Sendable [weak self] in self?.helloTimedOut() }
         helloTimer.schedule(deadline: .now() + .microseconds(Int(limits.helloTimeout.microsecondsClamped)))
         helloTimer.activate()
-        readSource.activate()
+        // `stopped` holds the session strongly: the descriptor must close even if nothing else
+        // holds the session by then.
+        let reading =
+            reader?.start(readable: { @Sendable [weak self] in self?.readable() }, stopped: { @Sendable in self.sourceCancelled() })
+            ?? false
+        if !reading {
+            queue.async {
+                self.logger.error("connection refused: no thread or eventfd for its reader (errno \(ErrnoName.of(errno)))")
+                self.close(reason: "no reader")
+                self.sourceCancelled()
+            }
+        }
     }
 
     // MARK: Reading
@@ -92,6 +104,8 @@ final class Session: @unchecked Sendable {
         let maxFDs = limits.protocolLimits.maxDescriptorsPerMessage
         let capacity = limits.protocolLimits.maxMessageBytes + 1
         var packets = 0
+        readingNow = true
+        defer { readingNow = false }
         while phase != .closed {
             var fds = [Int32](repeating: -1, count: maxFDs)
             var count = maxFDs
@@ -197,12 +211,7 @@ final class Session: @unchecked Sendable {
         helloTimer.cancel()
         writeSource?.cancel()
         writeSource = nil
-        if readingStopped {
-            // A suspended source never runs its cancel handler, which closes the descriptor.
-            readingStopped = false
-            readSource.resume()
-        }
-        readSource.cancel()
+        reader?.stop()
         core.removeSession(id)
         for enclave in enclaves.values { enclave.detach(self) }
         enclaves.removeAll()
@@ -237,10 +246,7 @@ final class Session: @unchecked Sendable {
     func finish(notice: ShutdownNotice, completion: @escaping @Sendable () -> Void) {
         queue.async {
             guard self.phase != .closed else { return completion() }
-            if !self.readingStopped {
-                self.readingStopped = true
-                self.readSource.suspend()
-            }
+            self.reader?.pause()
             self.pushOnQueue(.shutdown(notice))
             self.flushResponses()
             self.closeWhenAnswered(completion)
