@@ -74,7 +74,8 @@ assert len(enclaves) == 8, enclaves
 assert all(\"committed_pages\" in e and \"label\" in e and \"id\" in e and \"uid\" in e for e in enclaves)"'
 label=$(ctl enclaves --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["enclaves"][0]["label"])')
 check "edmmctl show $label" bash -c "ctl show $label | grep -q 'lazy pool'"
-check "edmmctl show 1 --json has the STATS counters" bash -c 'ctl show 1 --json | grep -q "\"pages_committed\""'
+id=$(ctl enclaves --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["enclaves"][0]["id"])')
+check "edmmctl show $id (by id) --json has the STATS counters" bash -c "ctl show $id --json | grep -q '\"pages_committed\"'"
 check "edmmctl top --batch prints two frames" bash -c '[ "$(ctl top --batch --iterations 2 --interval 0.5 | grep -c requests/s)" -eq 2 ]'
 if [ "$(id -u)" -eq 0 ]; then
   check "edmmctl reclaim (root)" bash -c 'ctl reclaim | grep -q "^reclaiming"'
