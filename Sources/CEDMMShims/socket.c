@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -171,5 +170,3 @@ int edmm_get_buffer_sizes(int fd, int *send_bytes, int *receive_bytes) {
     size = sizeof(int);
     return getsockopt(fd, SOL_SOCKET, SO_RCVBUF, receive_bytes, &size);
 }
-
-int edmm_wake_fd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }

@@ -11,10 +11,9 @@ import Synchronization
 /// One client connection.
 ///
 /// Concurrency: every mutable property belongs to `queue`, this connection's serial queue. The
-/// reader thread (`SessionReader`) runs the read handler there with `sync`; the write source and
-/// the HELLO timer fire there; enclaves hand their answers back through `deliver`, `push` and
-/// `forget`, which hop onto it. The socket descriptor is closed only after the reader thread has
-/// ended and the write source has been cancelled (each counts down `openSources`).
+/// read source, the write source and the HELLO timer fire there; enclaves hand their answers back
+/// through `deliver`, `push` and `forget`, which hop onto it. The socket descriptor is closed only
+/// after every source on it has been cancelled (their cancel handlers count down `openSources`).
 final class Session: @unchecked Sendable {
     let id: UInt64
     let peer: PeerCredentials
@@ -22,7 +21,7 @@ final class Session: @unchecked Sendable {
     let queue: DispatchQueue
     let core: DaemonCore
     let fd: Int32
-    private let reader: SessionReader?
+    private let readSource: any DispatchSourceRead
     /// The thread running `submitInline`, if any (see there); 0 otherwise.
     let inlineDeliveryThread = Atomic<UInt>(0)
     private let helloTimer: any DispatchSourceTimer
@@ -38,7 +37,7 @@ final class Session: @unchecked Sendable {
     /// REGISTER/ATTACH requests on their way: they hold a slot of the enclave limit.
     var pendingAttachments = 0
     var writeSource: (any DispatchSourceWrite)?
-    /// The reader and sources on `fd` not yet done; the descriptor closes when this reaches zero.
+    /// Sources on `fd` not yet cancelled; the descriptor closes when this reaches zero.
     var openSources = 1
     /// Encoded replies and pushes waiting to be packed into messages.
     var pendingResponses: [OutgoingOperation] = []
@@ -56,8 +55,14 @@ final class Session: @unchecked Sendable {
     var metricsRendering: [UInt8]?
     /// Called once the outbox is empty or the session closed (shutdown).
     var drainWaiters: [@Sendable () -> Void] = []
+    /// Shutdown: the read source is suspended, nothing more is read.
+    var readingStopped = false
     /// The simulated machine whose descriptor the HELLO reply carries.
     var handedMachine: SimulatedMachine?
+    /// One byte more than the largest message, so that a larger one shows as truncated. Kept for
+    /// the connection's life (only the pages its largest message touched are resident); each
+    /// message is copied out at its own size.
+    private let receiveBuffer: UnsafeMutableRawBufferPointer
 
     init(id: UInt64, fd: Int32, peer: PeerCredentials, limits: ConnectionLimits, core: DaemonCore) {
         self.id = id
@@ -66,9 +71,12 @@ final class Session: @unchecked Sendable {
         self.limits = limits
         self.core = core
         queue = DispatchQueue(label: "edmmd.session.\(id)")
-        reader = SessionReader(socket: fd, queue: queue)
+        readSource = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
         helloTimer = DispatchSource.makeTimerSource(queue: queue)
+        receiveBuffer = .allocate(byteCount: limits.protocolLimits.maxMessageBytes + 1, alignment: 16)
     }
+
+    deinit { receiveBuffer.deallocate() }
 
     var logger: Logger {
         var logger = core.logger
@@ -78,21 +86,13 @@ final class Session: @unchecked Sendable {
 
     /// Starts reading (any queue).
     func start() {
+        readSource.setEventHandler { @Sendable [weak self] in self?.readable() }
+        // Strong: the descriptor must close even if nothing else holds the session by then.
+        readSource.setCancelHandler { @Sendable in self.sourceCancelled() }
         helloTimer.setEventHandler { @Sendable [weak self] in self?.helloTimedOut() }
         helloTimer.schedule(deadline: .now() + .microseconds(Int(limits.helloTimeout.microsecondsClamped)))
         helloTimer.activate()
-        // `stopped` holds the session strongly: the descriptor must close even if nothing else
-        // holds the session by then.
-        let reading =
-            reader?.start(readable: { @Sendable [weak self] in self?.readable() }, stopped: { @Sendable in self.sourceCancelled() })
-            ?? false
-        if !reading {
-            queue.async {
-                self.logger.error("connection refused: no thread or eventfd for its reader (errno \(ErrnoName.of(errno)))")
-                self.close(reason: "no reader")
-                self.sourceCancelled()
-            }
-        }
+        readSource.activate()
     }
 
     // MARK: Reading
@@ -102,7 +102,7 @@ final class Session: @unchecked Sendable {
     private func readable() {
         dispatchPrecondition(condition: .onQueue(queue))
         let maxFDs = limits.protocolLimits.maxDescriptorsPerMessage
-        let capacity = limits.protocolLimits.maxMessageBytes + 1
+        let capacity = receiveBuffer.count
         var packets = 0
         readingNow = true
         defer { readingNow = false }
@@ -110,12 +110,7 @@ final class Session: @unchecked Sendable {
             var fds = [Int32](repeating: -1, count: maxFDs)
             var count = maxFDs
             var truncation: Int32 = 0
-            var n = 0
-            // Received straight into the message's array (not zeroed first, not copied after).
-            let bytes = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, initialized in
-                n = edmm_recv_with_fds(fd, buffer.baseAddress, capacity, &fds, &count, &truncation)
-                initialized = min(max(0, n), capacity)
-            }
+            let n = edmm_recv_with_fds(fd, receiveBuffer.baseAddress, capacity, &fds, &count, &truncation)
             let error = errno
             let received = MessageDescriptors(Array(fds[0..<count]), truncated: truncation & Int32(EDMM_RECV_FDS_TRUNCATED) != 0)
             if n < 0 {
@@ -138,7 +133,7 @@ final class Session: @unchecked Sendable {
                         .messageTooLarge, "message larger than the limit of \(limit) bytes",
                         detail: .limit(limit: UInt64(limit), actual: UInt64(n))))
             } else {
-                handleMessage(bytes, descriptors: received)
+                handleMessage(Array(UnsafeRawBufferPointer(rebasing: receiveBuffer[0..<n])), descriptors: received)
             }
             packets += 1
             if packets % 64 == 0 { flushResponses() }
@@ -211,7 +206,12 @@ final class Session: @unchecked Sendable {
         helloTimer.cancel()
         writeSource?.cancel()
         writeSource = nil
-        reader?.stop()
+        if readingStopped {
+            // A suspended source never runs its cancel handler, which closes the descriptor.
+            readingStopped = false
+            readSource.resume()
+        }
+        readSource.cancel()
         core.removeSession(id)
         for enclave in enclaves.values { enclave.detach(self) }
         enclaves.removeAll()
@@ -246,7 +246,10 @@ final class Session: @unchecked Sendable {
     func finish(notice: ShutdownNotice, completion: @escaping @Sendable () -> Void) {
         queue.async {
             guard self.phase != .closed else { return completion() }
-            self.reader?.pause()
+            if !self.readingStopped {
+                self.readingStopped = true
+                self.readSource.suspend()
+            }
             self.pushOnQueue(.shutdown(notice))
             self.flushResponses()
             self.closeWhenAnswered(completion)

@@ -19,7 +19,7 @@ struct SoakCommand: AsyncParsableCommand {
 
             Every second each client checks itself at rest (its EPCM against its own record and \
             edmmd's ledger, STATS), and the soak checks the simulated EPC's own invariants and \
-            edmmd's process: descriptors within two per connection and one per enclave (plus its own), \
+            edmmd's process: descriptors within one per connection and enclave (plus its own), \
             resident memory under --max-rss. Every --pause-every seconds every client pauses at \
             rest and the soak checks exactly: descriptors, the EPC accounting against the sum \
             of the ledgers, each ledger against its EPCM. At the end every client unregisters and \

@@ -10,7 +10,7 @@ final class SoakInspector {
     let connection: EDMMConnection
     let machine: SimulatedMachine
     let daemonPID: Int32
-    /// Descriptors edmmd holds besides two per connection and one per enclave (its listener,
+    /// Descriptors edmmd holds besides one per connection and one per enclave (its listener,
     /// the EPC memfd, standard streams, ...), measured before any client came.
     let baseDescriptors: Int
     let maxResidentKiB: UInt64
@@ -45,13 +45,13 @@ final class SoakInspector {
         guard let figures = ProcessFigures.of(pid: daemonPID) else {
             throw Violation(description: "cannot read /proc/\(daemonPID) (edmmd's process); run the soak as root or as edmmd's user")
         }
-        baseDescriptors = figures.descriptors - Self.perConnection * Int(status.connections) - Int(status.enclaves)
+        baseDescriptors = figures.descriptors - Int(status.connections) - Int(status.enclaves)
         self.maxResidentKiB = maxResidentKiB
         self.descriptorSlack = descriptorSlack
     }
 
     /// The once-a-second check while clients work. Between an accept and its bookkeeping a
-    /// descriptor or two is always in transit, so the count may exceed two per connection and one per
+    /// descriptor or two is always in transit, so the count may exceed one per connection and
     /// enclave by `descriptorSlack` for a few seconds, never for long.
     func tick(at seconds: Double) async throws(Violation) {
         if let violation = machine.checkInvariants().first {
@@ -163,11 +163,8 @@ final class SoakInspector {
     }
 
     private func expectedDescriptors(_ status: StatusReply) -> Int {
-        baseDescriptors + Self.perConnection * Int(status.connections) + Int(status.enclaves)
+        baseDescriptors + Int(status.connections) + Int(status.enclaves)
     }
-
-    /// A connection's socket and its reader thread's eventfd.
-    static let perConnection = 2
 
     /// The samples as CSV, one line a second.
     var csv: String {

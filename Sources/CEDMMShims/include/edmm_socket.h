@@ -57,6 +57,3 @@ int edmm_seqpacket_connect(const char *path, int nonblocking);
 /// given and clamps it to net.core.{w,r}mem_max.
 int edmm_set_buffer_sizes(int fd, int send_bytes, int receive_bytes);
 int edmm_get_buffer_sizes(int fd, int *send_bytes, int *receive_bytes);
-
-/// A non-blocking, close-on-exec eventfd (counter 0): a thread's wake-up call. Returns the fd.
-int edmm_wake_fd(void);
