@@ -214,10 +214,16 @@ extension Session {
     /// Answers of requests an enclave completed, in the order given.
     func deliver(_ completions: [Completion]) {
         // Only the thread that holds this session's queue inside `submitInline` stores its own id.
-        if inlineDeliveryThread.load(ordering: .relaxed) == UInt(pthread_self()) {
+        // Answers an enclave handed over earlier and still on their way come first: replies of
+        // one enclave leave in request order (docs/protocol.md).
+        if inlineDeliveryThread.load(ordering: .relaxed) == UInt(pthread_self()), deliveriesInTransit.load(ordering: .acquiring) == 0 {
             settle(completions)
         } else {
-            queue.async { self.settle(completions) }
+            deliveriesInTransit.add(1, ordering: .releasing)
+            queue.async {
+                self.settle(completions)
+                self.deliveriesInTransit.subtract(1, ordering: .releasing)
+            }
         }
     }
 

@@ -24,6 +24,8 @@ final class Session: @unchecked Sendable {
     private let readSource: any DispatchSourceRead
     /// The thread running `submitInline`, if any (see there); 0 otherwise.
     let inlineDeliveryThread = Atomic<UInt>(0)
+    /// Deliveries queued with `queue.async` and not yet settled.
+    let deliveriesInTransit = Atomic<Int>(0)
     private let helloTimer: any DispatchSourceTimer
 
     // MARK: Queue-confined state

@@ -42,6 +42,8 @@ extension EndToEnd {
                 descriptorsAfter = daemon.openDescriptors()
             }
             #expect(descriptorsAfter == descriptorsBefore)
+            // edmmd releases the dead client's enclave from the EPC at its next sweep.
+            for _ in 0..<200 where machine.stats.usedPages != usedBefore { try await Task.sleep(for: .milliseconds(25)) }
             #expect(machine.stats.usedPages == usedBefore)
             await expectLedgersMatch([survivor])
             #expect(daemon.stop() == 0)
