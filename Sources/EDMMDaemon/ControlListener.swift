@@ -15,7 +15,8 @@ public enum ListenerSource: Sendable, Equatable {
 
 /// The listening socket and its accept loop.
 ///
-/// Concurrency: the accept source fires on the core queue (`queue`), which owns `paused`.
+/// Concurrency: the accept source fires on the core queue (`queue`), which owns `paused`,
+/// `started`, `closed` and `closeWaiters`.
 final class ControlListener: @unchecked Sendable {
     let fd: Int32
     /// The socket's path, when known.
@@ -25,6 +26,9 @@ final class ControlListener: @unchecked Sendable {
     private let source: any DispatchSourceRead
     private let onAccept: @Sendable (Int32) -> Void
     private var paused = false
+    private var started = false
+    private var closed = false
+    private var closeWaiters: [CheckedContinuation<Void, Never>] = []
 
     init(_ listener: ListenerSource, queue: DispatchQueue, onAccept: @escaping @Sendable (Int32) -> Void) throws(StartupError) {
         switch listener {
@@ -50,22 +54,37 @@ final class ControlListener: @unchecked Sendable {
         source.setEventHandler { @Sendable [weak self] in self?.acceptAll() }
         // Strong: the socket must be closed (and its file removed) even if nothing else holds us.
         source.setCancelHandler { @Sendable in self.closeSocket() }
+        queue.async { self.started = true }
         source.activate()
     }
 
-    /// Stops accepting; a socket edmmd bound is closed and its file removed.
-    func stop() {
-        queue.async {
-            if self.paused { self.source.resume() }
-            self.paused = false
-            self.source.cancel()
+    /// Stops accepting and returns once a socket edmmd bound is closed and its file removed (a
+    /// daemon that exits right after must not leave the file behind).
+    func stop() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            queue.async {
+                guard !self.closed else { return continuation.resume() }
+                self.closeWaiters.append(continuation)
+                // An inactive source never runs its cancel handler.
+                guard self.started else { return self.closeSocket() }
+                if self.paused { self.source.resume() }
+                self.paused = false
+                self.source.cancel()
+            }
         }
     }
 
     private func closeSocket() {
-        guard ownsSocket else { return }
-        Glibc.close(fd)
-        if let path { unlink(path) }
+        dispatchPrecondition(condition: .onQueue(queue))
+        guard !closed else { return }
+        closed = true
+        if ownsSocket {
+            Glibc.close(fd)
+            if let path { unlink(path) }
+        }
+        let waiters = closeWaiters
+        closeWaiters.removeAll()
+        waiters.forEach { $0.resume() }
     }
 
     private func acceptAll() {

@@ -156,10 +156,12 @@ public final class Daemon: Sendable {
         guard shouldStop else { return }
         let core = self.core
         core.shuttingDown.store(true, ordering: .releasing)
-        core.notifier.stopping()
         core.logger.info("shutting down")
-        listener.withLock { $0 }?.stop()
         supervisor.stop()
+        // Runs on the core queue, so after a supervisor tick in progress: STOPPING=1 is the last
+        // thing the service manager hears before the exit.
+        await listener.withLock { $0 }?.stop()
+        core.notifier.stopping()
         let sessions = core.sessions
         let enclaves = core.registry.all
         await Self.waitAll(enclaves) { enclave, done in enclave.drain(completion: done) }

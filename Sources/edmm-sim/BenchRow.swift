@@ -1,24 +1,7 @@
 import EDMMClient
 
-/// A latency summary in microseconds (±4.4 %, the histogram's resolution).
-struct LatencySummary: Codable {
-    var p50: Double?
-    var p99: Double?
-
-    init(_ histogram: LatencyHistogram) {
-        p50 = histogram.quantileMicros(0.5)
-        p99 = histogram.quantileMicros(0.99)
-    }
-}
-
 /// One row of `edmm-sim bench`: one approach running one workload with N clients.
 struct BenchRow: Codable {
-    struct Exits: Codable {
-        var ocall: UInt64
-        var ecall: UInt64
-        var aex: UInt64
-    }
-
     /// This row's figure per request over `per-request`'s for the same workload and clients
     /// (below 1: fewer or faster; throughput above 1: more).
     struct Ratios: Codable {
@@ -42,7 +25,7 @@ struct BenchRow: Codable {
     var pagesPerIoctl: Double
     /// Modelled enclave exits: EEXIT (OCALLs and ECALL returns) and AEX (faults taken in the enclave).
     var exits: UInt64
-    var exitsBreakdown: Exits
+    var exitsBreakdown: ExitBreakdown
     var freedMib: Double
     var exitsPerMibFreed: Double?
     /// Modelled enclave cycles (simulator counts priced by the cost table of docs/simulator.md).
@@ -83,7 +66,7 @@ struct BenchRow: Codable {
         ioctlPages = sim.ioctlPages
         pagesPerIoctl = sim.ioctls > 0 ? Double(sim.ioctlPages) / Double(sim.ioctls) : 0
         exits = sim.exits
-        exitsBreakdown = Exits(ocall: sim.ocalls, ecall: sim.eexit - sim.ocalls, aex: sim.aex)
+        exitsBreakdown = sim.exitBreakdown
         let freedPages = reports.reduce(0) { $0 + $1.freedPages }
         freedMib = Double(freedPages) / 256
         exitsPerMibFreed = freedPages > 0 ? Double(sim.exits) / freedMib : nil

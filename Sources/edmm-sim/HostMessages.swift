@@ -39,6 +39,9 @@ struct SimTotals: Codable, Equatable {
     /// Every exit from the enclave: EEXIT (OCALLs and ECALL returns) and AEX.
     var exits: UInt64 { eexit + aex }
 
+    /// The exits by kind: OCALLs, ECALL returns (EEXITs that are no OCALL) and AEX.
+    var exitBreakdown: ExitBreakdown { ExitBreakdown(ocall: ocalls, ecall: eexit - ocalls, aex: aex) }
+
     static func + (a: SimTotals, b: SimTotals) -> SimTotals {
         var s = SimTotals()
         s.ioctls = a.ioctls + b.ioctls
@@ -126,5 +129,23 @@ struct HostLine: Codable {
 
     static func decode(_ text: String) -> HostLine? {
         try? JSONDecoder().decode(HostLine.self, from: Data(text.utf8))
+    }
+}
+
+/// Enclave exits by kind, as `edmm-sim run` and `edmm-sim bench` report them.
+struct ExitBreakdown: Codable {
+    var ocall: UInt64
+    var ecall: UInt64
+    var aex: UInt64
+}
+
+/// A latency summary in microseconds (±4.4 %, the histogram's resolution).
+struct LatencySummary: Codable {
+    var p50: Double?
+    var p99: Double?
+
+    init(_ histogram: LatencyHistogram) {
+        p50 = histogram.quantileMicros(0.5)
+        p99 = histogram.quantileMicros(0.99)
     }
 }

@@ -6,17 +6,6 @@ import SGXSimulator
 /// What `edmm-sim run` prints at the end: totals over every host, the latency percentiles, the
 /// ledger verdict, and one row per enclave.
 struct RunSummary: Encodable {
-    struct Latency: Encodable {
-        var p50: Double?
-        var p99: Double?
-    }
-
-    struct Exits: Encodable {
-        var ocall: UInt64
-        var ecall: UInt64
-        var aex: UInt64
-    }
-
     struct EPC: Encodable {
         var totalBytes: UInt64
         var committedBytes: UInt64
@@ -44,7 +33,7 @@ struct RunSummary: Encodable {
         var tcsPages: UInt64
         var reclaimedPages: UInt64
         var refusals: [String: UInt64]
-        var latencyUs: Latency
+        var latencyUs: LatencySummary
         var hostMatchesEpcm: Bool
         var ledgerMatchesEpcm: Bool
     }
@@ -69,8 +58,8 @@ struct RunSummary: Encodable {
     /// Request messages the hosts sent (one OCALL each).
     var messages: UInt64
     var exits: UInt64
-    var exitsBreakdown: Exits
-    var latencyUs: Latency
+    var exitsBreakdown: ExitBreakdown
+    var latencyUs: LatencySummary
     var freshPages: UInt64
     var reusedPages: UInt64
     var reclaimedPages: UInt64
@@ -109,8 +98,8 @@ struct RunSummary: Encodable {
         maxRequestsPerIoctl = reports.map(\.maxRequestsPerIoctl).max() ?? 0
         messages = reports.reduce(0) { $0 + $1.messages }
         exits = sim.exits
-        exitsBreakdown = Exits(ocall: sim.ocalls, ecall: sim.eexit - sim.ocalls, aex: sim.aex)
-        latencyUs = Latency(p50: latency.quantileMicros(0.5), p99: latency.quantileMicros(0.99))
+        exitsBreakdown = sim.exitBreakdown
+        latencyUs = LatencySummary(latency)
         freshPages = reports.reduce(0) { $0 + $1.freshPages }
         reusedPages = reports.reduce(0) { $0 + $1.reusedPages }
         reclaimedPages = reports.reduce(0) { $0 + $1.reclaimedPages }
@@ -138,7 +127,7 @@ struct RunSummary: Encodable {
                 ioctls: r.sim.ioctls, pagesPerIoctl: r.sim.ioctls > 0 ? Double(r.sim.ioctlPages) / Double(r.sim.ioctls) : 0,
                 maxRequestsPerIoctl: r.maxRequestsPerIoctl, exits: r.sim.exits, committedPages: r.ledger.committedPages,
                 pooledPages: r.ledger.pooledPages, tcsPages: r.ledger.tcsPages, reclaimedPages: r.reclaimedPages,
-                refusals: r.refusals, latencyUs: Latency(p50: l.quantileMicros(0.5), p99: l.quantileMicros(0.99)),
+                refusals: r.refusals, latencyUs: LatencySummary(l),
                 hostMatchesEpcm: r.hostMatchesEPCM, ledgerMatchesEpcm: r.ledger.matches)
         }
     }

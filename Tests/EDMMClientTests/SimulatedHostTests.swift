@@ -30,6 +30,22 @@ import Testing
         #expect(host.compareWithEPCM().matches)
     }
 
+    @Test func freshPagesAreFaultedInFromTheHostSoTheirEACCEPTTakesNoFaultInTheEnclave() async throws {
+        for prefault in [true, false] {
+            let daemon = try FakeDaemon()
+            defer { daemon.stop() }
+            let host = try await Self.launch(daemon, EnclaveBlueprint(label: "t", prefaultFreshPages: prefault))
+            defer { host.close() }
+            _ = try await host.allocate(pages: 6)
+            let counters = host.countersSinceRegistration
+            #expect(counters[.eaug] == 6 && counters[.eaccept] == 6)
+            // Faults inside the enclave (each an AEX on hardware) are the driver's minus the host's.
+            #expect(counters[.hostFaults] == (prefault ? 6 : 0), "prefault \(prefault)")
+            #expect(counters[.driverFaults] - counters[.hostFaults] == (prefault ? 0 : 6), "prefault \(prefault)")
+            #expect(host.compareWithEPCM().matches)
+        }
+    }
+
     @Test func freshPagesAreAcceptedAndReusedPagesAreNot() async throws {
         let daemon = try FakeDaemon()
         defer { daemon.stop() }
