@@ -23,6 +23,8 @@ let package = Package(
         .library(name: "EDMMDaemon", targets: ["EDMMDaemon"]),
         .library(name: "EDMMConfig", targets: ["EDMMConfig"]),
         .library(name: "SGXKernel", targets: ["SGXKernel"]),
+        // libedmm_sim.so: the simulator's C interface (c/include/edmm/edmm_sim.h), for C hosts.
+        .library(name: "edmm_sim", type: .dynamic, targets: ["EDMMSimC"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -88,6 +90,12 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: strict),
+        // The simulator from C: edmm_sim.h's structs (CEDMMSimABI) and its @_cdecl exports.
+        .target(name: "CEDMMSimABI"),
+        .target(
+            name: "EDMMSimC",
+            dependencies: ["CEDMMSimABI", "SGXSimulator", "SGXDevice", "EDMMCore"],
             swiftSettings: strict),
         // Client library for enclave hosts, and the simulated enclave host built on it.
         .target(

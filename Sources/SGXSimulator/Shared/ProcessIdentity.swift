@@ -6,10 +6,12 @@ struct ProcessIdentity: Equatable {
     var pid: UInt32
     var startTime: UInt64
 
-    static let current: ProcessIdentity = {
+    /// Read again on every use (only attach and detach need it): a value cached in a parent
+    /// would make a forked child attach and detach in its parent's name.
+    static var current: ProcessIdentity {
         let pid = UInt32(getpid())
         return ProcessIdentity(pid: pid, startTime: ProcStat.read(pid: pid)?.startTime ?? 0)
-    }()
+    }
 
     /// True while the process exists, is the same process (start time) and has not exited
     /// (a zombie has already dropped its files and mappings, as the kernel would).

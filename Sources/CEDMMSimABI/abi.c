@@ -1,0 +1,2 @@
+// The structs of edmm_sim.h, for EDMMSimC; nothing to compile (SwiftPM needs a source file).
+#include "CEDMMSimABI.h"
