@@ -470,9 +470,9 @@ void edmm_wait(struct edmm *h, struct waiter **ws, size_t n, uint64_t deadline) 
             ghost = NULL;
         }
         free(ghost);
-        finish(h, w, -ETIMEDOUT, NULL);
-        if (w->error)
-            edmm_error_set(w->error, -ETIMEDOUT, w->verb, "no reply from edmmd within %d ms", h->timeout_ms);
+        w->status = -ETIMEDOUT;
+        w->done = true;
+        edmm_error_set(w->error, -ETIMEDOUT, w->verb, "no reply from edmmd within %d ms", h->timeout_ms);
     }
 }
 
@@ -508,11 +508,18 @@ int edmm_call(struct edmm *h, struct edmm_request *req, struct waiter *w, const 
             if (sent < 0) {
                 edmm_abandon(h, &w, 1, sent);
                 edmm_error_set(&error, sent, req->verb, "sending to edmmd: %s", strerror(-sent));
-                if (sent != -ETIMEDOUT) edmm_terminate(h, sent, &error);
+                if (sent != -ETIMEDOUT) {
+                    /* edmmd may have said why before it closed (too-many-connections): read it. */
+                    if (!h->receiving) receive_and_dispatch(h, now_ns());
+                    if (!h->terminal) edmm_terminate(h, sent, &error);
+                    error = h->terminal_error;
+                    sent = h->terminal;
+                }
+                rc = sent;
             } else {
                 edmm_wait(h, &w, 1, deadline);
+                rc = w->status;
             }
-            rc = w->done ? w->status : sent;
         }
     }
     pthread_mutex_unlock(&h->lock);
