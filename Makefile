@@ -4,8 +4,13 @@
 # Both install the Debian packages they need first (scripts/install-deps.sh).
 
 SWIFT ?= swift
+# Where `make install` puts things: $(DESTDIR)$(PREFIX)/$(LIBDIR) ... (Debian: LIBDIR=lib/x86_64-linux-gnu).
+PREFIX ?= /usr/local
+LIBDIR ?= lib
+DESTDIR ?=
+INSTALL_VARS = PREFIX="$(PREFIX)" LIBDIR="$(LIBDIR)" DESTDIR="$(if $(DESTDIR),$(abspath $(DESTDIR)))" SWIFT="$(SWIFT)"
 
-.PHONY: demo test build release deps deps-test clean
+.PHONY: demo test build release deps deps-test clean install uninstall
 
 deps:
 	@scripts/install-deps.sh build
@@ -25,5 +30,12 @@ demo: release
 test: deps-test
 	@scripts/test-all.sh
 
+# The C libraries: libedmm, libedmm-enclave, libedmm_sim, their headers and pkg-config files.
+install: deps
+	$(MAKE) -C c install $(INSTALL_VARS)
+
+uninstall:
+	$(MAKE) -C c uninstall $(INSTALL_VARS)
+
 clean:
-	rm -rf .build .build-* FuzzTesting/.build Benchmarks/.build
+	rm -rf .build .build-* FuzzTesting/.build Benchmarks/.build c/build

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages edmmd needs, once. Usage: install-deps.sh build|test
-#   build: what compiling edmmd needs (libsystemd-dev for the CSystemd module).
+#   build: what compiling edmmd needs (libsystemd-dev for the CSystemd module), and the C
+#          libraries (c/: a C compiler, make, binutils, pkg-config).
 #   test:  also what the test suite drives: a real systemd in a container (systemd-container,
 #          debootstrap), promtool (prometheus), tmux (edmmctl top in a real terminal),
 #          clang's runtime for the fuzzers, iproute2/procps/util-linux for process checks.
 set -euo pipefail
 mode=${1:-build}
-packages=(libsystemd-dev pkg-config)
+packages=(libsystemd-dev pkg-config gcc make binutils libc6-dev)
 if [ "$mode" = test ]; then
   packages+=(systemd-container debootstrap prometheus tmux procps util-linux python3 curl)
 fi

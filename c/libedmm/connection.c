@@ -224,6 +224,7 @@ static void close_fds(int *fds, size_t n) {
  * the deadline passed, or another negative error. */
 static ssize_t receive(struct edmm *h, uint64_t deadline, int *fds, size_t *nfds, char *why, size_t why_len) {
     *nfds = 0;
+    bool reset_seen = false;
     for (;;) {
         int flags = MSG_CMSG_CLOEXEC;
         bool last = false;
@@ -257,6 +258,12 @@ static ssize_t receive(struct edmm *h, uint64_t deadline, int *fds, size_t *nfds
         ssize_t n = recvmsg(h->sock, &m, flags);
         if (n < 0) {
             if ((errno == EAGAIN || errno == EWOULDBLOCK) && last) return -ETIMEDOUT;
+            /* A peer that closed with our request unread reports ECONNRESET once, before the
+             * messages it sent first (edmmd's too-many-connections): read those. */
+            if (errno == ECONNRESET && !reset_seen) {
+                reset_seen = true;
+                continue;
+            }
             if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
             return -errno;
         }
@@ -723,8 +730,9 @@ int edmm_daemon_info(struct edmm *h, struct edmm_daemon_info *out) {
 
 void edmm_push_release(struct edmm_push *push) {
     if (!push || !push->storage_) return;
-    free(push->storage_);
+    void *storage = push->storage_; /* may hold `push` itself */
     push->storage_ = NULL;
+    free(storage);
 }
 
 int edmm_set_push_handler(struct edmm *h, edmm_push_handler handler, void *context) {
