@@ -7,6 +7,8 @@
 #   FUZZ_SECONDS   time per target (default 60)
 #   FUZZ_MAX_LEN   largest input libFuzzer generates, in bytes (default 8192)
 #
+# CReplyFuzz is libedmm's decoder of messages from edmmd (c/fuzz/fuzz_reply.c, built by
+# `make -C c fuzz` with the Swift toolchain's clang); every other target is a Swift one.
 # Target <Name>Fuzz uses Corpus/<name>/ (seeds, required), Regressions/<name>/ (past crashes,
 # replayed first), Dictionaries/<name>.dict and Options/<name>.flags (extra libFuzzer flags, one
 # per line; both optional). C and C++ dependencies are instrumented too. Runs go to
@@ -25,13 +27,15 @@ if [[ $# -gt 0 ]]; then
 else
     targets=()
     for dir in "$fuzz_dir"/Sources/*Fuzz; do targets+=("$(basename "$dir")"); done
+    targets+=(CReplyFuzz)
 fi
+c_target() { [[ $1 == CReplyFuzz ]]; }
 
 # ProtocolFuzz -> protocol
 data_name() { local name=${1%Fuzz}; echo "${name,,}"; }
 
 for target in "${targets[@]}"; do
-    if [[ ! -d "$fuzz_dir/Sources/$target" || "$target" != *Fuzz ]]; then
+    if ! c_target "$target" && [[ ! -d "$fuzz_dir/Sources/$target" || "$target" != *Fuzz ]]; then
         echo "fuzz.sh: no fuzz target $target (expected FuzzTesting/Sources/<Name>Fuzz/)" >&2
         exit 2
     fi
@@ -46,6 +50,14 @@ mkdir -p .build
 for target in "${targets[@]}"; do
     echo "== building $target"
     build_log=.build/fuzz-build-$target.log
+    if c_target "$target"; then
+        if ! nice -n 10 make -C "$root/c" fuzz >"$build_log" 2>&1; then
+            grep -v "Cannot export local symbol" "$build_log" | tail -40 >&2
+            echo "fuzz.sh: building $target failed (full log: FuzzTesting/$build_log)" >&2
+            exit 2
+        fi
+        continue
+    fi
     # ld.gold warns "Cannot export local symbol '__asan_...'" for every sanitized binary; harmless.
     if ! nice -n 10 swift build -c release --product "$target" \
         -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library \
@@ -81,7 +93,9 @@ for target in "${targets[@]}"; do
 
     echo "== fuzzing $target for ${seconds}s (log: FuzzTesting/$run_dir/log)"
     status=0
-    env "${sanitizer_env[@]}" nice -n 10 "$bin_dir/$target" "${args[@]}" "${inputs[@]}" >"$run_dir/log" 2>&1 || status=$?
+    binary=$bin_dir/$target
+    c_target "$target" && binary=$root/c/build/fuzz_reply
+    env "${sanitizer_env[@]}" nice -n 10 "$binary" "${args[@]}" "${inputs[@]}" >"$run_dir/log" 2>&1 || status=$?
 
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$run_dir/log" | tail -1)
     cov=$(grep -o 'cov: [0-9]*' "$run_dir/log" | tail -1 | cut -d' ' -f2)
@@ -95,7 +109,7 @@ for target in "${targets[@]}"; do
         grep -E 'Fatal error|ERROR: (libFuzzer|AddressSanitizer)|SUMMARY' "$run_dir/log" | head -5 >&2 || true
         for crash in "${crashes[@]}"; do
             echo "reproducer: FuzzTesting/$crash" >&2
-            echo "  replay:   (cd FuzzTesting && $bin_dir/$target $crash)" >&2
+            echo "  replay:   (cd FuzzTesting && $binary $crash)" >&2
             echo "  keep it:  fix the bug, then cp FuzzTesting/$crash FuzzTesting/Regressions/$name/<what-it-is>.bin" >&2
         done
         [[ ${#crashes[@]} -eq 0 ]] && echo "$target exited with $status and left no reproducer; see FuzzTesting/$run_dir/log" >&2
