@@ -90,6 +90,20 @@ start_daemon live --config c/tests/live.toml && check "live edmmd" c/build/test_
 start_daemon live --config c/tests/live.toml && check "live edmmd (asan)" c/build/asan/test_live "$work/live.sock"
 start_daemon host && check "examples/c-host" c/build/c-host "$work/host.sock"
 
+# One synchronous call = one sendmsg + one recvmsg: count the system calls of 100 calls.
+fast_path() {
+    strace -f -o "$work/strace" -e trace=sendmsg,recvmsg,poll,ppoll,futex,clone,clone3,write -e signal=none \
+        c/build/test_fastpath "$1" 2>/dev/null || return 1
+    local calls
+    calls=$(sed -n '/write(2, "BEGIN/,/write(2, "END/p' "$work/strace" | grep -v 'write(2' | awk '{sub(/\(.*/, "", $2); print $2}' |
+        sort | uniq -c | awk '{printf " %s %s;", $1, $2}')
+    echo "system calls of 100 edmm_status calls:$calls"
+    [[ $calls == " 100 recvmsg; 100 sendmsg;" ]] && echo "OK: one sendmsg + one recvmsg per call"
+}
+if command -v strace >/dev/null; then
+    start_daemon fast && check "fast path (strace)" fast_path "$work/fast.sock"
+fi
+
 install_check() {
     local stage=$work/stage
     make install DESTDIR="$stage" PREFIX=/usr >"$work/install.log" 2>&1 || { cat "$work/install.log"; return 1; }
