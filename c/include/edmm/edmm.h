@@ -96,8 +96,9 @@ enum {
     EDMM_E_INVALID_FLAGS = -10024,
     EDMM_E_TOO_MANY_CONNECTIONS = -10025,
 
-    /* The daemon sent something this library cannot accept (an undecodable message, a reply
-     * of the wrong shape, a descriptor it did not announce); the connection is closed. */
+    /* The daemon sent something this library cannot accept: a message that does not decode
+     * (the connection is then closed), or a reply of the wrong shape or with a descriptor it
+     * did not announce (that request fails). */
     EDMM_E_PROTOCOL = -11001,
     /* The connection belongs to the parent of this process (fork); see edmm_open. */
     EDMM_E_FORKED = -11002,
