@@ -65,12 +65,6 @@ static struct edmm_range *copy_ranges(const struct edmm_wlist *l) {
     return r;
 }
 
-static void wstr_copy(char *dst, size_t cap, struct edmm_wstr s) {
-    size_t n = s.len < cap - 1 ? s.len : cap - 1;
-    if (n) memcpy(dst, s.p, n);
-    dst[n] = 0;
-}
-
 /* Where a verb's result goes: w->out points at the caller's storage for it. */
 void edmm_deliver(struct edmm *h, struct waiter *w, const struct edmm_wop *op, int *fds, size_t *nfds) {
     (void)h;
@@ -97,7 +91,7 @@ void edmm_deliver(struct edmm *h, struct waiter *w, const struct edmm_wop *op, i
         memset(info, 0, sizeof *info);
         info->version = op->u.hello.version;
         info->mode = op->u.hello.mode;
-        wstr_copy(info->daemon_version, sizeof info->daemon_version, op->u.hello.daemon_version);
+        edmm_wstr_copy(info->daemon_version, sizeof info->daemon_version, op->u.hello.daemon_version);
         info->daemon_pid = op->u.hello.pid;
         const uint32_t *l = op->u.hello.limits;
         info->max_message_bytes = l[0], info->max_operations_per_message = l[1], info->max_in_flight_requests = l[2];
@@ -128,7 +122,7 @@ void edmm_deliver(struct edmm *h, struct waiter *w, const struct edmm_wop *op, i
         if (!i) break;
         i->base = op->u.attach.base;
         i->size = op->u.attach.size;
-        wstr_copy(i->label, sizeof i->label, op->u.attach.label);
+        edmm_wstr_copy(i->label, sizeof i->label, op->u.attach.label);
         i->device = op->u.attach.device;
         i->managed = op->u.attach.managed;
         break;

@@ -561,6 +561,12 @@ bool edmm_decode_server_message(const uint8_t *msg, size_t len, const struct edm
     return true;
 }
 
+void edmm_wstr_copy(char *dst, size_t cap, struct edmm_wstr s) {
+    size_t n = s.len < cap - 1 ? s.len : cap - 1;
+    if (n) memcpy(dst, s.p, n);
+    dst[n] = 0;
+}
+
 struct edmm_range edmm_wlist_range(const struct edmm_wlist *l, uint32_t i) {
     struct reader r = {l->p, (size_t)i * 16, l->bytes, NULL, NULL, 0};
     return rrange(&r, "range");

@@ -219,6 +219,9 @@ bool edmm_decode_server_message(const uint8_t *msg, size_t len, const struct edm
                                 uint16_t *kind, struct edmm_wop *ops, size_t max_ops, size_t *count, char *why,
                                 size_t why_len);
 
+/* Copies a string into a C buffer of `cap` bytes (cut to fit, always NUL-terminated). */
+void edmm_wstr_copy(char *dst, size_t cap, struct edmm_wstr s);
+
 /* List element access (the lists were validated by the decoder). */
 struct edmm_range edmm_wlist_range(const struct edmm_wlist *l, uint32_t i);
 /* Walks a list of counters or summaries: *cursor starts at 0. */

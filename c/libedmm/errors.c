@@ -96,12 +96,6 @@ void edmm_error_set(struct edmm_error *e, int code, uint16_t verb, const char *f
     va_end(ap);
 }
 
-static void copy_wstr(char *dst, size_t cap, struct edmm_wstr s) {
-    size_t n = s.len < cap - 1 ? s.len : cap - 1;
-    if (n) memcpy(dst, s.p, n);
-    dst[n] = 0;
-}
-
 void edmm_error_from_wire(struct edmm_error *e, uint16_t verb, uint16_t status, const struct edmm_werror *w) {
     if (!e) return;
     memset(e, 0, sizeof *e);
@@ -125,7 +119,7 @@ void edmm_error_from_wire(struct edmm_error *e, uint16_t verb, uint16_t status, 
         break;
     case EDMM_DETAIL_PAGE:
         e->detail.page.offset = w->d.page.offset;
-        copy_wstr(e->detail.page.state, sizeof e->detail.page.state, w->d.page.state);
+        edmm_wstr_copy(e->detail.page.state, sizeof e->detail.page.state, w->d.page.state);
         break;
     case EDMM_DETAIL_LIMIT:
         e->detail.limit.limit = w->d.limit.limit;
@@ -133,5 +127,5 @@ void edmm_error_from_wire(struct edmm_error *e, uint16_t verb, uint16_t status, 
         break;
     default: break;
     }
-    copy_wstr(e->message, sizeof e->message, w->message);
+    edmm_wstr_copy(e->message, sizeof e->message, w->message);
 }

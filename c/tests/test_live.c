@@ -148,6 +148,17 @@ static void test_every_verb(void) {
     CHECK(summary != NULL, "RELOAD summary");
     edmm_release(summary);
 
+    /* HELLO offering the machine (after a restart without the FD store): its own EPC is taken. */
+    struct edmm_options offer = {EDMM_OPEN_MACHINE_FD, 5000, edmm_machine_fd(h)};
+    struct edmm *h3 = NULL;
+    CHECK_RC(edmm_open_ex(&h3, socket_path, "test-live-3", &offer), 0);
+    CHECK(h3 && edmm_machine_fd(h3) >= 0, "the EPC in use comes back");
+    edmm_close(h3);
+    int not_a_machine = open("/dev/null", O_RDWR | O_CLOEXEC);
+    offer.machine_fd = not_a_machine;
+    CHECK_RC(edmm_open_ex(&h3, socket_path, "test-live-3", &offer), EDMM_E_BAD_DESCRIPTOR);
+    close(not_a_machine);
+
     /* ATTACH from a second connection, then UNREGISTER. */
     struct edmm *h2 = NULL;
     CHECK_RC(edmm_open(&h2, socket_path, "test-live-2"), 0);
