@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -171,9 +172,15 @@ static void test_every_verb(void) {
     uint32_t enclaves = 0;
     CHECK_RC(edmm_reclaim(h2, e.handle, 0, &scheduled, &enclaves), 0);
     CHECK(scheduled == 1 && enclaves == 1, "RECLAIM scheduled %llu pages", (unsigned long long)scheduled);
-    /* The notice goes to the registering connection. */
+    /* The notice goes to the registering connection: its event descriptor polls readable, and
+     * edmm_dispatch queues the push for edmm_next_push (there is no handler). */
+    struct pollfd pfd = {edmm_event_fd(h), POLLIN, 0};
+    CHECK(poll(&pfd, 1, 5000) == 1, "the event descriptor polls readable");
+    CHECK_RC(edmm_dispatch(h, 0), 1);
+    CHECK(poll(&pfd, 1, 0) == 1, "still readable while a push is queued");
     struct edmm_push p;
-    CHECK_RC(edmm_next_push(h, &p, 5000), 1);
+    CHECK_RC(edmm_next_push(h, &p, 0), 1);
+    CHECK(poll(&pfd, 1, 0) == 0, "quiet once the queue is empty");
     CHECK(p.kind == EDMM_PUSH_RECLAIM && p.u.reclaim.enclave == e.handle && p.u.reclaim.reason == EDMM_RECLAIM_ADMIN &&
               p.u.reclaim.range_count == 1 && p.u.reclaim.ranges[0].offset == off,
           "a RECLAIM notice (kind %u)", p.kind);
