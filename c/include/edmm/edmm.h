@@ -185,7 +185,8 @@ int edmm_open_ex(struct edmm **out, const char *socket_path, const char *client_
 void edmm_close(struct edmm *h);
 
 /* The timeout of every wait of later calls (a reply, room under the in-flight limit, the
- * receive role), in milliseconds; -1 waits forever. Returns 0 or -EINVAL. */
+ * receive role, a send edmmd does not take), in milliseconds (> 0), or -1 to wait forever.
+ * Returns 0 or -EINVAL. */
 int edmm_set_timeout(struct edmm *h, int timeout_ms);
 
 /* Simulated mode: the simulated EPC's descriptor from HELLO (owned by the connection, closed by
