@@ -110,7 +110,7 @@ static struct waiter *take_pending(struct edmm *h, uint64_t id) {
     return NULL;
 }
 
-static void finish(struct edmm *h, struct waiter *w, int status, const struct edmm_error *detail) {
+static void finish(struct waiter *w, int status, const struct edmm_error *detail) {
     if (w->ghost) {
         free(w);
         return;
@@ -121,7 +121,6 @@ static void finish(struct edmm *h, struct waiter *w, int status, const struct ed
         else edmm_error_set(w->error, status, w->verb, "%s", edmm_strerror(status));
     }
     w->done = true;
-    (void)h;
 }
 
 int edmm_reserve(struct edmm *h, struct waiter **ws, size_t n, uint64_t deadline) {
@@ -147,7 +146,7 @@ int edmm_reserve(struct edmm *h, struct waiter **ws, size_t n, uint64_t deadline
 void edmm_abandon(struct edmm *h, struct waiter **ws, size_t n, int status) {
     for (size_t i = 0; i < n; i++) {
         if (ws[i]->done) continue;
-        if (take_pending(h, ws[i]->id)) finish(h, ws[i], status, NULL);
+        if (take_pending(h, ws[i]->id)) finish(ws[i], status, NULL);
     }
     pthread_cond_broadcast(&h->cond);
 }
@@ -167,7 +166,7 @@ void edmm_terminate(struct edmm *h, int code, const struct edmm_error *detail) {
             struct waiter *w = h->pending[b];
             h->pending[b] = w->next;
             h->in_flight--;
-            finish(h, w, h->terminal, &h->terminal_error);
+            finish(w, h->terminal, &h->terminal_error);
         }
     }
     pthread_cond_broadcast(&h->cond);
@@ -604,13 +603,11 @@ int edmm_open_ex(struct edmm **out, const char *socket_path, const char *client_
     struct edmm *h = calloc(1, sizeof *h);
     if (!h) return edmm_fail(-ENOMEM, NULL);
     h->sock = h->epoll_fd = h->event_fd = h->machine_fd = -1;
-    h->pid = getpid();
     h->timeout_ms = timeout_ms;
     h->next_id = 1;
     h->max_in_flight = 1;
     h->send_max_bytes = 65536;
     h->send_max_ops = 1;
-    h->send_max_fds = 8;
     edmm_codec_default_limits(&h->recv_limits);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -668,7 +665,6 @@ int edmm_open_ex(struct edmm **out, const char *socket_path, const char *client_
     h->send_max_bytes = h->info.max_message_bytes;
     h->send_max_ops = h->info.max_operations_per_message;
     h->max_in_flight = h->info.max_in_flight_requests ? h->info.max_in_flight_requests : 1;
-    h->send_max_fds = h->info.max_descriptors_per_message;
     struct edmm_codec_limits lim;
     edmm_codec_default_limits(&lim);
     lim.max_message_bytes = at_least(lim.max_message_bytes, h->info.max_message_bytes);

@@ -5,7 +5,6 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 #include "codec.h"
 #include "edmm/edmm.h"
@@ -40,7 +39,6 @@ struct edmm {
     int epoll_fd;
     int event_fd;
     int machine_fd;
-    pid_t pid;
     struct edmm_daemon_info info;
 
     /* Set in a fork child (by the atfork handler); read without the lock. */
@@ -52,7 +50,7 @@ struct edmm {
     uint64_t next_id;
     uint32_t in_flight;
     uint32_t max_in_flight;
-    uint32_t send_max_bytes, send_max_ops, send_max_fds;
+    uint32_t send_max_bytes, send_max_ops;
     struct edmm_codec_limits recv_limits;
     struct waiter *pending[EDMM_BUCKETS];
     bool receiving;  /* a thread holds the receive role */
