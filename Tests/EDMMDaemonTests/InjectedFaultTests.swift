@@ -21,9 +21,13 @@ import Testing
             })
     }
 
-    @Test func aConflictIsReportedWithItsCountAndResultAndTheRestCanBeAskedAgain() async throws {
-        // The trim's fourth EMODT meets an EACCEPT; the retry of the other four does not.
-        let seed = try Self.seed(failing: 3, of: 9, .pageConflict)
+    /// A daemon whose EMODT/EMODPR conflict on exactly opportunity `failing` of the first `draws`,
+    /// and a client holding `pages` accepted pages on it.
+    static func withConflictAt(
+        _ failing: UInt64, of draws: UInt64, pages: UInt64,
+        _ body: (TestDaemon, TestClient, TestEnclave, EnclaveHandle, AllocateReply) throws -> Void
+    ) async throws {
+        let seed = try Self.seed(failing: failing, of: draws, .pageConflict)
         try await withDaemon({
             $0.simulator.faults.pageConflict = 0.5
             $0.simulator.faults.seed = seed
@@ -31,8 +35,15 @@ import Testing
             let client = try daemon.connect()
             let enclave = try TestEnclave(machine: try daemon.machine(from: client))
             let (handle, _) = try client.register(enclave)
-            let grant = try client.allocate(AllocateRequest(enclave: handle, length: 8 * 4096))
+            let grant = try client.allocate(AllocateRequest(enclave: handle, length: pages * 4096))
             #expect(enclave.acceptFresh(grant.fresh) == 0)
+            try body(daemon, client, enclave, handle, grant)
+        }
+    }
+
+    @Test func aConflictIsReportedWithItsCountAndResultAndTheRestCanBeAskedAgain() async throws {
+        // The trim's fourth EMODT meets an EACCEPT; the retry of the other four does not.
+        try await Self.withConflictAt(3, of: 9, pages: 8) { _, client, enclave, handle, grant in
             let error = try client.expectError(.trim(RangeRequest(enclave: handle, range: grant.granted)))
             #expect(error.code == .kernelError)
             #expect(
@@ -60,16 +71,8 @@ import Testing
     }
 
     @Test func aReclaimCutShortByAConflictStillNoticesThePagesItTrimmed() async throws {
-        let seed = try Self.seed(failing: 4, of: 5, .pageConflict)
-        try await withDaemon({
-            $0.simulator.faults.pageConflict = 0.5
-            $0.simulator.faults.seed = seed
-        }) { daemon in
-            let client = try daemon.connect()
-            let enclave = try TestEnclave(machine: try daemon.machine(from: client))
-            let (handle, _) = try client.register(enclave)
-            let grant = try client.allocate(AllocateRequest(enclave: handle, length: 10 * 4096))
-            #expect(enclave.acceptFresh(grant.fresh) == 0)
+        // The reclaim's fifth EMODT meets an EACCEPT.
+        try await Self.withConflictAt(4, of: 5, pages: 10) { daemon, client, enclave, handle, grant in
             _ = try client.done(.free(RangeRequest(enclave: handle, range: grant.granted)))
             let admin = try daemon.connect()
             guard case .reclaim = try admin.expect(.reclaim(ReclaimRequest(enclave: handle))) else { return }

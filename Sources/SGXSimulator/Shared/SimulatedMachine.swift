@@ -590,7 +590,7 @@ public final class SimulatedMachine: @unchecked Sendable {
     /// from 0 again (so a test can tell with `SimulatorFaults.injects(_:draw:)` which will fail).
     public func setFaults(_ faults: SimulatorFaults) {
         _ = locked {
-                for kind in SimulatorFaults.Kind.allCases { edmm_fault_set_rate(faultTable, kind.slot, 0) }
+            for kind in SimulatorFaults.Kind.allCases { edmm_fault_set_rate(faultTable, kind.slot, 0) }
             edmm_store64(&faultTable.pointee.seed, faults.seed)
             edmm_fault_reset_counts(faultTable)
             for kind in SimulatorFaults.Kind.allCases {
