@@ -33,7 +33,8 @@ public final class SimulatedMachine: @unchecked Sendable {
         /// EPC pages in use, whatever they hold: enclave pages (REG, TCS, TRIM), SECS pages and
         /// Version Array pages, as the kernel's EPC allocator counts them.
         public var usedPages: UInt64
-        /// The SECS pages among them (one per enclave while it has a page in the EPC).
+        /// The SECS pages among them (each enclave's, except after EINIT once all its pages
+        /// were evicted).
         public var secsPages: UInt64
         /// The VA pages among them (one per 512 pages an enclave has grown by; never evicted).
         public var vaPages: UInt64
