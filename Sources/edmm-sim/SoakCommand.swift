@@ -36,7 +36,8 @@ struct SoakCommand: AsyncParsableCommand {
 
             EXIT STATUS
               0   no violation
-              1   a violation (printed on standard error as it happened), or a fault never injected
+              1   a violation (printed on standard error as it happened)
+              1   --require-faults: a kind with a rate was never injected
               64  bad command line
               69  edmmd is not reachable, or not on a simulated EPC
             """)
