@@ -26,6 +26,8 @@ public struct DaemonOptions: Sendable {
     public var instruments = DaemonInstruments.none
     /// How SGX2 support is checked when `device = "auto"` or `"kernel"` (tests replace it).
     public var hostSupport: @Sendable () -> SGXHostSupport = { SGXHostSupport.check() }
+    /// The syscall funnel and device node through which kernel enclave descriptors are recognised.
+    public var kernelDevice = KernelDeviceAccess()
     /// The service manager's FD store (`SystemdDescriptorStore` under systemd), used when
     /// `[systemd] fd_store` is on; nil: a restart loses every registration.
     public var descriptorStore: (any DescriptorStore)?
@@ -62,7 +64,8 @@ public final class Daemon: Sendable {
         }
         let storedMachine = fdStore == nil ? nil : Self.takeStoredMachine(&stored, logger: options.logger)
         let backend = try DeviceBackend.choose(
-            config, simulateFlag: simulateFlag, hostSupport: options.hostSupport, storedMachine: storedMachine)
+            config, simulateFlag: simulateFlag, hostSupport: options.hostSupport, storedMachine: storedMachine,
+            kernel: options.kernelDevice)
         let settings: DaemonSettings
         do {
             settings = try DaemonSettings(config, epcTotalPages: backend.epcTotalPages)

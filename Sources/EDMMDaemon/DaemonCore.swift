@@ -5,6 +5,7 @@ import EDMMProtocol
 import Glibc
 import Logging
 import SGXDevice
+import SGXKernel
 import Synchronization
 
 /// The state every session and enclave shares: the device backend, the registry, the quota book,
@@ -108,6 +109,15 @@ final class DaemonCore: Sendable {
 
     var sessions: [Session] { sessionsBox.withLock { Array($0.values) } }
     var sessionCount: Int { sessionsBox.withLock { $0.count } }
+
+    /// A kernel enclave registered without knowing whether edmmd already manages it: kcmp(2)
+    /// failed. Counted (STATUS `registrations_unchecked`), and said once in the log.
+    func noteUncheckedRegistration(_ error: SystemCallError) {
+        counters.add(.registrationsUnchecked)
+        guard counters.value(.registrationsUnchecked) == 1 else { return }
+        logger.warning(
+            "cannot tell whether a REGISTER names an enclave edmmd already manages (\(error)); such registrations are accepted unchecked. kcmp(2) needs CONFIG_KCMP and a seccomp filter that allows it (systemd's @system-service does)")
+    }
 
     // MARK: Reload
 

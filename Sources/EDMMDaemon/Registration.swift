@@ -18,15 +18,15 @@ struct OpenedDevice: @unchecked Sendable {
 
     /// Tries the descriptor as a kernel SGX enclave, then (with a simulated EPC) as a simulated
     /// enclave of this daemon's machine. Anything else is bad-descriptor, with both reasons.
-    static func open(_ fd: Int32, epc: SimulatedEPC?) -> Result<OpenedDevice, WireError> {
+    static func open(_ fd: Int32, backend: DeviceBackend) -> Result<OpenedDevice, WireError> {
         let kernelProblem: EnclaveDescriptorError
         do {
-            let device = try KernelEnclaveDevice(adopting: fd)
+            let device = try KernelEnclaveDevice(adopting: fd, syscalls: backend.kernel.syscalls, devicePath: backend.kernel.devicePath)
             return .success(OpenedDevice(device: device, simulated: nil, kind: .kernel, ownsReceivedDescriptor: true))
         } catch {
             kernelProblem = error
         }
-        guard let epc else {
+        guard let epc = backend.epc else {
             return .failure(WireError(.badDescriptor, "not an SGX enclave descriptor: \(kernelProblem)"))
         }
         do {

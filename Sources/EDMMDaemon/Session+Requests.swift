@@ -161,7 +161,7 @@ extension Session {
         case .success(let valid): registration = valid
         }
         let device: OpenedDevice
-        switch OpenedDevice.open(fd, epc: core.backend.epc) {
+        switch OpenedDevice.open(fd, backend: core.backend) {
         case .failure(let error): return fail(error)
         case .success(let opened): device = opened
         }
@@ -176,6 +176,15 @@ extension Session {
         let enclave = EnclaveContext(
             handle: core.registry.newHandle(), label: registration.label, owner: peer, base: registration.base,
             size: registration.size, managed: registration.managed, device: device, core: core)
+        if let identity = EnclaveIdentity(device) {
+            switch core.registry.claim(identity, for: enclave.handle, owner: peer.uid, registering: enclave) {
+            case .claimed: break
+            case .unchecked(let error): core.noteUncheckedRegistration(error)
+            case .taken(let existing, let owner):
+                enclave.close(reason: "a second REGISTER of enclave \(existing)") {}
+                return fail(WireError.alreadyRegistered(existing, owner: owner, asker: peer))
+            }
+        }
         pendingAttachments += 1
         enclave.activate(registration, target: target)
     }
@@ -188,7 +197,7 @@ extension Session {
                 managed: WireRange(enclave.managed))
             return answer(id: target.id, verbCode: target.verb.rawValue, .success(.attach(reply)))
         }
-        guard let enclave = core.registry.lookup(handle) else {
+        guard let enclave = core.registry.lookupIncludingRegistering(handle) else {
             return fail(WireError(.unknownEnclave, "no registered enclave has handle \(handle)"))
         }
         guard enclave.owner.uid == peer.uid || peer.isRoot else {
