@@ -140,7 +140,7 @@ public final class Daemon: Sendable {
             "edmmd \(EDMMDVersion.string) serving",
             metadata: [
                 "socket": "\(socketPath ?? "fd \(listener.fd)")", "device": "\(mode)", "why": "\(modeReason)",
-                "epc": "\((core.backend.epcTotalPages * Page.size) >> 20) MiB",
+                "epc": "\(Page.bytes(core.backend.epcTotalPages) >> 20) MiB",
                 "batching": "\(core.settings.flush.batching)",
             ])
         core.notifier.ready(status: "serving; \(supervisor.statusLine())")

@@ -20,8 +20,8 @@ extension DaemonCore {
             daemonVersion: EDMMDVersion.string, mode: backend.mode, modeReason: backend.reason,
             daemonPID: UInt32(bitPattern: getpid()), uptimeMicros: MonotonicInstant.now.duration(since: startedAt).microsecondsClamped,
             enclaves: UInt32(clamping: registry.count), connections: UInt32(clamping: sessionCount),
-            epcTotalBytes: backend.epcTotalPages * Page.size, epcCommittedBytes: quotas.machinePages * Page.size,
-            epcResidentBytes: (machine?.usedPages ?? 0) * Page.size, underPressure: underPressure.load(ordering: .relaxed),
+            epcTotalBytes: Page.bytes(backend.epcTotalPages), epcCommittedBytes: Page.bytes(quotas.machinePages),
+            epcResidentBytes: Page.bytes(machine?.usedPages ?? 0), underPressure: underPressure.load(ordering: .relaxed),
             batching: settings.flush.batching, requestsTotal: self.counters.requestsTotal, requestsPerSecond: requestsPerSecond,
             ioctlsTotal: self.counters.value(.ioctls), counters: counters)
     }

@@ -66,8 +66,8 @@ final class Supervisor: @unchecked Sendable {
 
     /// One status line with live figures for the service manager.
     func statusLine() -> String {
-        let committed = core.quotas.machinePages * Page.size
-        let total = core.backend.epcTotalPages * Page.size
+        let committed = Page.bytes(core.quotas.machinePages)
+        let total = Page.bytes(core.backend.epcTotalPages)
         let epc = total == 0 ? "\(committed >> 20) MiB EPC committed" : "\(committed >> 20) of \(total >> 20) MiB EPC committed"
         return "\(core.backend.mode) device: \(core.registry.count) enclaves, \(core.sessionCount) connections, \(epc), "
             + "\(Int(core.requestsPerSecond)) requests/s, \(core.counters.value(.ioctls)) ioctls"

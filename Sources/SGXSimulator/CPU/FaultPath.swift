@@ -70,7 +70,7 @@ extension SimulatedEnclave {
         if old.flags & UInt8(EDMM_PAGE_STALE) != 0 { region.discardContents(from: page, to: page + 1) }
         makeResident(e, page: page, reload: false)
         region.store(.newPage(type: .reg, epcm: .rw, vmMax: .rwx, pending: true, mapGen: old.mapGen), e)
-        region.header.pointee.present_pages += 1
+        region.header.pointee.present_pages &+= 1
         region.count(.eaug)
         return e
     }

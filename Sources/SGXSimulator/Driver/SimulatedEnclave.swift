@@ -159,8 +159,9 @@ public final class SimulatedEnclave: EnclaveDevice, @unchecked Sendable {
     /// EPC pages this enclave occupies now.
     public var residentPages: UInt64 { machine.residency(index: index).resident }
 
-    /// Pages that exist (the kernel's xarray entries), resident or evicted.
-    public var presentPages: UInt64 { (try? region.withLock { region.header.pointee.present_pages }) ?? 0 }
+    /// Pages that exist (the kernel's xarray entries), resident or evicted: read without the
+    /// lock, and clamped to ELRANGE (the header is client-writable).
+    public var presentPages: UInt64 { min(edmm_load64(&region.header.pointee.present_pages), region.pageCount) }
 
     /// The page at `offset` bytes from base.
     public func pageInfo(offset: UInt64) -> PageInfo {

@@ -52,7 +52,7 @@ final class EnclaveRegion: @unchecked Sendable {
         let rc = edmm_mutex_lock(&header.pointee.lock)
         guard rc >= 0 else { throw .system(call: "pthread_mutex_lock", errno: -rc) }
         defer { edmm_mutex_unlock(&header.pointee.lock) }
-        if rc == 1 { header.pointee.lock_recoveries += 1 }
+        if rc == 1 { header.pointee.lock_recoveries &+= 1 }
         return try body()
     }
 

@@ -7,7 +7,12 @@ import Glibc
 /// it.
 ///
 /// Every mutation happens under the region's robust mutex (`lock`); the lock-free readers are
-/// the residency test (one 64-bit load of a slot tag) and the reference bits of the clock.
+/// the residency test (one 64-bit load of a slot tag), the reference bits of the clock and the
+/// figures (`stats`, `residency`).
+///
+/// Every process of the host can write the region, so nothing read from it is trusted: counts are
+/// clamped where they are read, and counters wrap instead of trapping when a writer set them near
+/// 2^64.
 public final class SimulatedMachine: @unchecked Sendable {
     public struct Configuration: Sendable, Equatable {
         /// EPC capacity in 4 KiB pages (default 128 MiB, a common client-part EPC size).
@@ -140,8 +145,20 @@ public final class SimulatedMachine: @unchecked Sendable {
         try? withLock { () throws(SimulatorError) -> T in body() }
     }
 
+    /// `withLock` that never waits: nil when another thread or process holds the lock now.
+    func withLockIfFree<T>(_ body: () -> T) -> T? {
+        let rc = edmm_mutex_trylock(&header.pointee.lock)
+        guard rc >= 0 else { return nil }
+        defer { edmm_mutex_unlock(&header.pointee.lock) }
+        if rc == 1 { repairAfterOwnerDeath() }
+        return body()
+    }
+
+    /// The thread that holds the machine lock now (0: none), for diagnostics.
+    public var lockHolder: Int32 { edmm_mutex_holder(&header.pointee.lock) }
+
     private func repairAfterOwnerDeath() {
-        header.pointee.lock_recoveries += 1
+        header.pointee.lock_recoveries &+= 1
         let capacity = Int(enclaveCapacity)
         for i in 0..<capacity { records[i].resident_pages = 0 }
         var used: UInt64 = 0
@@ -156,7 +173,7 @@ public final class SimulatedMachine: @unchecked Sendable {
                 freeHead = UInt64(i) + 1
             } else {
                 used += 1
-                records[owner - 1].resident_pages += 1
+                records[owner - 1].resident_pages &+= 1
             }
         }
         header.pointee.used_pages = used
@@ -188,10 +205,10 @@ public final class SimulatedMachine: @unchecked Sendable {
         let index: Int
         if let free = popFreeSlot() {
             index = free
-            header.pointee.used_pages += 1
+            header.pointee.used_pages &+= 1
         } else if sweepIfDue(), let free = popFreeSlot() {
             index = free
-            header.pointee.used_pages += 1
+            header.pointee.used_pages &+= 1
         } else {
             index = evictOne()
         }
@@ -200,7 +217,7 @@ public final class SimulatedMachine: @unchecked Sendable {
         point(UInt32(index + 1), gen)
         edmm_store64(&slots[index].tag, UInt64(gen) << 32 | UInt64(owner) + 1)
         edmm_store8(referenced + index, 1)
-        records[Int(owner)].resident_pages += 1
+        records[Int(owner)].resident_pages &+= 1
     }
 
     /// Frees `owner`'s EPC page if it is still resident there (EREMOVE, release).
@@ -251,13 +268,13 @@ public final class SimulatedMachine: @unchecked Sendable {
         let owner = slotOwner(slots[index].tag)
         if owner >= 1, owner <= Int(enclaveCapacity) {
             if records[owner - 1].resident_pages > 0 { records[owner - 1].resident_pages -= 1 }
-            records[owner - 1].ewb += 1
+            records[owner - 1].ewb &+= 1
         }
-        header.pointee.ewb += 1
+        header.pointee.ewb &+= 1
         return index
     }
 
-    func countELDU() { header.pointee.eldu += 1 }
+    func countELDU() { header.pointee.eldu &+= 1 }
 
     // MARK: Enclave table
 
@@ -314,12 +331,13 @@ public final class SimulatedMachine: @unchecked Sendable {
         let me = ProcessIdentity.current
         let list = attachments(index)
         if let i = list.firstIndex(where: { $0.pid == me.pid && $0.start_time == me.startTime && $0.refs > 0 }) {
+            guard list[i].refs < UInt32.max else { return false }
             list[i].refs += 1
             return true
         }
         guard let i = list.firstIndex(where: { $0.refs == 0 }) else { return false }
         list[i] = edmm_attachment(pid: me.pid, refs: 1, start_time: me.startTime)
-        edmm_store32(&record(index).pointee.attached_count, record(index).pointee.attached_count + 1)
+        edmm_store32(&record(index).pointee.attached_count, record(index).pointee.attached_count &+ 1)
         return true
     }
 
@@ -374,8 +392,13 @@ public final class SimulatedMachine: @unchecked Sendable {
     @discardableResult
     public func sweepDeadEnclaves() -> Int { locked { sweepDeadEnclavesLocked() } ?? 0 }
 
+    /// `sweepDeadEnclaves` for a caller that serves others and must not wait on a lock a client
+    /// can hold (a client stopped by a debugger holds it for as long as it is stopped): nil, and
+    /// nothing done, when the machine lock is held now.
+    public func sweepDeadEnclavesIfIdle() -> Int? { withLockIfFree { sweepDeadEnclavesLocked() } }
+
     private func sweepDeadEnclavesLocked() -> Int {
-        header.pointee.sweeps += 1
+        header.pointee.sweeps &+= 1
         header.pointee.ewb_at_last_sweep = header.pointee.ewb
         var released = 0
         for i in 0..<enclaveCapacity where records[Int(i)].state == EDMM_ENCLAVE_ALIVE {
@@ -398,7 +421,7 @@ public final class SimulatedMachine: @unchecked Sendable {
     }
 
     private func sweepIfDue() -> Bool {
-        guard header.pointee.sweeps == 0 || header.pointee.ewb - header.pointee.ewb_at_last_sweep >= epcPages else {
+        guard header.pointee.sweeps == 0 || header.pointee.ewb &- header.pointee.ewb_at_last_sweep >= epcPages else {
             return false
         }
         return sweepDeadEnclavesLocked() > 0
@@ -406,20 +429,22 @@ public final class SimulatedMachine: @unchecked Sendable {
 
     // MARK: Views
 
+    /// The machine's figures, read without the lock, one atomic load each: a client that holds
+    /// the lock (stopped in a debugger) cannot stall whoever looks, and the figures may be a
+    /// moment apart. The used count is clamped to the EPC; the counters are as written.
     public var stats: Stats {
-        locked {
-            var alive = 0
-            for i in 0..<Int(enclaveCapacity) where records[i].state == EDMM_ENCLAVE_ALIVE { alive += 1 }
-            return Stats(
-                epcPages: epcPages, usedPages: header.pointee.used_pages, ewb: header.pointee.ewb,
-                eldu: header.pointee.eldu, aliveEnclaves: alive, sweeps: header.pointee.sweeps,
-                lockRecoveries: header.pointee.lock_recoveries)
-        } ?? Stats(epcPages: epcPages, usedPages: 0, ewb: 0, eldu: 0, aliveEnclaves: 0, sweeps: 0, lockRecoveries: 0)
+        var alive = 0
+        for i in 0..<Int(enclaveCapacity) where edmm_load32(&records[i].state) == EDMM_ENCLAVE_ALIVE { alive += 1 }
+        return Stats(
+            epcPages: epcPages, usedPages: min(edmm_load64(&header.pointee.used_pages), epcPages),
+            ewb: edmm_load64(&header.pointee.ewb), eldu: edmm_load64(&header.pointee.eldu), aliveEnclaves: alive,
+            sweeps: edmm_load64(&header.pointee.sweeps), lockRecoveries: edmm_load64(&header.pointee.lock_recoveries))
     }
 
-    /// Per-enclave figures kept in the machine region (the evictor does not touch enclave regions).
+    /// Per-enclave figures kept in the machine region (the evictor does not touch enclave
+    /// regions), read like `stats`: without the lock, the resident count clamped to the EPC.
     func residency(index: UInt32) -> (resident: UInt64, ewb: UInt64) {
-        locked { (record(index).pointee.resident_pages, record(index).pointee.ewb) } ?? (0, 0)
+        (min(edmm_load64(&record(index).pointee.resident_pages), epcPages), edmm_load64(&record(index).pointee.ewb))
     }
 }
 
