@@ -10,10 +10,13 @@ extension DaemonCore {
         let machine = backend.machine?.stats
         var counters = self.counters.named
         if let machine {
+            let busy = machineLockBusy.withLock { $0 }
             counters += [
                 WireCounter("sim_epc_pages", machine.epcPages), WireCounter("sim_used_pages", machine.usedPages),
                 WireCounter("sim_ewb", machine.ewb), WireCounter("sim_eldu", machine.eldu),
                 WireCounter("sim_alive_enclaves", UInt64(machine.aliveEnclaves)), WireCounter("sim_sweeps", machine.sweeps),
+                WireCounter("sim_lock_busy_ms", busy.map { MonotonicInstant.now.duration(since: $0.since).microsecondsClamped / 1000 } ?? 0),
+                WireCounter("sim_lock_holder", UInt64(UInt32(bitPattern: busy?.holder ?? 0))),
             ]
         }
         return StatusReply(

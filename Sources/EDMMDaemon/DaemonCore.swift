@@ -32,6 +32,10 @@ final class DaemonCore: Sendable {
     let instruments: DaemonInstruments
     let shuttingDown = Atomic<Bool>(false)
     let underPressure = Atomic<Bool>(false)
+    /// Since when the supervisor has found the simulated EPC's machine lock held, and by which
+    /// process (nil: free at its last look). A client that holds it (stopped in a debugger) stalls
+    /// requests that need it; STATUS says so.
+    let machineLockBusy = Mutex<(since: MonotonicInstant, holder: Int32)?>(nil)
     private let settingsBox: Mutex<DaemonSettings>
     private let sessionsBox = Mutex<[UInt64: Session]>([:])
     private let nextSessionID = Atomic<UInt64>(1)

@@ -64,7 +64,9 @@ extension Session {
             return fail(WireError(.unknownEnclave, "no registered enclave has handle \(handle)"))
         }
         let adminGroup = core.settings.adminGroupID
-        if viewOnly, peer.canView(owner: enclave.owner.uid, adminGroup: adminGroup) { return submitInline(enclave, call) }
+        // A viewer that does not use the enclave does not wait for its queue: a flush there may
+        // wait on the enclave's simulated EPC lock, which its own client can hold.
+        if viewOnly, peer.canView(owner: enclave.owner.uid, adminGroup: adminGroup) { return enclave.submitLater(call) }
         if enclave.owner.uid != peer.uid && !peer.isAdmin(adminGroup: adminGroup) {
             return fail(WireError(.notOwner, "enclave \(handle) belongs to uid \(enclave.owner.uid)"))
         }
