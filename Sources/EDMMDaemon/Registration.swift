@@ -127,8 +127,13 @@ extension EnclaveContext {
             self.closeOnQueue(reason: "registration failed")
             target.session.deliver([Completion(target, .failure(error))])
         }
+        // The walk of the adopted ranges stops past the pages the quotas could admit: a REGISTER
+        // buys no more work than its enclave may hold (the admission below decides).
+        let headroom = settings.quota.headroom(usage: core.quotas.usage(handle, uid: owner.uid))
         let adopted: [(range: PageRange, state: AdoptedState)]
-        switch AdoptedState.runs(registration.adopted, in: simulated) {
+        switch AdoptedState.runs(
+            registration.adopted, in: simulated, maxPages: headroom - min(headroom, registration.preheatPages))
+        {
         case .failure(let error): return fail(error)
         case .success(let runs): adopted = runs
         }
