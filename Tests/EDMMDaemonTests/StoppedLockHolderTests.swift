@@ -157,4 +157,27 @@ final class StoppedLockHolder {
             #expect(try fresh.response(to: viewing[0]).error == nil)
         }
     }
+
+    /// A stop while an enclave's queue waits on a lock a stopped client holds still ends: each of
+    /// its waits has a deadline.
+    @Test func aStopEndsWithinItsDeadlinesWhileAStoppedClientHoldsAnEnclavesLock() async throws {
+        let daemon = try TestDaemon()
+        let owner = try daemon.connect()
+        let enclave = try TestEnclave(machine: try daemon.machine(from: owner))
+        let (handle, _) = try owner.register(enclave)
+        let grant = try owner.allocate(AllocateRequest(enclave: handle, length: 8 * 4096))
+        enclave.acceptFresh(grant.fresh)
+        let holder = try StoppedLockHolder(machine: try daemon.machine(from: owner), enclave: enclave.enclave, holding: .enclave)
+        _ = try owner.send([.trim(RangeRequest(enclave: handle, range: grant.fresh[0])), .sync(handle)])
+        let stopped = Atomic<Bool>(false)
+        Task {
+            await daemon.daemon.shutdown(drainTimeout: .milliseconds(500))
+            stopped.store(true, ordering: .releasing)
+        }
+        let ended = await waitUntil(timeout: .seconds(15)) { stopped.load(ordering: .acquiring) }
+        #expect(holder.resume() == #"{"ok":true}"#)
+        #expect(ended, "the stop waited for the stopped client")
+        _ = await waitUntil { stopped.load(ordering: .acquiring) }
+        await daemon.stop()
+    }
 }

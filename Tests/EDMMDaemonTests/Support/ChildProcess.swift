@@ -87,6 +87,17 @@ final class ChildProcess {
         return code
     }
 
+    /// Waits at most `timeout` for the process to end; its exit status, or nil if it still runs.
+    func wait(timeout: Duration) -> Int32? {
+        if let exitStatus { return exitStatus }
+        var status: Int32 = 0
+        let ended = eventually(timeout: timeout) { waitpid(pid, &status, WNOHANG) == pid }
+        guard ended else { return nil }
+        let code = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        exitStatus = code
+        return code
+    }
+
     /// Everything the process wrote to standard error (call after `wait`).
     func standardError() -> String {
         var bytes: [UInt8] = []
