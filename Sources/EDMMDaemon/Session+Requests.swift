@@ -292,12 +292,18 @@ extension Session {
         answer(id: id, verbCode: verb, core.reload().map { .reload(ReloadReply(summary: $0)) })
     }
 
+    /// METRICS pages through one rendering (docs/protocol.md): offset 0 takes a new one, later
+    /// offsets read that same one, and the offset of its end gets an empty final chunk of it. An
+    /// offset past 0 with no rendering taken on this connection is out-of-range.
     private func metrics(_ request: MetricsRequest) -> Result<ResponseBody, WireError> {
         guard let render = core.metricsText else {
             return .failure(WireError(.invalidArgument, "this edmmd has no metrics exposition"))
         }
-        if request.offset == 0 || metricsRendering == nil { metricsRendering = Array(render().utf8) }
-        let text = metricsRendering ?? []
+        if request.offset == 0 { metricsRendering = Array(render().utf8) }
+        guard let text = metricsRendering else {
+            return .failure(
+                WireError(.outOfRange, "offset \(request.offset) with no METRICS rendering taken on this connection: start at offset 0"))
+        }
         let offset = Int(request.offset)
         guard offset <= text.count else {
             return .failure(WireError(.outOfRange, "offset \(offset) is past the end of the \(text.count)-byte exposition"))
@@ -305,7 +311,6 @@ extension Session {
         var end = min(text.count, offset + min(limits.protocolLimits.maxStringBytes, limits.protocolLimits.maxMessageBytes - 64))
         // Cut at a character boundary, never inside a UTF-8 sequence.
         while end < text.count, end > offset, text[end] & 0xC0 == 0x80 { end -= 1 }
-        if end == text.count { metricsRendering = nil }
         return .success(
             .metrics(
                 MetricsReply(
