@@ -79,6 +79,33 @@ import Testing
         }
     }
 
+    /// The refusal names a handle whose REGISTER may still be running (here its adoption waits for
+    /// the enclave's lock, which a stopped process holds): an ATTACH of it waits for that REGISTER
+    /// instead of answering unknown-enclave.
+    @Test func anATTACHOfAnEnclaveWhoseREGISTERIsStillRunningWaitsForIt() async throws {
+        try await withDaemon { daemon in
+            let first = try daemon.connect()
+            let machine = try daemon.machine(from: first)
+            let enclave = try TestEnclave(machine: machine)
+            #expect(enclave.acceptFresh([pages(0, 4)]) == 0)
+            let holder = try StoppedLockHolder(machine: machine, enclave: enclave.enclave, holding: .enclave)
+            let request = RegisterRequest(base: enclave.base, size: enclave.size, label: "slow", adopted: [pages(0, 4)])
+            let registering = try first.send([.register(request)], descriptors: [enclave.fd])
+
+            let second = try daemon.connect()
+            let refused = try second.expectError(enclave.registerRequest(label: "again"), descriptors: [enclave.fd])
+            let named = try #require(refused.message.number(after: "ATTACH "))
+            let attaching = try second.send([.attach(named)])
+            #expect(holder.resume() == #"{"ok":true}"#)
+            guard case .success(.register(let registered)) = try first.response(to: registering[0]).outcome else {
+                Issue.record("the slow REGISTER failed")
+                return
+            }
+            #expect(registered.enclave == named)
+            #expect(try second.response(to: attaching[0]).error == nil)
+        }
+    }
+
     @Test func anEnclaveMayBeRegisteredAgainOnceItWasUnregisteredOrItsConnectionClosed() async throws {
         try await withDaemon { daemon in
             var client: TestClient? = try daemon.connect()
@@ -148,5 +175,13 @@ import Testing
         #expect(refused.message.contains("ATTACH \(handles[0])"))
         #expect(try client.call(.attach(handles[0])).error == nil)
         await daemon.shutdown()
+    }
+}
+
+extension String {
+    /// The number right after `marker` ("... use ATTACH 42 to ..." after "ATTACH " is 42).
+    func number(after marker: String) -> UInt64? {
+        guard let range = firstRange(of: marker) else { return nil }
+        return UInt64(self[range.upperBound...].prefix { $0.isNumber })
     }
 }
