@@ -47,7 +47,7 @@ final class StoppedLockHolder {
         let line = Array("{\"op\":\"stop_holding_lock\",\"enclave\":\"A\",\"type\":\"\(lock.rawValue)\"}\n".utf8)
         _ = line.withUnsafeBytes { write(toChild, $0.baseAddress, $0.count) }
         guard readLine() == #"{"holding":true}"# else { throw TestClient.Failure.unexpected("the helper did not take the lock") }
-        guard eventually(timeout: .seconds(5), { processState == "T" }) else { throw TestClient.Failure.unexpected("the helper did not stop") }
+        guard eventually(timeout: .seconds(5), { processState(child) == "T" }) else { throw TestClient.Failure.unexpected("the helper did not stop") }
     }
 
     /// SIGCONT: the helper releases the lock and answers.
@@ -65,16 +65,6 @@ final class StoppedLockHolder {
         kill(pid, SIGKILL)
         var status: Int32 = 0
         waitpid(pid, &status, 0)
-    }
-
-    private var processState: Character? {
-        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 512)
-        let n = read(fd, &buffer, buffer.count)
-        guard n > 0, let paren = buffer[..<n].lastIndex(of: UInt8(ascii: ")")), paren + 2 < n else { return nil }
-        return Character(Unicode.Scalar(buffer[paren + 2]))
     }
 
     private func readLine() -> String? {

@@ -66,15 +66,7 @@ final class ChildProcess {
     func signal(_ signal: Int32) { kill(pid, signal) }
 
     /// The process's state letter in /proc/<pid>/stat ("T" once SIGSTOP took effect).
-    var state: Character? {
-        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 512)
-        let n = read(fd, &buffer, buffer.count)
-        guard n > 0, let paren = buffer[..<n].lastIndex(of: UInt8(ascii: ")")), paren + 2 < n else { return nil }
-        return Character(Unicode.Scalar(buffer[paren + 2]))
-    }
+    var state: Character? { processState(pid) }
 
     /// Waits for the process to end; its exit status (128 + signal if killed).
     @discardableResult
@@ -109,4 +101,15 @@ final class ChildProcess {
         }
         return String(decoding: bytes, as: UTF8.self)
     }
+}
+
+/// The state letter of process `pid` in /proc/<pid>/stat ("T" once SIGSTOP took effect).
+func processState(_ pid: pid_t) -> Character? {
+    let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var buffer = [UInt8](repeating: 0, count: 512)
+    let n = read(fd, &buffer, buffer.count)
+    guard n > 0, let paren = buffer[..<n].lastIndex(of: UInt8(ascii: ")")), paren + 2 < n else { return nil }
+    return Character(Unicode.Scalar(buffer[paren + 2]))
 }
