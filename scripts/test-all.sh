@@ -27,6 +27,7 @@ stage build swift build --build-tests
 stage unit-and-integration swift test --skip-build
 stage conformance .build/debug/edmm-sim conformance
 stage systemd scripts/test-systemd.sh
+stage packages scripts/test-packages.sh
 stage fuzz scripts/fuzz.sh
 stage observability scripts/test-observability.sh
 stage soak scripts/soak.sh --duration 120 --kill-every 2 --churn 0.01
