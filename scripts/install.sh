@@ -27,9 +27,9 @@ units() {  # units DIR
 checksum() { sha256sum < "$1" | cut -d' ' -f1; }
 
 install_tree() {  # install_tree BIN DIST
-  local bin=$1 dist=$2 new old
-  new=$(mktemp) old=$DESTDIR$MANIFEST
-  trap 'rm -f "$new"' RETURN
+  local bin=$1 dist=$2 old=$DESTDIR$MANIFEST
+  new=$(mktemp) staged=$(mktemp -d)   # global: the EXIT trap removes them
+  trap 'rm -rf "$new" "$staged"' EXIT
   # A previous install's entries stay listed: its directories, files this one no longer has,
   # and its configuration while unchanged.
   if [ -f "$old" ]; then
@@ -56,7 +56,6 @@ install_tree() {  # install_tree BIN DIST
   put 755 "$bin/edmmd" "$SBINDIR/edmmd" -s --strip-program="$STRIP"
   put 755 "$bin/edmmctl" "$BINDIR/edmmctl" -s --strip-program="$STRIP"
   put 755 "$bin/edmm-sim" "$BINDIR/edmm-sim" -s --strip-program="$STRIP"
-  local staged; staged=$(mktemp -d); trap 'rm -rf "$new" "$staged"' RETURN
   units "$staged"
   for unit in edmmd.service edmmd.socket edmmd-metrics.socket; do put 644 "$staged/$unit" "$UNITDIR/$unit"; done
   put 644 systemd/edmmd.sysusers "$SYSUSERSDIR/edmmd.conf"

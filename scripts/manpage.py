@@ -48,7 +48,7 @@ def split_discussion(discussion):
         elif block.strip():
             body.append(".Pp")
             group = []
-            for i, line in enumerate(lines + [None]):
+            for line in lines + [None]:
                 indented = line is not None and line.startswith(" ")
                 if group and (line is None or indented != group[0].startswith(" ")):
                     body += literal(dedent(group)) if group[0].startswith(" ") else [text(" ".join(l.strip() for l in group))]
@@ -64,7 +64,7 @@ def dedent(lines):
 
 
 def visible(arguments, skip=()):
-    return [a for a in arguments or [] if a.get("shouldDisplay", True) and a["preferredName" if "preferredName" in a else "valueName"] and name_of(a) not in skip]
+    return [a for a in arguments or [] if a.get("shouldDisplay", True) and name_of(a) and name_of(a) not in skip]
 
 
 def name_of(argument):
@@ -77,9 +77,8 @@ def flag_words(argument):
     if argument["kind"] == "positional":
         words = ["Ar", argument.get("valueName", "value")]
     else:
-        names = []
-        for n in argument.get("names", []):
-            names.append(("Fl " + ("-" if n["kind"] == "long" else "") + n["name"]) if n["kind"] != "longWithSingleDash" else "Fl " + n["name"])
+        # mdoc's Fl adds one dash: --socket is "Fl -socket", -h is "Fl h".
+        names = ["Fl " + ("-" if n["kind"] == "long" else "") + n["name"] for n in argument.get("names", [])]
         words = [" , ".join(names)]
         if argument["kind"] == "option":
             words += ["Ar", word(argument.get("valueName", "value"))]
