@@ -39,6 +39,23 @@ if [ -z "$DEBS" ]; then
     test -f "$DEBS/edmmd_${VERSION}_$ARCH.deb" -a -f "$DEBS/edmm-sim_${VERSION}_$ARCH.deb"
   grep -E '^[WE]: ' "$W/deb.log" | sed 's/^/      /'
   log "packages built"
+
+  # make install and make uninstall into a staging tree (the release build is there now).
+  T=$W/install-tree
+  rm -rf "$T"
+  make install DESTDIR="$T" PREFIX=/usr/local > "$W/install.log" 2>&1
+  count=$(find "$T" -type f | wc -l)
+  check "make install DESTDIR=... PREFIX=/usr/local: $count files, the manifest lists them all" \
+    test "$(grep -c '^[fc] ' "$T/usr/local/share/edmmd/install-manifest")" = "$count"
+  check "  edmmd in sbin, stripped; the unit starts it there" sh -c "test -x '$T/usr/local/sbin/edmmd' && \
+    ! readelf -S '$T/usr/local/sbin/edmmd' | grep -q debug_info && grep -qx 'ExecStart=/usr/local/sbin/edmmd --config /etc/edmmd/edmmd.toml' '$T/usr/local/lib/systemd/system/edmmd.service'"
+  echo "# the operator's" >> "$T/etc/edmmd/edmmd.toml"
+  make install DESTDIR="$T" PREFIX=/usr/local >> "$W/install.log" 2>&1
+  check "  a second make install keeps the changed configuration" grep -q "the operator's" "$T/etc/edmmd/edmmd.toml"
+  make uninstall DESTDIR="$T" PREFIX=/usr/local >> "$W/install.log" 2>&1
+  check "  make uninstall removes everything else it installed" \
+    test "$(cd "$T" && find . -mindepth 1 | sort | tr '\n' ' ')" = "./etc ./etc/edmmd ./etc/edmmd/edmmd.toml "
+  rm -rf "$T"
 fi
 check "the package's version is VERSION's ($VERSION)" \
   test "$(dpkg-deb -f "$DEBS/edmmd_${VERSION}_$ARCH.deb" Version)" = "$VERSION"
