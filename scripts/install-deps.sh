@@ -1,16 +1,28 @@
 #!/usr/bin/env bash
-# Installs the Debian packages edmmd needs, once. Usage: install-deps.sh build|test
+# Installs the Debian packages edmmd needs, once. Usage: install-deps.sh build|test|kselftest
 #   build: what compiling edmmd needs (libsystemd-dev for the CSystemd module), and the C
 #          libraries (c/: a C compiler, make, binutils, pkg-config).
 #   test:  also what the test suite drives: a real systemd in a container (systemd-container,
 #          debootstrap), promtool (prometheus), tmux (edmmctl top in a real terminal),
 #          clang's runtime for the fuzzers, iproute2/procps/util-linux for process checks,
-#          strace (the C library's one-sendmsg-one-recvmsg fast path).
+#          strace (the C library's one-sendmsg-one-recvmsg fast path), and what kselftest
+#          needs.
+#   kselftest: the kernel's SGX selftests (scripts/test-kselftest-sgx.sh): the kernel tree of
+#          linux-source-6.12 (bookworm-security; linux-source-6.1 where 6.12 is not offered)
+#          and libssl-dev (their sigstruct.c signs the test enclave with libcrypto).
 set -euo pipefail
 mode=${1:-build}
 packages=(libsystemd-dev pkg-config gcc make binutils libc6-dev)
+kselftest=(libssl-dev xz-utils)
+if apt-cache show linux-source-6.12 >/dev/null 2>&1; then
+  kselftest+=(linux-source-6.12)
+else
+  kselftest+=(linux-source-6.1)
+fi
 if [ "$mode" = test ]; then
-  packages+=(systemd-container debootstrap prometheus tmux procps util-linux python3 curl strace)
+  packages+=(systemd-container debootstrap prometheus tmux procps util-linux python3 curl strace "${kselftest[@]}")
+elif [ "$mode" = kselftest ]; then
+  packages+=("${kselftest[@]}")
 fi
 missing=()
 for p in "${packages[@]}"; do
