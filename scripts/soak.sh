@@ -7,6 +7,9 @@
 #   SOAK_BIN   folder with edmmd and edmm-sim (default .build/debug)
 #   SOAK_EPC   simulated EPC size (default 64MiB: the default 64 clients overcommit it)
 #   SOAK_NICE  niceness of the whole run (default 10)
+#   SOAK_FAULTS faults the simulated EPC injects, as KIND=RATE,...[,seed=N] with KIND one of
+#              load-ebusy, unmark-reclaimable, eaug-sigbus, epc-page-conflict or all, RATE 0...1
+#              (docs/simulator.md, "Fault injection"); written into edmmd's [simulator] section
 # Exit status: that of the soak, or 1 if edmmd did not start or did not stop cleanly.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,7 +24,19 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-: >"$dir/edmmd.toml"
+{
+    echo "[simulator]"
+    IFS=, read -ra faults <<<"${SOAK_FAULTS:-}"
+    for item in "${faults[@]}"; do
+        name=${item%%=*}
+        value=${item#*=}
+        if [[ $name == all ]]; then
+            for kind in load_ebusy unmark_reclaimable eaug_sigbus epc_page_conflict; do echo "fault_$kind = $value"; done
+        else
+            echo "fault_${name//-/_} = $value"
+        fi
+    done
+} >"$dir/edmmd.toml"
 nice -n "${SOAK_NICE:-10}" "$bin/edmmd" --simulate --socket "$dir/edmmd.sock" --config "$dir/edmmd.toml" --metrics "" \
     --epc-size "${SOAK_EPC:-64MiB}" --log-level notice 2>"$dir/edmmd.log" &
 daemon=$!

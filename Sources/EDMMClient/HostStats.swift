@@ -17,6 +17,11 @@ public struct HostStats: Sendable {
     public var reclaimedPages: UInt64 = 0
     /// Round trips of answered requests, from sending to the reply's arrival.
     public var latency = LatencyHistogram()
+    /// EACCEPTs resumed after a not-present #PF (the kernel could not EAUG the page then).
+    public var eacceptsResumed: UInt64 = 0
+    /// Requests asked again for the rest of their range after edmmd reported
+    /// SGX_EPC_PAGE_CONFLICT (another SGX instruction held a page when EMODPR/EMODT reached it).
+    public var conflictRetries: UInt64 = 0
     /// Daemon replies and notices the enclave refused.
     public var violations: [HostSafetyViolation] = []
     /// Failures that arrived outside a reply: fire-and-forget errors, failed notice handling.

@@ -1,5 +1,6 @@
 import EDMMCore
 import EDMMProtocol
+import Glibc
 import SGXDevice
 import SGXSimulator
 
@@ -15,7 +16,47 @@ extension SimulatedEnclaveHost {
     /// was applied and all are sent again; otherwise (edmmd died) only those that are harmless
     /// to apply twice are sent again (RESTRICT, RELAX, TRIM_ACCEPTED), and the others fail with
     /// `interrupted`. If edmmd had to register the enclave again, none is sent again.
+    ///
+    /// A request edmmd answers with SGX_EPC_PAGE_CONFLICT (an SGX instruction of the enclave's own
+    /// held a page when edmmd's EMODPR or EMODT reached it) is asked again for the pages it did
+    /// not reach, as long as it makes progress; the pages it did reach are taken as done either way.
     public func perform(_ operations: [HostOperation]) async -> [Result<HostOutcome, EnclaveHostError>] {
+        var results = await performOnce(operations)
+        for index in results.indices {
+            var asked = operations[index]
+            var withoutProgress = 0
+            while withoutProgress < Self.conflictRetries, case .failure(let error) = results[index],
+                let rest = Self.remainder(of: asked, afterConflict: error)
+            {
+                withoutProgress = rest == asked ? withoutProgress + 1 : 0
+                state.withLock { $0.stats.conflictRetries += 1 }
+                asked = rest
+                results[index] = await performOnce([rest])[0]
+            }
+        }
+        return results
+    }
+
+    /// How many times in a row a request meeting SGX_EPC_PAGE_CONFLICT on its first page is asked
+    /// again (a retry that got pages done does not count).
+    static let conflictRetries = 8
+
+    /// The pages of `operation` an ioctl failing with SGX_EPC_PAGE_CONFLICT did not reach.
+    static func remainder(of operation: HostOperation, afterConflict error: EnclaveHostError) -> HostOperation? {
+        guard case .client(let client) = error, case .kernel(_, _, let countBytes, let result)? = client.wireError?.detail,
+            result == SGXErrorCode.epcPageConflict
+        else { return nil }
+        let done = countBytes >> Page.shift
+        switch operation {
+        case .trim(let range) where done < range.count: return .trim(PageRange(first: range.first + done, end: range.end))
+        case .restrict(let range, let permissions) where done < range.count:
+            return .restrict(PageRange(first: range.first + done, end: range.end), to: permissions)
+        case .makeTCS where done == 0: return operation
+        default: return nil
+        }
+    }
+
+    private func performOnce(_ operations: [HostOperation]) async -> [Result<HostOutcome, EnclaveHostError>] {
         var results = [Result<HostOutcome, EnclaveHostError>?](repeating: nil, count: operations.count)
         var prepared: [(index: Int, request: PreparedRequest, saved: [(range: PageRange, state: HostPage?)])] = []
         for (index, operation) in operations.enumerated() {
@@ -329,6 +370,7 @@ extension SimulatedEnclaveHost {
         switch reply {
         case .failure(let error):
             state.withLock { $0.tracker.restore(saved) }
+            settleCompletedPart(of: operation, error)
             return .failure(.client(error))
         case .success(let r):
             body = r?.body
@@ -364,6 +406,36 @@ extension SimulatedEnclaveHost {
             }
         } catch {
             return .failure(error)
+        }
+    }
+
+    /// An ioctl that failed after `count` bytes of this request changed those pages, and edmmd's
+    /// ledger has them done: the enclave takes them as done too (with the EACCEPT their change
+    /// calls for), so that its record, the ledger and the EPCM stay equal; the rest of the range
+    /// is back where it was.
+    private func settleCompletedPart(of operation: HostOperation, _ error: EDMMClientError) {
+        guard case .kernel(_, _, let countBytes, _)? = error.wireError?.detail, countBytes >= Page.size else { return }
+        let done = countBytes >> Page.shift
+        do throws(EnclaveHostError) {
+            switch operation {
+            case .trim(let range):
+                let part = PageRange(first: range.first, count: min(done, range.count))
+                state.withLock { s in try? s.tracker.trim(part) }
+                try accept(part, flags: [.pageType(.trim), .modified], leaf: "EACCEPT(TRIM|MODIFIED)")
+                state.withLock { s in
+                    s.tracker.trimAccepted(part)
+                    s.trimAcceptedBacklog.append(part)
+                }
+            case .restrict(let range, let permissions):
+                let part = PageRange(first: range.first, count: min(done, range.count))
+                state.withLock { s in try? s.tracker.restrict(part, to: permissions) }
+                try accept(part, flags: [.pageType(.reg), .pr, SecInfoFlags(permissions: permissions)], leaf: "EACCEPT(REG|PR)")
+                state.withLock { $0.tracker.restricted(part) }
+            default:
+                break
+            }
+        } catch {
+            note("the part of \(operation) edmmd completed before its ioctl failed: \(error)")
         }
     }
 
@@ -435,9 +507,32 @@ extension SimulatedEnclaveHost {
 
     func accept(_ range: PageRange, flags: SecInfoFlags, leaf: String) throws(EnclaveHostError) {
         for page in range.first..<range.end {
-            let outcome = cpu.eaccept(address(page), flags: flags)
+            let outcome = eaccept(address(page), flags: flags)
             guard outcome == .success else { throw .instructionFailed(leaf: leaf, offset: page << Page.shift, outcome: outcome) }
         }
+    }
+
+    /// How many times an EACCEPT is resumed after a not-present #PF before its fault is final.
+    public static let eacceptResumes = 16
+
+    /// EACCEPT, resumed after a not-present #PF on its page: the kernel could not EAUG (or load)
+    /// the page at that moment (SIGBUS: no EPC page it could take at once, or another thread won
+    /// the race to add it), which reaches the runtime through the vDSO as vector 14 without the
+    /// SGX bit. Like a runtime's exception handler, the host resumes the enclave (ERESUME) and the
+    /// EACCEPT runs again; a fault that persists is returned.
+    func eaccept(_ address: UInt64, flags: SecInfoFlags) -> InstructionOutcome {
+        var outcome = cpu.eaccept(address, flags: flags)
+        var resumes = 0
+        while resumes < Self.eacceptResumes, case .exception(let fault) = outcome, fault.isNotPresentPageFault,
+            fault.address == address
+        {
+            resumes += 1
+            cpu.resumeAfterException()
+            sched_yield()
+            outcome = cpu.eaccept(address, flags: flags)
+        }
+        if resumes > 0 { eacceptsResumed.add(UInt64(resumes), ordering: .relaxed) }
+        return outcome
     }
 
     /// `retried`: sent again after a reconnection; then invalid-page-state means the first one

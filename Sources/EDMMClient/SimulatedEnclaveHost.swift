@@ -51,6 +51,9 @@ public final class SimulatedEnclaveHost: Sendable {
     }
 
     let state: Mutex<State>
+    /// EACCEPTs resumed after a not-present #PF; counted apart from `state`, whose lock the
+    /// EACCEPTs of a grant run under.
+    let eacceptsResumed = Atomic<UInt64>(0)
 
     /// The connection in use and what belongs to it.
     struct Link {
@@ -205,7 +208,11 @@ public final class SimulatedEnclaveHost: Sendable {
 
     /// The enclave's own page record.
     public var tracker: CommitTracker { state.withLock { $0.tracker } }
-    public var stats: HostStats { state.withLock { $0.stats } }
+    public var stats: HostStats {
+        var stats = state.withLock { $0.stats }
+        stats.eacceptsResumed = eacceptsResumed.load(ordering: .relaxed)
+        return stats
+    }
     /// What the simulator counted for this enclave since it was registered.
     public var countersSinceRegistration: CounterSnapshot { enclave.counters.since(registeredCounters) }
 

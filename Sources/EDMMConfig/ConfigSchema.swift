@@ -41,6 +41,21 @@ enum ConfigSchema {
         ConfigKey(section: "simulator", name: "max_enclaves") { c, v throws(ConfigValueError) in
             c.simulator.maxEnclaves = try ConfigValue.integer(v, in: 1...65_536)
         },
+        ConfigKey(section: "simulator", name: "fault_load_ebusy") { c, v throws(ConfigValueError) in
+            c.simulator.faults.loadBusy = try ConfigValue.fraction(v)
+        },
+        ConfigKey(section: "simulator", name: "fault_unmark_reclaimable") { c, v throws(ConfigValueError) in
+            c.simulator.faults.reclaimerHoldsPage = try ConfigValue.fraction(v)
+        },
+        ConfigKey(section: "simulator", name: "fault_eaug_sigbus") { c, v throws(ConfigValueError) in
+            c.simulator.faults.eaugFailure = try ConfigValue.fraction(v)
+        },
+        ConfigKey(section: "simulator", name: "fault_epc_page_conflict") { c, v throws(ConfigValueError) in
+            c.simulator.faults.pageConflict = try ConfigValue.fraction(v)
+        },
+        ConfigKey(section: "simulator", name: "fault_seed") { c, v throws(ConfigValueError) in
+            c.simulator.faults.seed = try ConfigValue.integer(v, in: 0...UInt64(Int64.max))
+        },
         ConfigKey(section: "batch", name: "enabled") { c, v throws(ConfigValueError) in c.batch.enabled = try ConfigValue.bool(v) },
         ConfigKey(section: "batch", name: "window_us") { c, v throws(ConfigValueError) in
             c.batch.windowMicros = try ConfigValue.integer(v, in: 1...1_000_000)

@@ -38,6 +38,15 @@ enum ConfigValue {
         return v
     }
 
+    /// A chance from 0 to 1, written as a float or as 0 or 1.
+    static func fraction(_ value: any TOMLValueConvertible) throws(ConfigValueError) -> Double {
+        guard let d = value.double ?? value.int.map(Double.init) else {
+            throw ConfigValueError("expected a number from 0 to 1, got \(describe(value))")
+        }
+        guard d >= 0, d <= 1 else { throw ConfigValueError("\(d) is out of range; allowed 0...1") }
+        return d
+    }
+
     static func enumeration<E: RawRepresentable & CaseIterable>(_ value: any TOMLValueConvertible, _ type: E.Type) throws(ConfigValueError) -> E
     where E.RawValue == String {
         let s = try string(value)

@@ -32,6 +32,24 @@ public struct DaemonConfig: Equatable, Sendable {
         public var epcBytes: UInt64 = 128 << 20
         /// Simulated enclaves the machine can hold at once.
         public var maxEnclaves = 4_096
+        /// Transient failures the simulated EPC injects (docs/simulator.md, "Fault injection").
+        public var faults = Faults()
+    }
+
+    /// The chance (0...1) that each opportunity of a kind of fault fails, and the seed that
+    /// decides which; all 0 injects nothing.
+    public struct Faults: Equatable, Sendable {
+        /// An SGX2 ioctl finds a page being reclaimed: EAGAIN mid-range.
+        public var loadBusy = 0.0
+        /// The reclaimer holds a page: EAGAIN on MODIFY_TYPES REG->TCS, EBUSY on REMOVE_PAGES.
+        public var reclaimerHoldsPage = 0.0
+        /// EAUG on a fault fails: SIGBUS, a not-present #PF inside the enclave.
+        public var eaugFailure = 0.0
+        /// EMODPR/EMODT meet another SGX instruction on the page: EFAULT with result 7.
+        public var pageConflict = 0.0
+        public var seed: UInt64 = 1
+
+        public init() {}
     }
 
     public struct Batch: Equatable, Sendable {

@@ -42,22 +42,40 @@ struct DeviceBackend: Sendable {
         DeviceBackend(mode: .kernel, reason: reason, epc: nil, epcTotalPages: KernelEPCSize.totalBytes() / Page.size)
     }
 
+    /// A stored machine keeps the faults it was created with (they live in its region).
     private static func simulated(_ config: DaemonConfig, reason: String, stored: SimulatedMachine?) throws(StartupError) -> DeviceBackend {
-        if let stored { return DeviceBackend(mode: .simulated, reason: reason, epc: SimulatedEPC(stored), epcTotalPages: stored.epcPages) }
         let machine: SimulatedMachine
-        do {
-            machine = try SimulatedMachine.create(
-                .init(
-                    epcPages: config.simulator.epcBytes / Page.size,
-                    enclaveCapacity: UInt32(clamping: config.simulator.maxEnclaves), sgx2: true))
-        } catch {
-            throw .simulator("cannot create the simulated EPC: \(error)")
+        if let stored {
+            machine = stored
+        } else {
+            do {
+                machine = try SimulatedMachine.create(
+                    .init(
+                        epcPages: config.simulator.epcBytes / Page.size,
+                        enclaveCapacity: UInt32(clamping: config.simulator.maxEnclaves), sgx2: true,
+                        faults: SimulatorFaults(config.simulator.faults)))
+            } catch {
+                throw .simulator("cannot create the simulated EPC: \(error)")
+            }
         }
-        return DeviceBackend(mode: .simulated, reason: reason, epc: SimulatedEPC(machine), epcTotalPages: machine.epcPages)
+        let faults = machine.faults
+        let why = faults.isOff ? reason : "\(reason); injecting faults \(faults)"
+        return DeviceBackend(mode: .simulated, reason: why, epc: SimulatedEPC(machine), epcTotalPages: machine.epcPages)
     }
 
     /// The simulated machine in use now (a restarted daemon may have taken over its predecessor's).
     var machine: SimulatedMachine? { epc?.machine }
+}
+
+extension SimulatorFaults {
+    init(_ faults: DaemonConfig.Faults) {
+        self.init(
+            seed: faults.seed,
+            rates: [
+                .loadBusy: faults.loadBusy, .reclaimerHoldsPage: faults.reclaimerHoldsPage, .eaugFailure: faults.eaugFailure,
+                .pageConflict: faults.pageConflict,
+            ])
+    }
 }
 
 /// The EPC the kernel manages: the sum of `/sys/devices/system/node/node*/x86/sgx_total_bytes`

@@ -109,10 +109,18 @@ extension EnclaveContext {
                 if case .success = outcome { counters.record(target.verb, ok: true) } else { counters.record(target.verb, ok: false) }
                 deliveries[target.session.id, default: (target.session, [])].completions.append(Completion(target, outcome))
             case .reclaim(let reason):
-                guard case .success = result else { continue }
-                reclaimed[reason, default: RangeSet()].insert(item.request.range)
-                counters.reclaimedPages += item.request.range.count
-                core.counters.add(.reclaimedPages, item.request.range.count)
+                let trimmed: PageRange
+                switch result {
+                case .success: trimmed = item.request.range
+                case .failure(let error):
+                    // An ioctl that failed part-way (SGX_EPC_PAGE_CONFLICT, a page busy beyond the
+                    // retries) trimmed the pages before the failing one: they need their notice too.
+                    guard case .kernel(_, _, let countBytes, _) = error.detail, countBytes >= Page.size else { continue }
+                    trimmed = PageRange(first: item.request.range.first, count: countBytes >> Page.shift)
+                }
+                reclaimed[reason, default: RangeSet()].insert(trimmed)
+                counters.reclaimedPages += trimmed.count
+                core.counters.add(.reclaimedPages, trimmed.count)
             }
         }
         for (session, completions) in deliveries.values { session.deliver(completions) }

@@ -56,7 +56,7 @@ extension WireError {
         self.init(
             .kernelError,
             "\(ioctl) failed with \(ErrnoName.of(failure.errno)) after \(failure.count) bytes of this request"
-                + (result.map { ", SGX result \($0)" } ?? ""),
+                + (result.map { ", SGX result \($0)" + (SGXErrorCode.name($0).map { " (\($0))" } ?? "") } ?? ""),
             detail: .kernel(ioctl: ioctl, errno: failure.errno, countBytes: failure.count, result: result))
     }
 }

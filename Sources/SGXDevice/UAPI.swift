@@ -57,6 +57,19 @@ public enum SGXErrorCode {
     public static let enclaveAct: UInt64 = 14
     public static let pageAttributesMismatch: UInt64 = 19
     public static let pageNotModifiable: UInt64 = 20
+
+    /// The SDM's name of `code` ("SGX_EPC_PAGE_CONFLICT"), nil for a code not listed here.
+    public static func name(_ code: UInt64) -> String? {
+        switch code {
+        case epcPageConflict: "SGX_EPC_PAGE_CONFLICT"
+        case notTracked: "SGX_NOT_TRACKED"
+        case childPresent: "SGX_CHILD_PRESENT"
+        case enclaveAct: "SGX_ENCLAVE_ACT"
+        case pageAttributesMismatch: "SGX_PAGE_ATTRIBUTES_MISMATCH"
+        case pageNotModifiable: "SGX_PAGE_NOT_MODIFIABLE"
+        default: nil
+        }
+    }
 }
 
 /// `struct sgx_enclave_modify_types` (40 bytes in the uapi header).

@@ -28,8 +28,9 @@ struct SimTotals: Codable, Equatable {
         ioctlPages = c[.emodt] + c[.emodpr] + c[.eremove]
         ocalls = c[.ocalls]
         eexit = c[.eexit]
-        // A driver fault inside the enclave is an AEX; one the host takes from outside is not.
-        aex = c[.aex] + c[.driverFaults] - c[.hostFaults]
+        // Exceptions delivered to the host, and faults the driver resolved inside the enclave
+        // (each an AEX the host never sees); faults the host takes from outside are none.
+        aex = c[.aex] + c[.resolvedFaults]
         eaug = c[.eaug]
         eaccept = c[.eaccept]
         emodpe = c[.emodpe]

@@ -2,6 +2,7 @@ import ArgumentParser
 import EDMMClient
 import FoundationEssentials
 import Glibc
+import SGXSimulator
 
 /// `edmm-sim soak`: many client processes doing random work against a live edmmd for a long
 /// time, with invariant checks every second, failing loudly on the first violation.
@@ -28,9 +29,15 @@ struct SoakCommand: AsyncParsableCommand {
             A client that makes no self-check for --stuck-after seconds is a failure, named with \
             the replies it waits for.
 
+            With fault injection on in edmmd's simulated EPC ([simulator] fault_* in its \
+            configuration), the clients meet the transient failures of SGX2 hardware and the \
+            Linux driver throughout; the soak prints how many of each were injected, and with \
+            --require-faults fails if a kind that has a rate was never injected.
+
             EXIT STATUS
               0   no violation
               1   a violation (printed on standard error as it happened)
+              1   --require-faults: a kind with a rate was never injected
               64  bad command line
               69  edmmd is not reachable, or not on a simulated EPC
             """)
@@ -67,6 +74,9 @@ struct SoakCommand: AsyncParsableCommand {
 
     @Option(help: "Largest resident memory edmmd may reach, in MiB.")
     var maxRss: UInt64 = 1024
+
+    @Flag(help: "Fail unless edmmd's simulated EPC injects faults and every kind with a rate was injected at least once.")
+    var requireFaults = false
 
     @Option(help: ArgumentHelp("Write edmmd's resident memory, descriptors, connections, enclaves, committed pages and requests, one CSV line a second, to this file.", valueName: "file"))
     var record: String?
@@ -108,6 +118,8 @@ struct SoakCommand: AsyncParsableCommand {
         if fleet.await("ready", timeout: 120, { $0.ready }) {
             report("\(clients) clients registered; edmmd pid \(inspector.daemonPID), \(inspector.baseDescriptors) descriptors of its own")
         }
+        let faults = inspector.machine.faults
+        if !faults.isOff { report("the simulated EPC injects faults: \(faults)") }
         var random = SeededRandom(seed: seed ^ 0x5EED)
         var nextTick = 1.0
         var nextKill = killEvery > 0 ? killEvery : .infinity
@@ -160,7 +172,15 @@ struct SoakCommand: AsyncParsableCommand {
         }
         fleet.reap(timeout: 0)
         if let record { write(inspector.csv, to: record) }
-        let problems = (violation.map { [$0] } ?? []) + fleet.failures
+        let counts = inspector.machine.faultCounts
+        let injected = SimulatorFaults.Kind.allCases.filter { faults.rate($0) > 0 }
+        var problems = (violation.map { [$0] } ?? []) + fleet.failures
+        if requireFaults {
+            if injected.isEmpty { problems.append("--require-faults: edmmd's simulated EPC injects no faults") }
+            for kind in injected where counts[kind]?.injected == 0 {
+                problems.append("--require-faults: \(kind) (rate \(faults.rate(kind))) was never injected")
+            }
+        }
         let samples = inspector.samples
         let peakRSS = samples.map(\.residentKiB).max() ?? 0
         let peakFDs = samples.map(\.descriptors).max() ?? 0
@@ -171,6 +191,10 @@ struct SoakCommand: AsyncParsableCommand {
               edmmd: RSS \(samples.first.map { "\($0.residentKiB >> 10)" } ?? "?") MiB at start, \(peakRSS >> 10) MiB at peak, \(samples.last.map { "\($0.residentKiB >> 10)" } ?? "?") MiB last; descriptors peak \(peakFDs), \(inspector.baseDescriptors) of its own
               requests served: \(samples.last?.requests ?? 0)
             """)
+        if !injected.isEmpty {
+            let lines = injected.map { "\($0) \(counts[$0]?.injected ?? 0) of \(counts[$0]?.opportunities ?? 0)" }
+            print("  faults injected: \(lines.joined(separator: ", "))")
+        }
         guard problems.isEmpty else {
             for problem in problems { printError("SOAK FAILED: \(problem)") }
             throw ExitCode(1)

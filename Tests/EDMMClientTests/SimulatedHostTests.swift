@@ -165,6 +165,41 @@ import Testing
         }
     }
 
+    @Test func anEacceptWhoseEAUGFailedIsResumedNotTreatedAsFatal() async throws {
+        let daemon = try FakeDaemon()
+        defer { daemon.stop() }
+        let host = try await Self.launch(daemon, EnclaveBlueprint(label: "t", prefaultFreshPages: false))
+        defer { host.close() }
+        // The first two EAUGs fail (SIGBUS, a not-present #PF in the enclave), the rest succeed.
+        let faults = try #require(
+            (UInt64(0)..<100_000).lazy.map { SimulatorFaults(seed: $0, rates: [.eaugFailure: 0.5]) }
+                .first { f in (0..<6).allSatisfy { f.injects(.eaugFailure, draw: $0) == ($0 < 2) } })
+        daemon.machine.setFaults(faults)
+        let before = host.countersSinceRegistration
+        _ = try await host.allocate(pages: 4)
+        let spent = host.countersSinceRegistration.since(before)
+        #expect(host.stats.eacceptsResumed == 2)
+        #expect(spent[.eaug] == 4 && spent[.eaccept] == 6)
+        // Each failed EAUG reached the host as an exception, which resumed the enclave.
+        #expect(spent[.aex] == 2 && spent[.eresume] == 2)
+        #expect(host.compareWithEPCM().matches)
+    }
+
+    @Test func anEacceptWhosePageNeverComesFailsWithTheFault() async throws {
+        let daemon = try FakeDaemon()
+        defer { daemon.stop() }
+        let host = try await Self.launch(daemon, EnclaveBlueprint(label: "t", prefaultFreshPages: false))
+        defer { host.close() }
+        daemon.machine.setFaults(SimulatorFaults(rates: [.eaugFailure: 1]))
+        let first = host.blueprint.managedPages.first
+        await #expect(
+            throws: EnclaveHostError.instructionFailed(
+                leaf: "EACCEPT(REG|PENDING|RW)", offset: first << 12,
+                outcome: .exception(.pageFault(errorCode: 0x4, address: host.enclave.base + first << 12)))
+        ) { _ = try await host.allocate(pages: 1) }
+        #expect(host.stats.eacceptsResumed == UInt64(SimulatedEnclaveHost.eacceptResumes))
+    }
+
     @Test func aDaemonInKernelModeCannotHostASimulatedEnclave() async throws {
         let daemon = try FakeDaemon(simulated: false)
         defer { daemon.stop() }

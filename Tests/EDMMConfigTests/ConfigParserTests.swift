@@ -61,6 +61,29 @@ import Testing
         #expect(config.metrics.listen == nil)
     }
 
+    @Test func simulatorFaultRatesAreChancesFromZeroToOne() throws {
+        let config = try DaemonConfig.parse(
+            toml: """
+                [simulator]
+                fault_load_ebusy = 0.05
+                fault_unmark_reclaimable = 1
+                fault_eaug_sigbus = 0.5
+                fault_epc_page_conflict = 0
+                fault_seed = 7
+                """, fileName: "t.toml")
+        #expect(config.simulator.faults.loadBusy == 0.05)
+        #expect(config.simulator.faults.reclaimerHoldsPage == 1)
+        #expect(config.simulator.faults.eaugFailure == 0.5)
+        #expect(config.simulator.faults.pageConflict == 0)
+        #expect(config.simulator.faults.seed == 7)
+        #expect(DaemonConfig().simulator.faults == DaemonConfig.Faults())
+        let e = errors("[simulator]\nfault_eaug_sigbus = 1.5\nfault_load_ebusy = \"often\"\n")
+        #expect(e.map(\.description) == [
+            "test.toml:2: [simulator] fault_eaug_sigbus: 1.5 is out of range; allowed 0...1",
+            "test.toml:3: [simulator] fault_load_ebusy: expected a number from 0 to 1, got the string \"often\"",
+        ])
+    }
+
     @Test func anUnknownKeyIsAnErrorWithItsLineAndASuggestion() {
         let e = errors("[batch]\nenabled = true\nwindow_uss = 5\n")
         #expect(e.count == 1)

@@ -26,6 +26,10 @@ struct ConformanceTests {
             "D13_remove_runs_into_reg", "D14_map_outside_elrange", "D15_map_beyond_page_cap", "D16_map_private",
             "D17_eaccept_accepted_page", "D18_eaccept_without_pending_or_pr", "D19_eaccept_pr_wrong_permissions",
             "D20_emodpe_execute", "D21_access_removed_page", "D22_untrusted_access_before_einit", "D23_sgx1_cpu_no_eaug",
+            "F1_load_ebusy_eagain", "F2_reclaimer_holds_page", "F3_eaug_sigbus", "F4_epc_page_conflict",
+            "C1_eacceptcopy_initializes_a_pending_page", "C2_eacceptcopy_unreadable_source", "C3_eacceptcopy_read_only_destination",
+            "C4_eacceptcopy_operand_order", "C5_eacceptcopy_ignores_pending_modified_pr", "P1_ecreate_one_page",
+            "P2_fetch_without_vm_exec", "E1_va_pages_outlive_removal", "E2_secs_written_back_with_last_page",
         ]
         #expect(Set(ConformanceSuite.cases.map(\.name)) == tested)
     }
@@ -76,4 +80,21 @@ struct ConformanceTests {
     @Test func D21_access_removed_page() { assertCase("D21_access_removed_page") }
     @Test func D22_untrusted_access_before_einit() { assertCase("D22_untrusted_access_before_einit") }
     @Test func D23_sgx1_cpu_no_eaug() { assertCase("D23_sgx1_cpu_no_eaug") }
+
+    // Injected faults
+    @Test func F1_load_ebusy_eagain() { assertCase("F1_load_ebusy_eagain") }
+    @Test func F2_reclaimer_holds_page() { assertCase("F2_reclaimer_holds_page") }
+    @Test func F3_eaug_sigbus() { assertCase("F3_eaug_sigbus") }
+    @Test func F4_epc_page_conflict() { assertCase("F4_epc_page_conflict") }
+
+    // EACCEPTCOPY, ECREATE, instruction fetch, SECS and VA pages
+    @Test func C1_eacceptcopy_initializes_a_pending_page() { assertCase("C1_eacceptcopy_initializes_a_pending_page") }
+    @Test func C2_eacceptcopy_unreadable_source() { assertCase("C2_eacceptcopy_unreadable_source") }
+    @Test func C3_eacceptcopy_read_only_destination() { assertCase("C3_eacceptcopy_read_only_destination") }
+    @Test func C4_eacceptcopy_operand_order() { assertCase("C4_eacceptcopy_operand_order") }
+    @Test func C5_eacceptcopy_ignores_pending_modified_pr() { assertCase("C5_eacceptcopy_ignores_pending_modified_pr") }
+    @Test func P1_ecreate_one_page() { assertCase("P1_ecreate_one_page") }
+    @Test func P2_fetch_without_vm_exec() { assertCase("P2_fetch_without_vm_exec") }
+    @Test func E1_va_pages_outlive_removal() { assertCase("E1_va_pages_outlive_removal") }
+    @Test func E2_secs_written_back_with_last_page() { assertCase("E2_secs_written_back_with_last_page") }
 }

@@ -78,7 +78,8 @@ import Testing
         let offset = MemoryLayout<edmm_machine_header>.offset(of: \edmm_machine_header.used_pages)!
         #expect(pwrite(machine.fd, &bogus, 8, off_t(offset)) == 8)
         let violations = machine.checkInvariants(enclaves: [enclave]).map(\.description)
-        #expect(violations.contains("used count 5 but 1 EPC pages are occupied"))
+        // The VA page, the SECS and the page.
+        #expect(violations.contains("used count 5 but 3 EPC pages are occupied"))
     }
 
     @Test func theInvariantCheckReportsTwoEPCPagesHoldingOneAddress() throws {
@@ -90,9 +91,10 @@ import Testing
         var slotsOffset: UInt64 = 0
         let field = MemoryLayout<edmm_machine_header>.offset(of: \edmm_machine_header.slots_offset)!
         #expect(pread(machine.fd, &slotsOffset, 8, off_t(field)) == 8)
-        var page: UInt64 = 0  // make EPC page 1 claim enclave page 0 too
-        #expect(pwrite(machine.fd, &page, 8, off_t(slotsOffset) + 16 + 8) == 8)
+        // EPC pages 0 and 1 hold the VA page and the SECS; make EPC page 3 claim enclave page 0 too.
+        var page: UInt64 = 0
+        #expect(pwrite(machine.fd, &page, 8, off_t(slotsOffset) + 3 * 16 + 8) == 8)
         let violations = machine.checkInvariants(enclaves: [enclave]).map(\.description)
-        #expect(violations.contains("EPC pages 0 and 1 both hold page 0 of enclave 0"))
+        #expect(violations.contains("EPC pages 2 and 3 both hold page 0 of enclave 0"))
     }
 }

@@ -74,7 +74,7 @@ import Testing
         bytes[8] = 3  // version field
         let fd = try memfd(copying: bytes, seal: true)
         defer { close(fd) }
-        #expect(throws: SimulatorError.unsupportedVersion(found: 3, expected: 1)) { try SimulatedMachine.open(fd: fd) }
+        #expect(throws: SimulatorError.unsupportedVersion(found: 3, expected: 2)) { try SimulatedMachine.open(fd: fd) }
     }
 
     @Test func aTruncatedRegionIsRejectedWithBothSizes() throws {
@@ -127,9 +127,17 @@ import Testing
     }
 
     @Test func ecreateRefusesASizeThatIsNotAPowerOfTwo() {
-        #expect(throws: SimulatorError.invalidConfiguration("ECREATE: ELRANGE size 12288 is not a power of two >= 4096")) {
+        #expect(throws: SimulatorError.invalidConfiguration("ECREATE: ELRANGE size 12288 is not a power of two (EINVAL)")) {
             try SimulatedEnclave.create(machine: machine, base: 0, size: 12288)
         }
+    }
+
+    @Test func ecreateRefusesAnELRANGEOfOnePageAsTheInstructionDoes() throws {
+        #expect(throws: SimulatorError.invalidConfiguration("ECREATE: ELRANGE size 4096 is under two pages: ECREATE #GP (EIO)")) {
+            try SimulatedEnclave.create(machine: machine, base: 4096, size: 4096)
+        }
+        #expect(machine.stats.aliveEnclaves == 0)
+        #expect(try SimulatedEnclave.create(machine: machine, base: 8192, size: 8192).size == 8192)
     }
 
     @Test func ecreateRefusesABaseNotAlignedToTheSize() {

@@ -47,10 +47,12 @@ import Testing
         for page: UInt64 in 0..<10 {
             #expect(cpu.eaccept(enclave.base + page * 4096, flags: Self.regPendingRW) == .success)
         }
-        #expect(machine.stats.usedPages == 10)
+        // Ten pages, the SECS and a VA page.
+        #expect(machine.stats.usedPages == 12)
+        #expect(enclave.epcUsage == EPCUsage(enclavePages: 10, secsPages: 1, vaPages: 1))
         let second = try SimulatedEnclave.open(fd: enclave.fd, machine: machine, mapContents: false)
         enclave.close()
-        #expect(machine.stats.usedPages == 10)
+        #expect(machine.stats.usedPages == 12)
         second.close()
         #expect(machine.stats.usedPages == 0)
         #expect(machine.stats.aliveEnclaves == 0)

@@ -11,7 +11,7 @@
 #include <pthread.h>
 #include <sys/types.h>
 
-#define EDMM_SHM_VERSION 1u
+#define EDMM_SHM_VERSION 2u
 #define EDMM_MACHINE_MAGIC 0x4843414d4d4d4445ull /* "EDMMMACH" */
 #define EDMM_ENCLAVE_MAGIC 0x4c434e454d4d4445ull /* "EDMMENCL" */
 
@@ -47,15 +47,45 @@ typedef struct {
 #define EDMM_ENCLAVE_ALIVE 1u
 #define EDMM_ENCLAVE_RELEASED 2u
 
+/// `page` of an EPC slot that holds an enclave's SECS or one of its Version Array pages rather
+/// than an enclave page (enclave page indices are below 2^32).
+#define EDMM_SLOT_SECS 0xFFFFFFFFFFFFFFFFull
+#define EDMM_SLOT_VA 0xFFFFFFFFFFFFFFFEull
+
+/// `flags` of an enclave record: EINIT ran, so the reclaimer may evict the SECS with the
+/// enclave's last page (`sgx_reclaimer_write()`).
+#define EDMM_RECORD_INITIALIZED 0x1u
+/// One VA page holds the version slots of this many evicted pages (SGX_VA_SLOT_COUNT).
+#define EDMM_VA_SLOT_COUNT 512u
+
 typedef struct {
     uint32_t state;
     uint32_t incarnation;     /* bumped each time the entry is reused */
-    uint64_t resident_pages;  /* EPC slots it occupies */
+    uint64_t resident_pages;  /* its enclave pages (REG, TCS, TRIM) in the EPC: secs_child_cnt */
     uint64_t ewb;             /* its pages evicted (EWB runs with the machine lock only) */
     uint32_t attached_count;  /* live entries in `attached`, read lock-free for the IPI count */
-    uint32_t reserved;
+    uint32_t flags;           /* EDMM_RECORD_* */
     edmm_attachment attached[EDMM_MAX_ATTACHED];
+    /* The enclave's control pages, charged like the kernel's (guarded by the machine lock). */
+    uint64_t page_cnt;        /* encl->page_cnt: the SECS plus every enclave page added and not removed */
+    uint32_t va_pages;        /* VA pages: never evicted, and freed only when the enclave is released */
+    uint32_t secs_slot;       /* EPC slot of the SECS + 1 while it is in the EPC, 0 while evicted */
+    uint32_t secs_gen;        /* that slot's generation */
+    uint32_t reserved;
 } edmm_enclave_record;
+
+/// Kinds of injected fault (docs/simulator.md, "Fault injection"), in SimulatorFaults.Kind order.
+#define EDMM_FAULT_KINDS 4
+
+/// Faults the simulated driver and CPU inject on purpose, shared by every process of the machine.
+/// All fields are atomics (relaxed): a rate is read once per opportunity, which takes a number
+/// from `draws`; the seed and that number decide.
+typedef struct {
+    uint64_t seed;
+    uint32_t rate_ppm[EDMM_FAULT_KINDS];  /* chance per opportunity in parts per million; 0 = never */
+    uint64_t draws[EDMM_FAULT_KINDS];     /* opportunities so far */
+    uint64_t injected[EDMM_FAULT_KINDS];  /* faults injected so far */
+} edmm_fault_injection;
 
 typedef struct {
     uint64_t magic;
@@ -81,6 +111,8 @@ typedef struct {
     uint64_t sweeps;
     uint64_t ewb_at_last_sweep;
     uint64_t lock_recoveries;
+    /* Atomic, not guarded by `lock`. */
+    edmm_fault_injection faults;
 } edmm_machine_header;
 
 // ---------------------------------------------------------------------------------------------
@@ -177,3 +209,30 @@ static inline void edmm_store8(uint8_t *p, uint8_t v) { __atomic_store_n(p, v, _
 static inline uint8_t edmm_load8(const uint8_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 /// Sets *p to 1; returns the previous value (test_and_set_bit).
 static inline uint32_t edmm_test_and_set32(uint32_t *p) { return __atomic_exchange_n(p, 1u, __ATOMIC_ACQ_REL); }
+
+/// Fault-injection fields by kind; a `kind` of EDMM_FAULT_KINDS or more reads 0 and writes nothing.
+static inline uint32_t edmm_fault_rate(edmm_fault_injection *f, unsigned kind) {
+    return kind < EDMM_FAULT_KINDS ? __atomic_load_n(&f->rate_ppm[kind], __ATOMIC_RELAXED) : 0;
+}
+static inline void edmm_fault_set_rate(edmm_fault_injection *f, unsigned kind, uint32_t ppm) {
+    if (kind < EDMM_FAULT_KINDS) __atomic_store_n(&f->rate_ppm[kind], ppm, __ATOMIC_RELAXED);
+}
+/// Numbers the next opportunity of `kind` (the value before the increment).
+static inline uint64_t edmm_fault_take_draw(edmm_fault_injection *f, unsigned kind) {
+    return kind < EDMM_FAULT_KINDS ? __atomic_fetch_add(&f->draws[kind], 1, __ATOMIC_RELAXED) : 0;
+}
+static inline void edmm_fault_note_injected(edmm_fault_injection *f, unsigned kind) {
+    if (kind < EDMM_FAULT_KINDS) __atomic_fetch_add(&f->injected[kind], 1, __ATOMIC_RELAXED);
+}
+static inline uint64_t edmm_fault_draws(edmm_fault_injection *f, unsigned kind) {
+    return kind < EDMM_FAULT_KINDS ? __atomic_load_n(&f->draws[kind], __ATOMIC_RELAXED) : 0;
+}
+static inline uint64_t edmm_fault_injected(edmm_fault_injection *f, unsigned kind) {
+    return kind < EDMM_FAULT_KINDS ? __atomic_load_n(&f->injected[kind], __ATOMIC_RELAXED) : 0;
+}
+static inline void edmm_fault_reset_counts(edmm_fault_injection *f) {
+    for (unsigned k = 0; k < EDMM_FAULT_KINDS; k++) {
+        __atomic_store_n(&f->draws[k], 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&f->injected[k], 0, __ATOMIC_RELAXED);
+    }
+}

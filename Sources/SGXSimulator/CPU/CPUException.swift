@@ -26,6 +26,14 @@ public enum CPUException: Error, Equatable, Sendable, CustomStringConvertible {
         return 0
     }
 
+    /// A #PF with neither the P nor the SGX bit: no page was mapped there, and the kernel could
+    /// not map or add one when the access faulted (SIGBUS from the driver, reported by the vDSO).
+    /// A runtime may resume and retry: the next fault tries again.
+    public var isNotPresentPageFault: Bool {
+        if case .pageFault(let code, _) = self { return code & (PFCode.present | PFCode.sgx) == 0 }
+        return false
+    }
+
     public var description: String {
         switch self {
         case .generalProtection: "#GP(0)"

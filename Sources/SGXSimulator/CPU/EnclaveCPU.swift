@@ -6,7 +6,9 @@ import SGXDevice
 /// the ENCLU leaves EACCEPT, EACCEPTCOPY and EMODPE, each with its SDM checks, and each access
 /// going through the MMU and the kernel's fault path (EAUG on first touch of a hole, then a
 /// transparent retry). Every call runs atomically under `encl->lock`, which stands in for the
-/// EPCM's per-page interlocks (so SGX_EPC_PAGE_CONFLICT never arises).
+/// EPCM's per-page interlocks: an ENCLU leaf never meets another SGX instruction on its page
+/// (on hardware the loser of such a race gets #GP, or SGX_EPC_PAGE_CONFLICT on the ENCLS side,
+/// which the simulator only injects; see `SimulatorFaults`).
 ///
 /// Get one with `SimulatedEnclave.cpu()`; it needs the page-contents mapping.
 public final class EnclaveCPU: @unchecked Sendable {
@@ -126,32 +128,41 @@ public final class EnclaveCPU: @unchecked Sendable {
         }
     }
 
-    /// ENCLU[EACCEPTCOPY]: initializes a fresh (EAUG'ed, pending) page with a copy of `source`
-    /// and the permissions of `flags` (reference §9.3).
+    /// ENCLU[EACCEPTCOPY] in the SDM's order: copies `source` into a fresh (EAUG'ed, pending)
+    /// page at `address` and gives it the permissions of `flags` (set, not OR-ed).
+    ///
+    /// Both page operands must be 4 KiB aligned and in ELRANGE (#GP). They resolve like the
+    /// accesses the SDM names, destination (RCX) first, then source (RDX): the destination needs
+    /// enclave write access (a read-only VMA is a #PF with the write bit, and the hole is not
+    /// EAUG'ed), the source read access; a hole on either is EAUG'ed on the way, as on hardware.
+    /// Then SECINFO: reserved bits, a type other than PT_REG, or W without R are #GP (PENDING,
+    /// MODIFIED and PR are not reserved bits, and EACCEPTCOPY does not look at them). The source
+    /// must be a valid, accepted, readable PT_REG page (else #PF on it with the SGX bit); the
+    /// destination PT_REG, PENDING, not MODIFIED and RW- (else SGX_PAGE_ATTRIBUTES_MISMATCH).
     public func eacceptcopy(_ address: UInt64, source: UInt64, flags: SecInfoFlags) -> InstructionOutcome {
         locked {
             region.count(.eacceptcopy)
-            let perms = flags.permissions
-            guard flags.rawValue & SecInfoFlags.reservedMask == 0,
-                flags.pageTypeField == SGXPageType.reg.rawValue,
-                flags.rawValue & (SecInfoFlags.pending.rawValue | SecInfoFlags.modified.rawValue | SecInfoFlags.pr.rawValue) == 0,
-                !(perms.contains(.write) && !perms.contains(.read)),
-                inELRANGE(address), inELRANGE(source)
-            else { return .exception(.generalProtection) }
-            let se: UnsafeMutablePointer<edmm_page_entry>
-            let sourcePage: UInt64
-            switch operand(source) {
-            case .success(let r): (se, sourcePage) = r
-            case .failure(let x): return .exception(x)
-            }
-            let sw = region.word(se)
-            guard sw.epcmType == SGXPageType.reg.rawValue, !sw.pending, !sw.modified else { return sgxPageFault(source) }
+            guard inELRANGE(address), inELRANGE(source) else { return .exception(.generalProtection) }
             let e: UnsafeMutablePointer<edmm_page_entry>
             let page: UInt64
-            switch operand(address) {
+            switch operand(address, .write) {
             case .success(let r): (e, page) = r
             case .failure(let x): return .exception(x)
             }
+            let se: UnsafeMutablePointer<edmm_page_entry>
+            let sourcePage: UInt64
+            switch operand(source, .read) {
+            case .success(let r): (se, sourcePage) = r
+            case .failure(let x): return .exception(x)
+            }
+            let perms = flags.permissions
+            guard flags.rawValue & SecInfoFlags.reservedMask == 0, flags.pageTypeField == SGXPageType.reg.rawValue,
+                !(perms.contains(.write) && !perms.contains(.read))
+            else { return .exception(.generalProtection) }
+            let sw = region.word(se)
+            guard sw.present, sw.epcmType == SGXPageType.reg.rawValue, !sw.pending, !sw.modified,
+                sw.epcmPermissions.contains(.read)
+            else { return sgxPageFault(source) }
             var w = region.word(e)
             guard w.present, w.epcmType == SGXPageType.reg.rawValue, w.pending, !w.modified, w.epcmPermissions == .rw
             else { return .returned(SGXErrorCode.pageAttributesMismatch) }
@@ -230,10 +241,12 @@ public final class EnclaveCPU: @unchecked Sendable {
 
     // MARK: Helpers
 
-    /// The implicit read of an ENCLU page operand: the MMU and fault path (EAUG included) run,
-    /// but not the EPCM access check; the leaf does its own.
-    private func operand(_ address: UInt64) -> Result<(UnsafeMutablePointer<edmm_page_entry>, UInt64), CPUException> {
-        switch enclave.translate(address, .read) {
+    /// The implicit access to an ENCLU page operand (a read unless the SDM says read/write): the
+    /// MMU and fault path (EAUG included) run, but not the EPCM access check; the leaf does its own.
+    private func operand(
+        _ address: UInt64, _ access: AccessKind = .read
+    ) -> Result<(UnsafeMutablePointer<edmm_page_entry>, UInt64), CPUException> {
+        switch enclave.translate(address, access) {
         case .mapped(let e, let page): .success((e, page))
         case .exception(let x): .failure(x)
         case .sigbus(let code): .failure(.pageFault(errorCode: code, address: address & ~0xFFF))

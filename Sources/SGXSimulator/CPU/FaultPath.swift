@@ -24,12 +24,14 @@ extension SimulatedEnclave {
             let (vma, pte) = local.withLock { ($0.space.vma(containing: address), $0.space.pte(page)) }
             let e = region.entry(page, create: false)
             let w = e.map { region.word($0) } ?? PageWord(0)
-            let pteValid = pte != nil && w.present && pte == w.mapGen && isResident(e!)
-            guard let vma, Self.vmaAllows(vma.prot, kind) else {
+            let installed = pte != nil && w.present && pte == w.mapGen && isResident(e!)
+            // The PTEs of a PROT_NONE VMA are not present to the MMU.
+            let present = installed && vma != nil && vma!.prot != .none
+            guard let vma, Self.accessErrorAllows(vma.prot, kind, present: present) else {
                 // access_error(): SIGSEGV, reported with the hardware error code.
-                return .exception(.pageFault(errorCode: kind.errorCode(present: pteValid), address: pageAddress))
+                return .exception(.pageFault(errorCode: kind.errorCode(present: present), address: pageAddress))
             }
-            if pteValid { return .mapped(e!, page: page) }
+            if present { return .mapped(e!, page: page) }
             region.count(.driverFaults)
             if fromHost { region.count(.hostFaults) }
             let entry: UnsafeMutablePointer<edmm_page_entry>
@@ -38,37 +40,44 @@ extension SimulatedEnclave {
                 entry = added
             } else {
                 // sgx_encl_load_page_in_vma(): a hole without SGX2, or a VMA wider than the
-                // page's vm_max_prot_bits, is SIGBUS.
-                guard let e, w.present, w.vmMaxProt.isSuperset(of: vma.prot) else {
+                // page's vm_max_prot_bits, is SIGBUS; so is a reload with no EPC page to be had.
+                guard let e, w.present, w.vmMaxProt.isSuperset(of: vma.prot), makeResident(e, page: page, grows: false) else {
                     return .sigbus(errorCode: kind.errorCode(present: false))
                 }
-                makeResident(e, page: page, reload: true)
                 entry = e
             }
             let mapGen = region.word(entry).mapGen
             local.withLock { $0.space.installPTE(page, mapGen: mapGen) }
+            // The CPU retries the access. From inside the enclave that took an AEX and an
+            // ERESUME no host sees (the AEP returns straight into the enclave).
+            if !fromHost { region.count(.resolvedFaults) }
         }
         return .sigbus(errorCode: kind.errorCode(present: false))
     }
 
-    /// `access_error()`: a write needs VM_WRITE, a fetch VM_EXEC, a read any of the three.
-    static func vmaAllows(_ prot: PagePermissions, _ kind: AccessKind) -> Bool {
+    /// `access_error()` of `arch/x86/mm/fault.c` for a user fault in an enclave VMA. A write
+    /// needs VM_WRITE. With the PTE present a fetch needs VM_EXEC (the PTE carries NX without
+    /// it: the hardware's #PF with P, U and I set, 0x15). With no PTE a read or a fetch needs only
+    /// an accessible VMA (`vma_is_accessible()`): the driver maps the page (EAUG for a hole) and a
+    /// fetch then faults again on NX.
+    static func accessErrorAllows(_ prot: PagePermissions, _ kind: AccessKind, present: Bool) -> Bool {
         switch kind {
-        case .read: prot != .none
         case .write: prot.contains(.write)
-        case .fetch: prot.contains(.execute)
+        case .read: prot != .none
+        case .fetch: present ? prot.contains(.execute) : prot != .none
         }
     }
 
     /// `sgx_encl_eaug_page()`: a fresh zeroed page, PT_REG, EPCM RW- PENDING, kernel cap RWX.
-    /// nil (SIGBUS) before EINIT. A hole's contents are zero unless a REMOVE still has to
-    /// discard them (stale), which is then done here.
+    /// nil (SIGBUS) before EINIT, when the EPC has nothing to evict, or when injected
+    /// (`eaug-sigbus`). A hole's contents are zero unless a REMOVE still has to discard them
+    /// (stale), which is then done here.
     func eaug(_ page: UInt64) -> UnsafeMutablePointer<edmm_page_entry>? {
         guard region.isInitialized, let e = region.entry(page, create: true) else { return nil }
         let old = region.word(e)
-        guard !old.present else { return nil }
+        guard !old.present, !machine.injects(.eaugFailure) else { return nil }
+        guard makeResident(e, page: page, grows: true) else { return nil }
         if old.flags & UInt8(EDMM_PAGE_STALE) != 0 { region.discardContents(from: page, to: page + 1) }
-        makeResident(e, page: page, reload: false)
         region.store(.newPage(type: .reg, epcm: .rw, vmMax: .rwx, pending: true, mapGen: old.mapGen), e)
         region.header.pointee.present_pages += 1
         region.count(.eaug)

@@ -117,7 +117,8 @@ extension EnclaveCPU {
         let checked = try? region.withLock { () -> Result<TCSEntry, CPUException> in
             guard tcs % Page.size == 0 else { return .failure(.generalProtection) }
             let page: UInt64
-            switch enclave.translate(tcs, .read) {
+            // EENTER and ERESUME reach the TCS from outside the enclave: a fault here is no AEX.
+            switch enclave.translate(tcs, .read, fromHost: true) {
             case .mapped(let e, let p):
                 let w = region.word(e)
                 guard w.epcmType == SGXPageType.tcs.rawValue, !w.pending, !w.modified else {
@@ -174,6 +175,12 @@ extension EnclaveCPU {
     public func enter() { region.count(.eenter) }
     /// EEXIT (host-facing API): counted only.
     public func exit() { region.count(.eexit) }
+    /// An exception the enclave took reaching the host (AEX) and the host resuming the enclave
+    /// after handling it (ERESUME), for code run through the host-facing API: counted only.
+    public func resumeAfterException() {
+        region.count(.aex)
+        region.count(.eresume)
+    }
 
     /// An OCALL: EEXIT, the host's work, EENTER.
     public func ocall<T, E: Error>(_ hostWork: () throws(E) -> T) throws(E) -> T {

@@ -68,7 +68,8 @@ enum SelftestCases {
             c.expect("GET value", hex(again.op.value), hex(magic2))
         },
         ConformanceCase(
-            name: "unclobbered_vdso_oversubscribed_remove", summary: "trim, accept and remove a heap as large as the EPC"
+            name: "unclobbered_vdso_oversubscribed_remove",
+            summary: "trim, accept and remove a heap as large as the EPC; again with every fault injected"
         ) { c in
             let t = try SelftestEnclave(epcPages: 1024, heapPages: 1024)
             try c.requireSGX2(t)
@@ -91,6 +92,7 @@ enum SelftestCases {
             let rrc = t.enclave.removePages(&remove)
             c.expectIoctl("REMOVE_PAGES heap", errno: rrc, expected: 0, count: remove.count, t.heap.size)
             c.expect("EWB while trimming (EPC oversubscribed)", t.machine.stats.ewb > 0, true)
+            try FaultInjectionCases.oversubscribedRemoveUnderFaults(c)
         },
         ConformanceCase(name: "tcs_permissions", summary: "RESTRICT_PERMISSIONS on a TCS page is EINVAL") { c in
             let t = try SelftestEnclave()

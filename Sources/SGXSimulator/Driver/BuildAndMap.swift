@@ -37,7 +37,8 @@ extension SimulatedEnclave {
                 guard let e = region.entry(page, create: true) else { return EFAULT }
                 // xa_insert of an existing address fails with -EBUSY.
                 if region.word(e).present { return EBUSY }
-                makeResident(e, page: page, reload: false)
+                // sgx_alloc_epc_page() found nothing to reclaim.
+                guard makeResident(e, page: page, grows: true) else { return ENOMEM }
                 if let dst = region.contentPointer(page) {
                     if let source {
                         dst.copyMemory(from: source.baseAddress! + Int(c), byteCount: Int(Page.size))
@@ -70,6 +71,7 @@ extension SimulatedEnclave {
         let flags = region.flags
         guard flags & EDMM_ENCL_CREATED != 0, flags & EDMM_ENCL_INITIALIZED == 0 else { return EINVAL }
         region.count(.einit)
+        _ = machine.locked { machine.markInitialized(owner: index) }
         region.setFlag(EDMM_ENCL_INITIALIZED)
         return 0
     }

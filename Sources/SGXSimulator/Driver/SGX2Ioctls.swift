@@ -21,7 +21,7 @@ extension SimulatedEnclave {
             var p = params
             let rc = forEachPage(offset: p.offset, length: p.length, count: &p.count) { e, _ in
                 if region.word(e).kernelType != SGXPageType.reg.rawValue { return EINVAL }
-                switch emodpr(e, perms) {
+                switch emodpr(e, perms, mayConflict: true) {
                 case .done: break
                 case .error(let code):
                     p.result = code
@@ -55,6 +55,8 @@ extension SimulatedEnclave {
                 let maxProtRestore = w.vmMaxProt
                 if ktype == .reg && target == .tcs {
                     guard w.vmMaxProt.isSuperset(of: .rw) else { return EPERM }
+                    // sgx_unmark_page_reclaimable() failed: the cap goes back, nothing else changed.
+                    if machine.injects(.reclaimerHoldsPage) { return EAGAIN }
                     w.vmMaxProt = .rw
                     w.mapGen &+= 1  // sgx_zap_enclave_ptes(): every mm loses its PTE
                     region.store(w, e)
@@ -90,8 +92,10 @@ extension SimulatedEnclave {
             let rc = forEachPage(offset: p.offset, length: p.length, count: &p.count) { e, page in
                 if region.word(e).kernelType != SGXPageType.trim.rawValue { return EPERM }
                 // EMODPR(RWX) as a probe: SGX_PAGE_NOT_MODIFIABLE while the trim is not yet
-                // accepted, #PF once it is; only the fault lets removal proceed.
-                guard case .fault = emodpr(e, .rwx) else { return EPERM }
+                // accepted, #PF once it is; only the fault lets removal proceed. (A conflict here
+                // would be EPERM too, but needs an EACCEPT of an accepted TRIM page: not injected.)
+                guard case .fault = emodpr(e, .rwx, mayConflict: false) else { return EPERM }
+                if machine.injects(.reclaimerHoldsPage) { return EBUSY }
                 var w = region.word(e)
                 w.mapGen &+= 1  // zap PTEs in every mm
                 region.store(w, e)
@@ -123,8 +127,9 @@ extension SimulatedEnclave {
     }
 
     /// The per-page loop of all three workers: for each page, take `encl->lock`, load the page
-    /// (a hole is EFAULT; an evicted page is reloaded with ELDU, never EAGAIN here), run `work`,
-    /// drop the lock. `count` ends as the bytes of pages fully processed.
+    /// (`sgx_encl_load_page()`: a hole is EFAULT; an evicted page is reloaded with ELDU; EAGAIN
+    /// only when injected, EFAULT when nothing in the EPC can make room), run `work`, drop the
+    /// lock. `count` ends as the bytes of pages fully processed.
     private func forEachPage(
         offset: UInt64, length: UInt64, count: inout UInt64,
         _ work: (UnsafeMutablePointer<edmm_page_entry>, UInt64) -> Int32
@@ -137,7 +142,8 @@ extension SimulatedEnclave {
             let page = (offset + c) >> Page.shift
             let step: Int32? = try? region.withLock { () -> Int32 in
                 guard let e = region.entry(page, create: false), region.word(e).present else { return EFAULT }
-                makeResident(e, page: page, reload: true)
+                if machine.injects(.loadBusy) { return EAGAIN }
+                guard makeResident(e, page: page, grows: false) else { return EFAULT }
                 return work(e, page)
             }
             rc = step ?? EIO
@@ -167,10 +173,12 @@ extension SimulatedEnclave {
         case fault
     }
 
-    /// ENCLS[EMODPR] in the SDM's order: PENDING/MODIFIED (error 20) is tested before the page
-    /// type (#PF), which is what the REMOVE_PAGES probe relies on.
-    func emodpr(_ e: UnsafeMutablePointer<edmm_page_entry>, _ perms: PagePermissions) -> ENCLSOutcome {
+    /// ENCLS[EMODPR] in the SDM's order: a page another SGX instruction holds (an injected
+    /// conflict, when `mayConflict`) is SGX_EPC_PAGE_CONFLICT (7); then PENDING/MODIFIED (error
+    /// 20) is tested before the page type (#PF), which is what the REMOVE_PAGES probe relies on.
+    func emodpr(_ e: UnsafeMutablePointer<edmm_page_entry>, _ perms: PagePermissions, mayConflict: Bool) -> ENCLSOutcome {
         region.count(.emodpr)
+        if mayConflict && machine.injects(.pageConflict) { return .error(SGXErrorCode.epcPageConflict) }
         var w = region.word(e)
         if w.pending || w.modified { return .error(SGXErrorCode.pageNotModifiable) }
         if w.epcmType != SGXPageType.reg.rawValue { return .fault }
@@ -180,9 +188,11 @@ extension SimulatedEnclave {
         return .done
     }
 
-    /// ENCLS[EMODT] in the SDM's order: the type test (#PF) precedes PENDING/MODIFIED (20).
+    /// ENCLS[EMODT] in the SDM's order: a page another SGX instruction holds (injected) is
+    /// SGX_EPC_PAGE_CONFLICT (7); the type test (#PF) precedes PENDING/MODIFIED (20).
     func emodt(_ e: UnsafeMutablePointer<edmm_page_entry>, _ target: SGXPageType) -> ENCLSOutcome {
         region.count(.emodt)
+        if machine.injects(.pageConflict) { return .error(SGXErrorCode.epcPageConflict) }
         var w = region.word(e)
         let pt = SGXPageType(rawValue: w.epcmType)
         guard pt == .reg || (pt == .tcs && target == .trim) else { return .fault }

@@ -61,7 +61,8 @@ public final class SimulatedEnclave: EnclaveDevice, @unchecked Sendable {
     // MARK: Create and open
 
     /// ECREATE in a new enclave memfd on `machine`: ELRANGE `[base, base + size)`, `size` a power
-    /// of two >= 4096 and `base` aligned to it. `mapContents: false` maps only the metadata.
+    /// of two of at least two pages and `base` aligned to it. The enclave takes two EPC pages at
+    /// once, as in the kernel: a VA page and its SECS. `mapContents: false` maps only the metadata.
     public static func create(
         machine: SimulatedMachine, base: UInt64, size: UInt64, mapContents: Bool = true
     ) throws(SimulatorError) -> SimulatedEnclave {
@@ -72,6 +73,10 @@ public final class SimulatedEnclave: EnclaveDevice, @unchecked Sendable {
         let fd = try OwnedDescriptor.memfd(name: "edmm-sim-enclave", size: layout.regionSize)
         let (index, incarnation) = try machine.registerEnclave()
         do throws(SimulatorError) {
+            guard machine.locked({ machine.placeControlPages(owner: index) }) == true else {
+                // sgx_alloc_epc_page() found nothing to reclaim.
+                throw .system(call: "SGX_IOC_ENCLAVE_CREATE", errno: ENOMEM)
+            }
             let metadata = try MappedRegion(fd: fd.fd, offset: 0, length: layout.metadataSize)
             let h = metadata.pointer(at: 0, as: edmm_enclave_header.self)
             h.pointee.version = EDMM_SHM_VERSION
@@ -139,12 +144,15 @@ public final class SimulatedEnclave: EnclaveDevice, @unchecked Sendable {
     /// This enclave's counters (shared by every process that has it open).
     public var counters: CounterSnapshot {
         var snapshot = CounterSnapshot(values: region.counters())
-        snapshot[.ewb] = machine.residency(index: index).ewb
+        snapshot[.ewb] = machine.footprint(index: index).ewb
         return snapshot
     }
 
-    /// EPC pages this enclave occupies now.
-    public var residentPages: UInt64 { machine.residency(index: index).resident }
+    /// Its enclave pages (REG, TCS, TRIM) in the EPC now (`epcUsage` adds the SECS and VA pages).
+    public var residentPages: UInt64 { epcUsage.enclavePages }
+
+    /// Every EPC page this enclave occupies now: its enclave pages, its SECS and its VA pages.
+    public var epcUsage: EPCUsage { machine.footprint(index: index).usage }
 
     /// Pages that exist (the kernel's xarray entries), resident or evicted.
     public var presentPages: UInt64 { (try? region.withLock { region.header.pointee.present_pages }) ?? 0 }

@@ -42,9 +42,12 @@ public struct CostModel: Sendable, Equatable {
         (.ioctlAddPages, 2_000, "assumption: syscall entry/exit with mitigations"),
     ]
 
-    /// Modelled cycles for the events in `counters`.
+    /// Modelled cycles for the events in `counters`. A fault the driver resolved inside the
+    /// enclave (`resolvedFaults`) costs, besides its driver fault and its EAUG or ELDU (counted on
+    /// their own), the AEX and the ERESUME around it, at their prices here.
     public func cycles(for counters: CounterSnapshot) -> UInt64 {
-        cycles.reduce(0) { $0 &+ counters[$1.key] &* $1.value }
+        let resumes = counters[.resolvedFaults] &* ((cycles[.aex] ?? 0) &+ (cycles[.eresume] ?? 0))
+        return cycles.reduce(resumes) { $0 &+ counters[$1.key] &* $1.value }
     }
 
     /// Modelled seconds for the events in `counters`.

@@ -48,9 +48,12 @@ struct EnclaveLayout: Equatable {
         regionSize = h.pointee.region_size
     }
 
-    /// ECREATE's rules for SECS.SIZE and SECS.BASEADDR, as the driver checks them.
+    /// ECREATE's rules for SECS.SIZE and SECS.BASEADDR: the driver refuses a size that is not a
+    /// power of two (EINVAL); the instruction raises #GP for one under two pages (SDM ECREATE:
+    /// "SECS.SIZE < 2 * 4096"), which the driver reports as EIO.
     static func validateELRANGE(base: UInt64, size: UInt64) -> String? {
-        if size < Page.size || size & (size - 1) != 0 { return "ELRANGE size \(size) is not a power of two >= 4096" }
+        if size == 0 || size & (size - 1) != 0 { return "ELRANGE size \(size) is not a power of two (EINVAL)" }
+        if size < 2 * Page.size { return "ELRANGE size \(size) is under two pages: ECREATE #GP (EIO)" }
         if size > maxSize { return "ELRANGE size \(size) exceeds the simulator's maximum of \(maxSize)" }
         if base & (size - 1) != 0 { return "base 0x\(String(base, radix: 16)) is not aligned to the size" }
         if base > UInt64.max - size { return "ELRANGE wraps around the address space" }

@@ -21,8 +21,11 @@ public enum SimCounter: Int, CaseIterable, Sendable, CustomStringConvertible {
     /// merged into snapshots.
     case ewb
     /// The part of `driverFaults` taken by accesses from outside the enclave (a host touching
-    /// its mapping): no AEX, the CPU was not in enclave mode.
+    /// its mapping, or EENTER/ERESUME reaching the TCS): no AEX, the CPU was not in enclave mode.
     case hostFaults
+    /// Faults inside the enclave that the driver resolved (EAUG, ELDU, mapping) and the CPU then
+    /// retried: each is an AEX and an ERESUME that no host sees (the AEP resumes at once).
+    case resolvedFaults
 
     public var description: String {
         switch self {
@@ -57,6 +60,7 @@ public enum SimCounter: Int, CaseIterable, Sendable, CustomStringConvertible {
         case .writes: "writes"
         case .ewb: "ewb"
         case .hostFaults: "host_faults"
+        case .resolvedFaults: "resolved_faults"
         }
     }
 }

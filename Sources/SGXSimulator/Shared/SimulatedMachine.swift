@@ -16,18 +16,28 @@ public final class SimulatedMachine: @unchecked Sendable {
         public var enclaveCapacity: UInt32
         /// False models an SGX1-only CPU: SGX2 ioctls fail with ENODEV and there is no EAUG.
         public var sgx2: Bool
+        /// Transient failures to inject (none by default); `setFaults` changes them later.
+        public var faults: SimulatorFaults
 
-        public init(epcPages: UInt64 = 32768, enclaveCapacity: UInt32 = 4096, sgx2: Bool = true) {
+        public init(epcPages: UInt64 = 32768, enclaveCapacity: UInt32 = 4096, sgx2: Bool = true, faults: SimulatorFaults = .off) {
             self.epcPages = epcPages
             self.enclaveCapacity = enclaveCapacity
             self.sgx2 = sgx2
+            self.faults = faults
         }
     }
 
     /// A consistent snapshot of the machine's counters.
     public struct Stats: Sendable, Equatable {
         public var epcPages: UInt64
+        /// EPC pages in use, whatever they hold: enclave pages (REG, TCS, TRIM), SECS pages and
+        /// Version Array pages, as the kernel's EPC allocator counts them.
         public var usedPages: UInt64
+        /// The SECS pages among them (each enclave's, except after EINIT once all its pages
+        /// were evicted).
+        public var secsPages: UInt64
+        /// The VA pages among them (one per 512 pages an enclave has grown by; never evicted).
+        public var vaPages: UInt64
         public var ewb: UInt64
         public var eldu: UInt64
         public var aliveEnclaves: Int
@@ -41,6 +51,8 @@ public final class SimulatedMachine: @unchecked Sendable {
     let slots: UnsafeMutablePointer<edmm_epc_slot>
     let referenced: UnsafeMutablePointer<UInt8>
     let records: UnsafeMutablePointer<edmm_enclave_record>
+    /// The fault-injection table in the header (atomics, read and written without the lock).
+    let faultTable: UnsafeMutablePointer<edmm_fault_injection>
     public let epcPages: UInt64
     public let enclaveCapacity: UInt32
     public let supportsSGX2: Bool
@@ -62,6 +74,8 @@ public final class SimulatedMachine: @unchecked Sendable {
         slots = region.pointer(at: layout.slotsOffset, as: edmm_epc_slot.self)
         referenced = region.pointer(at: layout.referencedOffset, as: UInt8.self)
         records = region.pointer(at: layout.enclavesOffset, as: edmm_enclave_record.self)
+        faultTable = region.pointer(
+            at: UInt64(MemoryLayout<edmm_machine_header>.offset(of: \edmm_machine_header.faults)!), as: edmm_fault_injection.self)
         epcPages = header.pointee.epc_pages
         enclaveCapacity = header.pointee.enclave_capacity
         supportsSGX2 = header.pointee.features & EDMM_FEATURE_SGX2 != 0
@@ -97,7 +111,9 @@ public final class SimulatedMachine: @unchecked Sendable {
         let mrc = edmm_mutex_init(&h.pointee.lock)
         guard mrc == 0 else { throw .system(call: "pthread_mutex_init", errno: mrc) }
         edmm_store64(&h.pointee.magic, EDMM_MACHINE_MAGIC)  // last: the region is valid from here
-        return SimulatedMachine(descriptor: fd, region: region, layout: layout)
+        let machine = SimulatedMachine(descriptor: fd, region: region, layout: layout)
+        machine.setFaults(configuration.faults)
+        return machine
     }
 
     /// Opens a machine another process created, validating its header before trusting it. The
@@ -143,7 +159,11 @@ public final class SimulatedMachine: @unchecked Sendable {
     private func repairAfterOwnerDeath() {
         header.pointee.lock_recoveries += 1
         let capacity = Int(enclaveCapacity)
-        for i in 0..<capacity { records[i].resident_pages = 0 }
+        for i in 0..<capacity {
+            records[i].resident_pages = 0
+            records[i].va_pages = 0
+            records[i].secs_slot = 0
+        }
         var used: UInt64 = 0
         var freeHead: UInt64 = 0
         let highWater = min(header.pointee.high_water, epcPages)
@@ -156,7 +176,7 @@ public final class SimulatedMachine: @unchecked Sendable {
                 freeHead = UInt64(i) + 1
             } else {
                 used += 1
-                records[owner - 1].resident_pages += 1
+                tally(i, owner: owner - 1)
             }
         }
         header.pointee.used_pages = used
@@ -166,6 +186,29 @@ public final class SimulatedMachine: @unchecked Sendable {
     // MARK: EPC slots (callers hold the machine lock unless noted)
 
     @inline(__always) func slotOwner(_ tag: UInt64) -> Int { Int(tag & 0xFFFF_FFFF) }
+
+    /// What an occupied EPC slot holds.
+    enum SlotContent { case enclavePage, secs, va }
+
+    @inline(__always) func content(ofOccupied index: Int) -> SlotContent {
+        switch slots[index].page {
+        case EDMM_SLOT_SECS: .secs
+        case EDMM_SLOT_VA: .va
+        default: .enclavePage
+        }
+    }
+
+    /// Counts the occupied slot `index` in its owner's record (enclave index `owner`).
+    private func tally(_ index: Int, owner: Int) {
+        let r = records + owner
+        switch content(ofOccupied: index) {
+        case .enclavePage: r.pointee.resident_pages += 1
+        case .va: r.pointee.va_pages += 1
+        case .secs:
+            r.pointee.secs_slot = UInt32(index + 1)
+            r.pointee.secs_gen = UInt32(truncatingIfNeeded: slots[index].tag >> 32)
+        }
+    }
 
     /// Lock-free: whether EPC slot `slot` (1-based) still holds generation `gen` of `owner`'s page.
     @inline(__always) func isResident(slot: UInt32, gen: UInt32, owner: UInt32) -> Bool {
@@ -179,12 +222,72 @@ public final class SimulatedMachine: @unchecked Sendable {
         edmm_store8(referenced + Int(slot) - 1, 1)
     }
 
-    /// Puts `owner`'s `page` into a free EPC page, evicting another page (EWB) when the EPC is
-    /// full. `point` records the 1-based slot and its new generation in the enclave's page entry
+    /// Puts enclave page `page` of enclave `owner` in the EPC, as EADD and EAUG (`grows`: the
+    /// enclave gains a page) or ELDU do: the SECS is loaded back first if it was evicted with the
+    /// enclave's last page (`sgx_encl_load_secs()`), and a growing enclave takes a new VA page
+    /// whenever its page count is a multiple of 512 (`sgx_encl_grow()`). Returns nil, with nothing
+    /// allocated for the page, when nothing in the EPC can be evicted to make room (the kernel's
+    /// -ENOMEM); otherwise whether the SECS had to be loaded back (one more ELDU).
+    ///
+    /// `point` records the 1-based slot and its new generation in the enclave's page entry
     /// before the slot is tagged: a process killed in between leaves an entry pointing at an
     /// untagged slot (not resident, and the machine lock's repair frees the slot), never a tagged
     /// slot no entry points at (a second EPC page for the same enclave page, forever).
-    func allocateSlot(owner: UInt32, page: UInt64, point: (_ slot: UInt32, _ gen: UInt32) -> Void) {
+    func placePage(owner: UInt32, page: UInt64, grows: Bool, point: (_ slot: UInt32, _ gen: UInt32) -> Void) -> Bool? {
+        var secsLoaded = false
+        if !secsIsResident(owner) {
+            guard takeSlot(owner: owner, page: EDMM_SLOT_SECS, point: { _, _ in }) != nil else { return nil }
+            header.pointee.eldu += 1
+            secsLoaded = true
+        }
+        guard let index = takeSlot(owner: owner, page: page, point: point) else { return nil }
+        if grows && !grow(owner) {
+            releaseSlot(index)
+            return nil
+        }
+        if !grows { header.pointee.eldu += 1 }
+        return secsLoaded
+    }
+
+    /// ECREATE's EPC pages: a VA page (`sgx_encl_grow()` counts the SECS as the enclave's first
+    /// page) and the SECS. False when the EPC has no room for them.
+    func placeControlPages(owner: UInt32) -> Bool {
+        grow(owner) && takeSlot(owner: owner, page: EDMM_SLOT_SECS, point: { _, _ in }) != nil
+    }
+
+    /// `sgx_encl_grow()`: the enclave counts one more page, and takes a new VA page first when its
+    /// count is a multiple of the 512 slots of one.
+    private func grow(_ owner: UInt32) -> Bool {
+        let r = record(owner)
+        if r.pointee.page_cnt % UInt64(EDMM_VA_SLOT_COUNT) == 0 {
+            guard takeSlot(owner: owner, page: EDMM_SLOT_VA, point: { _, _ in }) != nil else { return false }
+        }
+        r.pointee.page_cnt += 1
+        return true
+    }
+
+    /// EREMOVE of an enclave page (REMOVE_PAGES): its EPC page is freed if resident, and the
+    /// count drops (`sgx_encl_shrink(encl, NULL)`); the VA pages stay until the enclave is released.
+    func removePage(slot: UInt32, gen: UInt32, owner: UInt32) {
+        if isResident(slot: slot, gen: gen, owner: owner) { releaseSlot(Int(slot) - 1) }
+        let r = record(owner)
+        if r.pointee.page_cnt > 0 { r.pointee.page_cnt -= 1 }
+    }
+
+    /// EINIT ran: from now on the reclaimer may write the SECS back with the enclave's last page.
+    func markInitialized(owner: UInt32) {
+        record(owner).pointee.flags |= EDMM_RECORD_INITIALIZED
+    }
+
+    private func secsIsResident(_ owner: UInt32) -> Bool {
+        let r = record(owner)
+        return isResident(slot: r.pointee.secs_slot, gen: r.pointee.secs_gen, owner: owner)
+    }
+
+    /// Gives `owner` an EPC page for `page` (an enclave page index, EDMM_SLOT_SECS or
+    /// EDMM_SLOT_VA): a free one, or one the clock evicts (EWB). nil when every page of the EPC
+    /// is one the reclaimer cannot take (a VA page, or a SECS whose enclave has pages in the EPC).
+    private func takeSlot(owner: UInt32, page: UInt64, point: (_ slot: UInt32, _ gen: UInt32) -> Void) -> Int? {
         let index: Int
         if let free = popFreeSlot() {
             index = free
@@ -192,27 +295,29 @@ public final class SimulatedMachine: @unchecked Sendable {
         } else if sweepIfDue(), let free = popFreeSlot() {
             index = free
             header.pointee.used_pages += 1
+        } else if let victim = evictOne(sparing: owner) {
+            index = victim
         } else {
-            index = evictOne()
+            return nil
         }
         let gen = UInt32(truncatingIfNeeded: slots[index].tag >> 32) &+ 1
         slots[index].page = page
         point(UInt32(index + 1), gen)
         edmm_store64(&slots[index].tag, UInt64(gen) << 32 | UInt64(owner) + 1)
         edmm_store8(referenced + index, 1)
-        records[Int(owner)].resident_pages += 1
-    }
-
-    /// Frees `owner`'s EPC page if it is still resident there (EREMOVE, release).
-    func freeSlot(slot: UInt32, gen: UInt32, owner: UInt32) {
-        guard isResident(slot: slot, gen: gen, owner: owner) else { return }
-        releaseSlot(Int(slot) - 1)
+        tally(index, owner: Int(owner))
+        return index
     }
 
     private func releaseSlot(_ index: Int) {
         let owner = slotOwner(slots[index].tag)
-        if owner >= 1, owner <= Int(enclaveCapacity), records[owner - 1].resident_pages > 0 {
-            records[owner - 1].resident_pages -= 1
+        if owner >= 1, owner <= Int(enclaveCapacity) {
+            let r = records + (owner - 1)
+            switch content(ofOccupied: index) {
+            case .enclavePage: if r.pointee.resident_pages > 0 { r.pointee.resident_pages -= 1 }
+            case .va: if r.pointee.va_pages > 0 { r.pointee.va_pages -= 1 }
+            case .secs: if r.pointee.secs_slot == UInt32(index + 1) { r.pointee.secs_slot = 0 }
+            }
         }
         edmm_store64(&slots[index].tag, slots[index].tag & ~0xFFFF_FFFF)
         slots[index].page = header.pointee.free_head
@@ -236,28 +341,55 @@ public final class SimulatedMachine: @unchecked Sendable {
         return nil
     }
 
-    /// The clock: the first slot whose reference bit is clear (clearing bits on the way) is
-    /// written back (EWB). Only the machine region changes: the page's EPCM state stays in its
-    /// enclave region, so any process can evict any enclave's page.
-    private func evictOne() -> Int {
-        var index = Int(header.pointee.clock_hand % epcPages)
-        var budget = 2 * epcPages + 1
-        while budget > 1, edmm_load8(referenced + index) != 0 {
-            edmm_store8(referenced + index, 0)
-            index = (index + 1) % Int(epcPages)
-            budget -= 1
-        }
-        header.pointee.clock_hand = UInt64((index + 1) % Int(epcPages))
-        let owner = slotOwner(slots[index].tag)
-        if owner >= 1, owner <= Int(enclaveCapacity) {
-            if records[owner - 1].resident_pages > 0 { records[owner - 1].resident_pages -= 1 }
-            records[owner - 1].ewb += 1
-        }
-        header.pointee.ewb += 1
-        return index
+    /// The reclaimer may take an enclave page; VA pages never, a SECS only with its last page.
+    @inline(__always) private func isEvictable(_ index: Int) -> Bool {
+        slotOwner(slots[index].tag) != 0 && slots[index].page < EDMM_SLOT_VA
     }
 
-    func countELDU() { header.pointee.eldu += 1 }
+    /// The clock: the first enclave page whose reference bit is clear (clearing bits on the way)
+    /// is written back (EWB); if other processes keep setting the bits, the first enclave page
+    /// after two revolutions. When that was the last page in the EPC of an initialized enclave
+    /// other than `sparing` (the one loading a page), its SECS is written back and freed too
+    /// (`sgx_reclaimer_write()`). Only the machine region changes: the page's EPCM state stays in
+    /// its enclave region, so any process can evict any enclave's page. nil when the EPC holds
+    /// no enclave page at all.
+    private func evictOne(sparing: UInt32) -> Int? {
+        let n = Int(epcPages)
+        var index = Int(header.pointee.clock_hand % epcPages)
+        var found = false
+        for _ in 0..<(2 * n + 1) {
+            if isEvictable(index) {
+                if edmm_load8(referenced + index) == 0 {
+                    found = true
+                    break
+                }
+                edmm_store8(referenced + index, 0)
+            }
+            index = (index + 1) % n
+        }
+        if !found {
+            for _ in 0..<n where !found {
+                if isEvictable(index) { found = true } else { index = (index + 1) % n }
+            }
+            guard found else { return nil }
+        }
+        header.pointee.clock_hand = UInt64((index + 1) % n)
+        header.pointee.ewb += 1
+        let owner = slotOwner(slots[index].tag)
+        guard owner >= 1, owner <= Int(enclaveCapacity) else { return index }
+        let r = records + (owner - 1)
+        if r.pointee.resident_pages > 0 { r.pointee.resident_pages -= 1 }
+        r.pointee.ewb += 1
+        let enclave = UInt32(owner - 1)
+        if r.pointee.resident_pages == 0, r.pointee.flags & EDMM_RECORD_INITIALIZED != 0, enclave != sparing,
+            secsIsResident(enclave)
+        {
+            header.pointee.ewb += 1
+            r.pointee.ewb += 1
+            releaseSlot(Int(r.pointee.secs_slot) - 1)
+        }
+        return index
+    }
 
     // MARK: Enclave table
 
@@ -288,6 +420,10 @@ public final class SimulatedMachine: @unchecked Sendable {
             r.pointee.incarnation &+= 1
             r.pointee.resident_pages = 0
             r.pointee.ewb = 0
+            r.pointee.flags = 0
+            r.pointee.page_cnt = 0
+            r.pointee.va_pages = 0
+            r.pointee.secs_slot = 0
             for j in 0..<Int(EDMM_MAX_ATTACHED) { attachments(i)[j] = edmm_attachment() }
             r.pointee.attached_count = 0
             r.pointee.state = EDMM_ENCLAVE_ALIVE
@@ -355,7 +491,8 @@ public final class SimulatedMachine: @unchecked Sendable {
     private func release(index: UInt32) {
         let owner = UInt64(index) + 1
         let highWater = Int(min(header.pointee.high_water, epcPages))
-        var remaining = record(index).pointee.resident_pages
+        let r = record(index)
+        var remaining = r.pointee.resident_pages + UInt64(r.pointee.va_pages) + (r.pointee.secs_slot != 0 ? 1 : 0)
         var i = 0
         while remaining > 0, i < highWater {
             if slots[i].tag & 0xFFFF_FFFF == owner {
@@ -364,8 +501,10 @@ public final class SimulatedMachine: @unchecked Sendable {
             }
             i += 1
         }
-        record(index).pointee.resident_pages = 0
-        record(index).pointee.state = EDMM_ENCLAVE_RELEASED
+        r.pointee.resident_pages = 0
+        r.pointee.va_pages = 0
+        r.pointee.secs_slot = 0
+        r.pointee.state = EDMM_ENCLAVE_RELEASED
     }
 
     /// Releases every enclave no live process has open (their holders died without closing).
@@ -409,18 +548,95 @@ public final class SimulatedMachine: @unchecked Sendable {
     public var stats: Stats {
         locked {
             var alive = 0
-            for i in 0..<Int(enclaveCapacity) where records[i].state == EDMM_ENCLAVE_ALIVE { alive += 1 }
+            var secs: UInt64 = 0
+            var va: UInt64 = 0
+            for i in 0..<Int(enclaveCapacity) where records[i].state == EDMM_ENCLAVE_ALIVE {
+                alive += 1
+                if records[i].secs_slot != 0 { secs += 1 }
+                va += UInt64(records[i].va_pages)
+            }
             return Stats(
-                epcPages: epcPages, usedPages: header.pointee.used_pages, ewb: header.pointee.ewb,
-                eldu: header.pointee.eldu, aliveEnclaves: alive, sweeps: header.pointee.sweeps,
+                epcPages: epcPages, usedPages: header.pointee.used_pages, secsPages: secs, vaPages: va,
+                ewb: header.pointee.ewb, eldu: header.pointee.eldu, aliveEnclaves: alive, sweeps: header.pointee.sweeps,
                 lockRecoveries: header.pointee.lock_recoveries)
-        } ?? Stats(epcPages: epcPages, usedPages: 0, ewb: 0, eldu: 0, aliveEnclaves: 0, sweeps: 0, lockRecoveries: 0)
+        }
+            ?? Stats(
+                epcPages: epcPages, usedPages: 0, secsPages: 0, vaPages: 0, ewb: 0, eldu: 0, aliveEnclaves: 0, sweeps: 0,
+                lockRecoveries: 0)
     }
 
     /// Per-enclave figures kept in the machine region (the evictor does not touch enclave regions).
-    func residency(index: UInt32) -> (resident: UInt64, ewb: UInt64) {
-        locked { (record(index).pointee.resident_pages, record(index).pointee.ewb) } ?? (0, 0)
+    func footprint(index: UInt32) -> (usage: EPCUsage, ewb: UInt64) {
+        locked {
+            let r = record(index).pointee
+            return (
+                EPCUsage(enclavePages: r.resident_pages, secsPages: r.secs_slot != 0 ? 1 : 0, vaPages: UInt64(r.va_pages)),
+                r.ewb
+            )
+        } ?? (EPCUsage(enclavePages: 0, secsPages: 0, vaPages: 0), 0)
     }
+
+    // MARK: Fault injection
+
+    /// The faults every process of this machine injects now.
+    public var faults: SimulatorFaults {
+        var rates: [SimulatorFaults.Kind: Double] = [:]
+        for kind in SimulatorFaults.Kind.allCases {
+            rates[kind] = Double(edmm_fault_rate(faultTable, kind.slot)) / Double(SimulatorFaults.million)
+        }
+        return SimulatorFaults(seed: edmm_load64(&faultTable.pointee.seed), rates: rates)
+    }
+
+    /// Changes the faults for every process of this machine, and numbers their opportunities
+    /// from 0 again (so a test can tell with `SimulatorFaults.injects(_:draw:)` which will fail).
+    public func setFaults(_ faults: SimulatorFaults) {
+        _ = locked {
+            for kind in SimulatorFaults.Kind.allCases { edmm_fault_set_rate(faultTable, kind.slot, 0) }
+            edmm_store64(&faultTable.pointee.seed, faults.seed)
+            edmm_fault_reset_counts(faultTable)
+            for kind in SimulatorFaults.Kind.allCases {
+                edmm_fault_set_rate(faultTable, kind.slot, SimulatorFaults.partsPerMillion(faults.rate(kind)))
+            }
+        }
+    }
+
+    /// Opportunities and injected faults of each kind since the faults were last set.
+    public var faultCounts: [SimulatorFaults.Kind: FaultCount] {
+        return Dictionary(
+            uniqueKeysWithValues: SimulatorFaults.Kind.allCases.map {
+                ($0, FaultCount(opportunities: edmm_fault_draws(faultTable, $0.slot), injected: edmm_fault_injected(faultTable, $0.slot)))
+            })
+    }
+
+    /// Whether this opportunity of `kind` fails (one relaxed load when the kind is off).
+    @inline(__always) func injects(_ kind: SimulatorFaults.Kind) -> Bool {
+        let ppm = edmm_fault_rate(faultTable, kind.slot)
+        guard ppm != 0 else { return false }
+        let draw = edmm_fault_take_draw(faultTable, kind.slot)
+        guard SimulatorFaults.decide(seed: edmm_load64(&faultTable.pointee.seed), kind: kind.slot, draw: draw, partsPerMillion: ppm)
+        else { return false }
+        edmm_fault_note_injected(faultTable, kind.slot)
+        return true
+    }
+}
+
+/// The EPC pages one enclave occupies now.
+public struct EPCUsage: Sendable, Equatable {
+    /// Its enclave pages (REG, TCS, TRIM) in the EPC.
+    public var enclavePages: UInt64
+    /// 1 while its SECS is in the EPC: written back with its last page, loaded back with its first.
+    public var secsPages: UInt64
+    /// Its Version Array pages: one per 512 pages it has grown by, never evicted, freed only when
+    /// the enclave is released (REMOVE_PAGES does not give them back).
+    public var vaPages: UInt64
+
+    public init(enclavePages: UInt64, secsPages: UInt64, vaPages: UInt64) {
+        self.enclavePages = enclavePages
+        self.secsPages = secsPages
+        self.vaPages = vaPages
+    }
+
+    public var total: UInt64 { enclavePages + secsPages + vaPages }
 }
 
 extension String {
