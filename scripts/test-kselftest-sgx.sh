@@ -16,18 +16,21 @@
 #   --mode direct   (default) the shim drives the simulated driver in the test process.
 #   --mode edmmd    the SGX2 ioctls go through libedmm-interpose.so to a live edmmd --simulate
 #                   (needs the interposer of issue 13; without it the mode is not run, exit 2).
-#   --epc-pages N   the simulated EPC (default 2048 pages, 8 MiB): the oversubscription tests
-#                   build an enclave whose heap is the whole EPC and EACCEPT it page by page.
+#   --epc-pages N   the simulated EPC (default 32768 pages, 128 MiB): the oversubscription
+#                   tests build an enclave whose heap is the whole EPC, and one of them
+#                   EACCEPTs it page by page (about 6 s at this size).
 #   --kernel X.Y    the linux-source version (default: 6.12 if installed, else 6.1).
 #   --keep          keep the run's log folder.
 # Prints the kselftest TAP, then "N passed, N failed" (a skipped test counts as failed: each
-# skip is something the simulator does not provide). Exit status 0 only if all passed.
+# skip is something the simulator does not provide). Then the same tests run again with the
+# shim under AddressSanitizer and UndefinedBehaviorSanitizer (a 4096-page EPC), whose TAP is
+# shown only when it fails. Exit status 0 only if everything passed.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 mode=direct
-epc_pages=2048
+epc_pages=32768
 kernel=""
 keep=0
 test_args=()
@@ -102,6 +105,7 @@ fi
 # ---- Build ----
 
 out=$build/out-$kernel
+out_san=$build/out-$kernel-san
 log=$(mktemp -d /tmp/edmm-kselftest-XXXXXX)
 daemon_pid=""
 cleanup() {
@@ -113,9 +117,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "building libedmm_sim and test_sgx (linux-source-$kernel)"
-if ! make -C c sim >"$log/build.log" 2>&1 ||
-    ! make -C c/kselftest KSRC="$tree" OUT="$out" SIM="$root/c/build" >>"$log/build.log" 2>&1; then
+echo "building libedmm_sim and test_sgx (linux-source-$kernel), plain and with the shim under ASan+UBSan"
+shim=(make -C c/kselftest KSRC="$tree" SIM="$root/c/build")
+if ! make -C c sim >"$log/build.log" 2>&1 || ! "${shim[@]}" OUT="$out" >>"$log/build.log" 2>&1 ||
+    ! "${shim[@]}" OUT="$out_san" SAN=1 >>"$log/build.log" 2>&1; then
     grep -v '^make' "$log/build.log" | tail -40
     summary 0 1
     exit 1
@@ -123,7 +128,7 @@ fi
 
 # ---- Run ----
 
-run_env=(EDMM_KSELFTEST_BACKEND="$mode" EDMM_KSELFTEST_EPC_PAGES="$epc_pages" SWIFT_BACKTRACE=enable=no)
+run_env=(EDMM_KSELFTEST_BACKEND="$mode" EDMM_KSELFTEST_VERBOSE=1 SWIFT_BACKTRACE=enable=no)
 if [[ $mode == edmmd ]]; then
     # The interposer (issue 13) sends the SGX2 ioctls of the device to edmmd and hands the shim
     # the daemon's simulated EPC (edmm_interpose_machine_fd); see docs/simulator.md.
@@ -140,19 +145,34 @@ if [[ $mode == edmmd ]]; then
     run_env+=(EDMMD_SOCKET="$log/edmmd.sock" LD_PRELOAD="$interposer")
 fi
 
+# run_tests DIR EPC_PAGES TAP: test_sgx of DIR (it loads test_encl.elf from its working
+# directory); sets planned, passed and failed.
+run_tests() {
+    local start=$SECONDS status
+    (cd "$1" && env "${run_env[@]}" EDMM_KSELFTEST_EPC_PAGES="$2" ASAN_OPTIONS=verify_asan_link_order=0 \
+        timeout 240 ./test_sgx "${test_args[@]}") >"$3" 2>&1
+    status=$?
+    planned=$(sed -n 's/^1\.\.\([0-9]*\)$/\1/p' "$3" | head -1)
+    passed=$(grep -cE '^ok [0-9]+ ' "$3")
+    passed=$((passed - $(grep -cE '^ok [0-9]+ .*# SKIP' "$3")))
+    failed=$((${planned:-0} - passed))
+    [[ ${planned:-0} -gt 0 && $status -eq 0 ]] || failed=$((failed > 0 ? failed : 1))
+    [[ $status -eq 124 ]] && echo "test_sgx timed out" >>"$3"
+    echo "# test_sgx ran in $((SECONDS - start)) s, exit status $status" >>"$3"
+}
+
 echo "running test_sgx ($mode, $epc_pages EPC pages)"
-start=$SECONDS
-# test_sgx loads test_encl.elf from its working directory.
-(cd "$out" && env "${run_env[@]}" timeout 240 ./test_sgx "${test_args[@]}") >"$log/tap" 2>&1
-status=$?
+run_tests "$out" "$epc_pages" "$log/tap"
 cat "$log/tap"
-planned=$(sed -n 's/^1\.\.\([0-9]*\)$/\1/p' "$log/tap" | head -1)
-passed=$(grep -cE '^ok [0-9]+ ' "$log/tap" | head -1)
-skipped=$(grep -cE '^ok [0-9]+ .*# SKIP' "$log/tap" | head -1)
-passed=$((passed - skipped))
-failed=$((${planned:-0} - passed))
-[[ ${planned:-0} -gt 0 ]] || failed=1
-[[ $status -eq 124 ]] && echo "test_sgx timed out"
-echo "test_sgx ran in $((SECONDS - start)) s (exit status $status)"
-summary "$passed" "$failed"
-[[ $failed -eq 0 && $status -eq 0 ]]
+total_failed=$failed
+main_passed=$passed
+main_failed=$failed
+
+echo "running test_sgx again with the shim under ASan+UBSan (4096 EPC pages)"
+run_tests "$out_san" 4096 "$log/tap-san"
+if [[ $failed -ne 0 ]]; then cat "$log/tap-san"; fi
+echo "shim under ASan+UBSan: $passed passed, $failed failed"
+total_failed=$((total_failed + failed))
+
+summary "$main_passed" "$main_failed"
+[[ $total_failed -eq 0 ]]

@@ -34,9 +34,9 @@
 #include "ks.h"
 
 #define KS_MAX_ENCLAVES 64
-/* The EPC of the direct backend's machine (EDMM_KSELFTEST_EPC_PAGES): small, so that the
- * oversubscription tests, whose heap is the whole EPC, finish in seconds. */
-#define KS_DEFAULT_EPC_PAGES 2048
+/* The EPC of the direct backend's machine (EDMM_KSELFTEST_EPC_PAGES): 128 MiB, a common client
+ * part's; the oversubscription tests, whose heap is the whole EPC, take seconds with it. */
+#define KS_DEFAULT_EPC_PAGES 32768
 
 int __real_open(const char *path, int flags, ...);
 int __real_openat(int dirfd, const char *path, int flags, ...);
@@ -238,9 +238,20 @@ int __wrap_ioctl(int fd, unsigned long request, ...) {
     return 0;
 }
 
+/* EDMM_KSELFTEST_VERBOSE: a TAP comment with what the machine did, when a test closes its
+ * enclave (each test has a machine of its own in the direct backend). */
+static void report_machine(void) {
+    const char *verbose = getenv("EDMM_KSELFTEST_VERBOSE");
+    struct edmm_sim_machine_info info;
+    if (!verbose || !*verbose || edmm_sim_machine_info(ks_machine_fd(), &info) < 0) return;
+    fprintf(stderr, "# simulated EPC: %llu pages, %llu in use, EWB %llu, ELDU %llu\n", (unsigned long long)info.epc_pages,
+            (unsigned long long)info.used_pages, (unsigned long long)info.ewb, (unsigned long long)info.eldu);
+}
+
 int __wrap_close(int fd) {
     struct ks_enclave *e = find_fd(fd);
     if (e) {
+        if (atomic_load(&e->size)) report_machine();
         /* The process detaches; its EPC goes when no process holds the enclave any more. */
         if (ks_backend_is_direct()) edmm_sim_enclave_close(fd);
         pthread_mutex_lock(&table_lock);
