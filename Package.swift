@@ -144,7 +144,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "EDMMDaemonTests",
-            dependencies: ["EDMMDaemon", "EDMMClient", "SGXSimulator", "EDMMProtocol", "CEDMMShims"],
+            dependencies: ["EDMMDaemon", "EDMMClient", "SGXSimulator", "SGXKernel", "EDMMProtocol", "CEDMMShims"],
             swiftSettings: strict),
         .testTarget(
             name: "EDMMMetricsTests",

@@ -1,7 +1,10 @@
 #include "edmm_sgx.h"
 
 #include <asm/sgx.h>
+#include <linux/kcmp.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #if !defined(SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS) || !defined(SGX_IOC_ENCLAVE_MODIFY_TYPES) || \
     !defined(SGX_IOC_ENCLAVE_REMOVE_PAGES)
@@ -63,4 +66,11 @@ unsigned edmm_cpuid_sgx_features(void) {
     if (eax & (1u << 1)) features |= EDMM_CPU_SGX2;
 #endif
     return features;
+}
+
+int edmm_same_open_file(int a, int b) {
+    pid_t self = getpid();
+    long rc = syscall(SYS_kcmp, self, self, KCMP_FILE, a, b);
+    if (rc < 0) return -1;
+    return rc == 0 ? 1 : 0;
 }

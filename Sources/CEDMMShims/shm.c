@@ -43,14 +43,26 @@ int edmm_mutex_init(edmm_robust_mutex *m) {
     return rc;
 }
 
-int edmm_mutex_lock(edmm_robust_mutex *m) {
-    int rc = pthread_mutex_lock(&m->mutex);
+static int locked(edmm_robust_mutex *m, int rc) {
     if (rc == EOWNERDEAD) {
         // The holder died mid-update; the caller repairs what it can and carries on.
         pthread_mutex_consistent(&m->mutex);
         return 1;
     }
     return rc == 0 ? 0 : -rc;
+}
+
+int edmm_mutex_lock(edmm_robust_mutex *m) { return locked(m, pthread_mutex_lock(&m->mutex)); }
+
+int edmm_mutex_trylock(edmm_robust_mutex *m) { return locked(m, pthread_mutex_trylock(&m->mutex)); }
+
+int edmm_mutex_holder(const edmm_robust_mutex *m) {
+#ifdef __GLIBC__
+    return __atomic_load_n(&m->mutex.__data.__owner, __ATOMIC_RELAXED);
+#else
+    (void)m;
+    return 0;
+#endif
 }
 
 void edmm_mutex_unlock(edmm_robust_mutex *m) { pthread_mutex_unlock(&m->mutex); }

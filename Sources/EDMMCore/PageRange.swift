@@ -3,6 +3,13 @@
 public enum Page {
     public static let size: UInt64 = 4096
     public static let shift: UInt64 = 12
+
+    /// `pages` in bytes, saturating at 2^64-1: page counts can come from clients (a kernel enclave's
+    /// adopted pages) or from shared memory, and a view must not trap on them.
+    public static func bytes(_ pages: UInt64) -> UInt64 {
+        let (bytes, overflow) = pages.multipliedReportingOverflow(by: size)
+        return overflow ? .max : bytes
+    }
 }
 
 /// A non-empty run of enclave pages, `[first, first + count)`, in page indices relative to the

@@ -12,36 +12,62 @@ enum AdoptedState: Equatable {
     /// TRIM, whether or not the enclave has EACCEPTed it yet.
     case trimmed
 
-    /// Runs of `ranges` by adopted state: for a simulated enclave each page as its EPCM shows it
-    /// (holes, pages removed before the re-registration, are skipped); for a kernel enclave, which
-    /// offers no query, every page is an accepted RW page.
-    static func runs(_ ranges: [PageRange], in simulated: SimulatedEnclave?) -> Result<[(range: PageRange, state: AdoptedState)], WireError> {
+    /// The most page-table entries one REGISTER's adoption reads (or one restore's, per enclave):
+    /// 2^24, 32,768 leaf blocks of 512 entries, 64 GiB of ELRANGE in use (docs/protocol.md, REGISTER).
+    static let maxEntriesWalked: UInt64 = 1 << 24
+
+    /// Runs of `ranges` (sorted, disjoint) by adopted state: for a simulated enclave each present
+    /// page as its EPCM shows it (holes, pages removed before the re-registration, are skipped),
+    /// found by walking the page table where it has entries, never the address range; for a
+    /// kernel enclave, which offers no query, every page is an accepted RW page.
+    ///
+    /// The walk stops once it found more than `maxPages` pages (the quota headroom: the REGISTER
+    /// will be refused anyway), and refuses to read more than `maxEntries` entries.
+    static func runs(
+        _ ranges: [PageRange], in simulated: SimulatedEnclave?, maxPages: UInt64 = .max, maxEntries: UInt64 = maxEntriesWalked
+    ) -> Result<[(range: PageRange, state: AdoptedState)], WireError> {
         guard let simulated else { return .success(ranges.map { ($0, .committed(.rw, unaccepted: false)) }) }
         var runs: [(range: PageRange, state: AdoptedState)] = []
-        for range in ranges {
-            for page in range.first..<range.end {
-                let info = simulated.pageInfo(offset: page << Page.shift)
-                let state: AdoptedState
-                switch info.state {
-                case .hole: continue
-                case .reg, .regPR: state = .committed(info.permissions, unaccepted: false)
-                case .regPending: state = .committed(info.permissions, unaccepted: true)
-                case .tcs, .tcsModified: state = .tcs
-                case .trim, .trimModified: state = .trimmed
-                case .invalid:
-                    return .failure(
-                        WireError(
-                            .invalidPageState, "adopted page at offset \(hexOffset(page)) has no legal EPCM state",
-                            detail: .page(offset: page << Page.shift, state: info.state.rawValue)))
-                }
-                if let last = runs.last, last.state == state, last.range.end == page {
-                    runs[runs.count - 1].range = PageRange(first: last.range.first, end: page + 1)
-                } else {
-                    runs.append((PageRange(first: page, count: 1), state))
-                }
+        var pages: UInt64 = 0
+        var invalid: (page: UInt64, state: EPCMState)?
+        let walk = simulated.forEachPresentPage(in: ranges, maxEntries: maxEntries) { page, info in
+            guard let state = AdoptedState(info) else {
+                invalid = (page, info.state)
+                return false
             }
+            if let last = runs.last, last.state == state, last.range.end == page {
+                runs[runs.count - 1].range = PageRange(first: last.range.first, end: page + 1)
+            } else {
+                runs.append((PageRange(first: page, count: 1), state))
+            }
+            pages += 1
+            return pages <= maxPages
+        }
+        if let invalid {
+            return .failure(
+                WireError(
+                    .invalidPageState, "adopted page at offset \(hexOffset(invalid.page)) has no legal EPCM state",
+                    detail: .page(offset: invalid.page << Page.shift, state: invalid.state.rawValue)))
+        }
+        if case .budget(let wanted) = walk.stopped {
+            return .failure(
+                WireError(
+                    .invalidArgument,
+                    "the adopted ranges reach more page-table entries than one REGISTER may read (\(maxEntries)); adopt only the ranges the enclave uses",
+                    detail: .limit(limit: maxEntries, actual: wanted)))
         }
         return .success(runs)
+    }
+
+    /// The adopted state of a present page; nil for an EPCM state no page may have.
+    init?(_ info: PageInfo) {
+        switch info.state {
+        case .reg, .regPR: self = .committed(info.permissions, unaccepted: false)
+        case .regPending: self = .committed(info.permissions, unaccepted: true)
+        case .tcs, .tcsModified: self = .tcs
+        case .trim, .trimModified: self = .trimmed
+        case .hole, .invalid: return nil
+        }
     }
 }
 
@@ -79,15 +105,16 @@ struct ReconciledLedger {
     init(_ record: EnclaveLedger, managed: PageRange, pooledInRecord: [PageRange], enclave: SimulatedEnclave) throws(LedgerError) {
         ledger = EnclaveLedger(managedRange: managed)
         var cursor = managed.first
-        var walked: UInt64 = 0
+        var gaps: [PageRange] = []
         for entry in record.trackedRanges {
-            if entry.range.first > cursor { try adoptUntracked(PageRange(first: cursor, end: entry.range.first), enclave, &walked) }
+            if entry.range.first > cursor { gaps.append(PageRange(first: cursor, end: entry.range.first)) }
             for page in entry.range.first..<entry.range.end {
                 try reconcile(page, recorded: entry.value, enclave, wasPooled: pooledInRecord.contains { $0.contains(page) })
             }
             cursor = entry.range.end
         }
-        if cursor < managed.end { try adoptUntracked(PageRange(first: cursor, end: managed.end), enclave, &walked) }
+        if cursor < managed.end { gaps.append(PageRange(first: cursor, end: managed.end)) }
+        try adoptUntracked(gaps, enclave)
     }
 
     private mutating func reconcile(_ page: UInt64, recorded: PageState, _ enclave: SimulatedEnclave, wasPooled: Bool) throws(LedgerError) {
@@ -108,13 +135,14 @@ struct ReconciledLedger {
     }
 
     /// Valid pages the record does not track (a grant the client accepted after the last write),
-    /// walked page by page up to 2^20 pages.
-    private mutating func adoptUntracked(_ gap: PageRange, _ enclave: SimulatedEnclave, _ walked: inout UInt64) throws(LedgerError) {
-        for page in gap.first..<gap.end where walked < 1 << 20 {
-            walked += 1
-            let info = enclave.pageInfo(offset: page << Page.shift)
-            if info.state != .hole { try adopt(PageRange(first: page, count: 1), info.state, info.permissions) }
+    /// found by walking the page table where it has entries, up to `AdoptedState.maxEntriesWalked`.
+    private mutating func adoptUntracked(_ gaps: [PageRange], _ enclave: SimulatedEnclave) throws(LedgerError) {
+        var found: [(UInt64, PageInfo)] = []
+        _ = enclave.forEachPresentPage(in: gaps, maxEntries: AdoptedState.maxEntriesWalked) { page, info in
+            found.append((page, info))
+            return true
         }
+        for (page, info) in found { try adopt(PageRange(first: page, count: 1), info.state, info.permissions) }
     }
 
     private mutating func adopt(_ page: PageRange, _ state: EPCMState, _ permissions: PagePermissions) throws(LedgerError) {

@@ -37,7 +37,7 @@ extension Daemon {
                 keeper.store.remove(name: name)
             }
             let device: OpenedDevice
-            switch OpenedDevice.open(fd, epc: core.backend.epc) {
+            switch OpenedDevice.open(fd, backend: core.backend) {
             case .failure(let error):
                 Glibc.close(fd)
                 drop(error.message)
@@ -50,10 +50,20 @@ extension Daemon {
                 drop("it was a \(saved.record.device) enclave, its descriptor is \(device.kind)")
                 continue
             }
+            // A state written before edmmd refused a second REGISTER of one enclave may hold it twice.
+            if let identity = EnclaveIdentity(device),
+                case .taken(let first, owner: _) = core.registry.claim(identity, for: saved.record.handle, owner: saved.record.owner.uid)
+            {
+                device.simulated?.close()
+                drop("it is the same enclave as the restored enclave \(first)")
+                continue
+            }
             do {
                 _ = try EnclaveContext.restore(saved, device: device, core: core, settlePool: !state.cleanShutdown, grace: grace)
                 restored += 1
             } catch {
+                core.registry.remove(saved.record.handle)
+                device.simulated?.close()
                 drop("its ledger does not rebuild: \(error)")
             }
         }

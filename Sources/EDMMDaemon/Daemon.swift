@@ -26,6 +26,8 @@ public struct DaemonOptions: Sendable {
     public var instruments = DaemonInstruments.none
     /// How SGX2 support is checked when `device = "auto"` or `"kernel"` (tests replace it).
     public var hostSupport: @Sendable () -> SGXHostSupport = { SGXHostSupport.check() }
+    /// The syscall funnel and device node through which kernel enclave descriptors are recognised.
+    public var kernelDevice = KernelDeviceAccess()
     /// The service manager's FD store (`SystemdDescriptorStore` under systemd), used when
     /// `[systemd] fd_store` is on; nil: a restart loses every registration.
     public var descriptorStore: (any DescriptorStore)?
@@ -62,7 +64,8 @@ public final class Daemon: Sendable {
         }
         let storedMachine = fdStore == nil ? nil : Self.takeStoredMachine(&stored, logger: options.logger)
         let backend = try DeviceBackend.choose(
-            config, simulateFlag: simulateFlag, hostSupport: options.hostSupport, storedMachine: storedMachine)
+            config, simulateFlag: simulateFlag, hostSupport: options.hostSupport, storedMachine: storedMachine,
+            kernel: options.kernelDevice)
         let settings: DaemonSettings
         do {
             settings = try DaemonSettings(config, epcTotalPages: backend.epcTotalPages)
@@ -137,16 +140,18 @@ public final class Daemon: Sendable {
             "edmmd \(EDMMDVersion.string) serving",
             metadata: [
                 "socket": "\(socketPath ?? "fd \(listener.fd)")", "device": "\(mode)", "why": "\(modeReason)",
-                "epc": "\((core.backend.epcTotalPages * Page.size) >> 20) MiB",
+                "epc": "\(Page.bytes(core.backend.epcTotalPages) >> 20) MiB",
                 "batching": "\(core.settings.flush.batching)",
             ])
         core.notifier.ready(status: "serving; \(supervisor.statusLine())")
     }
 
     /// Stops accepting, answers new work with shutting-down, flushes every enclave's queue,
-    /// sends SHUTDOWN_NOTICE, writes out the replies (for at most `drainTimeout`), and closes
-    /// everything. With `restarting`, clients are told their registrations survive (systemd
-    /// restart with the FD store).
+    /// sends SHUTDOWN_NOTICE, writes out the replies, and closes everything. Each of the three
+    /// waits (the flushes, the replies, the closes) lasts at most `drainTimeout`: an enclave queue
+    /// may wait on a simulated EPC lock a stopped client holds, and a stop must still end. With
+    /// `restarting`, clients are told their registrations survive (systemd restart with the FD
+    /// store).
     public func shutdown(restarting: Bool = false, drainTimeout: Duration = .seconds(5)) async {
         let shouldStop = state.withLock { state -> Bool in
             guard state == .running || state == .created else { return false }
@@ -164,20 +169,25 @@ public final class Daemon: Sendable {
         core.notifier.stopping()
         let sessions = core.sessions
         let enclaves = core.registry.all
-        await Self.waitAll(enclaves) { enclave, done in enclave.drain(completion: done) }
+        let stuck = await Self.waitAll(enclaves, timeout: drainTimeout) { enclave, done in enclave.drain(completion: done) }
+        if !stuck.isEmpty {
+            core.logger.warning(
+                "enclaves \(stuck.map(\.handle)) did not finish their queued work within \(drainTimeout) (waiting on a simulated EPC lock a stopped client holds?); stopping without it")
+        }
         let notice = ShutdownNotice(
             restarting: restarting, message: restarting ? "edmmd is restarting; reconnect and ATTACH" : "edmmd is stopping")
-        let drained = await Self.waitAll(sessions, timeout: drainTimeout) { session, done in
+        let unread = await Self.waitAll(sessions, timeout: drainTimeout) { session, done in
             session.finish(notice: notice, completion: done)
         }
-        if !drained {
+        if !unread.isEmpty {
             core.logger.warning("some clients did not read their last replies within \(drainTimeout); closing them")
             for session in core.sessions { session.abort(reason: "shutdown deadline") }
         }
-        // Every connection is closed: the ledgers are final. The next daemon takes them over.
-        await core.fdStore?.finish(core.registry.all)
+        // Every connection is closed: the ledgers are final, and the next daemon takes them over;
+        // unless an enclave is stuck, whose ledger is not: the last state written stays, unclean.
+        if stuck.isEmpty { await core.fdStore?.finish(core.registry.all) }
         let reason = core.fdStore == nil ? "edmmd stopped" : "edmmd stopped; the FD store keeps it for the next edmmd"
-        await Self.waitAll(core.registry.all) { enclave, done in enclave.close(reason: reason, completion: done) }
+        _ = await Self.waitAll(core.registry.all, timeout: drainTimeout) { enclave, done in enclave.close(reason: reason, completion: done) }
         state.withLock { $0 = .stopped }
         core.logger.info("stopped")
     }
@@ -234,7 +244,7 @@ public final class Daemon: Sendable {
     /// Every registered enclave's record (for systemd's FD store), each taken on its own queue.
     public func enclaveRecords() async -> [EnclaveRecord] {
         let records = Mutex<[EnclaveRecord]>([])
-        await Self.waitAll(core.registry.all) { enclave, done in
+        _ = await Self.waitAll(core.registry.all) { enclave, done in
             enclave.record { record in
                 if let record { records.withLock { $0.append(record) } }
                 done()
@@ -244,28 +254,31 @@ public final class Daemon: Sendable {
     }
 
     /// Runs `body` for each item and waits until each called its completion, or `timeout` passed.
-    /// Returns false on timeout.
-    @discardableResult
+    /// Returns the items that had not completed by then.
     private static func waitAll<T: Sendable>(
         _ items: [T], timeout: Duration? = nil, _ body: (T, @escaping @Sendable () -> Void) -> Void
-    ) async -> Bool {
-        guard !items.isEmpty else { return true }
+    ) async -> [T] {
+        guard !items.isEmpty else { return [] }
         let group = DispatchGroup()
-        for item in items {
+        let pending = Mutex(Set(items.indices))
+        for (index, item) in items.enumerated() {
             group.enter()
-            body(item) { group.leave() }
-        }
-        return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-            DispatchQueue.global().async {
-                if let timeout {
-                    let micros = Int(timeout.microsecondsClamped)
-                    continuation.resume(returning: group.wait(timeout: .now() + .microseconds(micros)) == .success)
-                } else {
-                    group.wait()
-                    continuation.resume(returning: true)
-                }
+            body(item) {
+                pending.withLock { _ = $0.remove(index) }
+                group.leave()
             }
         }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                if let timeout {
+                    _ = group.wait(timeout: .now() + .microseconds(Int(timeout.microsecondsClamped)))
+                } else {
+                    group.wait()
+                }
+                continuation.resume()
+            }
+        }
+        return pending.withLock { $0 }.sorted().map { items[$0] }
     }
 }
 

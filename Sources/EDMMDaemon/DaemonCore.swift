@@ -5,6 +5,7 @@ import EDMMProtocol
 import Glibc
 import Logging
 import SGXDevice
+import SGXKernel
 import Synchronization
 
 /// The state every session and enclave shares: the device backend, the registry, the quota book,
@@ -31,6 +32,10 @@ final class DaemonCore: Sendable {
     let instruments: DaemonInstruments
     let shuttingDown = Atomic<Bool>(false)
     let underPressure = Atomic<Bool>(false)
+    /// Since when the supervisor has found the simulated EPC's machine lock held, and by which
+    /// process (nil: free at its last look). A client that holds it (stopped in a debugger) stalls
+    /// requests that need it; STATUS says so.
+    let machineLockBusy = Mutex<(since: MonotonicInstant, holder: Int32)?>(nil)
     private let settingsBox: Mutex<DaemonSettings>
     private let sessionsBox = Mutex<[UInt64: Session]>([:])
     private let nextSessionID = Atomic<UInt64>(1)
@@ -108,6 +113,15 @@ final class DaemonCore: Sendable {
 
     var sessions: [Session] { sessionsBox.withLock { Array($0.values) } }
     var sessionCount: Int { sessionsBox.withLock { $0.count } }
+
+    /// A kernel enclave registered without knowing whether edmmd already manages it: kcmp(2)
+    /// failed. Counted (STATUS `registrations_unchecked`), and said once in the log.
+    func noteUncheckedRegistration(_ error: SystemCallError) {
+        counters.add(.registrationsUnchecked)
+        guard counters.value(.registrationsUnchecked) == 1 else { return }
+        logger.warning(
+            "cannot tell whether a REGISTER names an enclave edmmd already manages (\(error)); such registrations are accepted unchecked. kcmp(2) needs CONFIG_KCMP and a seccomp filter that allows it (systemd's @system-service does)")
+    }
 
     // MARK: Reload
 

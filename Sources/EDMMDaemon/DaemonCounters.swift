@@ -4,7 +4,7 @@ import EDMMProtocol
 /// Daemon-wide tallies, each with its STATUS counter name.
 enum Tally: Int, CaseIterable {
     case ioctls, connectionsAccepted, connectionsRefused, connectionsDropped, enclavesRegistered
-    case enclavesUnregistered, malformedMessages, reclaimNotices, reclaimedPages
+    case enclavesUnregistered, malformedMessages, reclaimNotices, reclaimedPages, registrationsUnchecked
 
     var name: String {
         switch self {
@@ -17,6 +17,7 @@ enum Tally: Int, CaseIterable {
         case .malformedMessages: "messages_malformed"
         case .reclaimNotices: "reclaim_notices"
         case .reclaimedPages: "reclaimed_pages"
+        case .registrationsUnchecked: "registrations_unchecked"
         }
     }
 }

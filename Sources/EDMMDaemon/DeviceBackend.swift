@@ -5,6 +5,18 @@ import Glibc
 import SGXKernel
 import SGXSimulator
 
+/// How kernel enclave descriptors are recognised and driven: the syscall funnel and the SGX
+/// device node. Tests substitute both (a descriptor of `devicePath` is then taken for an enclave).
+public struct KernelDeviceAccess: Sendable {
+    public var syscalls: any Syscalls
+    public var devicePath: String
+
+    public init(syscalls: any Syscalls = LinuxSyscalls(), devicePath: String = SGXDeviceNode.defaultPath) {
+        self.syscalls = syscalls
+        self.devicePath = devicePath
+    }
+}
+
 /// Where the daemon runs enclave ioctls, chosen once at start-up, and why.
 struct DeviceBackend: Sendable {
     let mode: WireDeviceKind
@@ -14,6 +26,8 @@ struct DeviceBackend: Sendable {
     let epc: SimulatedEPC?
     /// The EPC size in pages; 0 when unknown (kernel mode without the sysfs figures).
     let epcTotalPages: UInt64
+    /// How a REGISTER's descriptor is tried as a kernel enclave (in either mode).
+    var kernel = KernelDeviceAccess()
 
     /// Picks the device: `simulated` always simulates; `kernel` requires usable SGX2; `auto` uses the
     /// kernel device when SGX2 is usable and simulates otherwise.
@@ -21,7 +35,15 @@ struct DeviceBackend: Sendable {
     /// backend opens it instead of creating a new one (the stored enclaves live in it).
     static func choose(
         _ config: DaemonConfig, simulateFlag: Bool, hostSupport: () -> SGXHostSupport = { SGXHostSupport.check() },
-        storedMachine: SimulatedMachine? = nil
+        storedMachine: SimulatedMachine? = nil, kernel: KernelDeviceAccess = KernelDeviceAccess()
+    ) throws(StartupError) -> DeviceBackend {
+        var backend = try chooseDevice(config, simulateFlag: simulateFlag, hostSupport: hostSupport, storedMachine: storedMachine)
+        backend.kernel = kernel
+        return backend
+    }
+
+    private static func chooseDevice(
+        _ config: DaemonConfig, simulateFlag: Bool, hostSupport: () -> SGXHostSupport, storedMachine: SimulatedMachine?
     ) throws(StartupError) -> DeviceBackend {
         switch config.daemon.device {
         case .simulated:

@@ -110,28 +110,27 @@ extension EnclaveContext {
     }
 
     /// EPCM-valid pages of the managed range that the ledger does not track. When the managed range
-    /// is the whole ELRANGE, the enclave's present-page count gives them at once; otherwise the gaps
-    /// are walked page by page (up to 2^20 pages).
+    /// is the whole ELRANGE, the enclave's present-page count gives them at once; otherwise the
+    /// page table is walked over the gaps where it has entries (up to `AdoptedState.maxEntriesWalked`),
+    /// and the entries read count as checked.
     private func untrackedValidPages(_ enclave: SimulatedEnclave, presentTracked: UInt64, checked: inout UInt64) -> UInt64 {
         if managed == PageRange(first: 0, count: size >> Page.shift) {
             let present = enclave.presentPages
             return present > presentTracked ? present - presentTracked : 0
         }
-        var untracked: UInt64 = 0
-        var walked: UInt64 = 0
+        var gaps: [PageRange] = []
         var cursor = managed.first
-        func walk(_ gap: PageRange) {
-            for page in gap.first..<gap.end where walked < 1 << 20 {
-                walked += 1
-                if enclave.pageInfo(offset: page << Page.shift).state != .hole { untracked += 1 }
-            }
-        }
         for entry in ledger.states(in: managed) {
-            if entry.range.first > cursor { walk(PageRange(first: cursor, end: entry.range.first)) }
+            if entry.range.first > cursor { gaps.append(PageRange(first: cursor, end: entry.range.first)) }
             cursor = entry.range.end
         }
-        if cursor < managed.end { walk(PageRange(first: cursor, end: managed.end)) }
-        checked += walked
+        if cursor < managed.end { gaps.append(PageRange(first: cursor, end: managed.end)) }
+        var untracked: UInt64 = 0
+        let walk = enclave.forEachPresentPage(in: gaps, maxEntries: AdoptedState.maxEntriesWalked) { _, _ in
+            untracked += 1
+            return true
+        }
+        checked += walk.entriesVisited
         return untracked
     }
 }

@@ -133,6 +133,12 @@ final class EnclaveContext: @unchecked Sendable {
         queue.sync { self.handle(call) }
     }
 
+    /// Runs a request on the enclave's queue without waiting for it: for a connection that does
+    /// not use the enclave (a viewer's STATS), which must not stall behind the enclave's work.
+    func submitLater(_ call: EnclaveCall) {
+        queue.async { self.handle(call) }
+    }
+
     /// Adds a connection (ATTACH) and answers it.
     func attach(_ target: ReplyTarget) {
         queue.async { self.attachOnQueue(target) }
@@ -283,7 +289,7 @@ final class EnclaveContext: @unchecked Sendable {
         if let simulated {
             simulated.close()
             self.simulated = nil
-            _ = simulated.machine.sweepDeadEnclaves()
+            _ = simulated.machine.sweepDeadEnclavesIfIdle()
         }
         core.registry.remove(handle)
         core.quotas.release(handle)

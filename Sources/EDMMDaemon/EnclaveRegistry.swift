@@ -1,15 +1,31 @@
 import EDMMProtocol
+import SGXKernel
 import Synchronization
 
 /// Every registered enclave by handle. Lock-protected: sessions look handles up from their own
 /// queues, enclaves remove themselves from theirs. Handles are never reused while the daemon runs.
+///
+/// It also holds each enclave's identity from REGISTER (or restore) until the enclave is gone, so
+/// that one enclave never gets two ledgers (a second REGISTER of it would double its quota and
+/// grant its accepted pages again as fresh).
 final class EnclaveRegistry: Sendable {
     private struct State {
         var enclaves: [EnclaveHandle: EnclaveContext] = [:]
         var lastHandle: EnclaveHandle = 0
     }
 
+    private struct Claim {
+        let identity: EnclaveIdentity
+        let handle: EnclaveHandle
+        let owner: UInt32
+        /// The enclave while its REGISTER completes on its queue, before `insert`: an ATTACH of
+        /// the handle a refused second REGISTER named must not miss it.
+        let registering: EnclaveContext?
+    }
+
     private let state = Mutex(State(lastHandle: EnclaveRegistry.randomStart()))
+    /// Apart from `state`: a claim may run one kcmp(2) per kernel enclave, which lookups need not wait for.
+    private let claims = Mutex<[Claim]>([])
 
     /// Handles count up from a random point in [2^16, 2^47), a multiple of 2^16: a daemon that
     /// restarts without the FD store (which would restore its handles) must not hand an old
@@ -35,12 +51,39 @@ final class EnclaveRegistry: Sendable {
         state.withLock { $0.enclaves[enclave.handle] = enclave }
     }
 
+    /// Claims `identity` for `handle` (owned by `owner`; `registering`, when its REGISTER is still
+    /// to complete), unless a registered or registering enclave already has it.
+    func claim(
+        _ identity: EnclaveIdentity, for handle: EnclaveHandle, owner: UInt32, registering: EnclaveContext? = nil
+    ) -> IdentityClaim {
+        claims.withLock { claims in
+            var failure: SystemCallError?
+            for claim in claims {
+                do throws(SystemCallError) {
+                    if try claim.identity.matches(identity) { return .taken(by: claim.handle, owner: claim.owner) }
+                } catch {
+                    failure = error
+                }
+            }
+            claims.append(Claim(identity: identity, handle: handle, owner: owner, registering: registering))
+            return failure.map { .unchecked($0) } ?? .claimed
+        }
+    }
+
+    /// The enclave is gone (or its registration failed): its handle and its identity are free.
     func remove(_ handle: EnclaveHandle) {
+        claims.withLock { $0.removeAll { $0.handle == handle } }
         state.withLock { _ = $0.enclaves.removeValue(forKey: handle) }
     }
 
     func lookup(_ handle: EnclaveHandle) -> EnclaveContext? {
         state.withLock { $0.enclaves[handle] }
+    }
+
+    /// The enclave `handle` names, registered or still registering (ATTACH: what it queues on the
+    /// enclave's queue runs after the REGISTER, and finds it active or gone).
+    func lookupIncludingRegistering(_ handle: EnclaveHandle) -> EnclaveContext? {
+        lookup(handle) ?? claims.withLock { $0.first { $0.handle == handle }?.registering }
     }
 
     /// Every enclave, by handle.

@@ -54,4 +54,9 @@ final class QuotaBook: Sendable {
     }
 
     var machinePages: UInt64 { state.withLock { $0.machine } }
+
+    /// The usage an enclave's next admission would see now (it may change before `admit`).
+    func usage(_ handle: EnclaveHandle, uid: UInt32) -> QuotaUsage {
+        state.withLock { $0.usage(handle, uid: uid) }
+    }
 }

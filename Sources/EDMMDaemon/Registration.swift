@@ -18,15 +18,15 @@ struct OpenedDevice: @unchecked Sendable {
 
     /// Tries the descriptor as a kernel SGX enclave, then (with a simulated EPC) as a simulated
     /// enclave of this daemon's machine. Anything else is bad-descriptor, with both reasons.
-    static func open(_ fd: Int32, epc: SimulatedEPC?) -> Result<OpenedDevice, WireError> {
+    static func open(_ fd: Int32, backend: DeviceBackend) -> Result<OpenedDevice, WireError> {
         let kernelProblem: EnclaveDescriptorError
         do {
-            let device = try KernelEnclaveDevice(adopting: fd)
+            let device = try KernelEnclaveDevice(adopting: fd, syscalls: backend.kernel.syscalls, devicePath: backend.kernel.devicePath)
             return .success(OpenedDevice(device: device, simulated: nil, kind: .kernel, ownsReceivedDescriptor: true))
         } catch {
             kernelProblem = error
         }
-        guard let epc else {
+        guard let epc = backend.epc else {
             return .failure(WireError(.badDescriptor, "not an SGX enclave descriptor: \(kernelProblem)"))
         }
         do {
@@ -127,8 +127,13 @@ extension EnclaveContext {
             self.closeOnQueue(reason: "registration failed")
             target.session.deliver([Completion(target, .failure(error))])
         }
+        // The walk of the adopted ranges stops past the pages the quotas could admit: a REGISTER
+        // buys no more work than its enclave may hold (the admission below decides).
+        let headroom = settings.quota.headroom(usage: core.quotas.usage(handle, uid: owner.uid))
         let adopted: [(range: PageRange, state: AdoptedState)]
-        switch AdoptedState.runs(registration.adopted, in: simulated) {
+        switch AdoptedState.runs(
+            registration.adopted, in: simulated, maxPages: headroom - min(headroom, registration.preheatPages))
+        {
         case .failure(let error): return fail(error)
         case .success(let runs): adopted = runs
         }

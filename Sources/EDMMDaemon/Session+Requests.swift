@@ -64,7 +64,9 @@ extension Session {
             return fail(WireError(.unknownEnclave, "no registered enclave has handle \(handle)"))
         }
         let adminGroup = core.settings.adminGroupID
-        if viewOnly, peer.canView(owner: enclave.owner.uid, adminGroup: adminGroup) { return submitInline(enclave, call) }
+        // A viewer that does not use the enclave does not wait for its queue: a flush there may
+        // wait on the enclave's simulated EPC lock, which its own client can hold.
+        if viewOnly, peer.canView(owner: enclave.owner.uid, adminGroup: adminGroup) { return enclave.submitLater(call) }
         if enclave.owner.uid != peer.uid && !peer.isAdmin(adminGroup: adminGroup) {
             return fail(WireError(.notOwner, "enclave \(handle) belongs to uid \(enclave.owner.uid)"))
         }
@@ -161,7 +163,7 @@ extension Session {
         case .success(let valid): registration = valid
         }
         let device: OpenedDevice
-        switch OpenedDevice.open(fd, epc: core.backend.epc) {
+        switch OpenedDevice.open(fd, backend: core.backend) {
         case .failure(let error): return fail(error)
         case .success(let opened): device = opened
         }
@@ -176,6 +178,15 @@ extension Session {
         let enclave = EnclaveContext(
             handle: core.registry.newHandle(), label: registration.label, owner: peer, base: registration.base,
             size: registration.size, managed: registration.managed, device: device, core: core)
+        if let identity = EnclaveIdentity(device) {
+            switch core.registry.claim(identity, for: enclave.handle, owner: peer.uid, registering: enclave) {
+            case .claimed: break
+            case .unchecked(let error): core.noteUncheckedRegistration(error)
+            case .taken(let existing, let owner):
+                enclave.close(reason: "a second REGISTER of enclave \(existing)") {}
+                return fail(WireError.alreadyRegistered(existing, owner: owner, asker: peer))
+            }
+        }
         pendingAttachments += 1
         enclave.activate(registration, target: target)
     }
@@ -188,7 +199,7 @@ extension Session {
                 managed: WireRange(enclave.managed))
             return answer(id: target.id, verbCode: target.verb.rawValue, .success(.attach(reply)))
         }
-        guard let enclave = core.registry.lookup(handle) else {
+        guard let enclave = core.registry.lookupIncludingRegistering(handle) else {
             return fail(WireError(.unknownEnclave, "no registered enclave has handle \(handle)"))
         }
         guard enclave.owner.uid == peer.uid || peer.isRoot else {
@@ -281,12 +292,18 @@ extension Session {
         answer(id: id, verbCode: verb, core.reload().map { .reload(ReloadReply(summary: $0)) })
     }
 
+    /// METRICS pages through one rendering (docs/protocol.md): offset 0 takes a new one, later
+    /// offsets read that same one, and the offset of its end gets an empty final chunk of it. An
+    /// offset past 0 with no rendering taken on this connection is out-of-range.
     private func metrics(_ request: MetricsRequest) -> Result<ResponseBody, WireError> {
         guard let render = core.metricsText else {
             return .failure(WireError(.invalidArgument, "this edmmd has no metrics exposition"))
         }
-        if request.offset == 0 || metricsRendering == nil { metricsRendering = Array(render().utf8) }
-        let text = metricsRendering ?? []
+        if request.offset == 0 { metricsRendering = Array(render().utf8) }
+        guard let text = metricsRendering else {
+            return .failure(
+                WireError(.outOfRange, "offset \(request.offset) with no METRICS rendering taken on this connection: start at offset 0"))
+        }
         let offset = Int(request.offset)
         guard offset <= text.count else {
             return .failure(WireError(.outOfRange, "offset \(offset) is past the end of the \(text.count)-byte exposition"))
@@ -294,7 +311,6 @@ extension Session {
         var end = min(text.count, offset + min(limits.protocolLimits.maxStringBytes, limits.protocolLimits.maxMessageBytes - 64))
         // Cut at a character boundary, never inside a UTF-8 sequence.
         while end < text.count, end > offset, text[end] & 0xC0 == 0x80 { end -= 1 }
-        if end == text.count { metricsRendering = nil }
         return .success(
             .metrics(
                 MetricsReply(

@@ -53,7 +53,8 @@ final class Session: @unchecked Sendable {
     var outboxBytes = 0
     var pushSequence: UInt64 = 0
     var consecutiveBadMessages = 0
-    /// The METRICS rendering a client is paging through.
+    /// The METRICS rendering a client is paging through (kept until the next offset 0, so that
+    /// every chunk of a sequence, the empty final one included, comes from one rendering).
     var metricsRendering: [UInt8]?
     /// Called once the outbox is empty or the session closed (shutdown).
     var drainWaiters: [@Sendable () -> Void] = []
@@ -122,9 +123,9 @@ final class Session: @unchecked Sendable {
                 break
             }
             if n == 0 {
-                // SOCK_SEQPACKET cannot tell an empty packet from end of stream: both end the connection.
+                // SOCK_SEQPACKET cannot tell an empty packet from end of stream: both end what is read.
                 received.closeAll()
-                close(reason: "the peer closed the connection")
+                peerStoppedSending()
                 break
             }
             if truncation & Int32(EDMM_RECV_DATA_TRUNCATED) != 0 {
@@ -184,6 +185,21 @@ final class Session: @unchecked Sendable {
             flushResponses()
             close(reason: "\(consecutiveBadMessages) malformed messages in a row")
         }
+    }
+
+    /// End of stream. A peer that closed its socket (POLLHUP: both directions are shut) can be
+    /// answered no more, and goes now. One that only shut its sending side (shutdown(SHUT_WR))
+    /// still reads: every request it sent before is answered, then the connection closes.
+    private func peerStoppedSending() {
+        var poller = pollfd(fd: fd, events: 0, revents: 0)
+        let hungUp = poll(&poller, 1, 0) > 0 && poller.revents & Int16(POLLHUP) != 0
+        guard !hungUp, phase == .ready else { return close(reason: "the peer closed the connection") }
+        if !readingStopped {
+            readingStopped = true
+            readSource.suspend()
+        }
+        flushResponses()
+        closeWhenAnswered {}
     }
 
     /// HELLO arrived: the timeout no longer applies.

@@ -6,6 +6,10 @@ import Synchronization
 /// whose clients' enclaves live in the machine of its predecessor takes that machine over when a
 /// client offers it in HELLO, as long as no enclave is open in the current one (docs/protocol.md,
 /// HELLO). One lock orders that swap against every enclave the daemon opens.
+///
+/// That lock is never held while waiting for the machine's own lock, which any client can hold
+/// (a client stopped in a debugger holds it for as long as it is stopped): STATUS and HELLO read
+/// the machine through it on queues that serve everyone.
 final class SimulatedEPC: Sendable {
     private let state: Mutex<State>
 
@@ -13,10 +17,12 @@ final class SimulatedEPC: Sendable {
         var machine: SimulatedMachine
         /// Enclaves this daemon opened in `machine`; the swap needs every one closed.
         var opened: [WeakEnclave] = []
+        /// Enclaves being opened (outside the lock); the swap needs none.
+        var opening = 0
 
         mutating func openCount() -> Int {
             opened.removeAll { $0.enclave?.isClosed ?? true }
-            return opened.count
+            return opened.count + opening
         }
     }
 
@@ -32,12 +38,22 @@ final class SimulatedEPC: Sendable {
 
     /// Opens a simulated enclave of the current machine from a client's descriptor.
     func openEnclave(fd: Int32) throws(SimulatorError) -> SimulatedEnclave {
-        try state.withLock { (state: inout State) throws(SimulatorError) -> SimulatedEnclave in
-            let enclave = try SimulatedEnclave.open(fd: fd, machine: state.machine, mapContents: false)
-            _ = state.openCount()
-            state.opened.append(WeakEnclave(enclave: enclave))
-            return enclave
+        let machine = state.withLock { state in
+            state.opening += 1
+            return state.machine
         }
+        // Attaching takes the machine lock: wait for it here, not under `state`.
+        let opened: Result<SimulatedEnclave, SimulatorError>
+        do {
+            opened = .success(try SimulatedEnclave.open(fd: fd, machine: machine, mapContents: false))
+        } catch {
+            opened = .failure(error)
+        }
+        state.withLock { state in
+            state.opening -= 1
+            if case .success(let enclave) = opened { state.opened.append(WeakEnclave(enclave: enclave)) }
+        }
+        return try opened.get()
     }
 
     /// The machine a client offered in HELLO: the current one, or (validated) its replacement when
@@ -70,8 +86,9 @@ final class SimulatedEPC: Sendable {
             }
             state.machine = offered
             // The predecessor's attachments belong to a dead process: drop them (and release the
-            // enclaves nobody alive holds any more).
-            offered.sweepDeadEnclaves()
+            // enclaves nobody alive holds any more), unless a client holds the machine lock now:
+            // then the supervisor's sweep does it later.
+            _ = offered.sweepDeadEnclavesIfIdle()
             return .success(offered)
         }
     }

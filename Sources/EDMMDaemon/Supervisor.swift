@@ -16,6 +16,7 @@ final class Supervisor: @unchecked Sendable {
     private var policy: PoolReclaimPolicy
     private var interval: Duration
     private var lastSweep = MonotonicInstant.now
+    private var warnedOfBusyLock = false
 
     init(core: DaemonCore) {
         self.core = core
@@ -59,19 +60,50 @@ final class Supervisor: @unchecked Sendable {
         if core.sampleRate(now: now) { core.notifier.status(statusLine()) }
         if let machine = core.backend.machine, now.duration(since: lastSweep) >= .seconds(1) {
             lastSweep = now
-            _ = machine.sweepDeadEnclaves()
+            // Never wait for the machine lock here: this queue serves every client and pings the
+            // watchdog, and a client can hold the lock for as long as it likes. A busy lock is
+            // noted instead, and the sweep tried again a second later.
+            noteMachineLock(heldBy: machine.sweepDeadEnclavesIfIdle() == nil ? Self.process(ofThread: machine.lockHolder) : nil, now: now)
         }
         reclaimPools()
     }
 
+    /// The process a thread belongs to (the `Tgid:` of /proc/<tid>/status), or the thread id itself.
+    private static func process(ofThread tid: Int32) -> Int32 {
+        guard tid > 0, let status = readSmallFile("/proc/\(tid)/status") else { return tid }
+        for line in status.split(separator: "\n") where line.hasPrefix("Tgid:") {
+            return line.split(whereSeparator: { $0 == " " || $0 == "\t" }).last.flatMap { Int32($0) } ?? tid
+        }
+        return tid
+    }
+
+    /// Records whether the sweep found the machine lock held (by process `holder`); a lock held
+    /// for 5 s is said once in the log.
+    private func noteMachineLock(heldBy holder: Int32?, now: MonotonicInstant) {
+        guard let holder else {
+            core.machineLockBusy.withLock { $0 = nil }
+            warnedOfBusyLock = false
+            return
+        }
+        let since = core.machineLockBusy.withLock { busy in
+            if busy == nil { busy = (now, holder) }
+            return busy?.since ?? now
+        }
+        guard !warnedOfBusyLock, now.duration(since: since) >= .seconds(5) else { return }
+        warnedOfBusyLock = true
+        core.logger.warning(
+            "the simulated EPC's lock has been held for 5 s, by process \(holder) (a client stopped or hung in a simulated instruction?): requests that need it wait; HELLO, STATUS and the watchdog do not")
+    }
+
     /// One status line with live figures for the service manager.
     func statusLine() -> String {
-        let committed = core.quotas.machinePages * Page.size
-        let total = core.backend.epcTotalPages * Page.size
+        let committed = Page.bytes(core.quotas.machinePages)
+        let total = Page.bytes(core.backend.epcTotalPages)
         let epc = total == 0 ? "\(committed >> 20) MiB EPC committed" : "\(committed >> 20) of \(total >> 20) MiB EPC committed"
         return "\(core.backend.mode) device: \(core.registry.count) enclaves, \(core.sessionCount) connections, \(epc), "
             + "\(Int(core.requestsPerSecond)) requests/s, \(core.counters.value(.ioctls)) ioctls"
             + (core.underPressure.load(ordering: .relaxed) ? ", EPC pressure" : "")
+            + (core.machineLockBusy.withLock { $0 }.map { ", simulated EPC lock held by process \($0.holder)" } ?? "")
     }
 
     /// Asks the enclaves over their pool threshold, and under EPC pressure the least recently

@@ -4,6 +4,17 @@ import SGXDevice
 
 /// How the model's errors reach a client.
 extension WireError {
+    /// REGISTER of an enclave edmmd already manages (as `handle`, for uid `owner`): one enclave
+    /// has one ledger. Its owner (and root) are pointed to ATTACH; anyone else learns no handle.
+    static func alreadyRegistered(_ handle: EnclaveHandle, owner: UInt32, asker: PeerCredentials) -> WireError {
+        guard owner == asker.uid || asker.isRoot else {
+            return WireError(.notOwner, "this enclave is already registered by uid \(owner); only that uid (or root) may use it")
+        }
+        return WireError(
+            .invalidArgument,
+            "this enclave is already registered as enclave \(handle) (one enclave, one ledger); use ATTACH \(handle) to use it from another connection")
+    }
+
     init(_ error: LedgerError) {
         switch error {
         case .outOfManagedRange(let range, let managed):

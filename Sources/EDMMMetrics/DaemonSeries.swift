@@ -49,12 +49,14 @@ final class DaemonSeries {
             gauge.set(to: 1)
             device = (snapshot.mode, gauge)
         }
-        let total = snapshot.epcTotalPages * Page.size
-        let used = (snapshot.residentPages ?? snapshot.committedPages) * Page.size
+        // Page counts may come from the simulated EPC's shared memory (clamped where read) or a
+        // kernel enclave's adopted pages: the products saturate rather than trap.
+        let total = Page.bytes(snapshot.epcTotalPages)
+        let used = Page.bytes(snapshot.residentPages ?? snapshot.committedPages)
         epcTotal.set(to: Double(total))
         epcUsed.set(to: Double(used))
         epcFree.set(to: Double(total > used ? total - used : 0))
-        epcCommitted.set(to: Double(snapshot.committedPages * Page.size))
+        epcCommitted.set(to: Double(Page.bytes(snapshot.committedPages)))
         underPressure.set(to: snapshot.underPressure ? 1 : 0)
         enclaves.set(to: Double(snapshot.enclaves.count))
         connections.set(to: Double(snapshot.connections))

@@ -110,11 +110,17 @@ public final class MetricsEndpoint: Service, Sendable {
         return "\(MetricsListener.address(host: ip, port: port))"
     }
 
-    /// Serves until graceful shutdown (or `close()`).
+    /// Serves until graceful shutdown, cancellation or `close()`. Cancellation matters: a service
+    /// group cancels its other services when one fails (edmmd's control socket cannot be bound),
+    /// and waiting for the close future alone would keep the process up forever.
     public func run() async throws {
-        try await withGracefulShutdownHandler {
-            try await channel.closeFuture.get()
-        } onGracefulShutdown: {
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler {
+                try await channel.closeFuture.get()
+            } onGracefulShutdown: {
+                self.close()
+            }
+        } onCancel: {
             self.close()
         }
     }

@@ -5,8 +5,9 @@ import Synchronization
 import Glibc
 #endif
 
-/// An in-memory `Syscalls` for tests: a small file system of paths and open descriptors, a
-/// script of ioctl answers, and a record of every ioctl and close. Thread-safe.
+/// An in-memory `Syscalls` for tests: a small file system of paths and open descriptors (each on
+/// an open file of its own unless `duplicate` made it), a script of ioctl answers, and a record of
+/// every ioctl and close. Thread-safe.
 ///
 /// An ioctl on a descriptor that is not open answers EBADF. Once the script is used up, every
 /// ioctl answers ENOTTY, as a descriptor that knows no SGX2 ioctls would.
@@ -32,16 +33,22 @@ public final class FakeSyscalls: Syscalls {
         var paths: [String: FileStatus] = [:]
         var openErrors: [String: Int32] = [:]
         var descriptors: [Int32: FileStatus] = [:]
+        /// The open file each descriptor names (dup(2) shares one).
+        var openFiles: [Int32: Int] = [:]
+        var nextOpenFile = 1
+        var kcmpError: Int32?
         var nextDescriptor: Int32 = 100
         var replies: [IoctlReply] = []
         var calls: [IoctlCall] = []
         var closed: [Int32] = []
         var cpu: CPUSGXFeatures
 
-        mutating func install(_ status: FileStatus) -> Int32 {
+        mutating func install(_ status: FileStatus, openFile: Int? = nil) -> Int32 {
             let fd = nextDescriptor
             nextDescriptor += 1
             descriptors[fd] = status
+            openFiles[fd] = openFile ?? nextOpenFile
+            if openFile == nil { nextOpenFile += 1 }
             return fd
         }
     }
@@ -65,6 +72,19 @@ public final class FakeSyscalls: Syscalls {
     /// Opens a descriptor of the given kind, as if inherited or received; returns its number.
     public func addDescriptor(_ status: FileStatus) -> Int32 {
         state.withLock { $0.install(status) }
+    }
+
+    /// dup(2): a new descriptor on the same open file as `fd` (nil if `fd` is not open).
+    public func duplicate(_ fd: Int32) -> Int32? {
+        state.withLock { state in
+            guard let status = state.descriptors[fd] else { return nil }
+            return state.install(status, openFile: state.openFiles[fd])
+        }
+    }
+
+    /// Makes kcmp(2) fail with `errno` (ENOSYS: no CONFIG_KCMP; EPERM: a seccomp filter).
+    public func failKcmp(errno: Int32) {
+        state.withLock { $0.kcmpError = errno }
     }
 
     /// Appends answers for the next ioctls, in order.
@@ -102,10 +122,20 @@ public final class FakeSyscalls: Syscalls {
     public func close(_ fd: Int32) throws(SystemCallError) {
         let wasOpen = state.withLock { state in
             guard state.descriptors.removeValue(forKey: fd) != nil else { return false }
+            state.openFiles[fd] = nil
             state.closed.append(fd)
             return true
         }
         guard wasOpen else { throw SystemCallError("close", errno: EBADF) }
+    }
+
+    public func sameOpenFile(_ a: Int32, _ b: Int32) throws(SystemCallError) -> Bool {
+        let answer: Result<Bool, SystemCallError> = state.withLock { state in
+            if let code = state.kcmpError { return .failure(SystemCallError("kcmp", errno: code)) }
+            guard let x = state.openFiles[a], let y = state.openFiles[b] else { return .failure(SystemCallError("kcmp", errno: EBADF)) }
+            return .success(x == y)
+        }
+        return try answer.get()
     }
 
     public func restrictPermissions(_ fd: Int32, _ params: inout RestrictPermissionsParams) -> Int32 {

@@ -23,6 +23,14 @@ public final class KernelEnclaveDevice: EnclaveDevice {
         self.syscalls = syscalls
     }
 
+    /// Whether `other` is this enclave: both descriptors name the same open file (kcmp(2)). Every
+    /// open(2) of /dev/sgx_enclave creates an enclave of its own, and its descriptor is the only way
+    /// to it; dup(2) and SCM_RIGHTS hand out more descriptors of the same file, so file identity is
+    /// enclave identity. (st_ino is not: every descriptor of the device shares its one inode.)
+    public func isSameEnclave(as other: KernelEnclaveDevice) throws(SystemCallError) -> Bool {
+        try syscalls.sameOpenFile(descriptor, other.descriptor)
+    }
+
     deinit {
         // A failed close(2) still releases the descriptor on Linux; there is nothing to retry.
         try? syscalls.close(descriptor)

@@ -35,6 +35,12 @@ public struct LinuxSyscalls: Syscalls {
         guard Glibc.close(fd) == 0 else { throw SystemCallError("close", errno: errno) }
     }
 
+    public func sameOpenFile(_ a: Int32, _ b: Int32) throws(SystemCallError) -> Bool {
+        let rc = edmm_same_open_file(a, b)
+        guard rc >= 0 else { throw SystemCallError("kcmp", errno: errno) }
+        return rc == 1
+    }
+
     public func restrictPermissions(_ fd: Int32, _ params: inout RestrictPermissionsParams) -> Int32 {
         let rc = edmm_sgx_restrict_permissions(
             fd, params.offset, params.length, params.permissions, &params.result, &params.count)

@@ -19,6 +19,12 @@ public struct SGXHostSupport: Hashable, Sendable, CustomStringConvertible {
     public var device: DeviceState
     public var cpu: CPUSGXFeatures
 
+    public init(devicePath: String, device: DeviceState, cpu: CPUSGXFeatures) {
+        self.devicePath = devicePath
+        self.device = device
+        self.cpu = cpu
+    }
+
     /// The kernel's answer decides: it reflects both the CPU and what the kernel enabled.
     public var isUsable: Bool { device == .probed(.supported) }
 

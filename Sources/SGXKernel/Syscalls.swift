@@ -1,7 +1,7 @@
 import SGXDevice
 
 /// The one funnel through which SGXKernel reaches the kernel: every ioctl, fstat, stat, open,
-/// close and CPUID goes through a `Syscalls`, so that each error path can be driven by
+/// close, kcmp and CPUID goes through a `Syscalls`, so that each error path can be driven by
 /// `FakeSyscalls` on machines without SGX (the pattern of swift-nio's System.swift and
 /// swift-system's mocking layer). `LinuxSyscalls` is the real one.
 public protocol Syscalls: Sendable {
@@ -11,6 +11,8 @@ public protocol Syscalls: Sendable {
     func open(_ path: String, flags: Int32) throws(SystemCallError) -> Int32
     /// The descriptor is released even when this throws (Linux close(2) semantics; never retried).
     func close(_ fd: Int32) throws(SystemCallError)
+    /// Whether two descriptors of this process name the same open file (kcmp(2), KCMP_FILE).
+    func sameOpenFile(_ a: Int32, _ b: Int32) throws(SystemCallError) -> Bool
 
     /// The SGX2 ioctls, one call each: 0 or the errno, with `params` holding what the kernel
     /// left in the struct (copied back or untouched). EINTR is returned, not retried.

@@ -15,15 +15,20 @@ final class Fleet {
     /// Hosts that failed or left early, one line each.
     private(set) var failures: [String] = []
 
-    init(launching plan: [(label: String, workload: WorkloadKind, seed: UInt64)], socket: String, workingSet: UInt64) throws {
+    /// `reconnectFor`: how long each host tries to get back to edmmd after losing it (0: never).
+    init(
+        launching plan: [(label: String, workload: WorkloadKind, seed: UInt64)], socket: String, workingSet: UInt64,
+        reconnectFor: Double = 0
+    ) throws {
         let executable = Self.ownExecutable()
+        let reconnect = reconnectFor > 0 ? ["--reconnect-for", "\(Int(reconnectFor.rounded(.up)))"] : []
         for host in plan {
             let process = try ChildProcess(
                 executable: executable,
                 arguments: [
                     "run-host", "--socket", socket, "--workload", host.workload.rawValue, "--seed", "\(host.seed)",
                     "--label", host.label, "--working-set", "\(workingSet)",
-                ])
+                ] + reconnect)
             members.append(Member(label: host.label, process: process))
         }
     }

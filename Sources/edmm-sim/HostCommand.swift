@@ -17,6 +17,8 @@ struct HostCommand: AsyncParsableCommand {
     @Option var seed: UInt64
     @Option var label: String
     @Option var workingSet: UInt64
+    /// Seconds to keep trying to get back to edmmd after losing it; 0: never.
+    @Option var reconnectFor: Int = 0
 
     func run() async throws {
         // Ctrl-C reaches the whole process group; `edmm-sim run` decides when hosts stop.
@@ -28,7 +30,9 @@ struct HostCommand: AsyncParsableCommand {
         }
         let host: SimulatedEnclaveHost
         do {
-            host = try await SimulatedEnclaveHost.launch(socketPath: socket, blueprint: EnclaveBlueprint(label: label), clientName: "edmm-sim \(label)")
+            host = try await SimulatedEnclaveHost.launch(
+                socketPath: socket, blueprint: EnclaveBlueprint(label: label), clientName: "edmm-sim \(label)",
+                reconnect: reconnectFor > 0 ? ReconnectPolicy(giveUpAfter: .seconds(reconnectFor)) : nil)
         } catch {
             channel.send(HostLine(kind: .error, message: "\(label): \(error)"))
             throw ExitCode(1)
@@ -51,9 +55,12 @@ struct HostCommand: AsyncParsableCommand {
             let steps = generator.next(&heap, &rng)
             guard !steps.isEmpty else { continue }
             let results = await host.perform(steps.map(\.operation))
-            for failure in heap.apply(steps, results, &rng) {
+            for failure in heap.apply(steps, results, &rng, keepsBlock: { !Self.isInterrupted($0) }) {
                 if case .client(.daemon(let error)) = failure {
                     refusals[error.code.description, default: 0] += 1
+                } else if reconnectFor > 0, Self.isInterrupted(failure) {
+                    // edmmd died with it unanswered; the host settled its pages (docs/client.md).
+                    refusals["interrupted", default: 0] += 1
                 } else {
                     problems.append("\(failure)")
                     break
@@ -80,6 +87,10 @@ struct HostCommand: AsyncParsableCommand {
         } catch {
             host.close()
         }
+    }
+
+    static func isInterrupted(_ error: EnclaveHostError) -> Bool {
+        if case .interrupted = error { true } else { false }
     }
 
     static func progress(_ host: SimulatedEnclaveHost, phase: String) -> HostProgress {

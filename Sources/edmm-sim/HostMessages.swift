@@ -22,15 +22,16 @@ struct SimTotals: Codable, Equatable {
 
     init() {}
 
+    /// Wrapping sums: the counters live in shared memory every client of the machine can write.
     init(_ c: CounterSnapshot) {
-        ioctls = c[.ioctlModifyTypes] + c[.ioctlRestrictPermissions] + c[.ioctlRemovePages] + c[.ioctlBusy]
+        ioctls = c[.ioctlModifyTypes] &+ c[.ioctlRestrictPermissions] &+ c[.ioctlRemovePages] &+ c[.ioctlBusy]
         ioctlEbusy = c[.ioctlBusy]
-        ioctlPages = c[.emodt] + c[.emodpr] + c[.eremove]
+        ioctlPages = c[.emodt] &+ c[.emodpr] &+ c[.eremove]
         ocalls = c[.ocalls]
         eexit = c[.eexit]
         // Exceptions delivered to the host, and faults the driver resolved inside the enclave
         // (each an AEX the host never sees); faults the host takes from outside are none.
-        aex = c[.aex] + c[.resolvedFaults]
+        aex = c[.aex] &+ c[.resolvedFaults]
         eaug = c[.eaug]
         eaccept = c[.eaccept]
         emodpe = c[.emodpe]
@@ -38,23 +39,23 @@ struct SimTotals: Codable, Equatable {
     }
 
     /// Every exit from the enclave: EEXIT (OCALLs and ECALL returns) and AEX.
-    var exits: UInt64 { eexit + aex }
+    var exits: UInt64 { eexit &+ aex }
 
     /// The exits by kind: OCALLs, ECALL returns (EEXITs that are no OCALL) and AEX.
-    var exitBreakdown: ExitBreakdown { ExitBreakdown(ocall: ocalls, ecall: eexit - ocalls, aex: aex) }
+    var exitBreakdown: ExitBreakdown { ExitBreakdown(ocall: ocalls, ecall: eexit &- ocalls, aex: aex) }
 
     static func + (a: SimTotals, b: SimTotals) -> SimTotals {
         var s = SimTotals()
-        s.ioctls = a.ioctls + b.ioctls
-        s.ioctlEbusy = a.ioctlEbusy + b.ioctlEbusy
-        s.ioctlPages = a.ioctlPages + b.ioctlPages
-        s.ocalls = a.ocalls + b.ocalls
-        s.eexit = a.eexit + b.eexit
-        s.aex = a.aex + b.aex
-        s.eaug = a.eaug + b.eaug
-        s.eaccept = a.eaccept + b.eaccept
-        s.emodpe = a.emodpe + b.emodpe
-        s.ewb = a.ewb + b.ewb
+        s.ioctls = a.ioctls &+ b.ioctls
+        s.ioctlEbusy = a.ioctlEbusy &+ b.ioctlEbusy
+        s.ioctlPages = a.ioctlPages &+ b.ioctlPages
+        s.ocalls = a.ocalls &+ b.ocalls
+        s.eexit = a.eexit &+ b.eexit
+        s.aex = a.aex &+ b.aex
+        s.eaug = a.eaug &+ b.eaug
+        s.eaccept = a.eaccept &+ b.eaccept
+        s.emodpe = a.emodpe &+ b.emodpe
+        s.ewb = a.ewb &+ b.ewb
         return s
     }
 }

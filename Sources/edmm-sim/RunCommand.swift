@@ -33,11 +33,18 @@ struct RunCommand: AsyncParsableCommand {
             enclave's EPCM with its own record and with edmmd's ledger (STATS). ioctls, pages \
             and exits are the simulator's own counts, not edmmd's.
 
+            If edmmd stops during the run (SHUTDOWN_NOTICE, or the connection lost), the run \
+            ends within a second, says so, and exits 75, unless --wait-for-restart gives edmmd \
+            time to come back: the hosts then reconnect, ATTACH their enclaves again (or \
+            register them again, adopting their pages, when edmmd lost them) and carry on.
+
             EXIT STATUS
               0   the run completed and every ledger matched the EPCM
               1   a host failed, refused an unsafe reply, or a ledger did not match
               64  bad command line
               69  edmmd is not reachable, or not on a simulated EPC
+              75  edmmd stopped during the run (and did not come back within
+                  --wait-for-restart)
             """)
 
     @Option(help: ArgumentHelp("edmmd's control socket.", valueName: "path"))
@@ -64,12 +71,19 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Print a refreshing summary line every second.")
     var live = false
 
+    @Option(
+        help: ArgumentHelp(
+            "When edmmd stops, wait up to this many seconds for it to come back and carry on; 0 ends the run (exit 75).",
+            valueName: "seconds"))
+    var waitForRestart: Double = 0
+
     func validate() throws {
         guard (1...1024).contains(enclaves) else { throw ValidationError("--enclaves must be 1...1024") }
         guard workload == "mixed" || WorkloadKind(rawValue: workload) != nil else {
             throw ValidationError("--workload must be server, startup, gc, fragmented or mixed")
         }
         guard duration >= 0, duration.isFinite else { throw ValidationError("--duration must be 0 or more seconds") }
+        guard waitForRestart >= 0, waitForRestart <= 3600 else { throw ValidationError("--wait-for-restart must be 0...3600 seconds") }
         guard workingSet >= 16, workingSet <= 1 << 20 else { throw ValidationError("--working-set must be 16...1048576 pages") }
     }
 
@@ -91,7 +105,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         let fleet: Fleet
         do {
-            fleet = try Fleet(launching: plan(), socket: socket, workingSet: workingSet)
+            fleet = try Fleet(launching: plan(), socket: socket, workingSet: workingSet, reconnectFor: waitForRestart)
         } catch {
             printError("edmm-sim run: \(error)")
             throw ExitCode(1)
@@ -103,14 +117,42 @@ struct RunCommand: AsyncParsableCommand {
         }
         let start = ContinuousClock.now
         let ticker = LiveTicker(enabled: live, toStandardError: json)
+        var outage: (reason: String, since: ContinuousClock.Instant)?
+        var daemonStopped: String?
         while !runInterrupted.load(ordering: .relaxed) && fleet.failures.isEmpty {
             let elapsed = ContinuousClock.now - start
             if duration > 0 && elapsed >= .seconds(duration) { break }
             fleet.pump(timeoutMilliseconds: 200)
+            if let reason = outage?.reason ?? observer.daemonGone {
+                let since = outage?.since ?? .now
+                if waitForRestart == 0 {
+                    daemonStopped = reason
+                    break
+                }
+                if await observer.reconnect(socket: socket) {
+                    printError("edmm-sim run: edmmd went away (\(reason)) and is back after \(fixed(LiveTicker.seconds(.now - since), 1)) s")
+                    outage = nil
+                } else if ContinuousClock.now - since > .seconds(waitForRestart) {
+                    daemonStopped = "\(reason); not back within \(fixed(waitForRestart, 0)) s"
+                    break
+                } else {
+                    outage = (reason, since)
+                }
+                continue
+            }
             if ticker.due() { ticker.show(await observer.snapshot(fleet.progressTotals, elapsed: ContinuousClock.now - start)) }
         }
         let elapsed = ContinuousClock.now - start
         ticker.finish()
+        if let daemonStopped {
+            // Nothing left to check against: the hosts are told to go, and stragglers are killed.
+            fleet.broadcast("stop")
+            fleet.broadcast("exit")
+            fleet.reap(timeout: 3)
+            printError(
+                "edmm-sim run: edmmd stopped after \(fixed(LiveTicker.seconds(elapsed), 1)) s (\(daemonStopped)); the hosts had made \(grouped(fleet.progressTotals.requests)) requests. The run ends without its checks; --wait-for-restart SECONDS waits for edmmd to come back")
+            throw ExitCode(75)
+        }
         fleet.broadcast("stop")
         let stopped = fleet.await(.stopped, timeout: 120)
         if stopped { fleet.broadcast("check") }

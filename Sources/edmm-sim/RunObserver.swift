@@ -2,14 +2,33 @@ import EDMMClient
 import EDMMProtocol
 import Glibc
 import SGXSimulator
+import Synchronization
 
 /// `edmm-sim run`'s own view of the machine: a connection to edmmd (STATUS) and the simulated
-/// EPC it handed over (EPC use and evictions).
+/// EPC it handed over (EPC use and evictions). It also tells when edmmd went away: a
+/// SHUTDOWN_NOTICE, or the connection lost.
 final class RunObserver {
-    let connection: EDMMConnection
+    private(set) var connection: EDMMConnection
     let machine: SimulatedMachine
-    /// STATUS when the run began.
-    let initial: StatusReply
+    /// STATUS when the run began (or when edmmd came back after a restart: its figures start over).
+    private(set) var initial: StatusReply
+    private let watch = DaemonWatch()
+
+    /// Why edmmd went away, once it has: the notice's message or how the connection ended.
+    final class DaemonWatch: Sendable {
+        let reason = Mutex<String?>(nil)
+
+        func deliver(_ event: ConnectionEvent) {
+            switch event {
+            case .push(let push):
+                if case .shutdown(let notice) = push.push { reason.withLock { $0 = $0 ?? "SHUTDOWN_NOTICE: \(notice.message)" } }
+            case .closed(let error) where error != .closedByClient:
+                reason.withLock { $0 = $0 ?? "the connection was lost: \(error)" }
+            default:
+                break
+            }
+        }
+    }
 
     struct NotSimulated: Error, CustomStringConvertible {
         let reason: String
@@ -19,10 +38,32 @@ final class RunObserver {
     }
 
     init(socket: String) async throws {
-        connection = try await EDMMConnection.connect(socketPath: socket, clientName: "edmm-sim run")
+        connection = try await EDMMConnection.connect(socketPath: socket, clientName: "edmm-sim run", events: watch.deliver)
         initial = try await connection.status()
         guard let fd = connection.machineDescriptor else { throw NotSimulated(reason: initial.modeReason) }
         machine = try SimulatedMachine.open(fd: fd)
+    }
+
+    /// Why edmmd went away; nil while it serves.
+    var daemonGone: String? { watch.reason.withLock { $0 } }
+
+    /// Connects to edmmd again, offering the run's simulated EPC (an edmmd restarted without its
+    /// FD store takes it over, so that the hosts' enclaves can come back). False while no edmmd
+    /// answers there, or while it runs another EPC.
+    func reconnect(socket: String) async -> Bool {
+        guard
+            let again = try? await EDMMConnection.connect(
+                socketPath: socket, clientName: "edmm-sim run", simulatedMachine: machine.fd, events: watch.deliver),
+            let status = try? await again.status()
+        else { return false }
+        guard let fd = again.machineDescriptor, (try? SimulatedMachine.open(fd: fd))?.uuidString == machine.uuidString else {
+            again.close()
+            return false
+        }
+        connection.close()
+        (connection, initial) = (again, status)
+        watch.reason.withLock { $0 = nil }
+        return true
     }
 
     struct Snapshot {

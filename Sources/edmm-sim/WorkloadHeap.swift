@@ -68,13 +68,17 @@ struct Heap {
 
     /// Applies a batch's results: grants become blocks, taken blocks come back changed or, when
     /// the daemon refused, unchanged. Returns the refusals' errors.
-    mutating func apply<E: Error>(_ steps: [Step], _ results: [Result<HostOutcome, E>], _ rng: inout SeededRandom) -> [E] {
+    /// `keepsBlock`: whether a failed step's block goes back to the heap (not when its pages may
+    /// be partly changed, as after a request a daemon crash left unanswered).
+    mutating func apply<E: Error>(
+        _ steps: [Step], _ results: [Result<HostOutcome, E>], _ rng: inout SeededRandom, keepsBlock: (E) -> Bool = { _ in true }
+    ) -> [E] {
         var failures: [E] = []
         for (step, result) in zip(steps, results) {
             switch result {
             case .failure(let error):
                 failures.append(error)
-                if let block = step.taken { add(block) }
+                if let block = step.taken, keepsBlock(error) { add(block) }
             case .success(let outcome):
                 switch step.operation {
                 case .allocate, .allocateAt:

@@ -74,4 +74,4 @@ struct EnclaveRow: Encodable {
 }
 
 /// Pages as a size: "4.0 MiB".
-func pageBytes(_ pages: UInt64) -> String { bytes(pages * Page.size) }
+func pageBytes(_ pages: UInt64) -> String { bytes(Page.bytes(pages)) }

@@ -24,6 +24,12 @@ int edmm_sgx_modify_types(int fd, uint64_t offset, uint64_t length, uint64_t pag
                           uint64_t *result, uint64_t *count);
 int edmm_sgx_remove_pages(int fd, uint64_t offset, uint64_t length, uint64_t *count);
 
+/// kcmp(2) with KCMP_FILE on two descriptors of the calling process: 1 when both name the same
+/// open file (for /dev/sgx_enclave, the same enclave: every open(2) of the device is a new
+/// enclave, while dup(2) and SCM_RIGHTS share one), 0 when they do not, -1 with errno set when
+/// the kernel cannot tell (ENOSYS without CONFIG_KCMP, EPERM under a seccomp filter, EBADF).
+int edmm_same_open_file(int a, int b);
+
 /// Bits of edmm_cpuid_sgx_features().
 enum {
     EDMM_CPU_SGX = 1 << 0,    // CPUID.(EAX=7,ECX=0):EBX[2]

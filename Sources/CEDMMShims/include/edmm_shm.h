@@ -196,6 +196,11 @@ int edmm_mutex_init(edmm_robust_mutex *m);
 /// Locks; returns 0, 1 when the previous owner died holding it (now made consistent), or
 /// -error for anything else.
 int edmm_mutex_lock(edmm_robust_mutex *m);
+/// edmm_mutex_lock that never waits: -EBUSY while another thread or process holds it.
+int edmm_mutex_trylock(edmm_robust_mutex *m);
+/// The thread id of the mutex's holder, 0 when free (or unknown outside glibc). A diagnostic:
+/// the answer may be stale by the time the caller reads it.
+int edmm_mutex_holder(const edmm_robust_mutex *m);
 void edmm_mutex_unlock(edmm_robust_mutex *m);
 /// Random bytes from getrandom(2). Returns 0 or -errno.
 int edmm_random(void *buffer, size_t length);

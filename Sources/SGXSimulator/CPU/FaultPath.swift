@@ -79,7 +79,7 @@ extension SimulatedEnclave {
         guard makeResident(e, page: page, grows: true) else { return nil }
         if old.flags & UInt8(EDMM_PAGE_STALE) != 0 { region.discardContents(from: page, to: page + 1) }
         region.store(.newPage(type: .reg, epcm: .rw, vmMax: .rwx, pending: true, mapGen: old.mapGen), e)
-        region.header.pointee.present_pages += 1
+        region.header.pointee.present_pages &+= 1
         region.count(.eaug)
         return e
     }

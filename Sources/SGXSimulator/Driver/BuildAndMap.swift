@@ -48,7 +48,7 @@ extension SimulatedEnclave {
                 }
                 let mapGen = region.word(e).mapGen
                 region.store(.newPage(type: type, epcm: perms, vmMax: vmMax, pending: false, mapGen: mapGen), e)
-                region.header.pointee.present_pages += 1
+                region.header.pointee.present_pages &+= 1
                 region.count(.eadd)
                 return 0
             }

@@ -39,12 +39,24 @@ public final class SimulatedEnclave: EnclaveDevice, @unchecked Sendable {
     /// Whether this process mapped page contents (the daemon maps only metadata).
     public var hasContents: Bool { region.contents != nil }
 
-    private init(machine: SimulatedMachine, region: EnclaveRegion) {
+    /// `index` and `incarnation` are the values `machine.attach` validated, never re-read from the
+    /// region, which another process may have rewritten since.
+    private init(machine: SimulatedMachine, region: EnclaveRegion, index: UInt32, incarnation: UInt32) {
         self.machine = machine
         self.region = region
-        index = region.header.pointee.enclave_index
-        incarnation = region.header.pointee.incarnation
+        self.index = index
+        self.incarnation = incarnation
     }
+
+    /// Which enclave this is: its entry in its machine's enclave table, and the entry's
+    /// incarnation. Every descriptor of the enclave (a dup, the memfd opened again) gives the same.
+    public struct Identity: Hashable, Sendable {
+        public let machineUUID: String
+        public let index: UInt32
+        public let incarnation: UInt32
+    }
+
+    public var identity: Identity { Identity(machineUUID: machine.uuidString, index: index, incarnation: incarnation) }
 
     deinit { close() }
 
@@ -99,8 +111,8 @@ public final class SimulatedEnclave: EnclaveDevice, @unchecked Sendable {
             let rc = edmm_mutex_init(&h.pointee.lock)
             guard rc == 0 else { throw .system(call: "pthread_mutex_init", errno: rc) }
             edmm_store64(&h.pointee.magic, EDMM_ENCLAVE_MAGIC)
-            let region = try EnclaveRegion(descriptor: fd, layout: layout, mapContents: mapContents)
-            let enclave = SimulatedEnclave(machine: machine, region: region)
+            let region = try EnclaveRegion(descriptor: fd, layout: layout, base: base, size: size, mapContents: mapContents)
+            let enclave = SimulatedEnclave(machine: machine, region: region, index: index, incarnation: incarnation)
             region.count(.ecreate)
             return enclave
         } catch {
@@ -131,8 +143,9 @@ public final class SimulatedEnclave: EnclaveDevice, @unchecked Sendable {
         }
         try machine.attach(index: header.enclave_index, incarnation: header.incarnation)
         do throws(SimulatorError) {
-            let region = try EnclaveRegion(descriptor: owned, layout: layout, mapContents: mapContents)
-            return SimulatedEnclave(machine: machine, region: region)
+            let region = try EnclaveRegion(
+                descriptor: owned, layout: layout, base: header.base, size: header.size, mapContents: mapContents)
+            return SimulatedEnclave(machine: machine, region: region, index: header.enclave_index, incarnation: header.incarnation)
         } catch {
             machine.detach(index: header.enclave_index, incarnation: header.incarnation)
             throw error
@@ -154,8 +167,9 @@ public final class SimulatedEnclave: EnclaveDevice, @unchecked Sendable {
     /// Every EPC page this enclave occupies now: its enclave pages, its SECS and its VA pages.
     public var epcUsage: EPCUsage { machine.footprint(index: index).usage }
 
-    /// Pages that exist (the kernel's xarray entries), resident or evicted.
-    public var presentPages: UInt64 { (try? region.withLock { region.header.pointee.present_pages }) ?? 0 }
+    /// Pages that exist (the kernel's xarray entries), resident or evicted: read without the
+    /// lock, and clamped to ELRANGE (the header is client-writable).
+    public var presentPages: UInt64 { min(edmm_load64(&region.header.pointee.present_pages), region.pageCount) }
 
     /// The page at `offset` bytes from base.
     public func pageInfo(offset: UInt64) -> PageInfo {

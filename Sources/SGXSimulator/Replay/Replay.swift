@@ -13,8 +13,8 @@ import SGXDevice
 public final class Replay {
     public let machine: SimulatedMachine
     private var enclaves: [String: SimulatedEnclave] = [:]
-    /// Also accept `read`/`write` of a u64 and `die_holding_lock` (the cross-process test helper
-    /// uses them).
+    /// Also accept `read`/`write` of a u64, `die_holding_lock` and `stop_holding_lock` (the
+    /// cross-process test helper uses them).
     private let extended: Bool
 
     /// 2^26 pages (256 GiB) of EPC: the slot table is sparse, so the size costs nothing.
@@ -92,6 +92,7 @@ public final class Replay {
         case "state": return try state(line)
         case "read" where extended, "write" where extended: return try memory(line)
         case "die_holding_lock" where extended: dieHoldingLock(try enclave(line), machineLock: line.type == "machine")
+        case "stop_holding_lock" where extended: return try stopHoldingLock(try enclave(line), machineLock: line.type == "machine")
         default: throw Failure(message: "unknown op \(JSONText.quote(line.op))")
         }
     }
@@ -223,6 +224,23 @@ public final class Replay {
             _exit(9)
         }
         _exit(9)
+    }
+
+    /// Takes the machine lock (or the enclave's), says so on standard output with
+    /// `{"holding":true}`, and stops itself (SIGSTOP) until continued: a client stopped by Ctrl-Z
+    /// or a debugger in the middle of a simulated instruction.
+    private func stopHoldingLock(_ enclave: SimulatedEnclave, machineLock: Bool) throws -> String {
+        let stop: () -> Void = {
+            print("{\"holding\":true}")
+            fflush(nil)
+            _ = raise(SIGSTOP)
+        }
+        if machineLock {
+            _ = machine.locked(stop)
+        } else {
+            try enclave.region.withLock { () throws(SimulatorError) in stop() }
+        }
+        return "{\"ok\":true}"
     }
 
     // MARK: Helpers

@@ -21,7 +21,9 @@ final class EnclaveRegion: @unchecked Sendable {
     let size: UInt64
     let pageCount: UInt64
 
-    init(descriptor: OwnedDescriptor, layout: EnclaveLayout, mapContents: Bool) throws(SimulatorError) {
+    /// `base` and `size` are the validated ELRANGE (never re-read here: another process may
+    /// rewrite the header at any time, and `pageCount` bounds every page-table access).
+    init(descriptor: OwnedDescriptor, layout: EnclaveLayout, base: UInt64, size: UInt64, mapContents: Bool) throws(SimulatorError) {
         self.descriptor = descriptor
         self.layout = layout
         metadata = try MappedRegion(fd: descriptor.fd, offset: 0, length: layout.metadataSize)
@@ -34,8 +36,8 @@ final class EnclaveRegion: @unchecked Sendable {
         directory = metadata.pointer(at: layout.directoryOffset, as: UInt32.self)
         pool = metadata.pointer(at: layout.poolOffset, as: edmm_page_entry.self)
         blockOwners = metadata.pointer(at: layout.blockOwnerOffset, as: UInt32.self)
-        base = header.pointee.base
-        size = header.pointee.size
+        self.base = base
+        self.size = size
         pageCount = size >> Page.shift
     }
 
@@ -50,7 +52,7 @@ final class EnclaveRegion: @unchecked Sendable {
         let rc = edmm_mutex_lock(&header.pointee.lock)
         guard rc >= 0 else { throw .system(call: "pthread_mutex_lock", errno: -rc) }
         defer { edmm_mutex_unlock(&header.pointee.lock) }
-        if rc == 1 { header.pointee.lock_recoveries += 1 }
+        if rc == 1 { header.pointee.lock_recoveries &+= 1 }
         return try body()
     }
 

@@ -7,7 +7,12 @@ import Glibc
 /// it.
 ///
 /// Every mutation happens under the region's robust mutex (`lock`); the lock-free readers are
-/// the residency test (one 64-bit load of a slot tag) and the reference bits of the clock.
+/// the residency test (one 64-bit load of a slot tag), the reference bits of the clock and the
+/// figures (`stats`, `residency`).
+///
+/// Every process of the host can write the region, so nothing read from it is trusted: counts are
+/// clamped where they are read, and counters wrap instead of trapping when a writer set them near
+/// 2^64.
 public final class SimulatedMachine: @unchecked Sendable {
     public struct Configuration: Sendable, Equatable {
         /// EPC capacity in 4 KiB pages (default 128 MiB, a common client-part EPC size).
@@ -156,8 +161,20 @@ public final class SimulatedMachine: @unchecked Sendable {
         try? withLock { () throws(SimulatorError) -> T in body() }
     }
 
+    /// `withLock` that never waits: nil when another thread or process holds the lock now.
+    func withLockIfFree<T>(_ body: () -> T) -> T? {
+        let rc = edmm_mutex_trylock(&header.pointee.lock)
+        guard rc >= 0 else { return nil }
+        defer { edmm_mutex_unlock(&header.pointee.lock) }
+        if rc == 1 { repairAfterOwnerDeath() }
+        return body()
+    }
+
+    /// The thread that holds the machine lock now (0: none), for diagnostics.
+    public var lockHolder: Int32 { edmm_mutex_holder(&header.pointee.lock) }
+
     private func repairAfterOwnerDeath() {
-        header.pointee.lock_recoveries += 1
+        header.pointee.lock_recoveries &+= 1
         let capacity = Int(enclaveCapacity)
         for i in 0..<capacity {
             records[i].resident_pages = 0
@@ -202,8 +219,8 @@ public final class SimulatedMachine: @unchecked Sendable {
     private func tally(_ index: Int, owner: Int) {
         let r = records + owner
         switch content(ofOccupied: index) {
-        case .enclavePage: r.pointee.resident_pages += 1
-        case .va: r.pointee.va_pages += 1
+        case .enclavePage: r.pointee.resident_pages &+= 1
+        case .va: r.pointee.va_pages &+= 1
         case .secs:
             r.pointee.secs_slot = UInt32(index + 1)
             r.pointee.secs_gen = UInt32(truncatingIfNeeded: slots[index].tag >> 32)
@@ -237,7 +254,7 @@ public final class SimulatedMachine: @unchecked Sendable {
         var secsLoaded = false
         if !secsIsResident(owner) {
             guard takeSlot(owner: owner, page: EDMM_SLOT_SECS, point: { _, _ in }) != nil else { return nil }
-            header.pointee.eldu += 1
+            header.pointee.eldu &+= 1
             secsLoaded = true
         }
         guard let index = takeSlot(owner: owner, page: page, point: point) else { return nil }
@@ -245,7 +262,7 @@ public final class SimulatedMachine: @unchecked Sendable {
             releaseSlot(index)
             return nil
         }
-        if !grows { header.pointee.eldu += 1 }
+        if !grows { header.pointee.eldu &+= 1 }
         return secsLoaded
     }
 
@@ -262,7 +279,7 @@ public final class SimulatedMachine: @unchecked Sendable {
         if r.pointee.page_cnt % UInt64(EDMM_VA_SLOT_COUNT) == 0 {
             guard takeSlot(owner: owner, page: EDMM_SLOT_VA, point: { _, _ in }) != nil else { return false }
         }
-        r.pointee.page_cnt += 1
+        r.pointee.page_cnt &+= 1
         return true
     }
 
@@ -291,10 +308,10 @@ public final class SimulatedMachine: @unchecked Sendable {
         let index: Int
         if let free = popFreeSlot() {
             index = free
-            header.pointee.used_pages += 1
+            header.pointee.used_pages &+= 1
         } else if sweepIfDue(), let free = popFreeSlot() {
             index = free
-            header.pointee.used_pages += 1
+            header.pointee.used_pages &+= 1
         } else if let victim = evictOne(sparing: owner) {
             index = victim
         } else {
@@ -374,18 +391,18 @@ public final class SimulatedMachine: @unchecked Sendable {
             guard found else { return nil }
         }
         header.pointee.clock_hand = UInt64((index + 1) % n)
-        header.pointee.ewb += 1
+        header.pointee.ewb &+= 1
         let owner = slotOwner(slots[index].tag)
         guard owner >= 1, owner <= Int(enclaveCapacity) else { return index }
         let r = records + (owner - 1)
         if r.pointee.resident_pages > 0 { r.pointee.resident_pages -= 1 }
-        r.pointee.ewb += 1
+        r.pointee.ewb &+= 1
         let enclave = UInt32(owner - 1)
         if r.pointee.resident_pages == 0, r.pointee.flags & EDMM_RECORD_INITIALIZED != 0, enclave != sparing,
             secsIsResident(enclave)
         {
-            header.pointee.ewb += 1
-            r.pointee.ewb += 1
+            header.pointee.ewb &+= 1
+            r.pointee.ewb &+= 1
             releaseSlot(Int(r.pointee.secs_slot) - 1)
         }
         return index
@@ -450,12 +467,13 @@ public final class SimulatedMachine: @unchecked Sendable {
         let me = ProcessIdentity.current
         let list = attachments(index)
         if let i = list.firstIndex(where: { $0.pid == me.pid && $0.start_time == me.startTime && $0.refs > 0 }) {
+            guard list[i].refs < UInt32.max else { return false }
             list[i].refs += 1
             return true
         }
         guard let i = list.firstIndex(where: { $0.refs == 0 }) else { return false }
         list[i] = edmm_attachment(pid: me.pid, refs: 1, start_time: me.startTime)
-        edmm_store32(&record(index).pointee.attached_count, record(index).pointee.attached_count + 1)
+        edmm_store32(&record(index).pointee.attached_count, record(index).pointee.attached_count &+ 1)
         return true
     }
 
@@ -492,7 +510,9 @@ public final class SimulatedMachine: @unchecked Sendable {
         let owner = UInt64(index) + 1
         let highWater = Int(min(header.pointee.high_water, epcPages))
         let r = record(index)
-        var remaining = r.pointee.resident_pages + UInt64(r.pointee.va_pages) + (r.pointee.secs_slot != 0 ? 1 : 0)
+        // The counts are client-writable: clamped, they only end the scan early.
+        var remaining = min(r.pointee.resident_pages, epcPages) + min(UInt64(r.pointee.va_pages), epcPages)
+            + (r.pointee.secs_slot != 0 ? 1 : 0)
         var i = 0
         while remaining > 0, i < highWater {
             if slots[i].tag & 0xFFFF_FFFF == owner {
@@ -513,8 +533,13 @@ public final class SimulatedMachine: @unchecked Sendable {
     @discardableResult
     public func sweepDeadEnclaves() -> Int { locked { sweepDeadEnclavesLocked() } ?? 0 }
 
+    /// `sweepDeadEnclaves` for a caller that serves others and must not wait on a lock a client
+    /// can hold (a client stopped by a debugger holds it for as long as it is stopped): nil, and
+    /// nothing done, when the machine lock is held now.
+    public func sweepDeadEnclavesIfIdle() -> Int? { withLockIfFree { sweepDeadEnclavesLocked() } }
+
     private func sweepDeadEnclavesLocked() -> Int {
-        header.pointee.sweeps += 1
+        header.pointee.sweeps &+= 1
         header.pointee.ewb_at_last_sweep = header.pointee.ewb
         var released = 0
         for i in 0..<enclaveCapacity where records[Int(i)].state == EDMM_ENCLAVE_ALIVE {
@@ -537,7 +562,7 @@ public final class SimulatedMachine: @unchecked Sendable {
     }
 
     private func sweepIfDue() -> Bool {
-        guard header.pointee.sweeps == 0 || header.pointee.ewb - header.pointee.ewb_at_last_sweep >= epcPages else {
+        guard header.pointee.sweeps == 0 || header.pointee.ewb &- header.pointee.ewb_at_last_sweep >= epcPages else {
             return false
         }
         return sweepDeadEnclavesLocked() > 0
@@ -545,35 +570,34 @@ public final class SimulatedMachine: @unchecked Sendable {
 
     // MARK: Views
 
+    /// The machine's figures, read without the lock, one atomic load each: a client that holds
+    /// the lock (stopped in a debugger) cannot stall whoever looks, and the figures may be a
+    /// moment apart. The used count is clamped to the EPC; the counters are as written.
     public var stats: Stats {
-        locked {
-            var alive = 0
-            var secs: UInt64 = 0
-            var va: UInt64 = 0
-            for i in 0..<Int(enclaveCapacity) where records[i].state == EDMM_ENCLAVE_ALIVE {
-                alive += 1
-                if records[i].secs_slot != 0 { secs += 1 }
-                va += UInt64(records[i].va_pages)
-            }
-            return Stats(
-                epcPages: epcPages, usedPages: header.pointee.used_pages, secsPages: secs, vaPages: va,
-                ewb: header.pointee.ewb, eldu: header.pointee.eldu, aliveEnclaves: alive, sweeps: header.pointee.sweeps,
-                lockRecoveries: header.pointee.lock_recoveries)
+        var alive = 0
+        var secs: UInt64 = 0
+        var va: UInt64 = 0
+        for i in 0..<Int(enclaveCapacity) where edmm_load32(&records[i].state) == EDMM_ENCLAVE_ALIVE {
+            alive += 1
+            if edmm_load32(&records[i].secs_slot) != 0 { secs += 1 }
+            va &+= UInt64(edmm_load32(&records[i].va_pages))
         }
-            ?? Stats(
-                epcPages: epcPages, usedPages: 0, secsPages: 0, vaPages: 0, ewb: 0, eldu: 0, aliveEnclaves: 0, sweeps: 0,
-                lockRecoveries: 0)
+        return Stats(
+            epcPages: epcPages, usedPages: min(edmm_load64(&header.pointee.used_pages), epcPages), secsPages: min(secs, epcPages),
+            vaPages: min(va, epcPages), ewb: edmm_load64(&header.pointee.ewb), eldu: edmm_load64(&header.pointee.eldu),
+            aliveEnclaves: alive, sweeps: edmm_load64(&header.pointee.sweeps),
+            lockRecoveries: edmm_load64(&header.pointee.lock_recoveries))
     }
 
-    /// Per-enclave figures kept in the machine region (the evictor does not touch enclave regions).
+    /// Per-enclave figures kept in the machine region (the evictor does not touch enclave
+    /// regions), read like `stats`: without the lock, each page count clamped to the EPC.
     func footprint(index: UInt32) -> (usage: EPCUsage, ewb: UInt64) {
-        locked {
-            let r = record(index).pointee
-            return (
-                EPCUsage(enclavePages: r.resident_pages, secsPages: r.secs_slot != 0 ? 1 : 0, vaPages: UInt64(r.va_pages)),
-                r.ewb
-            )
-        } ?? (EPCUsage(enclavePages: 0, secsPages: 0, vaPages: 0), 0)
+        let r = record(index)
+        let usage = EPCUsage(
+            enclavePages: min(edmm_load64(&r.pointee.resident_pages), epcPages),
+            secsPages: edmm_load32(&r.pointee.secs_slot) != 0 ? 1 : 0,
+            vaPages: min(UInt64(edmm_load32(&r.pointee.va_pages)), epcPages))
+        return (usage, edmm_load64(&r.pointee.ewb))
     }
 
     // MARK: Fault injection

@@ -66,15 +66,7 @@ final class ChildProcess {
     func signal(_ signal: Int32) { kill(pid, signal) }
 
     /// The process's state letter in /proc/<pid>/stat ("T" once SIGSTOP took effect).
-    var state: Character? {
-        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 512)
-        let n = read(fd, &buffer, buffer.count)
-        guard n > 0, let paren = buffer[..<n].lastIndex(of: UInt8(ascii: ")")), paren + 2 < n else { return nil }
-        return Character(Unicode.Scalar(buffer[paren + 2]))
-    }
+    var state: Character? { processState(pid) }
 
     /// Waits for the process to end; its exit status (128 + signal if killed).
     @discardableResult
@@ -82,6 +74,17 @@ final class ChildProcess {
         if let exitStatus { return exitStatus }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let code = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        exitStatus = code
+        return code
+    }
+
+    /// Waits at most `timeout` for the process to end; its exit status, or nil if it still runs.
+    func wait(timeout: Duration) -> Int32? {
+        if let exitStatus { return exitStatus }
+        var status: Int32 = 0
+        let ended = eventually(timeout: timeout) { waitpid(pid, &status, WNOHANG) == pid }
+        guard ended else { return nil }
         let code = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
         exitStatus = code
         return code
@@ -98,4 +101,15 @@ final class ChildProcess {
         }
         return String(decoding: bytes, as: UTF8.self)
     }
+}
+
+/// The state letter of process `pid` in /proc/<pid>/stat ("T" once SIGSTOP took effect).
+func processState(_ pid: pid_t) -> Character? {
+    let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var buffer = [UInt8](repeating: 0, count: 512)
+    let n = read(fd, &buffer, buffer.count)
+    guard n > 0, let paren = buffer[..<n].lastIndex(of: UInt8(ascii: ")")), paren + 2 < n else { return nil }
+    return Character(Unicode.Scalar(buffer[paren + 2]))
 }

@@ -132,9 +132,11 @@ final class TestClient {
 
     // MARK: Requests
 
-    func call(_ request: Request, flags: RequestFlags = [], descriptors: [Int32] = []) throws -> ResponseOperation {
+    func call(
+        _ request: Request, flags: RequestFlags = [], descriptors: [Int32] = [], timeout: Duration = .seconds(10)
+    ) throws -> ResponseOperation {
         let ids = try send([request], flags: flags, descriptors: descriptors)
-        return try response(to: ids[0])
+        return try response(to: ids[0], timeout: timeout)
     }
 
     /// The reply body of a request that must succeed.

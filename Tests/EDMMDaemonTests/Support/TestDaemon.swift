@@ -16,7 +16,8 @@ final class TestDaemon: @unchecked Sendable {
     /// `configure` adjusts the defaults (simulated device, a 16 MiB EPC, warnings only in the log).
     init(
         _ configure: (inout DaemonConfig) -> Void = { _ in }, faultInjection: FaultInjection? = nil,
-        notifier: any ServiceNotifier = SilentServiceNotifier(), metricsText: (@Sendable () -> String)? = nil
+        notifier: any ServiceNotifier = SilentServiceNotifier(), metricsText: (@Sendable () -> String)? = nil,
+        options adjust: (inout DaemonOptions) -> Void = { _ in }
     ) throws {
         var template = Array("/tmp/edmmd-test-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw TestClient.Failure.system("mkdtemp", errno) }
@@ -38,6 +39,7 @@ final class TestDaemon: @unchecked Sendable {
         options.notifier = notifier
         options.metricsText = metricsText
         options.configSource = ConfigSource(path: configPath, explicit: false)
+        adjust(&options)
         daemon = try Daemon(config: config, options: options)
         try daemon.start()
     }
@@ -88,9 +90,9 @@ func eventually(timeout: Duration = .seconds(10), _ condition: () throws -> Bool
 func withDaemon(
     _ configure: (inout DaemonConfig) -> Void = { _ in }, faultInjection: FaultInjection? = nil,
     notifier: any ServiceNotifier = SilentServiceNotifier(), metricsText: (@Sendable () -> String)? = nil,
-    _ body: (TestDaemon) async throws -> Void
+    options: (inout DaemonOptions) -> Void = { _ in }, _ body: (TestDaemon) async throws -> Void
 ) async throws {
-    let daemon = try TestDaemon(configure, faultInjection: faultInjection, notifier: notifier, metricsText: metricsText)
+    let daemon = try TestDaemon(configure, faultInjection: faultInjection, notifier: notifier, metricsText: metricsText, options: options)
     do {
         try await body(daemon)
     } catch {

@@ -39,6 +39,9 @@ final class DaemonProcess: @unchecked Sendable {
 
     var pid: pid_t { process.pid }
 
+    /// Whether edmmd still runs.
+    var isRunning: Bool { process.isRunning }
+
     var log: String { readFile(logPath) ?? "" }
 
     private func waitUntilAccepting() -> Bool {
@@ -48,7 +51,7 @@ final class DaemonProcess: @unchecked Sendable {
                 close(fd)
                 return true
             }
-            if process.exitStatus != nil { return false }
+            if !process.isRunning { return false }
             usleep(50_000)
         }
         return false

@@ -101,6 +101,15 @@ final class Spawned: @unchecked Sendable {
 
     func signal(_ number: Int32) { if exitStatus == nil { kill(pid, number) } }
 
+    /// Whether the process still runs (an ended one is reaped here).
+    var isRunning: Bool {
+        guard exitStatus == nil else { return false }
+        var status: Int32 = 0
+        guard waitpid(pid, &status, WNOHANG) == pid else { return true }
+        exitStatus = status
+        return false
+    }
+
     private static func decode(_ status: Int32) -> Int32 {
         let signal = status & 0x7F
         return signal != 0 ? 128 + signal : (status >> 8) & 0xFF
