@@ -138,7 +138,8 @@ if [[ $mode == edmmd ]]; then
         exit 2
     fi
     edmmd=${EDMMD:-$root/.build/debug/edmmd}
-    "$edmmd" --simulate --socket "$log/edmmd.sock" --metrics "" >"$log/edmmd.log" 2>&1 &
+    printf '[simulator]\nepc_size = "%dKiB"\n' $((epc_pages * 4)) >"$log/edmmd.toml"
+    "$edmmd" --simulate --config "$log/edmmd.toml" --socket "$log/edmmd.sock" --metrics "" >"$log/edmmd.log" 2>&1 &
     daemon_pid=$!
     for _ in $(seq 100); do [[ -S $log/edmmd.sock ]] && break; sleep 0.1; done
     [[ -S $log/edmmd.sock ]] || { cat "$log/edmmd.log"; summary 0 1; exit 1; }

@@ -273,7 +273,6 @@ static void for_each_overlap(uint64_t address, uint64_t length, void (*body)(con
 
 struct range {
     uint64_t address, length;
-    int prot;
     int rc;
 };
 
@@ -333,13 +332,12 @@ static void *map_enclave(struct ks_enclave *e, void *address, size_t length, int
 void *__wrap_mmap(void *address, size_t length, int prot, int flags, int fd, off_t offset) {
     struct ks_enclave *e = (flags & MAP_ANONYMOUS) ? NULL : find_fd(fd);
     if (e) return map_enclave(e, address, length, prot, flags, fd);
-    void *p = __real_mmap(address, length, prot, flags, fd, offset);
-    if (p != MAP_FAILED && (flags & MAP_FIXED)) {
-        /* Another mapping replaced whatever enclave mapping was there. */
-        struct range r = {(uint64_t)(uintptr_t)p, length, 0, 0};
+    if (flags & MAP_FIXED) {
+        /* The new mapping replaces whatever enclave mapping was there. */
+        struct range r = {(uint64_t)(uintptr_t)address, length, 0};
         for_each_overlap(r.address, r.length, unmap_enclave, &r);
     }
-    return p;
+    return __real_mmap(address, length, prot, flags, fd, offset);
 }
 
 
@@ -368,7 +366,7 @@ int __wrap_mprotect(void *address, size_t length, int prot) {
 }
 
 int __wrap_munmap(void *address, size_t length) {
-    struct range r = {(uint64_t)(uintptr_t)address, length, 0, 0};
+    struct range r = {(uint64_t)(uintptr_t)address, length, 0};
     for_each_overlap(r.address, r.length, unmap_enclave, &r);
     int rc = __real_munmap(address, length);
     if (rc == 0 && r.rc < 0) {

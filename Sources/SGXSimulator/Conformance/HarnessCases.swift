@@ -63,33 +63,22 @@ enum HarnessCases {
         ConformanceCase(
             name: "K2_init_checks_the_sigstruct", summary: "INIT: vendor 0 or 0x8086, no enforced reserved bit; any signature"
         ) { c in
-            func refusal(_ fill: (UnsafeMutableRawBufferPointer) -> Void) -> Bool {
+            // Offsets in struct sgx_sigstruct: header.vendor 16; body.miscselect 900, misc_mask
+            // 904, attributes 928, xfrm 936, attributes_mask 944, xfrm_mask 952.
+            func refused(_ fields: (offset: Int, value: UInt64, size: Int)...) -> Bool {
                 var bytes = [UInt8](repeating: 0, count: SigStruct.byteCount)
-                bytes.withUnsafeMutableBytes(fill)
+                for f in fields {
+                    withUnsafeBytes(of: f.value.littleEndian) { bytes.replaceSubrange(f.offset..<f.offset + f.size, with: $0.prefix(f.size)) }
+                }
                 return bytes.withUnsafeBytes { SigStruct(bytes: $0) }.initRefusal != nil
             }
-            c.expect("all zero", refusal { _ in }, false)
-            c.expect("vendor 0x8086", refusal { $0.storeBytes(of: UInt32(0x8086), toByteOffset: 16, as: UInt32.self) }, false)
-            c.expect("vendor 0x1234", refusal { $0.storeBytes(of: UInt32(0x1234), toByteOffset: 16, as: UInt32.self) }, true)
-            c.expect("reserved ATTRIBUTES bit, not enforced", refusal { $0.storeBytes(of: UInt64(1 << 8), toByteOffset: 928, as: UInt64.self) }, false)
-            c.expect(
-                "reserved ATTRIBUTES bit, enforced",
-                refusal {
-                    $0.storeBytes(of: UInt64(1 << 8), toByteOffset: 928, as: UInt64.self)
-                    $0.storeBytes(of: UInt64(1 << 8), toByteOffset: 944, as: UInt64.self)
-                }, true)
-            c.expect(
-                "reserved XFRM bit, enforced",
-                refusal {
-                    $0.storeBytes(of: UInt64(1 << 9), toByteOffset: 936, as: UInt64.self)
-                    $0.storeBytes(of: UInt64(1 << 9), toByteOffset: 952, as: UInt64.self)
-                }, true)
-            c.expect(
-                "reserved MISCSELECT bit, enforced",
-                refusal {
-                    $0.storeBytes(of: UInt32(2), toByteOffset: 900, as: UInt32.self)
-                    $0.storeBytes(of: UInt32(2), toByteOffset: 904, as: UInt32.self)
-                }, true)
+            c.expect("all zero", refused(), false)
+            c.expect("vendor 0x8086", refused((16, 0x8086, 4)), false)
+            c.expect("vendor 0x1234", refused((16, 0x1234, 4)), true)
+            c.expect("reserved ATTRIBUTES bit, not enforced", refused((928, 1 << 8, 8)), false)
+            c.expect("reserved ATTRIBUTES bit, enforced", refused((928, 1 << 8, 8), (944, 1 << 8, 8)), true)
+            c.expect("reserved XFRM bit, enforced", refused((936, 1 << 9, 8), (952, 1 << 9, 8)), true)
+            c.expect("reserved MISCSELECT bit, enforced", refused((900, 2, 4), (904, 2, 4)), true)
         },
         ConformanceCase(
             name: "K3_enclu_reads_secinfo_from_enclave_memory", summary: "ENCLU's SECINFO: 64-byte aligned, readable, reserved bytes zero"
