@@ -13,25 +13,28 @@
 set -euo pipefail
 mode=${1:-build}
 packages=(libsystemd-dev pkg-config gcc make binutils libc6-dev)
-kselftest=(libssl-dev xz-utils)
-if apt-cache show linux-source-6.12 >/dev/null 2>&1; then
-  kselftest+=(linux-source-6.12)
-else
-  kselftest+=(linux-source-6.1)
-fi
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+kernel_source=no
 if [ "$mode" = test ]; then
-  packages+=(systemd-container debootstrap prometheus tmux procps util-linux python3 curl strace "${kselftest[@]}")
+  packages+=(systemd-container debootstrap prometheus tmux procps util-linux python3 curl strace libssl-dev xz-utils)
+  kernel_source=yes
 elif [ "$mode" = kselftest ]; then
-  packages+=("${kselftest[@]}")
+  packages+=(libssl-dev xz-utils)
+  kernel_source=yes
 fi
+# Either kernel tree will do; which one the sources offer is known only after apt-get update.
+if installed linux-source-6.12 || installed linux-source-6.1; then kernel_source=no; fi
 missing=()
 for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  installed "$p" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-echo "installing: ${missing[*]}"
+[ ${#missing[@]} -eq 0 ] && [ $kernel_source = no ] && exit 0
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
+if [ $kernel_source = yes ]; then
+  if apt-cache show linux-source-6.12 >/dev/null 2>&1; then missing+=(linux-source-6.12); else missing+=(linux-source-6.1); fi
+fi
+echo "installing: ${missing[*]}"
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -118,7 +118,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "building libedmm_sim and test_sgx (linux-source-$kernel), plain and with the shim under ASan+UBSan"
-shim=(make -C c/kselftest KSRC="$tree" SIM="$root/c/build")
+shim=(make -C c/kselftest KSRC="$tree" KVER="$kernel" SIM="$root/c/build")
 if ! make -C c sim >"$log/build.log" 2>&1 || ! "${shim[@]}" OUT="$out" >>"$log/build.log" 2>&1 ||
     ! "${shim[@]}" OUT="$out_san" SAN=1 >>"$log/build.log" 2>&1; then
     grep -v '^make' "$log/build.log" | tail -40

@@ -58,7 +58,7 @@ struct ks_thread {
     uint64_t last_fault;
     int repeats;
 };
-static __thread struct ks_thread self;
+static _Thread_local struct ks_thread self;
 
 struct ks_ssa {
     _Atomic int state; /* 0 free, 1 being written, 2 holds a frame */
