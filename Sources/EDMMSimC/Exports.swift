@@ -484,7 +484,7 @@ public func edmmSimTcsEnter(
 @_cdecl("edmm_sim_tcs_exit")
 public func edmmSimTcsExit(_ enclaveFD: Int32, _ tcs: UInt64, _ exception: UnsafePointer<edmm_enclu_fault>?) -> Int32 {
     guarded { registry throws(SimError) in
-        let frame = try registry.enclave(fd: enclaveFD).cpu.leaveTCS(tcs, aex: exception != nil)
+        guard let frame = try registry.enclave(fd: enclaveFD).cpu.leaveTCS(tcs, aex: exception != nil) else { return -EINVAL }
         // EEXIT and AEX flush the TLB entries of the enclave.
         registry.flushNative(fd: enclaveFD)
         return Int32(clamping: frame)

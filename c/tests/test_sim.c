@@ -193,6 +193,9 @@ static void tcs_and_enclu(int fd, uint64_t base) {
     CHECK_RC(edmm_sim_tcs_enter(fd, tcs, 3, &entry, &fault), 0);
     CHECK(entry.cssa == 0, "ERESUME resumes frame 0");
     CHECK_RC(edmm_sim_tcs_exit(fd, tcs, NULL), 0);
+    CHECK_RC(edmm_sim_tcs_exit(fd, tcs, NULL), -EINVAL);
+    CHECK_RC(edmm_sim_tcs_exit(fd, tcs, &exception), -EINVAL);
+    CHECK_RC(edmm_sim_tcs_exit(fd, base + ENCLAVE_SIZE, NULL), -EINVAL);
     CHECK_RC(edmm_sim_tcs_enter(fd, data, 2, &entry, &fault), EDMM_ENCLU_FAULTED);
     CHECK(fault.vector == 14 && fault.error_code == 0x8005, "EENTER of a REG page: #PF %#x", fault.error_code);
 }

@@ -153,18 +153,21 @@ extension EnclaveCPU {
 
     /// The thread on TCS `tcs` leaves the enclave: by EEXIT, or by an AEX (`aex`), which pushes
     /// an SSA frame (CSSA + 1). The TCS becomes inactive. Returns the index of the SSA frame the
-    /// AEX saved the thread's state in (0 for EEXIT).
+    /// AEX saved the thread's state in (0 for EEXIT), or nil when no thread is on that TCS.
     @discardableResult
-    public func leaveTCS(_ tcs: UInt64, aex: Bool) -> UInt32 {
-        let page = (tcs &- enclave.base) >> Page.shift
-        let frame =
-            (try? region.withLock { () -> UInt32 in
-                guard tcs >= enclave.base, tcs - enclave.base < enclave.size, let p = region.contentPointer(page) else { return 0 }
-                p.storeBytes(of: UInt64(0), toByteOffset: TCSLayout.state, as: UInt64.self)
-                let cssa = p.load(fromByteOffset: TCSLayout.cssa, as: UInt32.self)
-                if aex { p.storeBytes(of: cssa &+ 1, toByteOffset: TCSLayout.cssa, as: UInt32.self) }
-                return cssa
-            }) ?? 0
+    public func leaveTCS(_ tcs: UInt64, aex: Bool) -> UInt32? {
+        guard tcs % Page.size == 0, tcs >= enclave.base, tcs - enclave.base < enclave.size else { return nil }
+        let page = (tcs - enclave.base) >> Page.shift
+        let frame = try? region.withLock { () -> UInt32? in
+            guard let p = region.contentPointer(page), p.load(fromByteOffset: TCSLayout.state, as: UInt64.self) == 1 else {
+                return nil
+            }
+            p.storeBytes(of: UInt64(0), toByteOffset: TCSLayout.state, as: UInt64.self)
+            let cssa = p.load(fromByteOffset: TCSLayout.cssa, as: UInt32.self)
+            if aex { p.storeBytes(of: cssa &+ 1, toByteOffset: TCSLayout.cssa, as: UInt32.self) }
+            return cssa
+        }
+        guard let frame = frame ?? nil else { return nil }
         region.count(aex ? .aex : .eexit)
         return aex ? frame : 0
     }

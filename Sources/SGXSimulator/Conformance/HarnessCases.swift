@@ -126,6 +126,8 @@ enum HarnessCases {
             c.expect("EENTER with CSSA == NSSA", t.cpu.enterTCS(t.tcs1, leaf: ENCLULeaf.eenter).failure, .generalProtection)
             c.expect("ERESUME: the frame popped", t.cpu.enterTCS(t.tcs1, leaf: ENCLULeaf.eresume).map(\.cssa), .success(0))
             c.expect("EEXIT", t.cpu.leaveTCS(t.tcs1, aex: false), 0)
+            c.expect("EEXIT of an inactive TCS", t.cpu.leaveTCS(t.tcs1, aex: false), nil)
+            c.expect("AEX of an inactive TCS", t.cpu.leaveTCS(t.tcs1, aex: true), nil)
             c.expect("ERESUME with CSSA 0", t.cpu.enterTCS(t.tcs1, leaf: ENCLULeaf.eresume).failure, .generalProtection)
             c.expect(
                 "EENTER of a REG page", t.cpu.enterTCS(t.dataStart, leaf: ENCLULeaf.eenter).failure,

@@ -198,7 +198,7 @@ int edmm_sim_tcs_enter(int enclave_fd, uint64_t tcs, uint32_t leaf, struct edmm_
 /* The thread on `tcs` leaves the enclave: EEXIT when `exception` is NULL, else an AEX for it,
  * which pushes an SSA frame (CSSA + 1). The TCS becomes inactive, and a mapping made with
  * EDMM_SIM_MAP_ON_DEMAND is flushed. Returns the index of the SSA frame the AEX used (0 for
- * EEXIT), or -errno. */
+ * EEXIT), or -errno (-EINVAL: no thread is on that TCS). */
 int edmm_sim_tcs_exit(int enclave_fd, uint64_t tcs, const struct edmm_enclu_fault *exception);
 
 /* The ENCLU table of libedmm-enclave on the simulated CPU of `enclave_fd` (its context is the
