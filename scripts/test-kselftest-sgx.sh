@@ -48,6 +48,13 @@ done
 [[ $mode == direct || $mode == edmmd ]] || { echo "test-kselftest-sgx.sh: --mode is direct or edmmd" >&2; exit 2; }
 [[ $epc_pages =~ ^[1-9][0-9]*$ ]] || { echo "test-kselftest-sgx.sh: --epc-pages is a page count" >&2; exit 2; }
 
+# The edmmd mode needs the interposer of issue 13, which does not exist yet.
+interposer=${EDMM_INTERPOSE_LIB:-$root/c/build/libedmm-interpose.so}
+if [[ $mode == edmmd && ! -f $interposer ]]; then
+    echo "edmmd mode: $interposer does not exist (libedmm-interpose, issue 13): not run"
+    exit 2
+fi
+
 summary() {
     echo "$1 passed, $2 failed ($mode)"
 }
@@ -132,11 +139,6 @@ run_env=(EDMM_KSELFTEST_BACKEND="$mode" EDMM_KSELFTEST_VERBOSE=1 SWIFT_BACKTRACE
 if [[ $mode == edmmd ]]; then
     # The interposer (issue 13) sends the SGX2 ioctls of the device to edmmd and hands the shim
     # the daemon's simulated EPC (edmm_interpose_machine_fd); see docs/simulator.md.
-    interposer=${EDMM_INTERPOSE_LIB:-$root/c/build/libedmm-interpose.so}
-    if [[ ! -f $interposer ]]; then
-        echo "edmmd mode: $interposer does not exist (libedmm-interpose, issue 13): not run"
-        exit 2
-    fi
     edmmd=${EDMMD:-$root/.build/debug/edmmd}
     printf '[simulator]\nepc_size = "%dKiB"\n' $((epc_pages * 4)) >"$log/edmmd.toml"
     "$edmmd" --simulate --config "$log/edmmd.toml" --socket "$log/edmmd.sock" --metrics "" >"$log/edmmd.log" 2>&1 &

@@ -97,7 +97,7 @@ private func copyIn(_ address: UInt64, _ count: Int) -> [UInt8]? {
 /// becomes the enclave's.
 private func createIoctl(_ registry: SimRegistry, _ fd: Int32, _ machine: SimulatedMachine, _ arg: UnsafeMutableRawPointer) -> Int32 {
     guard let create = copyIn(UInt64(UInt(bitPattern: arg)), MemoryLayout<edmm_sim_create>.size),
-        let secsBytes = copyIn(create.withUnsafeBytes { $0.load(as: UInt64.self) }, SECS.byteCount)
+        let secsBytes = copyIn(create.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }, SECS.byteCount)
     else { return -EFAULT }
     let secs = secsBytes.withUnsafeBytes { SECS(bytes: $0) }
     switch SimulatedEnclave.create(machine: machine, secs: secs) {
@@ -245,7 +245,7 @@ public func edmmSimIoctl(_ enclaveFD: Int32, _ cmd: UInt, _ arg: UnsafeMutableRa
             // sgx_ioc_enclave_init(): the state, then the copies, then the SIGSTRUCT checks.
             guard !e.isInitialized else { return -EINVAL }
             guard let initArg = copyIn(UInt64(UInt(bitPattern: arg)), MemoryLayout<edmm_sim_init>.size),
-                let sigstruct = copyIn(initArg.withUnsafeBytes { $0.load(as: UInt64.self) }, SigStruct.byteCount)
+                let sigstruct = copyIn(initArg.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }, SigStruct.byteCount)
             else { return -EFAULT }
             if sigstruct.withUnsafeBytes({ SigStruct(bytes: $0) }).initRefusal != nil { return -EINVAL }
             return -e.initialize()
