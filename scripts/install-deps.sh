@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
-# Installs the Debian packages edmmd needs, once. Usage: install-deps.sh build|test|kselftest
-#   build: what compiling edmmd needs (libsystemd-dev for the CSystemd module), and the C
-#          libraries (c/: a C compiler, make, binutils, pkg-config).
-#   test:  also what the test suite drives: a real systemd in a container (systemd-container,
-#          debootstrap), promtool (prometheus), tmux (edmmctl top in a real terminal),
-#          clang's runtime for the fuzzers, iproute2/procps/util-linux for process checks,
-#          strace (the C library's one-sendmsg-one-recvmsg fast path), and what kselftest
-#          needs.
+# Installs the Debian packages edmmd needs, once. Usage: install-deps.sh build|deb|test|kselftest
+#   build: what compiling edmmd needs (libsystemd-dev for the CSystemd module), the C libraries
+#          (c/: a C compiler, make, binutils, pkg-config), and python3 for the man pages
+#          `make install` makes (scripts/manpage.py).
+#   deb:   also what `make deb` needs: dpkg-buildpackage, debhelper, lintian.
+#   test:  all of the above, and what the test suite drives: a real systemd in a container
+#          (systemd-container, debootstrap), promtool (prometheus), tmux (edmmctl top in a real
+#          terminal), clang's runtime for the fuzzers, iproute2/procps/util-linux for process
+#          checks, strace (the C library's one-sendmsg-one-recvmsg fast path), and what
+#          kselftest needs.
 #   kselftest: the kernel's SGX selftests (scripts/test-kselftest-sgx.sh): the kernel tree of
 #          linux-source-6.12 (bookworm-security; linux-source-6.1 where 6.12 is not offered)
 #          and libssl-dev (their sigstruct.c signs the test enclave with libcrypto).
 set -euo pipefail
 mode=${1:-build}
-packages=(libsystemd-dev pkg-config gcc make binutils libc6-dev)
+packages=(libsystemd-dev pkg-config python3 gcc make binutils libc6-dev)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 kernel_source=no
+if [ "$mode" = deb ] || [ "$mode" = test ]; then
+  packages+=(dpkg-dev debhelper fakeroot lintian)
+fi
 if [ "$mode" = test ]; then
-  packages+=(systemd-container debootstrap prometheus tmux procps util-linux python3 curl strace libssl-dev xz-utils)
+  packages+=(systemd-container debootstrap prometheus tmux procps util-linux curl strace libssl-dev xz-utils)
   kernel_source=yes
 elif [ "$mode" = kselftest ]; then
   packages+=(libssl-dev xz-utils)

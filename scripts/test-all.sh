@@ -29,6 +29,7 @@ stage conformance .build/debug/edmm-sim conformance
 stage c-library scripts/test-c.sh
 stage kselftest-sgx scripts/test-kselftest-sgx.sh
 stage systemd scripts/test-systemd.sh
+stage packages scripts/test-packages.sh
 stage fuzz scripts/fuzz.sh
 stage observability scripts/test-observability.sh
 stage soak scripts/soak.sh --duration 120 --kill-every 2 --churn 0.01
