@@ -121,7 +121,7 @@ struct ip_enclave {
     /* Identity of the descriptors (fstat): a descriptor the process closed behind the
      * library's back and opened again as something else is no longer this enclave. */
     uint64_t st_dev, st_ino, st_rdev;
-    int sim_fd;             /* simulated: the library's own descriptor of the enclave */
+    int sim_fd;             /* simulated: the library's own descriptor of the device, then the enclave */
     struct ip_added *added; /* ADD_PAGES ranges, merged, for REGISTER's adopted pages */
     uint32_t added_count, added_cap;
     uint64_t handle;        /* edmmd's handle, 0: not registered */
@@ -200,18 +200,25 @@ void ip_daemon_fork_child(void);
 struct ip_sim {
     int (*machine_create)(uint64_t, int *);
     int (*machine_info)(int, void *);
-    int (*ecreate)(int, uint64_t, uint64_t, int *);
+    int (*device_open)(int, int, int *);
     int (*enclave_close)(int);
+    int (*enclave_info)(int, void *);
     int (*ioctl)(int, unsigned long, void *);
     int (*mmap)(int, uint64_t, uint64_t, int, int);
     int (*mprotect)(int, uint64_t, uint64_t, int);
     int (*munmap)(int, uint64_t, uint64_t);
+    int (*active)(void);
 };
 /* NULL (logged) when libedmm_sim.so.0 cannot be loaded. */
 const struct ip_sim *ip_sim(void);
+/* Whether this thread is inside libedmm_sim (called by the program itself, as a test harness
+ * does): its own mmap, mprotect and munmap then go straight to libc. */
+bool ip_sim_running(void);
 
 /* open("/dev/sgx_enclave") on the simulated device: a descriptor with no enclave yet. */
 int ip_sim_open(int flags);
+/* `e` is that device: the library keeps a descriptor of it (released with the enclave). */
+void ip_sim_opened(struct ip_enclave *e, int fd);
 /* The device's answer to an SGX ioctl on a simulated enclave (CREATE included). */
 int ip_sim_device_ioctl(struct ip_enclave *e, int fd, unsigned long cmd, void *arg);
 /* mmap of a simulated enclave's descriptor, with the driver's rules; the page contents are

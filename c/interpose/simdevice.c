@@ -1,13 +1,14 @@
 /* The simulated test device (EDMM_INTERPOSE_DEVICE=simulated), for machines without
- * /dev/sgx_enclave: open("/dev/sgx_enclave") gives a descriptor with no enclave yet, and
- * SGX_IOC_ENCLAVE_CREATE turns it (same number) into an enclave of the simulated EPC that
- * edmmd --simulate handed over in HELLO, so that an unmodified program written against the
- * kernel's uapi runs through edmmd. The driver is libedmm_sim's (edmm_sim.h): its ioctls
- * answer what the kernel answers; its mappings follow sgx_encl_may_map, with the page
- * contents mapped natively at their ELRANGE addresses.
+ * /dev/sgx_enclave: open("/dev/sgx_enclave") is libedmm_sim's device on the simulated EPC that
+ * edmmd --simulate handed over in HELLO (edmm_sim_device_open), whose SGX_IOC_ENCLAVE_CREATE
+ * turns the descriptor (same number) into the new enclave's, so that an unmodified program
+ * written against the kernel's uapi runs through edmmd. The driver's ioctls answer what the
+ * kernel answers; its mappings follow sgx_encl_may_map, with the page contents mapped natively
+ * at their ELRANGE addresses.
  *
- * The device reads and writes the caller's structs, SECS, SECINFO and source pages with
- * fault-free copies, so a bad pointer gets EFAULT as from the kernel, not a crash.
+ * The structs, SECINFO and source pages the driver reads in place are copied in (and the
+ * structs back) with fault-free copies, so a bad pointer gets EFAULT as from the kernel, not a
+ * crash.
  *
  * Not the kernel: an enclave's EPC goes with its last descriptor (the kernel keeps it while
  * it is mapped), and a descriptor dup'ed before CREATE does not become the enclave's. */
@@ -43,9 +44,11 @@ static void load_sim(void) {
         void **slot;
     } symbols[] = {
         {"edmm_sim_machine_create", (void **)&sim.machine_create}, {"edmm_sim_machine_info", (void **)&sim.machine_info},
-        {"edmm_sim_ecreate", (void **)&sim.ecreate},               {"edmm_sim_enclave_close", (void **)&sim.enclave_close},
+        {"edmm_sim_device_open", (void **)&sim.device_open},       {"edmm_sim_enclave_close", (void **)&sim.enclave_close},
+        {"edmm_sim_enclave_info", (void **)&sim.enclave_info},
         {"edmm_sim_ioctl", (void **)&sim.ioctl},                   {"edmm_sim_mmap", (void **)&sim.mmap},
         {"edmm_sim_mprotect", (void **)&sim.mprotect},             {"edmm_sim_munmap", (void **)&sim.munmap},
+        {"edmm_sim_active", (void **)&sim.active},
     };
     for (size_t i = 0; i < sizeof symbols / sizeof symbols[0]; i++) {
         *symbols[i].slot = dlsym(lib, symbols[i].name);
@@ -62,44 +65,36 @@ const struct ip_sim *ip_sim(void) {
     return sim_loaded ? &sim : NULL;
 }
 
+bool ip_sim_running(void) { return ip_sim() && sim.active(); }
+
 /* ---- The device ---- */
 
 int ip_sim_open(int flags) {
     if (!ip_sim()) return -ENOENT;
     int machine = ip_daemon_machine_fd();
     if (machine < 0) return -ENOENT;
-    int fd = memfd_create("sgx_enclave", (flags & O_CLOEXEC) ? MFD_CLOEXEC : 0);
-    return fd < 0 ? -errno : fd;
+    int fd = -1;
+    int rc = sim.device_open(machine, flags & O_CLOEXEC, &fd);
+    return rc < 0 ? rc : fd;
 }
+
+void ip_sim_opened(struct ip_enclave *e, int fd) { e->sim_fd = ip_libc()->fcntl(fd, F_DUPFD_CLOEXEC, 3); }
 
 static uint64_t address_of(const void *p) { return (uint64_t)(uintptr_t)p; }
 
-/* SGX_IOC_ENCLAVE_CREATE: ECREATE in the machine, then the descriptor becomes the enclave's. */
-static int create(struct ip_enclave *e, int fd, void *arg) {
-    if (atomic_load(&e->state) != IP_FRESH) return -EINVAL;
-    struct sgx_enclave_create c;
-    uint64_t secs[IP_PAGE / 8]; /* the kernel reads the whole SECS page */
-    if (ip_copy_in(&c, address_of(arg), sizeof c) != 0 || ip_copy_in(secs, c.src, sizeof secs) != 0) return -EFAULT;
-    uint64_t size = secs[0], base = secs[1];
-    if (size == 0 || (size & (size - 1))) return -EINVAL;
-    if (base & (size - 1)) return -EIO; /* ECREATE #GP */
-    int machine = ip_daemon_machine_fd();
-    if (machine < 0) return -EIO;
-    int enclave = -1;
-    int rc = sim.ecreate(machine, base, size, &enclave);
-    if (rc == -ENOSPC || rc == -ENOMEM) return -ENOMEM;
-    if (rc < 0) return -EIO;
-    int cloexec = ip_libc()->fcntl(fd, F_GETFD) & FD_CLOEXEC;
-    if (ip_libc()->dup3(enclave, fd, cloexec ? O_CLOEXEC : 0) < 0) {
-        rc = -errno;
-        sim.enclave_close(enclave);
-        ip_libc()->close(enclave);
-        return rc;
-    }
-    e->sim_fd = enclave;
+/* SGX_IOC_ENCLAVE_CREATE (the driver turned `fd` into the enclave's): keeps a descriptor of
+ * the enclave of the library's own, for the descriptors the program makes later. */
+static int created(struct ip_enclave *e, int fd) {
+    struct edmm_sim_enclave_info info;
+    int rc = sim.enclave_info(fd, &info);
+    if (rc < 0) return rc;
+    int own = ip_libc()->fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (own < 0) return -errno;
+    if (e->sim_fd >= 0) ip_libc()->close(e->sim_fd); /* the device's */
+    e->sim_fd = own;
     ip_remember_identity(e, fd);
-    atomic_store(&e->base, base);
-    atomic_store(&e->size, size);
+    atomic_store(&e->base, info.base);
+    atomic_store(&e->size, info.size);
     atomic_store(&e->state, IP_CREATED);
     return 0;
 }
@@ -147,11 +142,11 @@ static int with_struct(struct ip_enclave *e, unsigned long cmd, void *arg, size_
 
 int ip_sim_device_ioctl(struct ip_enclave *e, int fd, unsigned long cmd, void *arg) {
     if (!ip_sim()) return -ENOTTY;
-    bool known = cmd == SGX_IOC_ENCLAVE_ADD_PAGES || cmd == SGX_IOC_ENCLAVE_INIT || cmd == SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS ||
-                 cmd == SGX_IOC_ENCLAVE_MODIFY_TYPES || cmd == SGX_IOC_ENCLAVE_REMOVE_PAGES;
-    if (cmd == SGX_IOC_ENCLAVE_CREATE) return create(e, fd, arg);
-    /* No enclave yet: the driver's ioctls find none created (EINVAL), others are unknown. */
-    if (atomic_load(&e->state) == IP_FRESH) return known ? -EINVAL : -ENOTTY;
+    if (atomic_load(&e->state) == IP_FRESH) {
+        /* The device without an enclave: CREATE (its copies are fault-free), or EINVAL. */
+        int rc = sim.ioctl(fd, cmd, arg);
+        return rc == 0 && cmd == SGX_IOC_ENCLAVE_CREATE ? created(e, fd) : rc;
+    }
     switch (cmd) {
     case SGX_IOC_ENCLAVE_ADD_PAGES: return add_pages(e, arg);
     case SGX_IOC_ENCLAVE_INIT: return with_struct(e, cmd, arg, sizeof(struct sgx_enclave_init));

@@ -66,7 +66,12 @@ static int open_device(enum opener which, int dirfd, const char *path, int flags
     }
     struct ip_enclave *e;
     AS_LIBRARY(e, ip_track_new(fd, simulated_device()));
-    (void)e; /* untracked (table full): an ordinary descriptor of the device */
+    /* NULL: the table is full, and this is an ordinary descriptor of the device. */
+    if (e && e->simulated) {
+        int ignored;
+        AS_LIBRARY(ignored, (ip_sim_opened(e, fd), 0));
+        (void)ignored;
+    }
     return fd;
 }
 
@@ -143,7 +148,10 @@ EXPORT int ioctl(int fd, unsigned long request, ...) {
 
 /* ---- Mappings ---- */
 
-static bool simulated_ranges(void) { return simulated_device() && ip_tracking_any() && !ip_passthrough(); }
+/* Mappings matter to the simulated device only, and never while libedmm_sim itself maps. */
+static bool simulated_ranges(void) {
+    return simulated_device() && ip_tracking_any() && !ip_passthrough() && !ip_sim_running();
+}
 
 static void *map(bool large, void *address, size_t length, int prot, int flags, int fd, off_t offset) {
     const struct ip_libc *l = ip_libc();

@@ -82,37 +82,16 @@ static const char *err_name(int e) { return e ? strerrorname_np(e) : "0"; }
 
 /* ---- The device: libc (preloaded interposer) or the simulated driver directly ---- */
 
-/* Direct: a descriptor is an enclave's once CREATE made it one (any dup of it, too). */
-static bool direct_created(int fd) {
-    struct edmm_sim_enclave_info info;
-    return edmm_sim_enclave_info(fd, &info) == 0;
-}
-
 static int dev_open(void) {
     if (!direct) return open("/dev/sgx_enclave", O_RDWR | O_CLOEXEC);
-    /* A device with no enclave yet; CREATE makes the descriptor the enclave's. */
-    return memfd_create("sgx_enclave", MFD_CLOEXEC);
-}
-
-static int direct_create(int fd, const struct sgx_enclave_create *c) {
-    const uint64_t *secs = (const uint64_t *)(uintptr_t)c->src;
-    uint64_t size = secs[0], base = secs[1];
-    if (size == 0 || (size & (size - 1))) return -EINVAL;
-    if (base & (size - 1)) return -EIO;
-    int enclave;
-    int rc = edmm_sim_ecreate(machine, base, size, &enclave);
-    if (rc < 0) return rc;
-    if (dup3(enclave, fd, O_CLOEXEC) < 0) return -errno;
-    close(enclave);
-    return 0;
+    int fd = -1, rc = edmm_sim_device_open(machine, O_CLOEXEC, &fd);
+    if (rc < 0) errno = -rc;
+    return rc < 0 ? -1 : fd;
 }
 
 static int dev_ioctl(int fd, unsigned long cmd, void *arg) {
     if (!direct) return ioctl(fd, cmd, arg);
-    int rc;
-    if (cmd == SGX_IOC_ENCLAVE_CREATE) rc = direct_created(fd) ? -EINVAL : direct_create(fd, arg);
-    else if (!direct_created(fd)) rc = ((cmd >> 8) & 0xFF) == 0xA4 && (cmd & 0xFF) <= 7 ? -EINVAL : -ENOTTY;
-    else rc = edmm_sim_ioctl(fd, cmd, arg);
+    int rc = edmm_sim_ioctl(fd, cmd, arg);
     if (rc < 0) {
         errno = -rc;
         return -1;
@@ -125,7 +104,7 @@ static void *dev_mmap(void *address, size_t length, int prot, int flags, int fd)
     void *at = address;
     if (!(flags & MAP_FIXED)) {
         at = mmap(address, length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (at == MAP_FAILED || !direct_created(fd)) return at;
+        if (at == MAP_FAILED) return at;
     }
     int rc = edmm_sim_mmap(fd, (uint64_t)(uintptr_t)at, length, prot, EDMM_SIM_MAP_CONTENTS);
     if (rc < 0) {
@@ -144,7 +123,7 @@ static int dev_mprotect(int fd, uint64_t address, uint64_t length, int prot) {
 }
 
 static int dev_close(int fd) {
-    if (direct && direct_created(fd)) edmm_sim_enclave_close(fd);
+    if (direct) edmm_sim_enclave_close(fd);
     return close(fd);
 }
 
@@ -178,6 +157,19 @@ static int add(struct encl *e, uint64_t offset, uint64_t pages, uint64_t flags) 
     return 0;
 }
 
+/* SGX_IOC_ENCLAVE_CREATE with a SECS as a loader writes it. */
+static int create(struct encl *e) {
+    static uint64_t secs[PAGE / 8] __attribute__((aligned(4096)));
+    memset(secs, 0, sizeof secs);
+    secs[0] = e->size;
+    secs[1] = e->base;
+    secs[2] = 1;    /* SSA frame size (pages), MISCSELECT 0 */
+    secs[6] = 0x4;  /* ATTRIBUTES: MODE64BIT */
+    secs[7] = 0x3;  /* XFRM: x87, SSE */
+    struct sgx_enclave_create c = {(uint64_t)(uintptr_t)secs};
+    return dev_ioctl(e->fd, SGX_IOC_ENCLAVE_CREATE, &c);
+}
+
 /* open, reserve twice the size, CREATE, EADD (a TCS, text, data), EINIT, map the segments. */
 static int build(struct encl *e) {
     memset(e, 0, sizeof *e);
@@ -192,15 +184,7 @@ static int build(struct encl *e) {
     if (area == MAP_FAILED) return -1;
     e->base = ((uint64_t)(uintptr_t)area + e->size - 1) & ~(e->size - 1);
 
-    static uint64_t secs[PAGE / 8] __attribute__((aligned(4096)));
-    memset(secs, 0, sizeof secs);
-    secs[0] = e->size;
-    secs[1] = e->base;
-    secs[2] = 1;    /* SSA frame size (pages), MISCSELECT 0 */
-    secs[6] = 0x4;  /* ATTRIBUTES: MODE64BIT */
-    secs[7] = 0x3;  /* XFRM: x87, SSE */
-    struct sgx_enclave_create create = {(uint64_t)(uintptr_t)secs};
-    int rc = dev_ioctl(e->fd, SGX_IOC_ENCLAVE_CREATE, &create);
+    int rc = create(e);
     line("CREATE size=%#llx -> %d errno=%s", (unsigned long long)e->size, rc, err_name(rc ? errno : 0));
     CHECK(rc == 0, "CREATE: %s", strerror(errno));
     if (rc) return -1;
@@ -476,18 +460,13 @@ static void scenario_probe(void) {
     struct encl c = {.fd = dev_open(), .size = ENCLAVE_SIZE};
     void *area = dev_mmap(NULL, 2 * c.size, PROT_NONE, MAP_SHARED, c.fd);
     c.base = ((uint64_t)(uintptr_t)area + c.size - 1) & ~(c.size - 1);
-    static uint64_t secs[PAGE / 8] __attribute__((aligned(4096)));
-    memset(secs, 0, sizeof secs);
-    secs[0] = c.size;
-    secs[1] = c.base;
-    struct sgx_enclave_create create = {(uint64_t)(uintptr_t)secs};
-    rc = dev_ioctl(c.fd, SGX_IOC_ENCLAVE_CREATE, &create);
+    rc = create(&c);
     CHECK(rc == 0, "CREATE: %s", strerror(errno));
     a = raw(&c, RESTRICT_, 0, PAGE, R, 0, 0, "created, not initialised");
     EXPECT(a, EINVAL, 0, 0, "RESTRICT before INIT");
     a = raw(&c, REMOVE_, 0, PAGE, 0, 0, 0, "created, not initialised");
     EXPECT(a, EINVAL, 0, 0, "REMOVE before INIT");
-    rc = dev_ioctl(c.fd, SGX_IOC_ENCLAVE_CREATE, &create);
+    rc = create(&c);
     line("CREATE again -> %d errno=%s", rc, err_name(rc ? errno : 0));
     CHECK(rc == -1 && errno == EINVAL, "a second CREATE");
     teardown(&c);
