@@ -88,19 +88,20 @@ struct EDMMD: AsyncParsableCommand {
         }
         signal(SIGPIPE, SIG_IGN)
         let level = SharedLogLevel(.info)
-        let logger = Logger(label: "edmmd") { label in StandardErrorLogHandler(label: label, level: level) }
+        let destination = LogDestination.detect()
+        let logger = Logger(label: "edmmd") { label in StandardErrorLogHandler(label: label, level: level, destination: destination) }
         let exporter = MetricsExporter()
         var options = DaemonOptions(logger: logger, logLevel: level)
         options.configSource = source
         options.instruments = exporter.instruments
-        options.metricsText = { exporter.renderText() }
+        options.metricsText = { viewer in exporter.renderText(for: viewer) }
         let inheritedMetrics = Self.useServiceManager(&options, config: config, logger: logger)
         let testFaults: TestFaults?
         do {
             testFaults = try TestFaults.fromEnvironment(logger: logger)
         } catch {
             printError("edmmd: \(error)")
-            throw ExitCode(2)
+            throw ExitCode(64)
         }
         options.faultInjection = testFaults?.injection
         let daemon: Daemon

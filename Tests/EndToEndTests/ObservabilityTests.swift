@@ -100,10 +100,10 @@ extension EndToEnd {
             for host in hosts {
                 let stats = try await connection.stats(host.handle)
                 let counters = Dictionary(stats.counters.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
-                let labels = "{enclave=\"\(host.blueprint.label)\",enclave_id=\"\(host.handle)\",uid=\"\(getuid())\"}"
-                #expect(text.contains("edmmd_enclave_committed_pages\(labels) \(Double(stats.summary.committedPages))"))
-                #expect(text.contains("edmmd_enclave_lazy_pool_pages\(labels) \(Double(counters["pages_pooled"] ?? 0))"))
-                #expect(text.contains("edmmd_enclave_tcs_pages\(labels) \(Double(counters["pages_tcs"] ?? 0))"))
+                let labels = "{enclave=\"\(host.blueprint.label)\",uid=\"\(getuid())\"}"
+                #expect(text.contains("edmmd_enclave_committed_bytes\(labels) \(stats.summary.committedPages * 4096)\n"))
+                #expect(text.contains("edmmd_enclave_lazy_pool_bytes\(labels) \((counters["pages_pooled"] ?? 0) * 4096)\n"))
+                #expect(text.contains("edmmd_enclave_info{enclave=\"\(host.blueprint.label)\",uid=\"\(getuid())\",enclave_id=\"\(host.handle)\","))
             }
             connection.close()
             await expectLedgersMatch(hosts)
@@ -123,7 +123,7 @@ extension EndToEnd {
             fclose(file)
             let checked = try Self.shell("\(promtool) check metrics < \(path)", in: daemon.directory)
             #expect(checked.status == 0, "promtool: \(checked.output)")
-            #expect(output.contains("edmmd_enclave_committed_pages{enclave=\"batch\""))
+            #expect(output.contains("edmmd_enclave_committed_bytes{enclave=\"batch\""))
             for host in hosts { host.close() }
             #expect(daemon.stop() == 0)
         }
