@@ -1,5 +1,6 @@
 import Glibc
 import Logging
+import SGXSimulator
 import Synchronization
 
 /// The daemon's log level, shared by every copy of its handler so that RELOAD and SIGHUP can change
@@ -61,29 +62,13 @@ public struct StandardErrorLogHandler: LogHandler {
     }
 }
 
-/// logfmt's value quoting: a value with a space, `=`, a quote, a control character, or none at
-/// all is written in double quotes with `\` escapes; any other value as it is.
+/// logfmt's value quoting: a value with a space, `=`, a quote, a backslash, a control character,
+/// or nothing at all is written as a JSON string (go-logfmt quotes the same way); any other value
+/// as it is.
 public enum Logfmt {
     public static func quoted(_ value: String) -> String {
         let needsQuotes =
-            value.isEmpty || value.unicodeScalars.contains { $0 == " " || $0 == "=" || $0 == "\"" || $0 == "\\" || $0.value < 0x20 || $0.value == 0x7F }
-        guard needsQuotes else { return value }
-        var quoted = "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": quoted += "\\\""
-            case "\\": quoted += "\\\\"
-            case "\n": quoted += "\\n"
-            case "\r": quoted += "\\r"
-            case "\t": quoted += "\\t"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    quoted += "\\u{\(String(scalar.value, radix: 16))}"
-                } else {
-                    quoted.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return quoted + "\""
+            value.isEmpty || value.unicodeScalars.contains { $0 == " " || $0 == "=" || $0 == "\"" || $0 == "\\" || $0.value < 0x20 }
+        return needsQuotes ? JSONText.quote(value) : value
     }
 }

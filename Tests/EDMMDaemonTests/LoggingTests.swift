@@ -13,7 +13,7 @@ import Testing
         #expect(Logfmt.quoted("") == "\"\"")
         #expect(Logfmt.quoted("a=b") == "\"a=b\"")
         #expect(Logfmt.quoted("say \"hi\"\\now") == #""say \"hi\"\\now""#)
-        #expect(Logfmt.quoted("two\nlines\t\u{1B}") == #""two\nlines\t\u{1b}""#)
+        #expect(Logfmt.quoted("two\nlines\t\u{1B}") == #""two\nlines\t\u001b""#)
     }
 
     @Test func journalPrioritiesAreSyslogs() {
