@@ -5,12 +5,13 @@
 #   test:  also what the test suite drives: a real systemd in a container (systemd-container,
 #          debootstrap), promtool (prometheus), tmux (edmmctl top in a real terminal),
 #          clang's runtime for the fuzzers, iproute2/procps/util-linux for process checks,
-#          strace (the C library's one-sendmsg-one-recvmsg fast path).
+#          strace (the C library's one-sendmsg-one-recvmsg fast path), python3-yaml (the
+#          rules and dashboard checker).
 set -euo pipefail
 mode=${1:-build}
 packages=(libsystemd-dev pkg-config gcc make binutils libc6-dev)
 if [ "$mode" = test ]; then
-  packages+=(systemd-container debootstrap prometheus tmux procps util-linux python3 curl strace)
+  packages+=(systemd-container debootstrap prometheus tmux procps util-linux python3 python3-yaml curl strace)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -5,8 +5,8 @@ import EDMMProtocol
 
 /// The `enclave` label of every registered enclave, chosen when a scrape first sees it and kept
 /// for its life, so that its series never change identity:
-/// - `label`: the label the client registered; `hash`: 16 hex digits of FNV-1a over it; `none`:
-///   the handle. A label is chosen by its client and may be sensitive (docs/observability.md).
+/// - `label`: the label the client registered (the handle when it is empty); `hash`: 16 hex
+///   digits of FNV-1a over it; `none`: the handle. A label is chosen by its client and may be sensitive (docs/observability.md).
 /// - Labels need not be unique: an enclave whose name another enclave of the same uid already
 ///   has gets `name#handle`. It keeps that name after the other one leaves: its counters must
 ///   not jump onto another series.
@@ -49,9 +49,9 @@ struct EnclaveNames {
 
     private func baseName(_ enclave: EnclaveSnapshot) -> String {
         switch policy {
-        case .label: enclave.label
+        case .label where !enclave.label.isEmpty: enclave.label
         case .hash: Self.hash(enclave.label)
-        case .none: "\(enclave.handle)"
+        case .label, .none: "\(enclave.handle)"
         }
     }
 
