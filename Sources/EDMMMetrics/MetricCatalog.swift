@@ -35,7 +35,8 @@ public struct MetricSpec: Sendable, Equatable {
 public enum MetricCatalog {
     // MARK: Machine-wide
 
-    static let buildInfo = MetricSpec("edmmd_build_info", .gauge, .machine, labels: ["version"], "edmmd's version; always 1.")
+    static let buildInfo = MetricSpec(
+        "edmmd_build_info", .gauge, .machine, labels: ["version", "revision"], "edmmd's version and the commit it was built from; always 1.")
     static let device = MetricSpec(
         "edmmd_device_info", .gauge, .machine, labels: ["device"], "The device edmmd runs enclave ioctls on (kernel or simulated); always 1.")
     static let epcTotal = MetricSpec(

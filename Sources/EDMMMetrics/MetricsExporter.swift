@@ -33,11 +33,12 @@ public final class MetricsExporter: Sendable {
         var lastSize = 0
     }
 
-    public init(version: String = EDMMDVersion.string) {
+    /// `revision`: the commit edmmd was built from, when the build knows it.
+    public init(version: String = EDMMDVersion.string, revision: String? = nil) {
         instruments = PrometheusInstruments.make(registry)
         var writer = ExpositionWriter()
         writer.family(MetricCatalog.buildInfo)
-        writer.sample(MetricCatalog.buildInfo, LabelSet([("version", version)]), UInt64(1))
+        writer.sample(MetricCatalog.buildInfo, LabelSet([("version", version), ("revision", revision ?? "unknown")]), UInt64(1))
         buildInfo = writer.bytes
     }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EDMMBuildInfo
 import EDMMConfig
 import EDMMDaemon
 import EDMMMetrics
@@ -38,7 +39,8 @@ struct EDMMD: AsyncParsableCommand {
             FILES
               /etc/edmmd/edmmd.toml     configuration (see config/edmmd.toml)
               /run/edmmd/control.sock   default control socket
-            """)
+            """,
+        version: BuildInfo.versionLine(of: "edmmd"))
 
     @Option(name: .long, help: ArgumentHelp("Configuration file. Without this flag, a missing /etc/edmmd/edmmd.toml means the defaults.", valueName: "file"))
     var config: String?
@@ -91,7 +93,7 @@ struct EDMMD: AsyncParsableCommand {
         let level = SharedLogLevel(.info)
         let destination = LogDestination.detect()
         let logger = Logger(label: "edmmd") { label in StandardErrorLogHandler(label: label, level: level, destination: destination) }
-        let exporter = MetricsExporter()
+        let exporter = MetricsExporter(version: BuildInfo.version, revision: BuildInfo.commit)
         var options = DaemonOptions(logger: logger, logLevel: level)
         options.configSource = source
         options.instruments = exporter.instruments
@@ -113,7 +115,7 @@ struct EDMMD: AsyncParsableCommand {
             throw ExitCode(3)
         }
         exporter.attach(daemon)
-        logger.info("configuration: \(source.description)")
+        logger.info("\(BuildInfo.versionLine(of: "edmmd")), configuration: \(source.description)")
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: DaemonService(daemon: daemon))]
         // edmmd-metrics.socket's descriptor, when systemd passed one, else [metrics] listen.
         if let listener = inheritedMetrics.map(MetricsListener.inherited) ?? config.metrics.listen.flatMap(MetricsListener.init) {
