@@ -64,8 +64,10 @@ stamp:
 build: deps stamp
 	$(SWIFT) build
 
+# The three programs only: the simulator's C library (product edmm_sim) is linked by c/Makefile
+# with its own flags (a static Swift runtime inside a shared library needs -static-stdlib).
 release: deps stamp
-	$(SWIFT) build $(RELEASE_FLAGS)
+	@$(foreach p,$(PROGRAMS),echo "$(SWIFT) build $(RELEASE_FLAGS) --product $(p)" && $(SWIFT) build $(RELEASE_FLAGS) --product $(p) &&) true
 
 demo: release
 	@scripts/demo.sh
