@@ -55,11 +55,6 @@ public final class MetricsExporter: Sendable {
         }
     }
 
-    /// The exposition of `snapshot`.
-    public func render(_ snapshot: DaemonSnapshot, for viewer: MetricsViewer = .everyone) -> [UInt8] {
-        state.withLock { state in render(&state, snapshot, viewer: viewer) }
-    }
-
     public func renderText(for viewer: MetricsViewer = .everyone) -> String { String(decoding: render(for: viewer), as: UTF8.self) }
 
     private func render(_ state: inout State, _ snapshot: DaemonSnapshot?, viewer: MetricsViewer) -> [UInt8] {

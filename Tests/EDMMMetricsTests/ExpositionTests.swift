@@ -338,8 +338,7 @@ import Testing
 
     /// docs/observability.md lists every family with its labels: a row per metric.
     @Test func theDocumentationListsEveryFamilyWithItsLabels() throws {
-        let root = URLPath.packageRoot(#filePath)
-        let fd = open(root + "/docs/observability.md", O_RDONLY)
+        let fd = open(packageRoot(of: #filePath) + "/docs/observability.md", O_RDONLY)
         try #require(fd >= 0)
         defer { close(fd) }
         var bytes: [UInt8] = []
@@ -355,12 +354,10 @@ import Testing
     }
 }
 
-enum URLPath {
-    /// The package's root, from a test file's path (Tests/<target>/<file>).
-    static func packageRoot(_ file: String) -> String {
-        var parts = file.split(separator: "/", omittingEmptySubsequences: false)
-        while let last = parts.last, last != "Tests" { parts.removeLast() }
-        parts.removeLast()
-        return parts.joined(separator: "/")
-    }
+/// The package's root, from a test file's path (Tests/<target>/<file>).
+func packageRoot(of file: String) -> String {
+    var parts = file.split(separator: "/", omittingEmptySubsequences: false)
+    while let last = parts.last, last != "Tests" { parts.removeLast() }
+    parts.removeLast()
+    return parts.joined(separator: "/")
 }
