@@ -52,13 +52,13 @@ extension EnclaveContext {
                 let outcome = core.runner.run(ioctl.operation.ioctl, pages: ioctl.range, on: device)
                 summary.ioctlCalls += outcome.ioctlCalls
                 counters.record(outcome, kind: WireIoctl(ioctl.operation))
+                core.counters.record(outcome, kind: WireIoctl(ioctl.operation))
                 pending += record(outcome, of: ioctl, into: &results)
             }
         }
         core.instruments.recordFlush(requests: work.count)
         counters.flushes += 1
         counters.largestFlush = max(counters.largestFlush, UInt64(work.count))
-        core.counters.add(.ioctls, UInt64(summary.ioctlCalls))
         answer(work, results, summary)
         publish()
         return summary

@@ -120,6 +120,7 @@ final class EnclaveContext: @unchecked Sendable {
     var logger: Logger {
         var logger = core.logger
         logger[metadataKey: "enclave"] = "\(handle)"
+        logger[metadataKey: "uid"] = "\(owner.uid)"
         return logger
     }
 

@@ -38,6 +38,18 @@ final class FDStoreKeeper: @unchecked Sendable {
     private let pending: Mutex<Pending>
     /// Set when shutdown begins: enclaves closing from then on stay in the store.
     private let frozen = Atomic<Bool>(false)
+    /// When the state was last written (Double bits of `WallClock.seconds`; 0: never), and how
+    /// many writes failed: for the metrics.
+    private let lastWrite = Atomic<UInt64>(0)
+    private let writeFailures = Atomic<UInt64>(0)
+
+    func figures(enclaves: Int, machine: Bool) -> FDStoreFigures {
+        let written = lastWrite.load(ordering: .relaxed)
+        return FDStoreFigures(
+            descriptors: StateSlots.names.count + (machine ? 1 : 0) + enclaves,
+            lastWriteSeconds: written == 0 ? nil : Double(bitPattern: written),
+            writeFailures: writeFailures.load(ordering: .relaxed))
+    }
 
     private struct Pending {
         var changed: [EnclaveHandle: EnclaveContext] = [:]
@@ -197,9 +209,11 @@ final class FDStoreKeeper: @unchecked Sendable {
             enclaves: cache.keys.sorted().compactMap { cache[$0] })
         switch slots.write(state.encoded()) {
         case .success:
+            lastWrite.store(WallClock.seconds.bitPattern, ordering: .relaxed)
             if writeFailed { logger.notice("the FD store's state is written again") }
             writeFailed = false
         case .failure(let error):
+            writeFailures.add(1, ordering: .relaxed)
             if !writeFailed { logger.error("cannot write the FD store's state (\(error)); a restart would find it out of date") }
             writeFailed = true
         }

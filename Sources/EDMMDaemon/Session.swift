@@ -84,6 +84,7 @@ final class Session: @unchecked Sendable {
     var logger: Logger {
         var logger = core.logger
         logger[metadataKey: "session"] = "\(id)"
+        logger[metadataKey: "uid"] = "\(peer.uid)"
         return logger
     }
 

@@ -31,9 +31,10 @@ struct EDMMD: AsyncParsableCommand {
               0  stopped by SIGTERM or SIGINT after draining;
                  --check-config found no problem
               1  the configuration is invalid (each problem with file:line)
-              2  bad command line
               3  edmmd could not start (socket in use, no SGX2 with
                  device = "kernel", ...)
+              64 bad command line (EX_USAGE of sysexits.h, as for edmmctl
+                 and edmm-sim)
 
             FILES
               /etc/edmmd/edmmd.toml     configuration (see config/edmmd.toml)
@@ -90,19 +91,20 @@ struct EDMMD: AsyncParsableCommand {
         }
         signal(SIGPIPE, SIG_IGN)
         let level = SharedLogLevel(.info)
-        let logger = Logger(label: "edmmd") { label in StandardErrorLogHandler(label: label, level: level) }
-        let exporter = MetricsExporter()
+        let destination = LogDestination.detect()
+        let logger = Logger(label: "edmmd") { label in StandardErrorLogHandler(label: label, level: level, destination: destination) }
+        let exporter = MetricsExporter(version: BuildInfo.version, revision: BuildInfo.commit)
         var options = DaemonOptions(logger: logger, logLevel: level)
         options.configSource = source
         options.instruments = exporter.instruments
-        options.metricsText = { exporter.renderText() }
+        options.metricsText = { viewer in exporter.renderText(for: viewer) }
         let inheritedMetrics = Self.useServiceManager(&options, config: config, logger: logger)
         let testFaults: TestFaults?
         do {
             testFaults = try TestFaults.fromEnvironment(logger: logger)
         } catch {
             printError("edmmd: \(error)")
-            throw ExitCode(2)
+            throw ExitCode(64)
         }
         options.faultInjection = testFaults?.injection
         let daemon: Daemon
