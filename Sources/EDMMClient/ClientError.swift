@@ -64,7 +64,7 @@ public enum EDMMClientError: Error, Equatable, Sendable, CustomStringConvertible
 }
 
 /// "ENOENT (No such file or directory)".
-func errnoName(_ code: Int32) -> String {
+public func errnoName(_ code: Int32) -> String {
     let names: [Int32: String] = [
         EPERM: "EPERM", ENOENT: "ENOENT", EINTR: "EINTR", EBADF: "EBADF", EAGAIN: "EAGAIN", ENOMEM: "ENOMEM",
         EACCES: "EACCES", EBUSY: "EBUSY", EINVAL: "EINVAL", EPIPE: "EPIPE", ENAMETOOLONG: "ENAMETOOLONG",

@@ -1,6 +1,7 @@
 import ArgumentParser
 import EDMMClient
 import EDMMCore
+import EDMMSimHost
 import Glibc
 import SGXSimulator
 

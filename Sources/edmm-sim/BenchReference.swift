@@ -1,4 +1,5 @@
 import EDMMClient
+import EDMMSimHost
 
 /// The physical reference and edmmd measured against it in the same run, interleaved (one round
 /// trip of each in turn, then pipelined chunks of each in turn), so that every figure sees the

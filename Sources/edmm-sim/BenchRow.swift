@@ -1,4 +1,5 @@
 import EDMMClient
+import EDMMSimHost
 
 /// One row of `edmm-sim bench`: one approach running one workload with N clients.
 struct BenchRow: Codable {

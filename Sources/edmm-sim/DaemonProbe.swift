@@ -1,6 +1,7 @@
 import EDMMClient
 import EDMMCore
 import EDMMProtocol
+import EDMMSimHost
 import Glibc
 
 /// edmmd's side of the physical reference: one client in this process and one enclave, requests

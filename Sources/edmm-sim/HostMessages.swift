@@ -1,5 +1,6 @@
 import EDMMClient
 import EDMMProtocol
+import EDMMSimHost
 import FoundationEssentials
 import SGXSimulator
 

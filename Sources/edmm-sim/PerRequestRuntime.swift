@@ -1,5 +1,6 @@
 import EDMMClient
 import EDMMCore
+import EDMMSimHost
 import SGXDevice
 import SGXSimulator
 

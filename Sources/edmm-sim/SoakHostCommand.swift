@@ -2,6 +2,7 @@ import ArgumentParser
 import EDMMClient
 import EDMMCore
 import EDMMProtocol
+import EDMMSimHost
 import Glibc
 import Synchronization
 

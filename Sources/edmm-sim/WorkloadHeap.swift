@@ -1,5 +1,6 @@
 import EDMMClient
 import EDMMCore
+import EDMMSimHost
 
 /// One allocation a workload holds: a run of pages in use with their permissions.
 struct Block: Equatable {

@@ -1,5 +1,6 @@
 import EDMMClient
 import EDMMCore
+import EDMMSimHost
 import Testing
 
 /// The enclave's own page record: what it accepts from edmmd and what it refuses.

@@ -3,6 +3,7 @@ import EDMMConfig
 import EDMMCore
 import EDMMDaemon
 import EDMMProtocol
+import EDMMSimHost
 import Glibc
 import Logging
 import SGXSimulator

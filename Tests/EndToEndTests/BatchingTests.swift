@@ -1,4 +1,5 @@
 import EDMMClient
+import EDMMSimHost
 import EDMMCore
 import EDMMProtocol
 import Glibc

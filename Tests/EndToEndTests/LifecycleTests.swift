@@ -1,5 +1,6 @@
 import EDMMClient
 import EDMMProtocol
+import EDMMSimHost
 import Glibc
 import SGXSimulator
 import Testing

@@ -1,5 +1,6 @@
 import CEDMMShims
 import SGXKernel
+import SGXKernelTesting
 import Testing
 
 #if canImport(Glibc)

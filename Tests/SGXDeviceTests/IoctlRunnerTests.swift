@@ -1,6 +1,7 @@
 import EDMMCore
 import SGXDevice
 import SGXKernel
+import SGXKernelTesting
 import Testing
 
 #if canImport(Glibc)

@@ -1,5 +1,6 @@
 import SGXDevice
 import SGXKernel
+import SGXKernelTesting
 import Testing
 
 #if canImport(Glibc)

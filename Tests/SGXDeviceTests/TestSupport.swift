@@ -1,6 +1,7 @@
 import CEDMMShims
 import SGXDevice
 import SGXKernel
+import SGXKernelTesting
 import Synchronization
 import Testing
 

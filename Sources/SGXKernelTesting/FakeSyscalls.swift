@@ -1,4 +1,5 @@
 import SGXDevice
+import SGXKernel
 import Synchronization
 
 #if canImport(Glibc)

@@ -1,3 +1,4 @@
+import EDMMClient
 import EDMMProtocol
 import Synchronization
 
