@@ -45,16 +45,19 @@ let package = Package(
         // libsystemd through pkg-config (libsystemd-dev).
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
 
+        // The POSIX calls every component makes, once: owned descriptors, SOCK_SEQPACKET messages with
+        // descriptors, OS threads, errno names, standard error, small /proc files. No policy.
+        .target(name: "EDMMSystem", dependencies: ["CEDMMShims"], swiftSettings: strict),
         // Pure model: pages, ranges, range sets, permissions, ledger, policies, batch planning. No I/O.
         .target(name: "EDMMCore", swiftSettings: strict),
         // The device interface, uapi types and the ioctl retry loop shared by both implementations.
-        .target(name: "SGXDevice", dependencies: ["EDMMCore"], swiftSettings: strict),
+        .target(name: "SGXDevice", dependencies: ["EDMMCore", "EDMMSystem"], swiftSettings: strict),
         // The real ioctls on /dev/sgx_enclave, through one mockable syscall funnel.
-        .target(name: "SGXKernel", dependencies: ["SGXDevice", "CEDMMShims"], swiftSettings: strict),
+        .target(name: "SGXKernel", dependencies: ["SGXDevice", "EDMMSystem", "CEDMMShims"], swiftSettings: strict),
         // The funnel's test double (an in-memory file system and scripted ioctls), never in a program.
         .target(name: "SGXKernelTesting", dependencies: ["SGXKernel", "SGXDevice"], swiftSettings: strict),
         // The shared-memory EPC simulator: EPCM, driver, simulated CPU, cost model, conformance, replay.
-        .target(name: "SGXSimulator", dependencies: ["SGXDevice", "CEDMMShims"], swiftSettings: strict),
+        .target(name: "SGXSimulator", dependencies: ["SGXDevice", "EDMMSystem", "CEDMMShims"], swiftSettings: strict),
         // The daemon's configuration file: strict TOML with file:line errors. Shared by edmmd and edmmctl.
         .target(
             name: "EDMMConfig",
@@ -69,7 +72,8 @@ let package = Package(
         .target(
             name: "EDMMDaemon",
             dependencies: [
-                "EDMMCore", "EDMMConfig", "EDMMProtocol", "SGXDevice", "SGXKernel", "SGXSimulator", "CEDMMShims", "CSystemd",
+                "EDMMCore", "EDMMConfig", "EDMMProtocol", "EDMMSystem", "SGXDevice", "SGXKernel", "SGXSimulator", "CEDMMShims",
+                "CSystemd",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -96,18 +100,18 @@ let package = Package(
             dependencies: ["CEDMMSimABI", "SGXSimulator", "SGXDevice", "EDMMCore"],
             swiftSettings: strict),
         // The client library an enclave runtime links: no simulator in it.
-        .target(name: "EDMMClient", dependencies: ["EDMMCore", "EDMMProtocol", "CEDMMShims"], swiftSettings: strict),
+        .target(name: "EDMMClient", dependencies: ["EDMMCore", "EDMMProtocol", "EDMMSystem", "CEDMMShims"], swiftSettings: strict),
         // A simulated enclave host (the untrusted runtime and the enclave's EACCEPTs) on the client
         // library and the simulator: edmm-sim's hosts and the end-to-end tests.
         .target(
             name: "EDMMSimHost",
-            dependencies: ["EDMMClient", "EDMMCore", "EDMMProtocol", "SGXDevice", "SGXSimulator"],
+            dependencies: ["EDMMClient", "EDMMCore", "EDMMProtocol", "EDMMSystem", "SGXDevice", "SGXSimulator"],
             swiftSettings: strict),
 
         .executableTarget(
             name: "edmmd",
             dependencies: [
-                "EDMMDaemon", "EDMMMetrics", "EDMMConfig",
+                "EDMMDaemon", "EDMMMetrics", "EDMMConfig", "EDMMSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -116,14 +120,15 @@ let package = Package(
         .executableTarget(
             name: "edmmctl",
             dependencies: [
-                "EDMMProtocol", "EDMMClient", "EDMMConfig", "EDMMCore",
+                "EDMMProtocol", "EDMMClient", "EDMMConfig", "EDMMCore", "EDMMSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
         .executableTarget(
             name: "edmm-sim",
             dependencies: [
-                "EDMMClient", "EDMMSimHost", "EDMMProtocol", "SGXSimulator", "SGXDevice", "EDMMCore", "CEDMMShims",
+                "EDMMClient", "EDMMSimHost", "EDMMProtocol", "EDMMSystem", "SGXSimulator", "SGXDevice", "EDMMCore",
+                "CEDMMShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -152,7 +157,7 @@ let package = Package(
             name: "EDMMDaemonTests",
             dependencies: [
                 "EDMMDaemon", "EDMMClient", "EDMMSimHost", "EDMMConfig", "EDMMCore", "EDMMProtocol", "SGXDevice", "SGXSimulator",
-                "SGXKernel", "SGXKernelTesting", "CEDMMShims", .product(name: "Logging", package: "swift-log"),
+                "SGXKernel", "SGXKernelTesting", "EDMMSystem", "CEDMMShims", .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
         .testTarget(
@@ -165,12 +170,16 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "EDMMClientTests",
-            dependencies: ["EDMMClient", "EDMMSimHost", "EDMMCore", "EDMMProtocol", "SGXDevice", "SGXSimulator", "CEDMMShims"],
+            dependencies: [
+                "EDMMClient", "EDMMSimHost", "EDMMCore", "EDMMProtocol", "EDMMSystem", "SGXDevice", "SGXSimulator", "CEDMMShims",
+            ],
             swiftSettings: strict),
         // End-to-end: real edmmd / edmm-sim / edmmctl processes over real sockets.
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["EDMMClient", "EDMMSimHost", "EDMMProtocol", "EDMMCore", "SGXDevice", "SGXSimulator", "CEDMMShims"],
+            dependencies: [
+                "EDMMClient", "EDMMSimHost", "EDMMProtocol", "EDMMCore", "EDMMSystem", "SGXDevice", "SGXSimulator", "CEDMMShims",
+            ],
             swiftSettings: strict),
     ]
 )

@@ -1,4 +1,5 @@
 import EDMMProtocol
+import EDMMSystem
 import Glibc
 import Synchronization
 
@@ -37,7 +38,7 @@ final class ConnectionCore: Sendable {
     }
 
     func start() throws(EDMMClientError) {
-        guard DetachedThread.start({ self.readLoop() }) else { throw .receiveFailed(errno: EAGAIN) }
+        guard OSThread.startDetached({ self.readLoop() }) else { throw .receiveFailed(errno: EAGAIN) }
     }
 
     var limits: ProtocolLimits { state.withLock { $0.sendLimits } }

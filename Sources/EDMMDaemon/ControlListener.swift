@@ -1,5 +1,6 @@
 import CEDMMShims
 import Dispatch
+import EDMMSystem
 import Glibc
 import SGXDevice
 

@@ -2,6 +2,7 @@ import CEDMMShims
 import Dispatch
 import EDMMCore
 import EDMMProtocol
+import EDMMSystem
 import Glibc
 import Logging
 import SGXDevice
@@ -93,7 +94,7 @@ final class DaemonCore: Sendable {
             }
         if let refusal {
             let message = MessageCodec.encodeResponses([ResponseOperation(id: 0, verbCode: 0, outcome: .failure(refusal))])
-            _ = message.withUnsafeBytes { edmm_send_with_fds(fd, $0.baseAddress, $0.count, nil, 0) }
+            _ = SeqpacketIO.send(fd, message)
             Glibc.close(fd)
             counters.add(.connectionsRefused)
             logger.notice("connection refused", metadata: ["peer": "\(peer)", "reason": "\(refusal.message)"])
@@ -150,8 +151,7 @@ final class DaemonCore: Sendable {
         return rate.withLock { rate in
             let elapsed = now.duration(since: rate.sampledAt)
             guard elapsed >= .seconds(1) else { return false }
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            rate.perSecond = Double(total &- rate.requests) / seconds
+            rate.perSecond = Double(total &- rate.requests) / elapsed.inSeconds
             rate.requests = total
             rate.sampledAt = now
             return true

@@ -1,6 +1,7 @@
 import EDMMConfig
 import EDMMCore
 import EDMMProtocol
+import EDMMSystem
 import Glibc
 import SGXKernel
 import SGXSimulator

@@ -2,6 +2,7 @@ import CEDMMShims
 import Dispatch
 import EDMMCore
 import EDMMProtocol
+import EDMMSystem
 import Glibc
 import SGXDevice
 
@@ -130,13 +131,8 @@ extension Session {
         dispatchPrecondition(condition: .onQueue(queue))
         while phase != .closed, outboxHead < outbox.count {
             let message = outbox[outboxHead]
-            let sent = message.bytes.withUnsafeBytes { bytes in
-                message.descriptors.withUnsafeBufferPointer {
-                    edmm_send_with_fds(fd, bytes.baseAddress, bytes.count, $0.baseAddress, $0.count)
-                }
-            }
-            if sent < 0 {
-                let error = errno
+            if case .failure(let failure) = SeqpacketIO.send(fd, message.bytes, descriptors: message.descriptors) {
+                let error = failure.errno
                 if error == EAGAIN || error == EWOULDBLOCK || error == ENOBUFS {
                     armWriteSource()
                     return

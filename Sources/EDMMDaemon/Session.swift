@@ -2,6 +2,7 @@ import CEDMMShims
 import Dispatch
 import EDMMCore
 import EDMMProtocol
+import EDMMSystem
 import Glibc
 import Logging
 import SGXDevice
@@ -105,38 +106,35 @@ final class Session: @unchecked Sendable {
     private func readable() {
         dispatchPrecondition(condition: .onQueue(queue))
         let maxFDs = limits.protocolLimits.maxDescriptorsPerMessage
-        let capacity = receiveBuffer.count
         var packets = 0
         readingNow = true
         defer { readingNow = false }
-        while phase != .closed {
-            var fds = [Int32](repeating: -1, count: maxFDs)
-            var count = maxFDs
-            var truncation: Int32 = 0
-            let n = edmm_recv_with_fds(fd, receiveBuffer.baseAddress, capacity, &fds, &count, &truncation)
-            let error = errno
-            let received = MessageDescriptors(Array(fds[0..<count]), truncated: truncation & Int32(EDMM_RECV_FDS_TRUNCATED) != 0)
-            if n < 0 {
-                received.closeAll()
-                if error == EAGAIN || error == EWOULDBLOCK { break }
-                close(reason: "receive failed: \(ErrnoName.of(error))")
-                break
+        reading: while phase != .closed {
+            let message: SeqpacketIO.Received
+            switch SeqpacketIO.receive(fd, into: receiveBuffer, maxDescriptors: maxFDs) {
+            case .success(let received): message = received
+            case .failure(let failure):
+                if failure.errno != EAGAIN && failure.errno != EWOULDBLOCK {
+                    close(reason: "receive failed: \(ErrnoName.of(failure.errno))")
+                }
+                break reading
             }
-            if n == 0 {
+            let received = MessageDescriptors(message.descriptors, truncated: message.descriptorsTruncated)
+            if message.isEndOfStream {
                 // SOCK_SEQPACKET cannot tell an empty packet from end of stream: both end what is read.
                 received.closeAll()
                 peerStoppedSending()
                 break
             }
-            if truncation & Int32(EDMM_RECV_DATA_TRUNCATED) != 0 {
+            if message.dataTruncated {
                 received.closeAll()
                 let limit = limits.protocolLimits.maxMessageBytes
                 messageError(
                     WireError(
                         .messageTooLarge, "message larger than the limit of \(limit) bytes",
-                        detail: .limit(limit: UInt64(limit), actual: UInt64(n))))
+                        detail: .limit(limit: UInt64(limit), actual: UInt64(message.length))))
             } else {
-                handleMessage(Array(UnsafeRawBufferPointer(rebasing: receiveBuffer[0..<n])), descriptors: received)
+                handleMessage(Array(UnsafeRawBufferPointer(rebasing: receiveBuffer[0..<message.length])), descriptors: received)
             }
             packets += 1
             if packets % 64 == 0 { flushResponses() }

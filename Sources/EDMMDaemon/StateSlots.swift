@@ -1,4 +1,5 @@
 import CEDMMShims
+import EDMMSystem
 import Glibc
 import SGXDevice
 

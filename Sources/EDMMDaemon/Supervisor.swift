@@ -1,6 +1,7 @@
 import Dispatch
 import EDMMCore
 import EDMMProtocol
+import EDMMSystem
 import Glibc
 
 /// The daemon's periodic work, every `[pressure] check_interval_ms` on the core queue: pool

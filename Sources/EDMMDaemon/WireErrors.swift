@@ -1,5 +1,6 @@
 import EDMMCore
 import EDMMProtocol
+import EDMMSystem
 import SGXDevice
 
 /// How the model's errors reach a client.

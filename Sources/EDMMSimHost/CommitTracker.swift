@@ -23,13 +23,6 @@ public struct CommitTracker: Sendable {
         return runs
     }
 
-    /// Pages in each state, for reports.
-    public var pageCounts: [String: UInt64] {
-        var counts: [String: UInt64] = [:]
-        for entry in pages { counts[entry.value.description, default: 0] += entry.range.count }
-        return counts
-    }
-
     // MARK: Daemon replies (untrusted)
 
     /// Checks an ALLOCATE or preheat grant and takes it: reused pages go back in use with the

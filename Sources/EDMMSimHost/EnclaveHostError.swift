@@ -1,5 +1,6 @@
 import EDMMClient
 import EDMMCore
+import EDMMSystem
 import SGXSimulator
 
 /// Why a simulated enclave host operation failed.
@@ -33,7 +34,7 @@ public enum EnclaveHostError: Error, Equatable, Sendable, CustomStringConvertibl
         case .simulator(let error): "simulated EPC: \(error)"
         case .daemonNotSimulated: "edmmd is not running on a simulated EPC (start it with --simulate)"
         case .invalidBlueprint(let what): "invalid enclave blueprint: \(what)"
-        case .build(let step, let code): "building the simulated enclave: \(step) failed: \(errnoName(code))"
+        case .build(let step, let code): "building the simulated enclave: \(step) failed: \(ErrnoName.described(code))"
         case .refused(let violation): "unsafe reply from edmmd: \(violation)"
         case .instructionFailed(let leaf, let offset, let outcome):
             "\(leaf) at offset 0x\(String(offset, radix: 16)) failed: \(outcome)"

@@ -17,15 +17,6 @@ public enum HostPage: RangeMapValue, CustomStringConvertible {
     case becomingTCS
     case tcs
 
-    /// Pages the EPCM must show as an accepted PT_REG page with these permissions.
-    var acceptedPermissions: PagePermissions? {
-        switch self {
-        case .inUse(let p), .freed(let p): p
-        case .restricting(let from, _): from
-        default: nil
-        }
-    }
-
     public var description: String {
         switch self {
         case .inUse(let p): "in use \(p)"

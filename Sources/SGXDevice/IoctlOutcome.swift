@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import EDMMSystem
 import Glibc
 #endif
 

@@ -1,3 +1,4 @@
+import EDMMSystem
 import SGXDevice
 
 #if canImport(Glibc)

@@ -1,4 +1,6 @@
 import ArgumentParser
+import EDMMCore
+import EDMMSystem
 import Glibc
 
 /// `edmm-sim bench`: edmmd against today's per-request approach, on the same simulated EPC and
@@ -133,7 +135,7 @@ struct BenchCommand: AsyncParsableCommand {
             report.scaling = BenchScaling.measure()
         }
         report.targets = report.judge()
-        report.run.seconds = LiveTicker.seconds(ContinuousClock.now - started)
+        report.run.seconds = (ContinuousClock.now - started).inSeconds
         print(json ? report.json : report.text)
         let complete = report.problems.isEmpty && report.rows.allSatisfy { $0.ledgerMatchesEpcm && $0.problems.isEmpty }
             && (report.rss?.problems.isEmpty ?? true)

@@ -63,7 +63,7 @@ struct BenchHostCommand: AsyncParsableCommand {
 
         var report = BenchHostReport()
         var latency = LatencyHistogram()
-        var rng = SeededRandom(seed: seed)
+        var rng = SplitMix64(seed: seed)
         var generator = kind.make(workingSet: workingSet)
         var heap = Heap()
         let cpuBefore = processCPUSeconds()
@@ -114,7 +114,7 @@ struct BenchFailure: CustomStringConvertible {
 /// What a bench client does, whichever approach runs it.
 protocol BenchClient {
     /// Runs one workload batch and applies its results to the heap; records each operation's latency.
-    func perform(_ steps: [Step], into heap: inout Heap, _ rng: inout SeededRandom, latency: inout LatencyHistogram) async -> [BenchFailure]
+    func perform(_ steps: [Step], into heap: inout Heap, _ rng: inout SplitMix64, latency: inout LatencyHistogram) async -> [BenchFailure]
     /// Brings the enclave to rest after the workload (edmmd: TRIM_ACCEPTED backlog, SYNC, notices).
     func finish() async -> [String]
     /// Counters and protocol figures since setup.
@@ -129,7 +129,7 @@ struct DaemonBenchClient: BenchClient {
 
     init(_ host: SimulatedEnclaveHost) { self.host = host }
 
-    func perform(_ steps: [Step], into heap: inout Heap, _ rng: inout SeededRandom, latency: inout LatencyHistogram) async -> [BenchFailure] {
+    func perform(_ steps: [Step], into heap: inout Heap, _ rng: inout SplitMix64, latency: inout LatencyHistogram) async -> [BenchFailure] {
         let start = ContinuousClock.now
         let results = await host.perform(steps.map(\.operation))
         // The whole batch went out in one exit; every operation is usable when the batch returns.
@@ -185,7 +185,7 @@ struct PerRequestBenchClient: BenchClient {
         baseline = runtime.enclave.counters
     }
 
-    func perform(_ steps: [Step], into heap: inout Heap, _ rng: inout SeededRandom, latency: inout LatencyHistogram) async -> [BenchFailure] {
+    func perform(_ steps: [Step], into heap: inout Heap, _ rng: inout SplitMix64, latency: inout LatencyHistogram) async -> [BenchFailure] {
         let results = runtime.perform(steps.map(\.operation), latency: &latency)
         return heap.apply(steps, results, &rng).map { BenchFailure(description: "\($0)") }
     }

@@ -1,4 +1,5 @@
 import EDMMClient
+import EDMMCore
 import EDMMSimHost
 
 /// The physical reference and edmmd measured against it in the same run, interleaved (one round
@@ -62,7 +63,7 @@ struct BenchReference: Codable {
             clientCPU += processCPUSeconds() - before
         }
         let perRequest = 1e6 / Double(chunk * chunks)
-        func rate(_ d: Duration) -> Double { Double(chunk * chunks) / LiveTicker.seconds(d) }
+        func rate(_ d: Duration) -> Double { Double(chunk * chunks) / d.inSeconds }
         return BenchReference(
             requestBytes: sizes.request, replyBytes: sizes.reply, window: window, rounds: rounds, pipelinedMessages: chunk * chunks,
             raw: Exchange(pingPongUs: LatencySummary(latency.raw), pipelinedPerSecond: rate(elapsed.raw)),

@@ -9,7 +9,7 @@ struct ChaosWorkload: Workload {
     let workingSet: UInt64
     let managed: PageRange
 
-    mutating func next(_ heap: inout Heap, _ rng: inout SeededRandom) -> [Step] {
+    mutating func next(_ heap: inout Heap, _ rng: inout SplitMix64) -> [Step] {
         var steps: [Step] = []
         for _ in 0..<rng.int(1...6) {
             let growing = heap.pages < workingSet
@@ -47,7 +47,7 @@ struct ChaosWorkload: Workload {
 extension Heap {
     /// Takes a random run of pages out of a random block that satisfies `predicate` (at most
     /// `maxPages`); the rest of the block stays in the heap as up to two blocks.
-    mutating func takePart(_ rng: inout SeededRandom, maxPages: UInt64 = .max, where predicate: (Block) -> Bool) -> Block? {
+    mutating func takePart(_ rng: inout SplitMix64, maxPages: UInt64 = .max, where predicate: (Block) -> Bool) -> Block? {
         guard let block = takeRandom(&rng, where: predicate) else { return nil }
         let range = block.range
         let count = rng.pages(1...min(maxPages, range.count))

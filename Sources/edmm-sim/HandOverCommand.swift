@@ -1,5 +1,6 @@
 import ArgumentParser
 import CEDMMShims
+import EDMMSystem
 import Glibc
 
 /// `edmm-sim hand-over --socket PATH --to-fd N`: connects to edmmd's control socket and passes

@@ -3,6 +3,7 @@ import EDMMClient
 import EDMMCore
 import EDMMProtocol
 import EDMMSimHost
+import EDMMSystem
 import FoundationEssentials
 import Glibc
 
@@ -89,7 +90,7 @@ struct HoldCommand: AsyncParsableCommand {
     /// hold one of the concurrency pool's threads, which the host needs to reconnect.
     private static func nextLine() async -> String? {
         await withCheckedContinuation { continuation in
-            DetachedThread.start { continuation.resume(returning: readLine(strippingNewline: true)) }
+            OSThread.startDetached { continuation.resume(returning: readLine(strippingNewline: true)) }
         }
     }
 

@@ -1,4 +1,5 @@
 import EDMMClient
+import EDMMSystem
 import Glibc
 import Synchronization
 
@@ -11,7 +12,7 @@ final class HostChannel: Sendable {
     let stopRequested = Atomic<Bool>(false)
 
     init() {
-        DetachedThread.start { [self] in readCommands() }
+        OSThread.startDetached { [self] in readCommands() }
     }
 
     func send(_ line: HostLine) { send(text: HostLine.encode(line)) }

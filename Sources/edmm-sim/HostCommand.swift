@@ -49,7 +49,7 @@ struct HostCommand: AsyncParsableCommand {
         defer { progress.cancel() }
         var refusals: [String: UInt64] = [:]
         var problems: [String] = []
-        var rng = SeededRandom(seed: seed)
+        var rng = SplitMix64(seed: seed)
         var generator = kind.make(workingSet: workingSet)
         var heap = Heap()
         while !channel.stopRequested.load(ordering: .acquiring) {

@@ -1,6 +1,8 @@
 import ArgumentParser
 import EDMMClient
+import EDMMCore
 import EDMMProtocol
+import EDMMSystem
 import Glibc
 import SGXSimulator
 import Synchronization
@@ -130,7 +132,7 @@ struct RunCommand: AsyncParsableCommand {
                     break
                 }
                 if await observer.reconnect(socket: socket) {
-                    printError("edmm-sim run: edmmd went away (\(reason)) and is back after \(fixed(LiveTicker.seconds(.now - since), 1)) s")
+                    printError("edmm-sim run: edmmd went away (\(reason)) and is back after \(fixed((.now - since).inSeconds, 1)) s")
                     outage = nil
                 } else if ContinuousClock.now - since > .seconds(waitForRestart) {
                     daemonStopped = "\(reason); not back within \(fixed(waitForRestart, 0)) s"
@@ -150,7 +152,7 @@ struct RunCommand: AsyncParsableCommand {
             fleet.broadcast("exit")
             fleet.reap(timeout: 3)
             printError(
-                "edmm-sim run: edmmd stopped after \(fixed(LiveTicker.seconds(elapsed), 1)) s (\(daemonStopped)); the hosts had made \(grouped(fleet.progressTotals.requests)) requests. The run ends without its checks; --wait-for-restart SECONDS waits for edmmd to come back")
+                "edmm-sim run: edmmd stopped after \(fixed(elapsed.inSeconds, 1)) s (\(daemonStopped)); the hosts had made \(grouped(fleet.progressTotals.requests)) requests. The run ends without its checks; --wait-for-restart SECONDS waits for edmmd to come back")
             throw ExitCode(75)
         }
         fleet.broadcast("stop")
@@ -174,9 +176,4 @@ struct RunCommand: AsyncParsableCommand {
             return ("\(kind.rawValue)-\(i)", kind, seed &+ UInt64(i))
         }
     }
-}
-
-func printError(_ line: String) {
-    let text = line + "\n"
-    _ = text.utf8CString.withUnsafeBufferPointer { write(STDERR_FILENO, $0.baseAddress, $0.count - 1) }
 }

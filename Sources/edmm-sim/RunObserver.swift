@@ -1,4 +1,5 @@
 import EDMMClient
+import EDMMCore
 import EDMMProtocol
 import Glibc
 import SGXSimulator
@@ -108,8 +109,8 @@ final class LiveTicker {
     }
 
     func show(_ s: RunObserver.Snapshot) {
-        let seconds = Self.seconds(s.elapsed)
-        let dt = seconds - Self.seconds(last.at)
+        let seconds = s.elapsed.inSeconds
+        let dt = seconds - last.at.inSeconds
         let rate = dt > 0 ? Double(s.progress.requests &- last.requests) / dt : 0
         last = (s.elapsed, s.progress.requests)
         let sim = s.progress.sim
@@ -121,8 +122,6 @@ final class LiveTicker {
         write(isTerminal ? "\r\u{1B}[K" + line : line + "\n")
         printed = true
     }
-
-    static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
 
     func finish() {
         if printed && isTerminal { write("\n") }

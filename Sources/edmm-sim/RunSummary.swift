@@ -1,4 +1,5 @@
 import EDMMClient
+import EDMMCore
 import EDMMProtocol
 import EDMMSimHost
 import FoundationEssentials
@@ -80,7 +81,7 @@ struct RunSummary: Encodable {
         plan: [(label: String, workload: WorkloadKind, seed: UInt64)], seed: UInt64, elapsed: Duration, reports: [HostReport],
         failures: [String], before: StatusReply, after: StatusReply?, machine: SimulatedMachine
     ) {
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.inSeconds
         let sim = reports.map(\.sim).reduce(SimTotals(), +)
         var latency = LatencyHistogram()
         for report in reports { latency.merge(report.latency) }

@@ -1,4 +1,5 @@
 import EDMMClient
+import EDMMSystem
 import Glibc
 
 /// A soak host's side of its conversation with `edmm-sim soak`: JSON lines out on standard
@@ -8,7 +9,7 @@ final class SoakChannel: Sendable {
     private let inbox = CommandInbox<SoakCommandWord>()
 
     init() {
-        DetachedThread.start { [self] in readCommands() }
+        OSThread.startDetached { [self] in readCommands() }
     }
 
     func send(_ line: SoakLine) { StandardOutputLines.write(line.encoded) }

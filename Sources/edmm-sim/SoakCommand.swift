@@ -1,5 +1,7 @@
 import ArgumentParser
 import EDMMClient
+import EDMMCore
+import EDMMSystem
 import FoundationEssentials
 import Glibc
 import SGXSimulator
@@ -105,7 +107,7 @@ struct SoakCommand: AsyncParsableCommand {
         var pauses = 0
         var violation: String?
         let start = ContinuousClock.now
-        func elapsed() -> Double { Self.seconds(ContinuousClock.now - start) }
+        func elapsed() -> Double { (ContinuousClock.now - start).inSeconds }
         func report(_ what: String) { print("[\(Int(elapsed())) s] \(what)") }
 
         do {
@@ -120,7 +122,7 @@ struct SoakCommand: AsyncParsableCommand {
         }
         let faults = inspector.machine.faults
         if !faults.isOff { report("the simulated EPC injects faults: \(faults)") }
-        var random = SeededRandom(seed: seed ^ 0x5EED)
+        var random = SplitMix64(seed: seed ^ 0x5EED)
         var nextTick = 1.0
         var nextKill = killEvery > 0 ? killEvery : .infinity
         var nextPause = pauseEvery > 0 ? pauseEvery : .infinity
@@ -200,10 +202,6 @@ struct SoakCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         print("soak: passed")
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     private func write(_ text: String, to path: String) {

@@ -1,3 +1,4 @@
+import EDMMCore
 import Glibc
 
 /// The client processes of one `edmm-sim soak` and what each said last. Used from the command's
@@ -123,7 +124,7 @@ final class SoakFleet {
 
     /// SIGKILLs a client picked with `random` and starts another in its place; false if none
     /// was ready to be killed.
-    func killOne(_ random: inout SeededRandom) throws -> Bool {
+    func killOne(_ random: inout SplitMix64) throws -> Bool {
         let candidates = members.indices.filter { members[$0].ready }
         guard let index = candidates.randomElement(using: &random) else { return false }
         let victim = members.remove(at: index)

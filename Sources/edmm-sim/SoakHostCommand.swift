@@ -32,7 +32,7 @@ struct SoakHostCommand: AsyncParsableCommand {
     func run() async throws {
         signal(SIGINT, SIG_IGN)
         let channel = SoakChannel()
-        var rng = SeededRandom(seed: seed)
+        var rng = SplitMix64(seed: seed)
         var session: SoakSession
         do {
             session = try await SoakSession.start(self, generation: 0, rng: &rng)
@@ -129,7 +129,7 @@ struct SoakSession {
     /// Errors the host collected before the last check (fire-and-forget failures, notices).
     var reportedAsyncErrors = 0
 
-    static func start(_ options: SoakHostCommand, generation: Int, rng: inout SeededRandom) async throws(EnclaveHostError) -> SoakSession {
+    static func start(_ options: SoakHostCommand, generation: Int, rng: inout SplitMix64) async throws(EnclaveHostError) -> SoakSession {
         var blueprint = EnclaveBlueprint(
             label: "\(options.label).\(generation)", size: 1 << 24, managedOffset: 1 << 20, preheatPages: rng.pages(0...16),
             fireAndForget: rng.chance(0.5), deferTrimAccepted: rng.chance(0.5))
@@ -159,7 +159,7 @@ struct SoakSession {
     }
 
     /// One batch of the workload; every failure other than an expected ALLOCATE refusal is a problem.
-    mutating func step(_ rng: inout SeededRandom) async -> StepOutcome {
+    mutating func step(_ rng: inout SplitMix64) async -> StepOutcome {
         let steps = workload.next(&heap, &rng)
         guard !steps.isEmpty else { return StepOutcome() }
         let results = await host.perform(steps.map(\.operation))

@@ -49,7 +49,7 @@ struct Heap {
     }
 
     /// Takes a random block that satisfies `predicate`, if there is one.
-    mutating func takeRandom(_ rng: inout SeededRandom, where predicate: (Block) -> Bool = { _ in true }) -> Block? {
+    mutating func takeRandom(_ rng: inout SplitMix64, where predicate: (Block) -> Bool = { _ in true }) -> Block? {
         let candidates = blocks.indices.filter { predicate(blocks[$0]) }
         guard let index = candidates.randomElement(using: &rng) else { return nil }
         return take(at: index)
@@ -57,7 +57,7 @@ struct Heap {
 
     /// Takes up to `count` blocks that lie next to each other in the address space, starting at
     /// a random one (fragmentation happens between neighbours).
-    mutating func takeNeighbours(_ count: Int, _ rng: inout SeededRandom, where predicate: (Block) -> Bool) -> [Block] {
+    mutating func takeNeighbours(_ count: Int, _ rng: inout SplitMix64, where predicate: (Block) -> Bool) -> [Block] {
         let order = blocks.indices.filter { predicate(blocks[$0]) }.sorted { blocks[$0].range.first < blocks[$1].range.first }
         guard !order.isEmpty else { return [] }
         let start = rng.int(0...(order.count - 1))
@@ -72,7 +72,7 @@ struct Heap {
     /// `keepsBlock`: whether a failed step's block goes back to the heap (not when its pages may
     /// be partly changed, as after a request a daemon crash left unanswered).
     mutating func apply<E: Error>(
-        _ steps: [Step], _ results: [Result<HostOutcome, E>], _ rng: inout SeededRandom, keepsBlock: (E) -> Bool = { _ in true }
+        _ steps: [Step], _ results: [Result<HostOutcome, E>], _ rng: inout SplitMix64, keepsBlock: (E) -> Bool = { _ in true }
     ) -> [E] {
         var failures: [E] = []
         for (step, result) in zip(steps, results) {

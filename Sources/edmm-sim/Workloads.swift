@@ -3,7 +3,7 @@ import EDMMCore
 /// A seeded, deterministic generator of batches for one simulated enclave. Each call plans
 /// the next batch (one exit's worth of requests) from the heap the workload holds.
 protocol Workload {
-    mutating func next(_ heap: inout Heap, _ rng: inout SeededRandom) -> [Step]
+    mutating func next(_ heap: inout Heap, _ rng: inout SplitMix64) -> [Step]
 }
 
 /// The workloads `edmm-sim run --workload` knows, each shaped like its namesake (see
@@ -29,7 +29,7 @@ enum WorkloadKind: String, CaseIterable {
 struct ServerWorkload: Workload {
     let workingSet: UInt64
 
-    mutating func next(_ heap: inout Heap, _ rng: inout SeededRandom) -> [Step] {
+    mutating func next(_ heap: inout Heap, _ rng: inout SplitMix64) -> [Step] {
         var steps: [Step] = []
         for _ in 0..<rng.int(1...4) {
             let size: UInt64 = rng.chance(0.5) ? 1 : rng.chance(0.5) ? 2 : rng.chance(0.6) ? 4 : 16
@@ -69,7 +69,7 @@ struct StartupWorkload: Workload {
 
     init(workingSet: UInt64) { self.workingSet = workingSet }
 
-    mutating func next(_ heap: inout Heap, _ rng: inout SeededRandom) -> [Step] {
+    mutating func next(_ heap: inout Heap, _ rng: inout SplitMix64) -> [Step] {
         switch phase {
         case .grow:
             if heap.pages >= workingSet { phase = .settle }
@@ -97,7 +97,7 @@ struct StartupWorkload: Workload {
 struct GCWorkload: Workload {
     let workingSet: UInt64
 
-    mutating func next(_ heap: inout Heap, _ rng: inout SeededRandom) -> [Step] {
+    mutating func next(_ heap: inout Heap, _ rng: inout SplitMix64) -> [Step] {
         guard heap.pages >= workingSet else { return (0..<rng.int(2...8)).map { _ in .allocate(32) } }
         var steps: [Step] = []
         for _ in 0..<max(1, heap.count / 2) {
@@ -116,7 +116,7 @@ struct GCWorkload: Workload {
 struct FragmentedWorkload: Workload {
     let workingSet: UInt64
 
-    mutating func next(_ heap: inout Heap, _ rng: inout SeededRandom) -> [Step] {
+    mutating func next(_ heap: inout Heap, _ rng: inout SplitMix64) -> [Step] {
         var steps: [Step] = []
         if heap.pages < workingSet / 2 { steps.append(.allocate(64, carve: 1...2)) }
         enum Action { case free, trim, keep }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import EDMMClient
+import EDMMCore
 import EDMMProtocol
 
 /// `edmmctl top`: a live table of the enclaves, refreshed like top(1).
@@ -61,7 +62,7 @@ struct TopCommand: AsyncParsableCommand {
                     let status = try await connection.status()
                     let enclaves = try await connection.allEnclaves()
                     let elapsed = clock.now - start
-                    screen.update(status: status, enclaves: enclaves, at: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+                    screen.update(status: status, enclaves: enclaves, at: elapsed.inSeconds)
                 } catch {
                     failure = error
                     break loop

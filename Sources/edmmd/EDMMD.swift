@@ -2,6 +2,7 @@ import ArgumentParser
 import EDMMConfig
 import EDMMDaemon
 import EDMMMetrics
+import EDMMSystem
 import Glibc
 import Logging
 import ServiceLifecycle
@@ -168,11 +169,6 @@ struct EDMMD: AsyncParsableCommand {
             logger.warning("[pressure] check_interval_ms is longer than half of WatchdogSec=: the watchdog will fire")
         }
         return inherited.metrics
-    }
-
-    private func printError(_ line: String) {
-        let text = line + "\n"
-        _ = text.utf8CString.withUnsafeBufferPointer { write(STDERR_FILENO, $0.baseAddress, $0.count - 1) }
     }
 }
 

@@ -1,3 +1,4 @@
+import EDMMSystem
 import Glibc
 import SGXDevice
 

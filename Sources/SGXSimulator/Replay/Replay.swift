@@ -1,4 +1,5 @@
 import EDMMCore
+import EDMMSystem
 import FoundationEssentials
 import Glibc
 import SGXDevice

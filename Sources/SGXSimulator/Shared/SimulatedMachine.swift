@@ -50,7 +50,7 @@ public final class SimulatedMachine: @unchecked Sendable {
         public var lockRecoveries: UInt64
     }
 
-    let descriptor: OwnedDescriptor
+    let descriptor: SharedDescriptor
     let region: MappedRegion
     let header: UnsafeMutablePointer<edmm_machine_header>
     let slots: UnsafeMutablePointer<edmm_epc_slot>
@@ -72,7 +72,7 @@ public final class SimulatedMachine: @unchecked Sendable {
         return [0..<8, 8..<12, 12..<16, 16..<20, 20..<32].map { String(c[$0]) }.joined(separator: "-")
     }
 
-    private init(descriptor: OwnedDescriptor, region: MappedRegion, layout: MachineLayout) {
+    private init(descriptor: SharedDescriptor, region: MappedRegion, layout: MachineLayout) {
         self.descriptor = descriptor
         self.region = region
         header = region.pointer(at: 0, as: edmm_machine_header.self)
@@ -96,7 +96,7 @@ public final class SimulatedMachine: @unchecked Sendable {
             throw .invalidConfiguration("enclave capacity must be 1...\(MachineLayout.maxEnclaves)")
         }
         let layout = MachineLayout(epcPages: configuration.epcPages, enclaveCapacity: configuration.enclaveCapacity)
-        let fd = try OwnedDescriptor.memfd(name: "edmm-sim-machine", size: layout.regionSize)
+        let fd = try SharedDescriptor.memfd(name: "edmm-sim-machine", size: layout.regionSize)
         let region = try MappedRegion(fd: fd.fd, offset: 0, length: layout.regionSize)
         let h = region.pointer(at: 0, as: edmm_machine_header.self)
         var id = (UInt64(0), UInt64(0))
@@ -125,7 +125,7 @@ public final class SimulatedMachine: @unchecked Sendable {
     /// caller's `fd` is duplicated, not taken.
     public static func open(fd: Int32) throws(SimulatorError) -> SimulatedMachine {
         let prefix = try RegionProbe.read(fd: fd, expected: .machine, headerSize: MemoryLayout<edmm_machine_header>.size)
-        let owned = try OwnedDescriptor.duplicate(fd)
+        let owned = try SharedDescriptor.duplicate(fd)
         let region = try MappedRegion(fd: owned.fd, offset: 0, length: prefix.regionSize)
         let h = region.pointer(at: 0, as: edmm_machine_header.self)
         let epc = h.pointee.epc_pages

@@ -1,5 +1,6 @@
 import CEDMMShims
 import EDMMClient
+import EDMMSystem
 import Glibc
 import Synchronization
 
@@ -28,7 +29,7 @@ final class FakeServiceManager: Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard bound == 0 else { throw TestClient.Failure.system("bind \(path)", errno) }
-        guard DetachedThread.start({ [self] in receive() }) else { throw TestClient.Failure.system("pthread_create", EAGAIN) }
+        guard OSThread.startDetached({ [self] in receive() }) else { throw TestClient.Failure.system("pthread_create", EAGAIN) }
     }
 
     /// Stops receiving and closes everything still stored.

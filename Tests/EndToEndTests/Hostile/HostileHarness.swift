@@ -2,6 +2,7 @@ import EDMMClient
 import EDMMCore
 import EDMMProtocol
 import EDMMSimHost
+import EDMMSystem
 import Glibc
 import SGXDevice
 import SGXSimulator
@@ -199,7 +200,7 @@ func runHostile(_ hostile: HostileCase) async throws {
 /// Runs blocking code on an OS thread of its own, so it never holds up the concurrency pool.
 private func onOwnThread(_ body: @escaping @Sendable () throws -> Void) async -> (any Error)? {
     await withCheckedContinuation { (continuation: CheckedContinuation<(any Error)?, Never>) in
-        let started = DetachedThread.start {
+        let started = OSThread.startDetached {
             do {
                 try body()
                 continuation.resume(returning: nil)

@@ -50,7 +50,7 @@ enum HostileInputTable {
         replyRow("reserved message flags set", .malformedMessage) { patched(status, at: 14, UInt16(1)) },
         replyRow("a response sent to the daemon", .malformedMessage) { patched(status, at: 6, UInt16(2)) },
         replyRow("random garbage", .malformedMessage) {
-            var random = SplitMix(seed: 7)
+            var random = SplitMix64(seed: 7)
             return (0..<1000).map { _ in UInt8(truncatingIfNeeded: random.next()) }
         },
         replyRow("an unknown protocol version", .unsupportedVersion) { patched(status, at: 4, UInt16(7)) },
@@ -410,17 +410,4 @@ func makePipe() throws -> (read: Int32, write: Int32) {
     guard pipe(&ends) == 0 else { throw HostileSetupFailure("pipe: \(String(cString: strerror(errno)))") }
     for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
     return (ends[0], ends[1])
-}
-
-/// SplitMix64, for reproducible garbage.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
