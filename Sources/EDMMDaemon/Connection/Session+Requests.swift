@@ -2,7 +2,7 @@ import Dispatch
 import EDMMCore
 import EDMMProtocol
 import Glibc
-import SGXSimulator
+import EDMMSystem
 
 /// Request handling on the session's queue: the connection-level checks (HELLO, in-flight limit,
 /// duplicate ids, enclave ownership), the verbs answered here, and routing to enclave queues.
@@ -90,42 +90,42 @@ extension Session {
                         .unsupportedVersion,
                         "client speaks versions \(hello.minVersion)...\(hello.maxVersion), edmmd \(ProtocolVersion.supported.lowerBound)...\(ProtocolVersion.supported.upperBound)")))
         }
-        var machine = core.backend.machine
+        var handed = core.backend.helloDescriptor
         if offersMachine {
-            switch offeredMachine(descriptors) {
-            case .failure(let error): return answer(id: id, verbCode: verb, .failure(error))
-            case .success(let offered): machine = offered
+            do throws(WireError) {
+                handed = try offeredDevice(descriptors)
+            } catch {
+                return answer(id: id, verbCode: verb, .failure(error))
             }
         }
         phase = .ready
         helloDone()
-        // The reply borrows the machine's descriptor: keep the machine alive until it is sent.
-        handedMachine = machine
+        // The reply borrows the device's descriptor: keep it open until the reply is sent.
+        handedDescriptor = handed
         let reply = HelloReply(
             version: highest, mode: core.backend.mode, daemonVersion: EDMMDVersion.string, daemonPID: UInt32(bitPattern: getpid()),
-            limits: limits.protocolLimits, carriesMachineDescriptor: machine != nil)
+            limits: limits.protocolLimits, carriesMachineDescriptor: handed != nil)
         logger.debug("hello", metadata: ["client": "\(hello.clientName)", "peer": "\(peer)"])
-        answer(id: id, verbCode: verb, .success(.hello(reply)), descriptor: machine?.fd)
+        answer(id: id, verbCode: verb, .success(.hello(reply)), descriptor: handed?.fd)
     }
 
-    /// The simulated EPC a HELLO with the machine flag carried (descriptor 0), once the daemon
-    /// uses it: its own, or its predecessor's, taken over (see `SimulatedEPC.adopt`).
-    private func offeredMachine(_ descriptors: MessageDescriptors) -> Result<SimulatedMachine, WireError> {
-        guard let epc = core.backend.epc else {
-            return .failure(WireError(.invalidArgument, "edmmd runs on the kernel SGX device; it has no simulated EPC to take over"))
+    /// The device a HELLO with the machine flag carried (descriptor 0), once the daemon uses it:
+    /// its own, or its predecessor's, taken over (`DeviceTakeOver`).
+    private func offeredDevice(_ descriptors: MessageDescriptors) throws(WireError) -> any SharedDeviceDescriptor {
+        guard let takeOver = core.backend.takeOver else {
+            throw WireError(.invalidArgument, "edmmd runs on the \(core.backend.mode) SGX device; it has no simulated EPC to take over")
         }
         guard !descriptors.truncated, let fd = descriptors.claim(0) else {
-            return .failure(WireError(.badDescriptor, "HELLO with the machine flag must carry the simulated EPC as descriptor 0 (and at most \(limits.protocolLimits.maxDescriptorsPerMessage))"))
+            throw WireError(.badDescriptor, "HELLO with the machine flag must carry the simulated EPC as descriptor 0 (and at most \(limits.protocolLimits.maxDescriptorsPerMessage))")
         }
-        let before = epc.machine
-        let result = epc.adopt(fd: fd)
-        if case .success(let machine) = result, machine !== before {
-            core.fdStore?.replaceMachine(machine.fd)
+        let adopted = try takeOver.adopt(fd)
+        if let replaced = adopted.replaced {
+            core.fdStore?.replaceMachine(adopted.handed.fd)
             logger.notice(
                 "took over the simulated EPC of a previous edmmd, offered by a client",
-                metadata: ["machine": "\(machine.uuidString)", "replaced": "\(before.uuidString)", "peer": "\(peer)"])
+                metadata: ["machine": "\(replaced.taken)", "replaced": "\(replaced.previous)", "peer": "\(peer)"])
         }
-        return result
+        return adopted.handed
     }
 
     // MARK: REGISTER and ATTACH
@@ -162,30 +162,28 @@ extension Session {
         case .failure(let error): return fail(error)
         case .success(let valid): registration = valid
         }
-        let device: OpenedDevice
-        switch OpenedDevice.open(fd, backend: core.backend) {
-        case .failure(let error): return fail(error)
-        case .success(let opened): device = opened
+        let device: any OpenedEnclave
+        do throws(WireError) {
+            device = try core.backend.openEnclave(fd)
+        } catch {
+            return fail(error)
         }
-        if device.ownsReceivedDescriptor { descriptors.keep(index) }
-        if let simulated = device.simulated, simulated.base != registration.base || simulated.size != registration.size {
-            simulated.close()
+        if let elrange = device.elrange, elrange.base != registration.base || elrange.size != registration.size {
+            device.close()
             return fail(
                 WireError(
                     .invalidArgument,
-                    "ELRANGE [0x\(String(registration.base, radix: 16)), +0x\(String(registration.size, radix: 16))) does not match the simulated enclave's [0x\(String(simulated.base, radix: 16)), +0x\(String(simulated.size, radix: 16)))"))
+                    "ELRANGE [0x\(String(registration.base, radix: 16)), +0x\(String(registration.size, radix: 16))) does not match the \(device.kind) enclave's [0x\(String(elrange.base, radix: 16)), +0x\(String(elrange.size, radix: 16)))"))
         }
         let enclave = EnclaveContext(
             handle: core.registry.newHandle(), label: registration.label, owner: peer, base: registration.base,
             size: registration.size, managed: registration.managed, device: device, core: core)
-        if let identity = EnclaveIdentity(device) {
-            switch core.registry.claim(identity, for: enclave.handle, owner: peer.uid, registering: enclave) {
-            case .claimed: break
-            case .unchecked(let error): core.noteUncheckedRegistration(error)
-            case .taken(let existing, let owner):
-                enclave.close(reason: "a second REGISTER of enclave \(existing)") {}
-                return fail(WireError.alreadyRegistered(existing, owner: owner, asker: peer))
-            }
+        switch core.registry.claim(device, for: enclave.handle, owner: peer.uid, registering: enclave) {
+        case .claimed: break
+        case .unchecked(let error): core.noteUncheckedRegistration(error)
+        case .taken(let existing, let owner):
+            enclave.close(reason: "a second REGISTER of enclave \(existing)") {}
+            return fail(WireError.alreadyRegistered(existing, owner: owner, asker: peer))
         }
         pendingAttachments += 1
         enclave.activate(registration, target: target)

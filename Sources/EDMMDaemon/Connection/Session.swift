@@ -6,7 +6,6 @@ import EDMMSystem
 import Glibc
 import Logging
 import SGXDevice
-import SGXSimulator
 import Synchronization
 
 /// One client connection.
@@ -61,8 +60,8 @@ final class Session: @unchecked Sendable {
     var drainWaiters: [@Sendable () -> Void] = []
     /// Shutdown: the read source is suspended, nothing more is read.
     var readingStopped = false
-    /// The simulated machine whose descriptor the HELLO reply carries.
-    var handedMachine: SimulatedMachine?
+    /// The device whose descriptor the HELLO reply carries (the simulated EPC), kept open here.
+    var handedDescriptor: (any SharedDeviceDescriptor)?
     /// One byte more than the largest message, so that a larger one shows as truncated. Kept for
     /// the connection's life (only the pages its largest message touched are resident); each
     /// message is copied out at its own size.
@@ -122,12 +121,12 @@ final class Session: @unchecked Sendable {
             let received = MessageDescriptors(message.descriptors, truncated: message.descriptorsTruncated)
             if message.isEndOfStream {
                 // SOCK_SEQPACKET cannot tell an empty packet from end of stream: both end what is read.
-                received.closeAll()
+                received.closeUnclaimed()
                 peerStoppedSending()
                 break
             }
             if message.dataTruncated {
-                received.closeAll()
+                received.closeUnclaimed()
                 let limit = limits.protocolLimits.maxMessageBytes
                 messageError(
                     WireError(
@@ -144,7 +143,7 @@ final class Session: @unchecked Sendable {
 
     /// Decodes one message and runs its operations in order.
     private func handleMessage(_ bytes: [UInt8], descriptors: MessageDescriptors) {
-        defer { descriptors.closeUnkept() }
+        defer { descriptors.closeUnclaimed() }
         let operations: [Result<RequestOperation, RequestOperationFailure>]
         do {
             operations = try MessageCodec.decodeRequests(bytes, limits: limits.protocolLimits)
@@ -289,43 +288,36 @@ final class Session: @unchecked Sendable {
     }
 }
 
-/// The descriptors that arrived with one message. REGISTER claims them by index; the rest are
-/// closed when the message has been handled, so none ever leaks.
+/// The descriptors that arrived with one message. An operation that uses one claims it by index
+/// and owns it from then on; the rest are closed when the message has been handled, so none ever
+/// leaks and none is closed twice.
 final class MessageDescriptors {
     private var fds: [Int32]
-    private var used: [Bool]
-    private var kept: [Bool]
+    private var claimed: [Bool]
     /// More descriptors were sent than the limit: all of them are refused.
     let truncated: Bool
 
     init(_ fds: [Int32], truncated: Bool) {
         self.fds = fds
         self.truncated = truncated
-        used = Array(repeating: false, count: fds.count)
-        kept = Array(repeating: false, count: fds.count)
+        claimed = Array(repeating: false, count: fds.count)
     }
 
     var count: Int { fds.count }
 
-    /// The descriptor at `index`, once; nil if there is none or it was already claimed.
-    func claim(_ index: Int) -> Int32? {
-        guard index < fds.count, !used[index] else { return nil }
-        used[index] = true
-        return fds[index]
+    /// The descriptor at `index`, once, with its ownership; nil if there is none or it was
+    /// already claimed.
+    func claim(_ index: Int) -> OwnedDescriptor? {
+        guard index < fds.count, !claimed[index] else { return nil }
+        claimed[index] = true
+        return OwnedDescriptor(fds[index])
     }
 
-    func wasClaimed(_ index: Int) -> Bool { index < used.count && used[index] }
+    func wasClaimed(_ index: Int) -> Bool { index < claimed.count && claimed[index] }
 
-    /// The device took ownership of the descriptor at `index`.
-    func keep(_ index: Int) { kept[index] = true }
-
-    func closeUnkept() {
-        for (index, fd) in fds.enumerated() where !kept[index] { Glibc.close(fd) }
-        fds.removeAll()
-    }
-
-    func closeAll() {
-        for fd in fds { Glibc.close(fd) }
+    /// Closes every descriptor no operation claimed.
+    func closeUnclaimed() {
+        for (index, fd) in fds.enumerated() where !claimed[index] { Glibc.close(fd) }
         fds.removeAll()
     }
 }

@@ -1,6 +1,5 @@
 import EDMMCore
 import EDMMProtocol
-import SGXSimulator
 
 /// The state REGISTER records for an adopted page: what the enclave's EPCM shows when edmmd can
 /// read it (a simulated enclave), so that a re-registration after a crash rebuilds a ledger equal
@@ -24,13 +23,13 @@ enum AdoptedState: Equatable {
     /// The walk stops once it found more than `maxPages` pages (the quota headroom: the REGISTER
     /// will be refused anyway), and refuses to read more than `maxEntries` entries.
     static func runs(
-        _ ranges: [PageRange], in simulated: SimulatedEnclave?, maxPages: UInt64 = .max, maxEntries: UInt64 = maxEntriesWalked
+        _ ranges: [PageRange], in epcm: (any EPCMInspector)?, maxPages: UInt64 = .max, maxEntries: UInt64 = maxEntriesWalked
     ) -> Result<[(range: PageRange, state: AdoptedState)], WireError> {
-        guard let simulated else { return .success(ranges.map { ($0, .committed(.rw, unaccepted: false)) }) }
+        guard let epcm else { return .success(ranges.map { ($0, .committed(.rw, unaccepted: false)) }) }
         var runs: [(range: PageRange, state: AdoptedState)] = []
         var pages: UInt64 = 0
-        var invalid: (page: UInt64, state: EPCMState)?
-        let walk = simulated.forEachPresentPage(in: ranges, maxEntries: maxEntries) { page, info in
+        var invalid: (page: UInt64, state: EPCMPageState)?
+        let walk = epcm.forEachPresentPage(in: ranges, maxEntries: maxEntries) { page, info in
             guard let state = AdoptedState(info) else {
                 invalid = (page, info.state)
                 return false
@@ -49,7 +48,7 @@ enum AdoptedState: Equatable {
                     .invalidPageState, "adopted page at offset \(hexOffset(invalid.page)) has no legal EPCM state",
                     detail: .page(offset: invalid.page << Page.shift, state: invalid.state.rawValue)))
         }
-        if case .budget(let wanted) = walk.stopped {
+        if let wanted = walk.budgetWanted {
             return .failure(
                 WireError(
                     .invalidArgument,
@@ -60,7 +59,7 @@ enum AdoptedState: Equatable {
     }
 
     /// The adopted state of a present page; nil for an EPCM state no page may have.
-    init?(_ info: PageInfo) {
+    init?(_ info: EPCMPage) {
         switch info.state {
         case .reg, .regPR: self = .committed(info.permissions, unaccepted: false)
         case .regPending: self = .committed(info.permissions, unaccepted: true)
@@ -102,24 +101,24 @@ struct ReconciledLedger {
     var reclaimed: [PageRange] = []
 
     /// `record` is the stored ledger (pool pages already settled as committed).
-    init(_ record: EnclaveLedger, managed: PageRange, pooledInRecord: [PageRange], enclave: SimulatedEnclave) throws(LedgerError) {
+    init(_ record: EnclaveLedger, managed: PageRange, pooledInRecord: [PageRange], epcm: any EPCMInspector) throws(LedgerError) {
         ledger = EnclaveLedger(managedRange: managed)
         var cursor = managed.first
         var gaps: [PageRange] = []
         for entry in record.trackedRanges {
             if entry.range.first > cursor { gaps.append(PageRange(first: cursor, end: entry.range.first)) }
             for page in entry.range.first..<entry.range.end {
-                try reconcile(page, recorded: entry.value, enclave, wasPooled: pooledInRecord.contains { $0.contains(page) })
+                try reconcile(page, recorded: entry.value, epcm, wasPooled: pooledInRecord.contains { $0.contains(page) })
             }
             cursor = entry.range.end
         }
         if cursor < managed.end { gaps.append(PageRange(first: cursor, end: managed.end)) }
-        try adoptUntracked(gaps, enclave)
+        try adoptUntracked(gaps, epcm)
     }
 
-    private mutating func reconcile(_ page: UInt64, recorded: PageState, _ enclave: SimulatedEnclave, wasPooled: Bool) throws(LedgerError) {
+    private mutating func reconcile(_ page: UInt64, recorded: PageState, _ epcm: any EPCMInspector, wasPooled: Bool) throws(LedgerError) {
         let single = PageRange(first: page, count: 1)
-        let info = enclave.pageInfo(offset: page << Page.shift)
+        let info = epcm.page(page)
         switch info.state {
         case .hole:
             // Removed, or granted and not yet accepted: only the latter stays.
@@ -136,16 +135,16 @@ struct ReconciledLedger {
 
     /// Valid pages the record does not track (a grant the client accepted after the last write),
     /// found by walking the page table where it has entries, up to `AdoptedState.maxEntriesWalked`.
-    private mutating func adoptUntracked(_ gaps: [PageRange], _ enclave: SimulatedEnclave) throws(LedgerError) {
-        var found: [(UInt64, PageInfo)] = []
-        _ = enclave.forEachPresentPage(in: gaps, maxEntries: AdoptedState.maxEntriesWalked) { page, info in
+    private mutating func adoptUntracked(_ gaps: [PageRange], _ epcm: any EPCMInspector) throws(LedgerError) {
+        var found: [(UInt64, EPCMPage)] = []
+        _ = epcm.forEachPresentPage(in: gaps, maxEntries: AdoptedState.maxEntriesWalked) { page, info in
             found.append((page, info))
             return true
         }
         for (page, info) in found { try adopt(PageRange(first: page, count: 1), info.state, info.permissions) }
     }
 
-    private mutating func adopt(_ page: PageRange, _ state: EPCMState, _ permissions: PagePermissions) throws(LedgerError) {
+    private mutating func adopt(_ page: PageRange, _ state: EPCMPageState, _ permissions: PagePermissions) throws(LedgerError) {
         switch state {
         case .hole, .invalid: return
         case .reg, .regPR: try ledger.adopt(page, as: .committed(permissions, unaccepted: false))

@@ -49,7 +49,7 @@ extension EnclaveContext {
             pending = []
             for ioctl in plan {
                 core.instruments.recordIoctl(WireIoctl(ioctl.operation), pages: ioctl.range.count)
-                let outcome = core.runner.run(ioctl.operation.ioctl, pages: ioctl.range, on: device)
+                let outcome = core.runner.run(ioctl.operation.ioctl, pages: ioctl.range, on: device.device)
                 summary.ioctlCalls += outcome.ioctlCalls
                 counters.record(outcome, kind: WireIoctl(ioctl.operation))
                 pending += record(outcome, of: ioctl, into: &results)

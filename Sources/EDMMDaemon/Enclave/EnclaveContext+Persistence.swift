@@ -1,14 +1,11 @@
 import Dispatch
 import EDMMCore
-import SGXKernel
 
 /// The enclave's side of the FD store: what is stored, and how a stored enclave comes back.
 extension EnclaveContext {
     /// The descriptor the FD store keeps for this enclave (queue-confined): the kernel enclave
     /// descriptor, or the simulated enclave's memfd.
-    var storableDescriptor: Int32? {
-        simulated?.fd ?? (device as? KernelEnclaveDevice)?.descriptor
-    }
+    var storableDescriptor: Int32? { device?.storableDescriptor }
 
     /// The enclave's record and counters, taken on its queue (nil once it is closed).
     func persistentState(completion: @escaping @Sendable (PersistedState.Enclave?) -> Void) {
@@ -28,7 +25,7 @@ extension EnclaveContext {
     /// until the enclave goes), rather than trim a page the enclave uses. For a simulated enclave
     /// the EPCM then has the last word on every page (`ReconciledLedger`).
     static func restore(
-        _ saved: PersistedState.Enclave, device: OpenedDevice, core: DaemonCore, settlePool: Bool, grace: Duration
+        _ saved: PersistedState.Enclave, device: any OpenedEnclave, core: DaemonCore, settlePool: Bool, grace: Duration
     ) throws(LedgerError) -> EnclaveContext {
         var record = saved.record
         let pooledInRecord = record.pages.compactMap { entry -> PageRange? in
@@ -44,8 +41,8 @@ extension EnclaveContext {
         var ledger = try record.rebuildLedger()
         var unaccepted: [PageRange] = []
         var reclaimed: [PageRange] = []
-        if settlePool, let simulated = device.simulated {
-            let reconciled = try ReconciledLedger(ledger, managed: record.managed, pooledInRecord: pooledInRecord, enclave: simulated)
+        if settlePool, let epcm = device.epcm {
+            let reconciled = try ReconciledLedger(ledger, managed: record.managed, pooledInRecord: pooledInRecord, epcm: epcm)
             (ledger, unaccepted, reclaimed) = (reconciled.ledger, reconciled.unaccepted, reconciled.reclaimed)
         }
         let enclave = EnclaveContext(

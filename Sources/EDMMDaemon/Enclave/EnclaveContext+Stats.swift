@@ -1,7 +1,6 @@
 import Dispatch
 import EDMMCore
 import EDMMProtocol
-import SGXSimulator
 
 extension EnclaveContext {
     /// STATS: the summary, the managed range and every named counter; for a simulated enclave also
@@ -17,11 +16,9 @@ extension EnclaveContext {
             WireCounter("pages_tcs_queued", ledger.counts.tcsQueued), WireCounter("pages_tcs", ledger.counts.tcs),
             WireCounter("queued_requests", UInt64(queued.count)),
         ]
-        if let simulated {
-            let simCounters = simulated.counters
-            named += SimCounter.allCases.map { WireCounter("sim_\($0)", simCounters[$0]) }
-            named.append(WireCounter("sim_resident_pages", simulated.residentPages))
-            let check = compareWithEPCM(simulated)
+        named += device?.statsCounters ?? []
+        if let epcm = device?.epcm {
+            let check = compareWithEPCM(epcm)
             named += [
                 WireCounter("ledger_epcm_mismatches", check.mismatches),
                 WireCounter("ledger_epcm_checked_pages", check.checkedPages),
@@ -48,14 +45,14 @@ extension EnclaveContext {
     /// may still be holes or PENDING and are counted apart; trimmed pages are TRIM (MODIFIED until
     /// accepted); TCS pages are TCS; queued pages are still in the state before their ioctl; a page
     /// the ledger does not track is a hole.
-    func compareWithEPCM(_ enclave: SimulatedEnclave) -> EPCMComparison {
+    func compareWithEPCM(_ epcm: any EPCMInspector) -> EPCMComparison {
         dispatchPrecondition(condition: .onQueue(queue))
         var result = EPCMComparison()
         var presentTracked: UInt64 = 0
         var confirmed: [PageRange] = []
         for entry in ledger.trackedRanges {
             for page in entry.range.first..<entry.range.end {
-                let info = enclave.pageInfo(offset: page << Page.shift)
+                let info = epcm.page(page)
                 result.checkedPages += 1
                 if info.state != .hole { presentTracked += 1 }
                 switch verdict(entry.value, page: page, info) {
@@ -72,7 +69,7 @@ extension EnclaveContext {
             }
         }
         for range in confirmed { freshUnaccepted.remove(range) }
-        result.mismatches += untrackedValidPages(enclave, presentTracked: presentTracked, checked: &result.checkedPages)
+        result.mismatches += untrackedValidPages(epcm, presentTracked: presentTracked, checked: &result.checkedPages)
         return result
     }
 
@@ -84,7 +81,7 @@ extension EnclaveContext {
         case mismatch(expected: String)
     }
 
-    private func verdict(_ state: PageState, page: UInt64, _ info: PageInfo) -> Verdict {
+    private func verdict(_ state: PageState, page: UInt64, _ info: EPCMPage) -> Verdict {
         func accepted(_ permissions: PagePermissions) -> Verdict {
             if freshUnaccepted.contains(page) {
                 switch info.state {
@@ -113,9 +110,9 @@ extension EnclaveContext {
     /// is the whole ELRANGE, the enclave's present-page count gives them at once; otherwise the
     /// page table is walked over the gaps where it has entries (up to `AdoptedState.maxEntriesWalked`),
     /// and the entries read count as checked.
-    private func untrackedValidPages(_ enclave: SimulatedEnclave, presentTracked: UInt64, checked: inout UInt64) -> UInt64 {
+    private func untrackedValidPages(_ epcm: any EPCMInspector, presentTracked: UInt64, checked: inout UInt64) -> UInt64 {
         if managed == PageRange(first: 0, count: size >> Page.shift) {
-            let present = enclave.presentPages
+            let present = epcm.presentPages
             return present > presentTracked ? present - presentTracked : 0
         }
         var gaps: [PageRange] = []
@@ -126,7 +123,7 @@ extension EnclaveContext {
         }
         if cursor < managed.end { gaps.append(PageRange(first: cursor, end: managed.end)) }
         var untracked: UInt64 = 0
-        let walk = enclave.forEachPresentPage(in: gaps, maxEntries: AdoptedState.maxEntriesWalked) { _, _ in
+        let walk = epcm.forEachPresentPage(in: gaps, maxEntries: AdoptedState.maxEntriesWalked) { _, _ in
             untracked += 1
             return true
         }

@@ -3,7 +3,6 @@ import EDMMCore
 import EDMMProtocol
 import Logging
 import SGXDevice
-import SGXSimulator
 import Synchronization
 
 /// Where an enclave sends the answer to one request.
@@ -47,9 +46,7 @@ final class EnclaveContext: @unchecked Sendable {
     enum State { case registering, active, closed }
     var state = State.registering
     /// nil once closed: dropping the last reference closes the descriptor.
-    var device: (any EnclaveDevice)?
-    /// The simulated enclave behind `device` (simulated enclaves only), for the EPCM and counters.
-    var simulated: SimulatedEnclave?
+    var device: (any OpenedEnclave)?
     var ledger: EnclaveLedger
     /// This enclave's copy of the live settings (no shared lock on the request path); RELOAD
     /// replaces it through `apply`.
@@ -85,7 +82,7 @@ final class EnclaveContext: @unchecked Sendable {
 
     init(
         handle: EnclaveHandle, label: String, owner: PeerCredentials, base: UInt64, size: UInt64, managed: PageRange,
-        device: OpenedDevice, core: DaemonCore
+        device: any OpenedEnclave, core: DaemonCore
     ) {
         self.handle = handle
         self.label = label
@@ -94,8 +91,7 @@ final class EnclaveContext: @unchecked Sendable {
         self.size = size
         self.managed = managed
         self.core = core
-        self.device = device.device
-        self.simulated = device.simulated
+        self.device = device
         deviceKind = device.kind
         queue = DispatchQueue(label: "edmmd.enclave.\(handle)")
         ledger = EnclaveLedger(managedRange: managed, seed: handle &* 0x9E37_79B9_7F4A_7C15 | 1)
@@ -285,12 +281,8 @@ final class EnclaveContext: @unchecked Sendable {
         timer.cancel()
         // The descriptor is closed before the enclave leaves the registry: whoever sees it gone
         // (STATUS, a test) also sees its descriptor closed.
+        device?.close()
         device = nil
-        if let simulated {
-            simulated.close()
-            self.simulated = nil
-            _ = simulated.machine.sweepDeadEnclavesIfIdle()
-        }
         core.registry.remove(handle)
         core.quotas.release(handle)
         for session in sessions.values { session.forget(handle) }

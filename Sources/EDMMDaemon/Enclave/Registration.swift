@@ -1,45 +1,6 @@
 import Dispatch
 import EDMMCore
 import EDMMProtocol
-import Glibc
-import SGXDevice
-import SGXKernel
-import SGXSimulator
-
-/// An enclave descriptor the daemon accepted, with what backs it.
-struct OpenedDevice: @unchecked Sendable {
-    // @unchecked: both devices are Sendable classes; the tuple of existentials is not inferred so.
-    let device: any EnclaveDevice
-    let simulated: SimulatedEnclave?
-    let kind: WireDeviceKind
-    /// True when the device took the received descriptor itself (kernel); a simulated enclave
-    /// duplicates it, and the received descriptor is closed.
-    let ownsReceivedDescriptor: Bool
-
-    /// Tries the descriptor as a kernel SGX enclave, then (with a simulated EPC) as a simulated
-    /// enclave of this daemon's machine. Anything else is bad-descriptor, with both reasons.
-    static func open(_ fd: Int32, backend: DeviceBackend) -> Result<OpenedDevice, WireError> {
-        let kernelProblem: EnclaveDescriptorError
-        do {
-            let device = try KernelEnclaveDevice(adopting: fd, syscalls: backend.kernel.syscalls, devicePath: backend.kernel.devicePath)
-            return .success(OpenedDevice(device: device, simulated: nil, kind: .kernel, ownsReceivedDescriptor: true))
-        } catch {
-            kernelProblem = error
-        }
-        guard let epc = backend.epc else {
-            return .failure(WireError(.badDescriptor, "not an SGX enclave descriptor: \(kernelProblem)"))
-        }
-        do {
-            let enclave = try epc.openEnclave(fd: fd)
-            return .success(OpenedDevice(device: enclave, simulated: enclave, kind: .simulated, ownsReceivedDescriptor: false))
-        } catch {
-            return .failure(
-                WireError(
-                    .badDescriptor,
-                    "neither an SGX enclave (\(kernelProblem)) nor a simulated enclave of this daemon's EPC (\(error))"))
-        }
-    }
-}
 
 /// A REGISTER whose fields passed validation.
 struct ValidatedRegistration: Sendable {
@@ -132,7 +93,7 @@ extension EnclaveContext {
         let headroom = settings.quota.headroom(usage: core.quotas.usage(handle, uid: owner.uid))
         let adopted: [(range: PageRange, state: AdoptedState)]
         switch AdoptedState.runs(
-            registration.adopted, in: simulated, maxPages: headroom - min(headroom, registration.preheatPages))
+            registration.adopted, in: device?.epcm, maxPages: headroom - min(headroom, registration.preheatPages))
         {
         case .failure(let error): return fail(error)
         case .success(let runs): adopted = runs

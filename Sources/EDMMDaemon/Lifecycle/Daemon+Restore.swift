@@ -1,23 +1,10 @@
 import EDMMProtocol
 import Glibc
 import Logging
-import SGXSimulator
+import EDMMSystem
 
 /// Start-up after a restart: taking over what the FD store kept.
 extension Daemon {
-    /// The simulated EPC the previous daemon stored, opened (nil if none was stored or it does
-    /// not open; the daemon then creates a new one and the stored enclaves cannot come back).
-    static func takeStoredMachine(_ stored: inout [String: Int32], logger: Logger) -> SimulatedMachine? {
-        guard let fd = stored.removeValue(forKey: "machine") else { return nil }
-        defer { Glibc.close(fd) }
-        do {
-            return try SimulatedMachine.open(fd: fd)
-        } catch {
-            logger.error("the stored simulated EPC does not open (\(error)); starting a new one")
-            return nil
-        }
-    }
-
     /// Re-creates every enclave of the stored state whose descriptor was stored too. An enclave
     /// without its descriptor, or whose descriptor no longer opens, is dropped (its client gets
     /// unknown-enclave on ATTACH and registers again); so is a descriptor without a record.
@@ -36,25 +23,20 @@ extension Daemon {
                 logger.warning("enclave \(saved.record.handle) (\(saved.record.label)) cannot be restored: \(why); dropped")
                 keeper.store.remove(name: name)
             }
-            let device: OpenedDevice
-            switch OpenedDevice.open(fd, backend: core.backend) {
-            case .failure(let error):
-                Glibc.close(fd)
+            let device: any OpenedEnclave
+            do throws(WireError) {
+                device = try core.backend.openEnclave(OwnedDescriptor(fd))
+            } catch {
                 drop(error.message)
                 continue
-            case .success(let opened):
-                device = opened
-                if !opened.ownsReceivedDescriptor { Glibc.close(fd) }
             }
             guard device.kind == saved.record.device else {
                 drop("it was a \(saved.record.device) enclave, its descriptor is \(device.kind)")
                 continue
             }
             // A state written before edmmd refused a second REGISTER of one enclave may hold it twice.
-            if let identity = EnclaveIdentity(device),
-                case .taken(let first, owner: _) = core.registry.claim(identity, for: saved.record.handle, owner: saved.record.owner.uid)
-            {
-                device.simulated?.close()
+            if case .taken(let first, owner: _) = core.registry.claim(device, for: saved.record.handle, owner: saved.record.owner.uid) {
+                device.close()
                 drop("it is the same enclave as the restored enclave \(first)")
                 continue
             }
@@ -63,7 +45,7 @@ extension Daemon {
                 restored += 1
             } catch {
                 core.registry.remove(saved.record.handle)
-                device.simulated?.close()
+                device.close()
                 drop("its ledger does not rebuild: \(error)")
             }
         }

@@ -2,10 +2,10 @@ import Dispatch
 import EDMMConfig
 import EDMMCore
 import EDMMProtocol
+import EDMMSystem
 import Glibc
 import Logging
 import SGXKernel
-import SGXSimulator
 import Synchronization
 
 /// How a daemon is wired into its process; everything has a default.
@@ -62,10 +62,10 @@ public final class Daemon: Sendable {
         let fdStore = options.descriptorStore.flatMap { store in
             config.systemd.fdStore ? FDStoreKeeper.open(store: store, stored: &stored, logger: options.logger) : nil
         }
-        let storedMachine = fdStore == nil ? nil : Self.takeStoredMachine(&stored, logger: options.logger)
-        let backend = try DeviceBackend.choose(
-            config, simulateFlag: simulateFlag, hostSupport: options.hostSupport, storedMachine: storedMachine,
-            kernel: options.kernelDevice)
+        let storedMachine = fdStore == nil ? nil : stored.removeValue(forKey: "machine")
+        let backend = try DeviceChoice.choose(
+            config, simulateFlag: simulateFlag, hostSupport: options.hostSupport,
+            storedMachine: storedMachine.flatMap { fd in OwnedDescriptor(fd) }, kernel: options.kernelDevice, logger: options.logger)
         let settings: DaemonSettings
         do {
             settings = try DaemonSettings(config, epcTotalPages: backend.epcTotalPages)
@@ -83,8 +83,8 @@ public final class Daemon: Sendable {
         configSource = options.configSource
         self.config = Mutex(config)
         if let fdStore {
-            if let machine = backend.machine {
-                fdStore.storeMachine(machine.fd)
+            if let machine = backend.storableDescriptor {
+                fdStore.storeMachine(machine)
             } else if storedMachine != nil {
                 fdStore.store.remove(name: "machine")  // the kernel device now: no simulated EPC to keep
             }
@@ -108,8 +108,6 @@ public final class Daemon: Sendable {
     /// Which device the daemon uses, and why (also in every STATUS).
     public var mode: WireDeviceKind { core.backend.mode }
     public var modeReason: String { core.backend.reason }
-    /// The simulated EPC, in simulated mode.
-    public var simulatedMachine: SimulatedMachine? { core.backend.machine }
     /// Whether a restart finds the registrations again (the FD store is in use): SHUTDOWN_NOTICE
     /// then tells clients to reconnect and ATTACH.
     public var keepsRegistrationsAcrossRestart: Bool { core.fdStore != nil }
@@ -235,7 +233,7 @@ public final class Daemon: Sendable {
     public func snapshot() -> DaemonSnapshot {
         DaemonSnapshot(
             mode: core.backend.mode, modeReason: core.backend.reason, epcTotalPages: core.backend.epcTotalPages,
-            committedPages: core.quotas.machinePages, residentPages: core.backend.machine?.stats.usedPages,
+            committedPages: core.quotas.machinePages, residentPages: core.backend.epcUsedPages,
             underPressure: core.underPressure.load(ordering: .relaxed), connections: core.sessionCount,
             requestsTotal: core.counters.requestsTotal, requestsPerSecond: core.requestsPerSecond,
             counters: core.counters.named, enclaves: core.registry.all.map(\.snapshot))

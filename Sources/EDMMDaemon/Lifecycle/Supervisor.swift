@@ -6,8 +6,8 @@ import Glibc
 
 /// The daemon's periodic work, every `[pressure] check_interval_ms` on the core queue: pool
 /// reclaim (per-enclave threshold and machine-wide EPC pressure, with hysteresis), the request
-/// rate, the service manager's status line and watchdog tick, and the sweep of simulated enclaves
-/// whose processes died.
+/// rate, the service manager's status line and watchdog tick, and the device's upkeep (the sweep
+/// of simulated enclaves whose processes died).
 ///
 /// Concurrency: `policy` and the sampling instants belong to the core queue (`core.queue`), where
 /// the timer fires.
@@ -16,8 +16,6 @@ final class Supervisor: @unchecked Sendable {
     private let timer: any DispatchSourceTimer
     private var policy: PoolReclaimPolicy
     private var interval: Duration
-    private var lastSweep = MonotonicInstant.now
-    private var warnedOfBusyLock = false
 
     init(core: DaemonCore) {
         self.core = core
@@ -59,41 +57,8 @@ final class Supervisor: @unchecked Sendable {
         core.notifier.watchdogTick()
         let now = MonotonicInstant.now
         if core.sampleRate(now: now) { core.notifier.status(statusLine()) }
-        if let machine = core.backend.machine, now.duration(since: lastSweep) >= .seconds(1) {
-            lastSweep = now
-            // Never wait for the machine lock here: this queue serves every client and pings the
-            // watchdog, and a client can hold the lock for as long as it likes. A busy lock is
-            // noted instead, and the sweep tried again a second later.
-            noteMachineLock(heldBy: machine.sweepDeadEnclavesIfIdle() == nil ? Self.process(ofThread: machine.lockHolder) : nil, now: now)
-        }
+        core.backend.maintain(now: now, logger: core.logger)
         reclaimPools()
-    }
-
-    /// The process a thread belongs to (the `Tgid:` of /proc/<tid>/status), or the thread id itself.
-    private static func process(ofThread tid: Int32) -> Int32 {
-        guard tid > 0, let status = readSmallFile("/proc/\(tid)/status") else { return tid }
-        for line in status.split(separator: "\n") where line.hasPrefix("Tgid:") {
-            return line.split(whereSeparator: { $0 == " " || $0 == "\t" }).last.flatMap { Int32($0) } ?? tid
-        }
-        return tid
-    }
-
-    /// Records whether the sweep found the machine lock held (by process `holder`); a lock held
-    /// for 5 s is said once in the log.
-    private func noteMachineLock(heldBy holder: Int32?, now: MonotonicInstant) {
-        guard let holder else {
-            core.machineLockBusy.withLock { $0 = nil }
-            warnedOfBusyLock = false
-            return
-        }
-        let since = core.machineLockBusy.withLock { busy in
-            if busy == nil { busy = (now, holder) }
-            return busy?.since ?? now
-        }
-        guard !warnedOfBusyLock, now.duration(since: since) >= .seconds(5) else { return }
-        warnedOfBusyLock = true
-        core.logger.warning(
-            "the simulated EPC's lock has been held for 5 s, by process \(holder) (a client stopped or hung in a simulated instruction?): requests that need it wait; HELLO, STATUS and the watchdog do not")
     }
 
     /// One status line with live figures for the service manager.
@@ -104,7 +69,7 @@ final class Supervisor: @unchecked Sendable {
         return "\(core.backend.mode) device: \(core.registry.count) enclaves, \(core.sessionCount) connections, \(epc), "
             + "\(Int(core.requestsPerSecond)) requests/s, \(core.counters.value(.ioctls)) ioctls"
             + (core.underPressure.load(ordering: .relaxed) ? ", EPC pressure" : "")
-            + (core.machineLockBusy.withLock { $0 }.map { ", simulated EPC lock held by process \($0.holder)" } ?? "")
+            + (core.backend.statusNote ?? "")
     }
 
     /// Asks the enclaves over their pool threshold, and under EPC pressure the least recently
@@ -118,13 +83,8 @@ final class Supervisor: @unchecked Sendable {
         }
         // Pages already on their way out are not counted again, or each tick would reclaim more.
         let leaving = enclaves.reduce(0) { $0 + $1.1.pages.trimming + $1.1.pages.removing }
-        var used: UInt64
-        let total: UInt64
-        if let machine = core.backend.machine?.stats {
-            (used, total) = (machine.usedPages, machine.epcPages)
-        } else {
-            (used, total) = (core.quotas.machinePages, core.backend.epcTotalPages)
-        }
+        var used = core.backend.epcUsedPages ?? core.quotas.machinePages
+        let total = core.backend.epcTotalPages
         used -= min(used, leaving)
         // Unknown EPC size (kernel without sysfs figures): only the per-enclave threshold applies.
         let orders = policy.plan(enclaves: pools, machineUsedPages: total == 0 ? 0 : used, machineTotalPages: total == 0 ? 1 : total)

@@ -7,24 +7,13 @@ import Synchronization
 /// STATUS, ENCLAVES and RECLAIM, built from the enclaves' published snapshots.
 extension DaemonCore {
     func statusReply() -> StatusReply {
-        let machine = backend.machine?.stats
-        var counters = self.counters.named
-        if let machine {
-            let busy = machineLockBusy.withLock { $0 }
-            counters += [
-                WireCounter("sim_epc_pages", machine.epcPages), WireCounter("sim_used_pages", machine.usedPages),
-                WireCounter("sim_ewb", machine.ewb), WireCounter("sim_eldu", machine.eldu),
-                WireCounter("sim_alive_enclaves", UInt64(machine.aliveEnclaves)), WireCounter("sim_sweeps", machine.sweeps),
-                WireCounter("sim_lock_busy_ms", busy.map { MonotonicInstant.now.duration(since: $0.since).microsecondsClamped / 1000 } ?? 0),
-                WireCounter("sim_lock_holder", UInt64(UInt32(bitPattern: busy?.holder ?? 0))),
-            ]
-        }
+        let counters = self.counters.named + backend.statusCounters
         return StatusReply(
             daemonVersion: EDMMDVersion.string, mode: backend.mode, modeReason: backend.reason,
             daemonPID: UInt32(bitPattern: getpid()), uptimeMicros: MonotonicInstant.now.duration(since: startedAt).microsecondsClamped,
             enclaves: UInt32(clamping: registry.count), connections: UInt32(clamping: sessionCount),
             epcTotalBytes: Page.bytes(backend.epcTotalPages), epcCommittedBytes: Page.bytes(quotas.machinePages),
-            epcResidentBytes: Page.bytes(machine?.usedPages ?? 0), underPressure: underPressure.load(ordering: .relaxed),
+            epcResidentBytes: Page.bytes(backend.epcUsedPages ?? 0), underPressure: underPressure.load(ordering: .relaxed),
             batching: settings.flush.batching, requestsTotal: self.counters.requestsTotal, requestsPerSecond: requestsPerSecond,
             ioctlsTotal: self.counters.value(.ioctls), counters: counters)
     }

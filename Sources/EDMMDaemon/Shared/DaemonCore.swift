@@ -6,7 +6,6 @@ import EDMMSystem
 import Glibc
 import Logging
 import SGXDevice
-import SGXKernel
 import Synchronization
 
 /// The state every session and enclave shares: the device backend, the registry, the quota book,
@@ -15,7 +14,7 @@ import Synchronization
 /// listener and the supervisor.
 final class DaemonCore: Sendable {
     let queue = DispatchQueue(label: "edmmd.core")
-    let backend: DeviceBackend
+    let backend: any DeviceBackend
     let registry = EnclaveRegistry()
     let quotas = QuotaBook()
     let counters = DaemonCounters()
@@ -33,10 +32,6 @@ final class DaemonCore: Sendable {
     let instruments: DaemonInstruments
     let shuttingDown = Atomic<Bool>(false)
     let underPressure = Atomic<Bool>(false)
-    /// Since when the supervisor has found the simulated EPC's machine lock held, and by which
-    /// process (nil: free at its last look). A client that holds it (stopped in a debugger) stalls
-    /// requests that need it; STATUS says so.
-    let machineLockBusy = Mutex<(since: MonotonicInstant, holder: Int32)?>(nil)
     private let settingsBox: Mutex<DaemonSettings>
     private let sessionsBox = Mutex<[UInt64: Session]>([:])
     private let nextSessionID = Atomic<UInt64>(1)
@@ -45,7 +40,7 @@ final class DaemonCore: Sendable {
     private let reloader = Mutex<(@Sendable () -> Result<String, WireError>)?>(nil)
 
     init(
-        backend: DeviceBackend, settings: DaemonSettings, logger: Logger, logLevel: SharedLogLevel,
+        backend: any DeviceBackend, settings: DaemonSettings, logger: Logger, logLevel: SharedLogLevel,
         notifier: any ServiceNotifier, faultInjection: FaultInjection?, metricsText: (@Sendable () -> String)?,
         instruments: DaemonInstruments, fdStore: FDStoreKeeper? = nil
     ) {
@@ -117,7 +112,7 @@ final class DaemonCore: Sendable {
 
     /// A kernel enclave registered without knowing whether edmmd already manages it: kcmp(2)
     /// failed. Counted (STATUS `registrations_unchecked`), and said once in the log.
-    func noteUncheckedRegistration(_ error: SystemCallError) {
+    func noteUncheckedRegistration(_ error: IdentityUnknown) {
         counters.add(.registrationsUnchecked)
         guard counters.value(.registrationsUnchecked) == 1 else { return }
         logger.warning(

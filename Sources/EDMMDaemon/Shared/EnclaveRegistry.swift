@@ -1,5 +1,4 @@
 import EDMMProtocol
-import SGXKernel
 import Synchronization
 
 /// Every registered enclave by handle. Lock-protected: sessions look handles up from their own
@@ -15,7 +14,7 @@ final class EnclaveRegistry: Sendable {
     }
 
     private struct Claim {
-        let identity: EnclaveIdentity
+        let enclave: any OpenedEnclave
         let handle: EnclaveHandle
         let owner: UInt32
         /// The enclave while its REGISTER completes on its queue, before `insert`: an ATTACH of
@@ -51,21 +50,21 @@ final class EnclaveRegistry: Sendable {
         state.withLock { $0.enclaves[enclave.handle] = enclave }
     }
 
-    /// Claims `identity` for `handle` (owned by `owner`; `registering`, when its REGISTER is still
-    /// to complete), unless a registered or registering enclave already has it.
+    /// Claims the identity of `enclave` for `handle` (owned by `owner`; `registering`, when its
+    /// REGISTER is still to complete), unless a registered or registering enclave already has it.
     func claim(
-        _ identity: EnclaveIdentity, for handle: EnclaveHandle, owner: UInt32, registering: EnclaveContext? = nil
+        _ enclave: any OpenedEnclave, for handle: EnclaveHandle, owner: UInt32, registering: EnclaveContext? = nil
     ) -> IdentityClaim {
         claims.withLock { claims in
-            var failure: SystemCallError?
+            var failure: IdentityUnknown?
             for claim in claims {
-                do throws(SystemCallError) {
-                    if try claim.identity.matches(identity) { return .taken(by: claim.handle, owner: claim.owner) }
+                do throws(IdentityUnknown) {
+                    if try claim.enclave.isSameEnclave(as: enclave) { return .taken(by: claim.handle, owner: claim.owner) }
                 } catch {
                     failure = error
                 }
             }
-            claims.append(Claim(identity: identity, handle: handle, owner: owner, registering: registering))
+            claims.append(Claim(enclave: enclave, handle: handle, owner: owner, registering: registering))
             return failure.map { .unchecked($0) } ?? .claimed
         }
     }
@@ -92,4 +91,13 @@ final class EnclaveRegistry: Sendable {
     }
 
     var count: Int { state.withLock { $0.enclaves.count } }
+}
+
+/// How a claim on an enclave's identity went (`EnclaveRegistry.claim`).
+enum IdentityClaim: Equatable {
+    case claimed
+    /// Another registration has it.
+    case taken(by: EnclaveHandle, owner: UInt32)
+    /// Claimed, but without comparing it to every enclave: the device could not tell (kcmp(2)).
+    case unchecked(IdentityUnknown)
 }
