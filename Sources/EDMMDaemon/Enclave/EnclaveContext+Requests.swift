@@ -1,7 +1,6 @@
 import Dispatch
 import EDMMCore
 import EDMMProtocol
-import SGXSimulator
 
 /// The client verbs, on the enclave's queue.
 extension EnclaveContext {
