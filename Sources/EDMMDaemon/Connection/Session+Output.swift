@@ -65,9 +65,19 @@ extension Session {
     /// Packs once the current work on the queue is done, so that replies produced together
     /// (one message's operations, one flush's answers) leave together.
     private func scheduleFlush() {
-        guard !flushScheduled, !readingNow else { return }
+        guard !flushScheduled, !writesDeferred else { return }
         flushScheduled = true
         queue.async { self.flushResponses() }
+    }
+
+    /// Runs `body` (on the queue), then packs and writes what it produced, at once.
+    func writingAfter(_ body: () -> Void) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        let nested = writesDeferred
+        writesDeferred = true
+        body()
+        writesDeferred = nested
+        if !nested { flushResponses() }
     }
 
     /// Packs pending replies and pushes into messages and writes what the socket takes.

@@ -44,14 +44,12 @@ extension Session {
         case .reclaim(let request): reclaim(request, id: operation.id)
         case .reload: reload(id: operation.id)
         case .metrics(let request): answer(id: operation.id, verbCode: verb.rawValue, metrics(request))
-        case .stats(let handle): route(handle, EnclaveCall(target: target, request: operation.request), viewOnly: true)
-        case .unregister(let handle), .sync(let handle):
-            route(handle, EnclaveCall(target: target, request: operation.request), viewOnly: false)
-        case .allocate(let request): route(request.enclave, EnclaveCall(target: target, request: operation.request), viewOnly: false)
-        case .free(let request), .trim(let request), .trimAccepted(let request), .makeTCS(let request):
-            route(request.enclave, EnclaveCall(target: target, request: operation.request), viewOnly: false)
-        case .restrict(let request), .relax(let request):
-            route(request.enclave, EnclaveCall(target: target, request: operation.request), viewOnly: false)
+        case .unregister, .allocate, .free, .trim, .trimAccepted, .restrict, .relax, .makeTCS, .sync, .stats:
+            // The enclave verbs: each names its enclave and runs on that enclave's queue.
+            guard let handle = operation.request.enclave else {
+                return answer(id: operation.id, verbCode: verb.rawValue, .failure(WireError(.internalError, "\(verb) names no enclave")))
+            }
+            route(handle, EnclaveCall(target: target, request: operation.request), viewOnly: verb == .stats)
         }
     }
 
@@ -230,7 +228,8 @@ extension Session {
         } else {
             deliveriesInTransit.add(1, ordering: .releasing)
             queue.async {
-                self.settle(completions)
+                // Settled and written in this one queue item: a flush's answers leave together.
+                self.writingAfter { self.settle(completions) }
                 self.deliveriesInTransit.subtract(1, ordering: .releasing)
             }
         }
@@ -258,7 +257,7 @@ extension Session {
 
     /// A daemon-initiated notice (RECLAIM_NOTICE).
     func push(_ push: Push) {
-        queue.async { self.pushOnQueue(push) }
+        queue.async { self.writingAfter { self.pushOnQueue(push) } }
     }
 
     // MARK: Admin verbs
@@ -277,7 +276,9 @@ extension Session {
         }
         core.reclaim(only: target, targetPages: request.targetPages) { pages, enclaves in
             self.queue.async {
-                self.answer(id: id, verbCode: verb, .success(.reclaim(ReclaimReply(scheduledPages: pages, enclaves: enclaves))))
+                self.writingAfter {
+                    self.answer(id: id, verbCode: verb, .success(.reclaim(ReclaimReply(scheduledPages: pages, enclaves: enclaves))))
+                }
             }
         }
     }

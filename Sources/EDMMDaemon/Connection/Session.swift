@@ -45,8 +45,9 @@ final class Session: @unchecked Sendable {
     var pendingResponses: [OutgoingOperation] = []
     var pendingPushes: [[UInt8]] = []
     var flushScheduled = false
-    /// The read handler is running: it flushes replies when it ends, none need scheduling.
-    var readingNow = false
+    /// The read handler (or `writingAfter`) is running: it writes the replies when it ends, none
+    /// need scheduling.
+    var writesDeferred = false
     /// Messages not yet written, from `outboxHead` on, and their size in bytes.
     var outbox: [OutgoingMessage] = []
     var outboxHead = 0
@@ -106,8 +107,8 @@ final class Session: @unchecked Sendable {
         dispatchPrecondition(condition: .onQueue(queue))
         let maxFDs = limits.protocolLimits.maxDescriptorsPerMessage
         var packets = 0
-        readingNow = true
-        defer { readingNow = false }
+        writesDeferred = true
+        defer { writesDeferred = false }
         reading: while phase != .closed {
             let message: SeqpacketIO.Received
             switch SeqpacketIO.receive(fd, into: receiveBuffer, maxDescriptors: maxFDs) {

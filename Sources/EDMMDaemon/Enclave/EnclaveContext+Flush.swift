@@ -49,7 +49,7 @@ extension EnclaveContext {
             pending = []
             for ioctl in plan {
                 core.instruments.recordIoctl(WireIoctl(ioctl.operation), pages: ioctl.range.count)
-                let outcome = core.runner.run(ioctl.operation.ioctl, pages: ioctl.range, on: device.device)
+                let outcome = core.runner.run(EnclaveIoctl(ioctl.operation), pages: ioctl.range, on: device.device)
                 summary.ioctlCalls += outcome.ioctlCalls
                 counters.record(outcome, kind: WireIoctl(ioctl.operation))
                 pending += record(outcome, of: ioctl, into: &results)
@@ -67,11 +67,10 @@ extension EnclaveContext {
     /// Applies one ioctl's outcome to the ledger and the results; returns the requests it never
     /// reached.
     private func record(
-        _ outcome: SGXDevice.IoctlOutcome, of ioctl: PlannedIoctl, into results: inout [RequestID: Result<Void, WireError>]
+        _ outcome: IoctlRunResult, of ioctl: PlannedIoctl, into results: inout [RequestID: Result<Void, WireError>]
     ) -> [QueuedRequest] {
-        let reported = EDMMCore.IoctlOutcome(errno: outcome.errno, count: outcome.bytesDone, result: outcome.result ?? 0)
         do {
-            let attribution = try ioctl.attribute(reported)
+            let attribution = try ioctl.attribute(outcome.reported)
             try ledger.apply(attribution, of: ioctl)
             if let completed = attribution.completed { freshUnaccepted.remove(completed) }
             for id in attribution.succeeded { results[id] = .success(()) }

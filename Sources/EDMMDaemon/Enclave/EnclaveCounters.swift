@@ -30,7 +30,7 @@ public struct EnclaveCounters: Sendable, Equatable {
         if ok { requestsOK[Int(verb.rawValue)] += 1 } else { requestsFailed[Int(verb.rawValue)] += 1 }
     }
 
-    mutating func record(_ outcome: SGXDevice.IoctlOutcome, kind: WireIoctl) {
+    mutating func record(_ outcome: IoctlRunResult, kind: WireIoctl) {
         ioctlCalls[kind] += UInt64(outcome.ioctlCalls)
         ioctlPages[kind] += outcome.bytesDone / Page.size
         retriesEBUSY += UInt64(outcome.retries.ebusy)

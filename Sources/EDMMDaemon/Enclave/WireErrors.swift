@@ -73,26 +73,4 @@ extension WireError {
     }
 }
 
-extension WireIoctl {
-    init(_ operation: QueuedOperation) {
-        switch operation {
-        case .trim, .makeTCS: self = .modifyTypes
-        case .restrict: self = .restrictPermissions
-        case .remove: self = .removePages
-        }
-    }
-}
-
-extension QueuedOperation {
-    /// The SGX2 ioctl that carries out this operation.
-    var ioctl: EnclaveIoctl {
-        switch self {
-        case .trim: .modifyTypes(.trim)
-        case .makeTCS: .modifyTypes(.tcs)
-        case .restrict(let permissions): .restrictPermissions(permissions)
-        case .remove: .removePages
-        }
-    }
-}
-
 func hexOffset(_ page: UInt64) -> String { "0x" + String(page << Page.shift, radix: 16) }

@@ -26,7 +26,7 @@ final class PerRequestRuntime {
     enum Failure: Error, CustomStringConvertible {
         case noAddressSpace(pages: UInt64)
         case notHeld(PageRange)
-        case ioctl(EnclaveIoctl, PageRange, SGXDevice.IoctlOutcome)
+        case ioctl(EnclaveIoctl, PageRange, IoctlRunResult)
         case instruction(leaf: String, page: UInt64, InstructionOutcome)
 
         var description: String {

@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import EDMMCore
 import EDMMSystem
 import Glibc
 #endif
@@ -31,7 +32,7 @@ public struct RetryCounts: Hashable, Sendable {
 }
 
 /// The result of one logical SGX2 operation run by `IoctlRunner`, possibly over several calls.
-public struct IoctlOutcome: Hashable, Sendable, CustomStringConvertible {
+public struct IoctlRunResult: Hashable, Sendable, CustomStringConvertible {
     /// Why the runner stopped.
     public enum Stop: Hashable, Sendable {
         /// The whole range is done (`errno` is 0).
@@ -77,6 +78,10 @@ public struct IoctlOutcome: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var isComplete: Bool { stop == .completed }
+
+    /// What the run amounts to for the model: errno, bytes done and the SGX result (0 without
+    /// one), which `PlannedIoctl.attribute` spreads over the requests it served.
+    public var reported: IoctlOutcome { IoctlOutcome(errno: errno, count: bytesDone, result: result ?? 0) }
 
     public var description: String {
         let outcome = isComplete ? "done" : "\(ErrnoName.of(errno)) (\(stop))"
