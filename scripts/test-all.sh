@@ -28,6 +28,7 @@ stage unit-and-integration swift test --skip-build
 stage conformance .build/debug/edmm-sim conformance
 stage c-library scripts/test-c.sh
 stage systemd scripts/test-systemd.sh
+stage packages scripts/test-packages.sh
 stage fuzz scripts/fuzz.sh
 stage observability scripts/test-observability.sh
 stage soak scripts/soak.sh --duration 120 --kill-every 2 --churn 0.01

@@ -21,7 +21,8 @@ public enum MetricsListener: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .address(let host, let port): host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        // A Character, not a String: Foundation's String.contains(_:) would link ICU into edmmd.
+        case .address(let host, let port): host.contains(":" as Character) ? "[\(host)]:\(port)" : "\(host):\(port)"
         case .inherited(let fd): "inherited socket fd \(fd)"
         }
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EDMMBuildInfo
 
 @main
 struct EdmmCtl: AsyncParsableCommand {
@@ -37,6 +38,7 @@ struct EdmmCtl: AsyncParsableCommand {
                   admin command (reclaim, reload) by someone neither root nor in the
                   admin group
             """,
+        version: BuildInfo.versionLine(of: "edmmctl"),
         // Each command lives in its own file; add new ones here.
         subcommands: [
             StatusCommand.self, EnclavesCommand.self, ShowCommand.self, TopCommand.self, ReclaimCommand.self, ReloadCommand.self,

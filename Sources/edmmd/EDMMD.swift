@@ -1,4 +1,5 @@
 import ArgumentParser
+import EDMMBuildInfo
 import EDMMConfig
 import EDMMDaemon
 import EDMMMetrics
@@ -38,7 +39,8 @@ struct EDMMD: AsyncParsableCommand {
             FILES
               /etc/edmmd/edmmd.toml     configuration (see config/edmmd.toml)
               /run/edmmd/control.sock   default control socket
-            """)
+            """,
+        version: BuildInfo.versionLine(of: "edmmd"))
 
     @Option(name: .long, help: ArgumentHelp("Configuration file. Without this flag, a missing /etc/edmmd/edmmd.toml means the defaults.", valueName: "file"))
     var config: String?
@@ -112,7 +114,7 @@ struct EDMMD: AsyncParsableCommand {
             throw ExitCode(3)
         }
         exporter.attach(daemon)
-        logger.info("configuration: \(source.description)")
+        logger.info("\(BuildInfo.versionLine(of: "edmmd")), configuration: \(source.description)")
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: DaemonService(daemon: daemon))]
         // edmmd-metrics.socket's descriptor, when systemd passed one, else [metrics] listen.
         if let listener = inheritedMetrics.map(MetricsListener.inherited) ?? config.metrics.listen.flatMap(MetricsListener.init) {

@@ -1,4 +1,5 @@
 import EDMMCore
+import EDMMDaemon
 import EDMMProtocol
 import Glibc
 import Testing
@@ -14,7 +15,7 @@ import Testing
             let status = try client.status()
             #expect(status.mode == .simulated)
             #expect(status.modeReason.contains("simulated"))
-            #expect(status.daemonVersion == "0.1.0")
+            #expect(status.daemonVersion == EDMMDVersion.string)
             #expect(status.enclaves == 1)
             #expect(status.connections == 1)
             #expect(status.epcTotalBytes == 16 << 20)

@@ -1,6 +1,7 @@
 import Dispatch
 import EDMMCore
 import EDMMProtocol
+import EDMMVersion
 import Glibc
 import EDMMSystem
 
@@ -330,7 +331,7 @@ extension Verb {
     }
 }
 
-/// edmmd's version, as HELLO and STATUS report it.
+/// edmmd's version, as HELLO and STATUS report it: the repository's VERSION.
 public enum EDMMDVersion {
-    public static let string = "0.1.0"
+    public static let string = EDMMVersion.release
 }
