@@ -16,20 +16,24 @@ public enum ListenerSource: Sendable, Equatable {
 
 /// The listening socket and its accept loop.
 ///
-/// Concurrency: the accept source fires on the core queue (`queue`), which owns `paused`,
-/// `started`, `closed` and `closeWaiters`.
-final class ControlListener: @unchecked Sendable {
+/// Concurrency: the accept source fires on the core queue (`queue`), which owns `Progress`.
+final class ControlListener: Sendable {
     let fd: Int32
     /// The socket's path, when known.
     let path: String?
     private let ownsSocket: Bool
     private let queue: DispatchQueue
-    private let source: any DispatchSourceRead
+    private let readable: SendableSource<any DispatchSourceRead>
+    private var source: any DispatchSourceRead { readable.source }
     private let onAccept: @Sendable (Int32) -> Void
-    private var paused = false
-    private var started = false
-    private var closed = false
-    private var closeWaiters: [CheckedContinuation<Void, Never>] = []
+    private let progress: QueueBound<Progress>
+
+    private final class Progress {
+        var paused = false
+        var started = false
+        var closed = false
+        var closeWaiters: [CheckedContinuation<Void, Never>] = []
+    }
 
     init(_ listener: ListenerSource, queue: DispatchQueue, onAccept: @escaping @Sendable (Int32) -> Void) throws(StartupError) {
         switch listener {
@@ -48,14 +52,15 @@ final class ControlListener: @unchecked Sendable {
         }
         self.queue = queue
         self.onAccept = onAccept
-        source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+        progress = QueueBound(Progress(), queue: queue)
+        readable = SendableSource(DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue))
     }
 
     func start() {
         source.setEventHandler { @Sendable [weak self] in self?.acceptAll() }
         // Strong: the socket must be closed (and its file removed) even if nothing else holds us.
         source.setCancelHandler { @Sendable in self.closeSocket() }
-        queue.async { self.started = true }
+        progress.async { $0.started = true }
         source.activate()
     }
 
@@ -64,32 +69,33 @@ final class ControlListener: @unchecked Sendable {
     func stop() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             queue.async {
-                guard !self.closed else { return continuation.resume() }
-                self.closeWaiters.append(continuation)
+                let progress = self.progress.value
+                guard !progress.closed else { return continuation.resume() }
+                progress.closeWaiters.append(continuation)
                 // An inactive source never runs its cancel handler.
-                guard self.started else { return self.closeSocket() }
-                if self.paused { self.source.resume() }
-                self.paused = false
+                guard progress.started else { return self.closeSocket() }
+                if progress.paused { self.source.resume() }
+                progress.paused = false
                 self.source.cancel()
             }
         }
     }
 
     private func closeSocket() {
-        dispatchPrecondition(condition: .onQueue(queue))
-        guard !closed else { return }
-        closed = true
+        let progress = self.progress.value
+        guard !progress.closed else { return }
+        progress.closed = true
         if ownsSocket {
             Glibc.close(fd)
             if let path { unlink(path) }
         }
-        let waiters = closeWaiters
-        closeWaiters.removeAll()
-        waiters.forEach { $0.resume() }
+        let waiters = progress.closeWaiters
+        progress.closeWaiters.removeAll()
+        for waiter in waiters { waiter.resume() }
     }
 
     private func acceptAll() {
-        dispatchPrecondition(condition: .onQueue(queue))
+        let progress = self.progress.value
         while true {
             let client = edmm_accept(fd)
             if client >= 0 {
@@ -102,11 +108,12 @@ final class ControlListener: @unchecked Sendable {
             case EMFILE, ENFILE, ENOBUFS, ENOMEM:
                 // Out of descriptors: pause instead of spinning on a listener that stays readable.
                 guard !source.isCancelled else { return }
-                paused = true
+                progress.paused = true
                 source.suspend()
                 queue.asyncAfter(deadline: .now() + .milliseconds(100)) {
-                    guard self.paused else { return }
-                    self.paused = false
+                    let progress = self.progress.value
+                    guard progress.paused else { return }
+                    progress.paused = false
                     self.source.resume()
                 }
                 return

@@ -9,56 +9,60 @@ import Glibc
 /// rate, the service manager's status line and watchdog tick, and the device's upkeep (the sweep
 /// of simulated enclaves whose processes died).
 ///
-/// Concurrency: `policy` and the sampling instants belong to the core queue (`core.queue`), where
-/// the timer fires.
-final class Supervisor: @unchecked Sendable {
+/// Concurrency: the reclaim policy and the interval belong to the core queue (`core.queue`),
+/// where the timer fires.
+final class Supervisor: Sendable {
     private let core: DaemonCore
-    private let timer: any DispatchSourceTimer
-    private var policy: PoolReclaimPolicy
-    private var interval: Duration
+    private let timer: SendableSource<any DispatchSourceTimer>
+    private let plan: QueueBound<Plan>
 
-    init(core: DaemonCore) {
-        self.core = core
-        let settings = core.settings
-        policy = PoolReclaimPolicy(settings.reclaim)
-        interval = settings.checkInterval
-        timer = DispatchSource.makeTimerSource(queue: core.queue)
-        // Active from the start (libdispatch traps when an inactive source is released), idle
-        // until `start`.
-        timer.setEventHandler { @Sendable [weak self] in self?.tick() }
-        timer.schedule(deadline: .distantFuture)
-        timer.activate()
-    }
+    /// What the ticks keep between them.
+    private final class Plan {
+        var policy: PoolReclaimPolicy
+        var interval: Duration
 
-    func start() {
-        core.queue.async { self.schedule() }
-    }
-
-    func stop() { timer.cancel() }
-
-    /// New reclaim settings or interval (core queue).
-    func apply(_ settings: DaemonSettings) {
-        dispatchPrecondition(condition: .onQueue(core.queue))
-        if settings.reclaim != policy.configuration { policy = PoolReclaimPolicy(settings.reclaim) }
-        if settings.checkInterval != interval {
+        init(_ settings: DaemonSettings) {
+            policy = PoolReclaimPolicy(settings.reclaim)
             interval = settings.checkInterval
-            schedule()
         }
     }
 
-    private func schedule() {
+    init(core: DaemonCore) {
+        self.core = core
+        plan = QueueBound(Plan(core.settings), queue: core.queue)
+        timer = .timer(on: core.queue)
+        timer.activateIdle { [weak self] in self?.tick() }
+    }
+
+    func start() {
+        core.queue.async { self.schedule(every: self.plan.value.interval) }
+    }
+
+    func stop() { timer.source.cancel() }
+
+    /// New reclaim settings or interval (core queue).
+    func apply(_ settings: DaemonSettings) {
+        let plan = self.plan.value
+        if settings.reclaim != plan.policy.configuration { plan.policy = PoolReclaimPolicy(settings.reclaim) }
+        if settings.checkInterval != plan.interval {
+            plan.interval = settings.checkInterval
+            schedule(every: plan.interval)
+        }
+    }
+
+    private func schedule(every interval: Duration) {
         let micros = Int(interval.microsecondsClamped)
-        timer.schedule(deadline: .now() + .microseconds(micros), repeating: .microseconds(micros), leeway: .microseconds(micros / 10))
+        timer.source.schedule(deadline: .now() + .microseconds(micros), repeating: .microseconds(micros), leeway: .microseconds(micros / 10))
     }
 
     private func tick() {
-        dispatchPrecondition(condition: .onQueue(core.queue))
+        let plan = self.plan.value
         if let stall = core.faultInjection?.takeCoreStall() { blockingPause(stall) }
         core.notifier.watchdogTick()
         let now = MonotonicInstant.now
         if core.sampleRate(now: now) { core.notifier.status(statusLine()) }
         core.backend.maintain(now: now, logger: core.logger)
-        reclaimPools()
+        reclaimPools(plan)
     }
 
     /// One status line with live figures for the service manager.
@@ -74,7 +78,7 @@ final class Supervisor: @unchecked Sendable {
 
     /// Asks the enclaves over their pool threshold, and under EPC pressure the least recently
     /// active ones, to give pool pages back.
-    private func reclaimPools() {
+    private func reclaimPools(_ plan: Plan) {
         let enclaves = core.registry.all.map { ($0, $0.snapshot) }
         let pools = enclaves.map { enclave, snapshot in
             PoolReclaimPolicy.EnclavePool(
@@ -87,12 +91,12 @@ final class Supervisor: @unchecked Sendable {
         let total = core.backend.epcTotalPages
         used -= min(used, leaving)
         // Unknown EPC size (kernel without sysfs figures): only the per-enclave threshold applies.
-        let orders = policy.plan(enclaves: pools, machineUsedPages: total == 0 ? 0 : used, machineTotalPages: total == 0 ? 1 : total)
-        core.underPressure.store(total > 0 && policy.underPressure, ordering: .relaxed)
+        let orders = plan.policy.plan(enclaves: pools, machineUsedPages: total == 0 ? 0 : used, machineTotalPages: total == 0 ? 1 : total)
+        core.underPressure.store(total > 0 && plan.policy.underPressure, ordering: .relaxed)
         let byID = Dictionary(uniqueKeysWithValues: enclaves.map { (EnclaveID($0.0.handle), $0) })
         for order in orders {
             guard let (enclave, snapshot) = byID[order.enclave] else { continue }
-            let overThreshold = policy.thresholdExcess(pooledPages: snapshot.pages.pooled, epcPages: snapshot.pages.epcPages) > 0
+            let overThreshold = plan.policy.thresholdExcess(pooledPages: snapshot.pages.pooled, epcPages: snapshot.pages.epcPages) > 0
             enclave.reclaim(pages: order.pages, reason: overThreshold ? .poolThreshold : .epcPressure) { _ in }
         }
     }

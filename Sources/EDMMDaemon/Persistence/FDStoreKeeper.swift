@@ -21,23 +21,31 @@ import Synchronization
 /// edmmd trim pages an enclave uses. Writing every change synchronously would put a copy of the
 /// whole ledger on every request's path; 100 ms bounds the staleness without that.
 ///
-/// Concurrency: `queue` owns `slots`, `cache`, `collecting` and `writeFailed`; `pending` (a
-/// mutex) and `frozen` (an atomic) are touched from enclave queues.
-final class FDStoreKeeper: @unchecked Sendable {
+/// Concurrency: `queue` owns the `Writer` (the slots and the last state of each enclave);
+/// `pending` (a mutex) and `frozen` (an atomic) are touched from enclave queues.
+final class FDStoreKeeper: Sendable {
     let store: any DescriptorStore
     /// The state the previous daemon left, if any.
     let restored: PersistedState?
     private let logger: Logger
     private let queue = DispatchQueue(label: "edmmd.fdstore")
-    private let timer: any DispatchSourceTimer
+    private let timer: SendableSource<any DispatchSourceTimer>
     private let interval: Duration
-    private let slots: StateSlots
-    private var cache: [EnclaveHandle: PersistedState.Enclave] = [:]
-    private var collecting = false
-    private var writeFailed = false
+    private let writer: QueueBound<Writer>
     private let pending: Mutex<Pending>
     /// Set when shutdown begins: enclaves closing from then on stay in the store.
     private let frozen = Atomic<Bool>(false)
+
+    /// What the writes keep between them.
+    private final class Writer {
+        let slots: StateSlots
+        /// Each enclave's state as last collected.
+        var cache: [EnclaveHandle: PersistedState.Enclave] = [:]
+        var collecting = false
+        var writeFailed = false
+
+        init(_ slots: StateSlots) { self.slots = slots }
+    }
 
     private struct Pending {
         var changed: [EnclaveHandle: EnclaveContext] = [:]
@@ -82,21 +90,19 @@ final class FDStoreKeeper: @unchecked Sendable {
 
     private init(store: any DescriptorStore, slots: StateSlots, restored: PersistedState?, logger: Logger, interval: Duration) {
         self.store = store
-        self.slots = slots
+        writer = QueueBound(Writer(slots), queue: queue)
         self.restored = restored
         self.logger = logger
         self.interval = interval
         pending = Mutex(Pending(lastHandle: restored?.lastHandle ?? 0))
-        timer = DispatchSource.makeTimerSource(queue: queue)
-        timer.setEventHandler { @Sendable [weak self] in self?.persistChanges() }
-        timer.schedule(deadline: .distantFuture)
-        timer.activate()
+        timer = .timer(on: queue)
+        timer.activateIdle { [weak self] in self?.persistChanges() }
     }
 
     /// Starts writing changes (restored enclaves are already in `cache` through `enclaveChanged`).
     func start() {
         let micros = Int(interval.microsecondsClamped)
-        timer.schedule(deadline: .now() + .microseconds(micros), repeating: .microseconds(micros), leeway: .microseconds(micros / 10))
+        timer.source.schedule(deadline: .now() + .microseconds(micros), repeating: .microseconds(micros), leeway: .microseconds(micros / 10))
     }
 
     /// Stores the simulated machine's memfd (a descriptor already stored is not stored twice).
@@ -141,18 +147,19 @@ final class FDStoreKeeper: @unchecked Sendable {
     // MARK: Writing (queue)
 
     private func persistChanges() {
-        dispatchPrecondition(condition: .onQueue(queue))
-        guard !collecting else { return }
+        let writer = self.writer.value
+        guard !writer.collecting else { return }
         let changed = pending.withLock { p in
             defer { p.changed = [:] }
             return Array(p.changed.values)
         }
         guard !changed.isEmpty else { return }
-        collecting = true
+        writer.collecting = true
         collect(changed) { states in
-            self.collecting = false
+            let writer = self.writer.value
+            writer.collecting = false
             guard !self.frozen.load(ordering: .acquiring) else { return }
-            for (handle, state) in states { self.cache[handle] = state }
+            for (handle, state) in states { writer.cache[handle] = state }
             self.write(clean: false)
         }
     }
@@ -163,10 +170,11 @@ final class FDStoreKeeper: @unchecked Sendable {
         frozen.store(true, ordering: .releasing)
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             queue.async {
-                self.timer.cancel()
+                self.timer.source.cancel()
                 self.collect(enclaves) { states in
-                    self.cache = [:]
-                    for (handle, state) in states { self.cache[handle] = state }
+                    let writer = self.writer.value
+                    writer.cache = [:]
+                    for (handle, state) in states { writer.cache[handle] = state }
                     self.write(clean: true)
                     continuation.resume()
                 }
@@ -191,17 +199,17 @@ final class FDStoreKeeper: @unchecked Sendable {
     }
 
     private func write(clean: Bool) {
-        dispatchPrecondition(condition: .onQueue(queue))
+        let writer = self.writer.value
         let state = PersistedState(
             lastHandle: pending.withLock { $0.lastHandle }, cleanShutdown: clean,
-            enclaves: cache.keys.sorted().compactMap { cache[$0] })
-        switch slots.write(state.encoded()) {
+            enclaves: writer.cache.keys.sorted().compactMap { writer.cache[$0] })
+        switch writer.slots.write(state.encoded()) {
         case .success:
-            if writeFailed { logger.notice("the FD store's state is written again") }
-            writeFailed = false
+            if writer.writeFailed { logger.notice("the FD store's state is written again") }
+            writer.writeFailed = false
         case .failure(let error):
-            if !writeFailed { logger.error("cannot write the FD store's state (\(error)); a restart would find it out of date") }
-            writeFailed = true
+            if !writer.writeFailed { logger.error("cannot write the FD store's state (\(error)); a restart would find it out of date") }
+            writer.writeFailed = true
         }
     }
 }
