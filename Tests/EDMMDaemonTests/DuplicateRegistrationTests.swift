@@ -152,9 +152,8 @@ import Testing
         let owner = PeerCredentials(pid: getpid(), uid: getuid(), gid: getgid(), groups: [])
         let records = handles.map { handle in
             PersistedState.Enclave(
-                record: EnclaveRecord(
-                    handle: handle, label: "twice", owner: owner, device: .simulated, base: enclave.base, size: enclave.size,
-                    managed: PageRange(first: 0, count: enclave.size >> Page.shift), pages: []),
+                record: EnclaveRecord(identity: EnclaveIdentity(handle: handle, label: "twice", owner: owner, device: .simulated, base: enclave.base, size: enclave.size,
+                    managed: PageRange(first: 0, count: enclave.size >> Page.shift)), pages: []),
                 counters: EnclaveCounters())
         }
         let slots = try StateSlots.create().get()

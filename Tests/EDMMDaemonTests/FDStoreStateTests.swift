@@ -15,8 +15,9 @@ import Testing
         let enclaves = handles.map { handle in
             PersistedState.Enclave(
                 record: EnclaveRecord(
-                    handle: handle, label: "e\(handle)", owner: PeerCredentials(pid: 10, uid: 1000, gid: 1000, groups: [27]),
-                    device: .simulated, base: 1 << 32, size: 1 << 24, managed: PageRange(first: 16, count: 4080),
+                    identity: EnclaveIdentity(
+                        handle: handle, label: "e\(handle)", owner: PeerCredentials(pid: 10, uid: 1000, gid: 1000, groups: [27]),
+                        device: .simulated, base: 1 << 32, size: 1 << 24, managed: PageRange(first: 16, count: 4080)),
                     pages: [.init(range: PageRange(first: 16, count: 8), value: .committed(.rw))]),
                 counters: counters)
         }

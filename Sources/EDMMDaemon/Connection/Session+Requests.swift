@@ -174,9 +174,10 @@ extension Session {
                     .invalidArgument,
                     "ELRANGE [0x\(String(registration.base, radix: 16)), +0x\(String(registration.size, radix: 16))) does not match the \(device.kind) enclave's [0x\(String(elrange.base, radix: 16)), +0x\(String(elrange.size, radix: 16)))"))
         }
-        let enclave = EnclaveContext(
-            handle: core.registry.newHandle(), label: registration.label, owner: peer, base: registration.base,
-            size: registration.size, managed: registration.managed, device: device, core: core)
+        let identity = EnclaveIdentity(
+            handle: core.registry.newHandle(), label: registration.label, owner: peer, device: device.kind, base: registration.base,
+            size: registration.size, managed: registration.managed)
+        let enclave = EnclaveContext(identity: identity, device: device, core: core)
         switch core.registry.claim(device, for: enclave.handle, owner: peer.uid, registering: enclave) {
         case .claimed: break
         case .unchecked(let error): core.noteUncheckedRegistration(error)
@@ -192,7 +193,7 @@ extension Session {
         let fail = { (error: WireError) in self.answer(id: target.id, verbCode: target.verb.rawValue, .failure(error)) }
         if let enclave = enclaves[handle] {
             let reply = AttachReply(
-                base: enclave.base, size: enclave.size, label: enclave.label, device: enclave.deviceKind,
+                base: enclave.base, size: enclave.size, label: enclave.label, device: enclave.device,
                 managed: WireRange(enclave.managed))
             return answer(id: target.id, verbCode: target.verb.rawValue, .success(.attach(reply)))
         }

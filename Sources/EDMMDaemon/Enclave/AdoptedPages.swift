@@ -22,11 +22,14 @@ enum AdoptedState: Equatable {
     ///
     /// The walk stops once it found more than `maxPages` pages (the quota headroom: the REGISTER
     /// will be refused anyway), and refuses to read more than `maxEntries` entries.
+    /// One run of adopted pages in one state.
+    typealias Run = (range: PageRange, state: AdoptedState)
+
     static func runs(
         _ ranges: [PageRange], in epcm: (any EPCMInspector)?, maxPages: UInt64 = .max, maxEntries: UInt64 = maxEntriesWalked
-    ) -> Result<[(range: PageRange, state: AdoptedState)], WireError> {
-        guard let epcm else { return .success(ranges.map { ($0, .committed(.rw, unaccepted: false)) }) }
-        var runs: [(range: PageRange, state: AdoptedState)] = []
+    ) throws(WireError) -> [Run] {
+        guard let epcm else { return ranges.map { ($0, .committed(.rw, unaccepted: false)) } }
+        var runs: [Run] = []
         var pages: UInt64 = 0
         var invalid: (page: UInt64, state: EPCMPageState)?
         let walk = epcm.forEachPresentPage(in: ranges, maxEntries: maxEntries) { page, info in
@@ -43,19 +46,17 @@ enum AdoptedState: Equatable {
             return pages <= maxPages
         }
         if let invalid {
-            return .failure(
-                WireError(
-                    .invalidPageState, "adopted page at offset \(hexOffset(invalid.page)) has no legal EPCM state",
-                    detail: .page(offset: invalid.page << Page.shift, state: invalid.state.rawValue)))
+            throw WireError(
+                .invalidPageState, "adopted page at offset \(hexOffset(invalid.page)) has no legal EPCM state",
+                detail: .page(offset: invalid.page << Page.shift, state: invalid.state.rawValue))
         }
         if let wanted = walk.budgetWanted {
-            return .failure(
-                WireError(
-                    .invalidArgument,
-                    "the adopted ranges reach more page-table entries than one REGISTER may read (\(maxEntries)); adopt only the ranges the enclave uses",
-                    detail: .limit(limit: maxEntries, actual: wanted)))
+            throw WireError(
+                .invalidArgument,
+                "the adopted ranges reach more page-table entries than one REGISTER may read (\(maxEntries)); adopt only the ranges the enclave uses",
+                detail: .limit(limit: maxEntries, actual: wanted))
         }
-        return .success(runs)
+        return runs
     }
 
     /// The adopted state of a present page; nil for an EPCM state no page may have.

@@ -3,16 +3,14 @@ import EDMMCore
 
 /// The enclave's side of the FD store: what is stored, and how a stored enclave comes back.
 extension EnclaveContext {
-    /// The descriptor the FD store keeps for this enclave (queue-confined): the kernel enclave
-    /// descriptor, or the simulated enclave's memfd.
-    var storableDescriptor: Int32? { device?.storableDescriptor }
+    /// The enclave's record, taken on its queue (nil once it is closed).
+    func record(completion: @escaping @Sendable (EnclaveRecord?) -> Void) {
+        onQueue { completion($0.record()) }
+    }
 
     /// The enclave's record and counters, taken on its queue (nil once it is closed).
     func persistentState(completion: @escaping @Sendable (PersistedState.Enclave?) -> Void) {
-        record { record in
-            // `record` calls back on the queue, which owns `counters`.
-            completion(record.map { PersistedState.Enclave(record: $0, counters: self.counters) })
-        }
+        onQueue { state in completion(state.record().map { PersistedState.Enclave(record: $0, counters: state.counters) }) }
     }
 
     /// An enclave of the previous daemon, rebuilt from its record around its stored descriptor.
@@ -45,23 +43,43 @@ extension EnclaveContext {
             let reconciled = try ReconciledLedger(ledger, managed: record.managed, pooledInRecord: pooledInRecord, epcm: epcm)
             (ledger, unaccepted, reclaimed) = (reconciled.ledger, reconciled.unaccepted, reconciled.reclaimed)
         }
-        let enclave = EnclaveContext(
-            handle: record.handle, label: record.label, owner: record.owner, base: record.base, size: record.size,
-            managed: record.managed, device: device, core: core)
+        let enclave = EnclaveContext(identity: record.identity, device: device, core: core)
         // Nothing else knows the enclave yet: set it up on its queue before publishing it.
-        enclave.queue.sync {
-            enclave.ledger = ledger
-            for range in unaccepted { enclave.freshUnaccepted.insert(range) }
-            enclave.noticesOwed = reclaimed
-            enclave.counters = saved.counters
-            enclave.state = .active
+        enclave.state.sync { state in
+            state.ledger = ledger
+            for range in unaccepted { state.freshUnaccepted.insert(range) }
+            state.noticesOwed = reclaimed
+            state.counters = saved.counters
+            state.phase = .active
             core.registry.insert(enclave)
-            enclave.publish()
+            state.publish()
         }
         enclave.queue.asyncAfter(deadline: .now() + .microseconds(Int(grace.microsecondsClamped))) { [weak enclave] in
-            guard let enclave, enclave.state == .active, enclave.sessions.isEmpty else { return }
-            enclave.closeOnQueue(reason: "no client attached it again within \(grace) of the restart")
+            guard let enclave, case let state = enclave.state.value, state.phase == .active, state.sessions.isEmpty else { return }
+            state.close(reason: "no client attached it again within \(grace) of the restart")
         }
         return enclave
+    }
+}
+
+extension EnclaveState {
+    /// The descriptor the FD store keeps for this enclave: the kernel enclave descriptor, or the
+    /// simulated enclave's memfd.
+    var storableDescriptor: Int32? { device?.storableDescriptor }
+
+    /// The enclave's record: its identity and every tracked page in its settled state (nil once
+    /// it is closed).
+    func record() -> EnclaveRecord? {
+        guard phase == .active else { return nil }
+        var entries: [RangeMap<PageState>.Entry] = []
+        for entry in ledger.trackedRanges {
+            let state = EnclaveRecord.settled(entry.value)
+            if let last = entries.last, last.value == state, last.range.end == entry.range.first {
+                entries[entries.count - 1].range = PageRange(first: last.range.first, end: entry.range.end)
+            } else {
+                entries.append(RangeMap<PageState>.Entry(range: entry.range, value: state))
+            }
+        }
+        return EnclaveRecord(identity: identity, pages: entries)
     }
 }

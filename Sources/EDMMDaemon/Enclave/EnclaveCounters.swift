@@ -102,15 +102,9 @@ extension WireIoctl {
 
 /// One enclave as the rest of the daemon (views, the supervisor, metrics) sees it: a copy its
 /// queue publishes after every change.
+@dynamicMemberLookup
 public struct EnclaveSnapshot: Sendable, Equatable {
-    public var handle: EnclaveHandle
-    public var label: String
-    /// The registering peer.
-    public var owner: PeerCredentials
-    public var device: WireDeviceKind
-    public var base: UInt64
-    public var size: UInt64
-    public var managed: PageRange
+    public var identity: EnclaveIdentity
     public var pages: PageCounts
     /// nil: unlimited.
     public var quotaPages: UInt64?
@@ -118,11 +112,14 @@ public struct EnclaveSnapshot: Sendable, Equatable {
     public var lastActivity: MonotonicInstant
     public var counters: EnclaveCounters
 
+    public subscript<T>(dynamicMember keyPath: KeyPath<EnclaveIdentity, T>) -> T { identity[keyPath: keyPath] }
+
     /// The enclave as ENCLAVES and STATS report it.
     public var summary: EnclaveSummary {
-        EnclaveSummary(
-            enclave: handle, label: label, uid: owner.uid, gid: owner.gid, pid: UInt32(bitPattern: owner.pid),
-            device: device, base: base, size: size, committedPages: pages.committed + pages.restrictQueued + pages.tcsQueued,
+        let owner = identity.owner
+        return EnclaveSummary(
+            enclave: identity.handle, label: identity.label, uid: owner.uid, gid: owner.gid, pid: UInt32(bitPattern: owner.pid),
+            device: identity.device, base: identity.base, size: identity.size, committedPages: pages.committed + pages.restrictQueued + pages.tcsQueued,
             pooledPages: pages.pooled, trimmingPages: pages.trimming, removingPages: pages.removing, tcsPages: pages.tcs,
             quotaPages: quotaPages ?? .max, connections: UInt32(clamping: connections), requests: counters.requests,
             ioctls: counters.ioctls, idleMicros: MonotonicInstant.now.duration(since: lastActivity).microsecondsClamped)

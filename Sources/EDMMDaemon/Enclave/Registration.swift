@@ -79,74 +79,80 @@ extension EnclaveContext {
     /// preheat, charges both to the quotas, and publishes the handle. On failure the descriptor is
     /// closed and nothing stays charged.
     func activate(_ registration: ValidatedRegistration, target: ReplyTarget) {
-        queue.async { self.activateOnQueue(registration, target: target) }
+        onQueue { $0.activate(registration, target: target) }
     }
+}
 
-    private func activateOnQueue(_ registration: ValidatedRegistration, target: ReplyTarget) {
-        dispatchPrecondition(condition: .onQueue(queue))
-        let fail = { (error: WireError) in
-            self.closeOnQueue(reason: "registration failed")
-            target.session.deliver([Completion(target, .failure(error))])
-        }
-        // The walk of the adopted ranges stops past the pages the quotas could admit: a REGISTER
-        // buys no more work than its enclave may hold (the admission below decides).
-        let headroom = settings.quota.headroom(usage: core.quotas.usage(handle, uid: owner.uid))
-        let adopted: [(range: PageRange, state: AdoptedState)]
-        switch AdoptedState.runs(
-            registration.adopted, in: device?.epcm, maxPages: headroom - min(headroom, registration.preheatPages))
-        {
-        case .failure(let error): return fail(error)
-        case .success(let runs): adopted = runs
-        }
-        let adoptedPages = adopted.reduce(0) { $0 + $1.range.count }
-        let (asked, overflow) = adoptedPages.addingReportingOverflow(registration.preheatPages)
-        let quota = settings.quota
-        let preheat: [PageRange]
+extension EnclaveState {
+    func activate(_ registration: ValidatedRegistration, target: ReplyTarget) {
+        let admitted: (adopted: [AdoptedState.Run], preheat: [PageRange])
         do throws(WireError) {
-            preheat = try core.quotas.admit(handle, uid: owner.uid) { (usage: QuotaUsage) throws(WireError) in
-                if let refusal = quota.check(asked: overflow ? .max : asked, usage: usage) { throw WireError(refusal) }
-                do throws(LedgerError) {
-                    for run in adopted { try ledger.adopt(run.range, as: run.state) }
-                } catch {
-                    throw WireError(error)
-                }
-                var preheat: [PageRange] = []
-                if registration.preheatPages > 0 {
-                    do throws(AllocationError) {
-                        let grant = try ledger.allocate(
-                            .anywhere(pages: registration.preheatPages), permissions: .rw, quota: QuotaPolicy(),
-                            growth: .disabled, usage: usage)
-                        preheat = grant.fresh
-                    } catch {
-                        throw WireError(error)
-                    }
-                }
-                return (preheat, ledger.counts.epcPages)
-            }
+            admitted = try admit(registration)
         } catch {
-            return fail(error)
+            close(reason: "registration failed")
+            target.session.deliver([Completion(target, .failure(error))])
+            return
         }
-        for range in preheat { freshUnaccepted.insert(range) }
-        for run in adopted {
+        for range in admitted.preheat { freshUnaccepted.insert(range) }
+        for run in admitted.adopted {
             if case .committed(_, unaccepted: true) = run.state { freshUnaccepted.insert(run.range) }
         }
         chargedPages = ledger.counts.epcPages
-        state = .active
+        phase = .active
         sessions[target.session.id] = target.session
         registrarID = target.session.id
-        core.registry.insert(self)
-        if let fdStore = core.fdStore, let descriptor = storableDescriptor { fdStore.enclaveRegistered(self, descriptor: descriptor) }
+        core.registry.insert(context)
+        if let fdStore = core.fdStore, let descriptor = storableDescriptor { fdStore.enclaveRegistered(context, descriptor: descriptor) }
         core.counters.add(.enclavesRegistered)
         counters.record(.register, ok: true)
         publish()
         logger.info(
             "enclave registered",
             metadata: [
-                "label": "\(label)", "owner": "\(owner)", "device": "\(deviceKind)", "size": "\(size)",
-                "adopted": "\(adoptedPages)", "preheat": "\(registration.preheatPages)",
+                "label": "\(identity.label)", "owner": "\(identity.owner)", "device": "\(identity.device)",
+                "size": "\(identity.size)", "adopted": "\(admitted.adopted.reduce(0) { $0 + $1.range.count })",
+                "preheat": "\(registration.preheatPages)",
             ])
         let reply = RegisterReply(
-            enclave: handle, device: deviceKind, quotaPages: quota.enclaveLimit ?? .max, preheat: preheat.map(WireRange.init))
-        target.session.deliver([Completion(target, .success(.register(reply)), attaching: self)])
+            enclave: handle, device: identity.device, quotaPages: settings.quota.enclaveLimit ?? .max,
+            preheat: admitted.preheat.map(WireRange.init))
+        target.session.deliver([Completion(target, .success(.register(reply)), attaching: context)])
+    }
+
+    /// Records the adopted pages as the EPCM shows them and grants the preheat, both admitted by
+    /// the quotas under one lock; nothing changes when it throws.
+    private func admit(_ registration: ValidatedRegistration) throws(WireError) -> (
+        adopted: [AdoptedState.Run], preheat: [PageRange]
+    ) {
+        let owner = identity.owner.uid
+        // The walk of the adopted ranges stops past the pages the quotas could admit: a REGISTER
+        // buys no more work than its enclave may hold (the admission below decides).
+        let headroom = settings.quota.headroom(usage: core.quotas.usage(handle, uid: owner))
+        let adopted = try AdoptedState.runs(
+            registration.adopted, in: device?.epcm, maxPages: headroom - min(headroom, registration.preheatPages))
+        let adoptedPages = adopted.reduce(0) { $0 + $1.range.count }
+        let (asked, overflow) = adoptedPages.addingReportingOverflow(registration.preheatPages)
+        let quota = settings.quota
+        let preheat = try core.quotas.admit(handle, uid: owner) { (usage: QuotaUsage) throws(WireError) in
+            if let refusal = quota.check(asked: overflow ? .max : asked, usage: usage) { throw WireError(refusal) }
+            do throws(LedgerError) {
+                for run in adopted { try ledger.adopt(run.range, as: run.state) }
+            } catch {
+                throw WireError(error)
+            }
+            var preheat: [PageRange] = []
+            if registration.preheatPages > 0 {
+                do throws(AllocationError) {
+                    let grant = try ledger.allocate(
+                        .anywhere(pages: registration.preheatPages), permissions: .rw, quota: QuotaPolicy(), growth: .disabled,
+                        usage: usage)
+                    preheat = grant.fresh
+                } catch {
+                    throw WireError(error)
+                }
+            }
+            return (preheat, ledger.counts.epcPages)
+        }
+        return (adopted, preheat)
     }
 }

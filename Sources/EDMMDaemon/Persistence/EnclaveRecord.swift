@@ -1,4 +1,3 @@
-import Dispatch
 import EDMMCore
 import EDMMProtocol
 
@@ -8,23 +7,25 @@ import EDMMProtocol
 ///
 /// Queued work does not survive a restart: a page with an ioctl queued is recorded in the state it
 /// had before (its client never got an answer and will retry or re-register).
+@dynamicMemberLookup
 public struct EnclaveRecord: Equatable, Sendable {
-    public var handle: EnclaveHandle
-    public var label: String
-    public var owner: PeerCredentials
-    public var device: WireDeviceKind
-    public var base: UInt64
-    public var size: UInt64
-    public var managed: PageRange
+    public var identity: EnclaveIdentity
     /// Tracked ranges in page order, with their settled states.
     public var pages: [RangeMap<PageState>.Entry]
+
+    public init(identity: EnclaveIdentity, pages: [RangeMap<PageState>.Entry]) {
+        self.identity = identity
+        self.pages = pages
+    }
+
+    public subscript<T>(dynamicMember keyPath: KeyPath<EnclaveIdentity, T>) -> T { identity[keyPath: keyPath] }
 
     static let magic: UInt64 = 0x4745_444C_4D4D_4445  // "EDMMLDEG" in byte order
     static let version: UInt16 = 1
 
     /// The ledger these pages describe, rebuilt through the ledger's own transitions.
     public func rebuildLedger() throws(LedgerError) -> EnclaveLedger {
-        var ledger = EnclaveLedger(managedRange: managed)
+        var ledger = EnclaveLedger(managedRange: identity.managed)
         for entry in pages {
             let range = entry.range
             switch entry.value {
@@ -69,17 +70,7 @@ public struct EnclaveRecord: Equatable, Sendable {
         var w = WireWriter(capacity: 128 + pages.count * 26)
         w.u64(Self.magic)
         w.u16(Self.version)
-        w.u64(handle)
-        w.string(label)
-        w.u32(UInt32(bitPattern: owner.pid))
-        w.u32(owner.uid)
-        w.u32(owner.gid)
-        w.list(owner.groups) { w, gid in w.u32(gid) }
-        w.u8(device.rawValue)
-        w.u64(base)
-        w.u64(size)
-        w.u64(managed.first)
-        w.u64(managed.count)
+        identity.encode(into: &w)
         w.list(pages) { w, entry in
             w.u64(entry.range.first)
             w.u64(entry.range.count)
@@ -108,21 +99,7 @@ public struct EnclaveRecord: Equatable, Sendable {
         guard try r.u64("magic") == Self.magic else { throw DecodeError("not an edmmd enclave record", at: 0) }
         let versionAt = r.position
         guard try r.u16("version") == Self.version else { throw DecodeError("unsupported record version", at: versionAt) }
-        handle = try r.u64("handle")
-        label = try r.string("label", maxBytes: 64)
-        let pid = Int32(bitPattern: try r.u32("pid"))
-        let uid = try r.u32("uid")
-        let gid = try r.u32("gid")
-        let groups = try r.list("groups", maxCount: 65_536, minElementBytes: 4) { (r: inout WireReader) throws(DecodeError) in
-            try r.u32("group")
-        }
-        owner = PeerCredentials(pid: pid, uid: uid, gid: gid, groups: groups)
-        let deviceAt = r.position
-        guard let device = WireDeviceKind(rawValue: try r.u8("device")) else { throw DecodeError("unknown device", at: deviceAt) }
-        self.device = device
-        base = try r.u64("base")
-        size = try r.u64("size")
-        managed = try Self.range(&r, "managed")
+        identity = try EnclaveIdentity(decoding: &r)
         pages = try r.list("pages", maxCount: .max / 32, minElementBytes: 17) { (r: inout WireReader) throws(DecodeError) in
             let range = try Self.range(&r, "page range")
             let at = r.position
@@ -141,47 +118,11 @@ public struct EnclaveRecord: Equatable, Sendable {
         try r.expectEnd("enclave record")
     }
 
-    private static func range(_ r: inout WireReader, _ field: String) throws(DecodeError) -> PageRange {
+    static func range(_ r: inout WireReader, _ field: String) throws(DecodeError) -> PageRange {
         let at = r.position
         let first = try r.u64("\(field).first")
         let count = try r.u64("\(field).count")
         guard count > 0, first <= UInt64.max - count else { throw DecodeError("\(field): empty or wrapping", at: at) }
         return PageRange(first: first, count: count)
-    }
-
-    public init(
-        handle: EnclaveHandle, label: String, owner: PeerCredentials, device: WireDeviceKind, base: UInt64, size: UInt64,
-        managed: PageRange, pages: [RangeMap<PageState>.Entry]
-    ) {
-        self.handle = handle
-        self.label = label
-        self.owner = owner
-        self.device = device
-        self.base = base
-        self.size = size
-        self.managed = managed
-        self.pages = pages
-    }
-}
-
-extension EnclaveContext {
-    /// The enclave's record, taken on its queue (nil once it is closed).
-    func record(completion: @escaping @Sendable (EnclaveRecord?) -> Void) {
-        queue.async {
-            guard self.state == .active else { return completion(nil) }
-            var entries: [RangeMap<PageState>.Entry] = []
-            for entry in self.ledger.trackedRanges {
-                let state = EnclaveRecord.settled(entry.value)
-                if let last = entries.last, last.value == state, last.range.end == entry.range.first {
-                    entries[entries.count - 1].range = PageRange(first: last.range.first, end: entry.range.end)
-                } else {
-                    entries.append(RangeMap<PageState>.Entry(range: entry.range, value: state))
-                }
-            }
-            completion(
-                EnclaveRecord(
-                    handle: self.handle, label: self.label, owner: self.owner, device: self.deviceKind, base: self.base,
-                    size: self.size, managed: self.managed, pages: entries))
-        }
     }
 }

@@ -3,11 +3,10 @@ import EDMMCore
 import EDMMProtocol
 
 /// The client verbs, on the enclave's queue.
-extension EnclaveContext {
+extension EnclaveState {
     func handle(_ call: EnclaveCall) {
-        dispatchPrecondition(condition: .onQueue(queue))
         let target = call.target
-        guard state == .active else {
+        guard phase == .active else {
             answer(target, .failure(WireError(.unknownEnclave, "enclave \(handle) was unregistered")))
             return
         }
@@ -33,7 +32,7 @@ extension EnclaveContext {
         case .unregister:
             act(flushPolicy.shutdown())
             let pages = ledger.counts.epcPages
-            closeOnQueue(reason: "UNREGISTER from connection \(target.session.id)")
+            close(reason: "UNREGISTER from connection \(target.session.id)")
             answer(target, .success(.done(DoneReply(pages: pages, ioctls: 0, batchedRequests: 1))))
             return
         case .stats:
@@ -51,7 +50,7 @@ extension EnclaveContext {
     }
 
     /// The request's byte range as pages of this enclave, or the typed error.
-    func pages(_ range: WireRange) -> Result<PageRange, WireError> { range.pageRange(elrangeSize: size) }
+    func pages(_ range: WireRange) -> Result<PageRange, WireError> { range.pageRange(elrangeSize: identity.size) }
 
     /// TRIM, TRIM_ACCEPTED, RESTRICT, MAKE_TCS: the ledger queues the pages, the flush answers.
     func queueWork(_ target: ReplyTarget, _ range: WireRange, _ transition: (PageRange) throws(LedgerError) -> QueuedOperation) {
@@ -141,7 +140,7 @@ extension EnclaveContext {
                     asked, permissions: request.permissions, quota: QuotaPolicy(), growth: growth,
                     usage: QuotaUsage(enclavePages: 0, uidPages: 0, machinePages: 0))
             } else {
-                grant = try core.quotas.admit(handle, uid: owner.uid) { (usage: QuotaUsage) throws(AllocationError) in
+                grant = try core.quotas.admit(handle, uid: identity.owner.uid) { (usage: QuotaUsage) throws(AllocationError) in
                     let grant = try ledger.allocate(asked, permissions: request.permissions, quota: quota, growth: growth, usage: usage)
                     return (grant, ledger.counts.epcPages)
                 }
@@ -180,10 +179,9 @@ extension EnclaveContext {
 
     // MARK: Reclaim
 
-    func reclaimOnQueue(pages wanted: UInt64, reason: ReclaimReason) -> UInt64 {
-        dispatchPrecondition(condition: .onQueue(queue))
+    func reclaim(pages wanted: UInt64, reason: ReclaimReason) -> UInt64 {
         // With no connection (a restored enclave not attached yet) nobody could honour the notice.
-        guard state == .active, wanted > 0, !sessions.isEmpty else { return 0 }
+        guard phase == .active, wanted > 0, !sessions.isEmpty else { return 0 }
         let ranges = ledger.reclaimOldestPooled(pages: wanted)
         for range in ranges { enqueue(.trim, range, origin: .reclaim(reason)) }
         publish()

@@ -2,7 +2,7 @@ import Dispatch
 import EDMMCore
 import EDMMProtocol
 
-extension EnclaveContext {
+extension EnclaveState {
     /// STATS: the summary, the managed range and every named counter; for a simulated enclave also
     /// the simulated CPU's counts and the comparison of the ledger with the simulated EPCM.
     func stats() -> EnclaveStatsReply {
@@ -26,7 +26,7 @@ extension EnclaveContext {
             ]
             if let first = check.firstMismatch { logger.notice("ledger differs from the simulated EPCM: \(first)") }
         }
-        return EnclaveStatsReply(summary: snapshot.summary, managed: WireRange(managed), counters: named)
+        return EnclaveStatsReply(summary: context.snapshot.summary, managed: WireRange(identity.managed), counters: named)
     }
 
     struct EPCMComparison {
@@ -46,7 +46,6 @@ extension EnclaveContext {
     /// accepted); TCS pages are TCS; queued pages are still in the state before their ioctl; a page
     /// the ledger does not track is a hole.
     func compareWithEPCM(_ epcm: any EPCMInspector) -> EPCMComparison {
-        dispatchPrecondition(condition: .onQueue(queue))
         var result = EPCMComparison()
         var presentTracked: UInt64 = 0
         var confirmed: [PageRange] = []
@@ -111,17 +110,17 @@ extension EnclaveContext {
     /// page table is walked over the gaps where it has entries (up to `AdoptedState.maxEntriesWalked`),
     /// and the entries read count as checked.
     private func untrackedValidPages(_ epcm: any EPCMInspector, presentTracked: UInt64, checked: inout UInt64) -> UInt64 {
-        if managed == PageRange(first: 0, count: size >> Page.shift) {
+        if identity.managed == PageRange(first: 0, count: identity.size >> Page.shift) {
             let present = epcm.presentPages
             return present > presentTracked ? present - presentTracked : 0
         }
         var gaps: [PageRange] = []
-        var cursor = managed.first
-        for entry in ledger.states(in: managed) {
+        var cursor = identity.managed.first
+        for entry in ledger.states(in: identity.managed) {
             if entry.range.first > cursor { gaps.append(PageRange(first: cursor, end: entry.range.first)) }
             cursor = entry.range.end
         }
-        if cursor < managed.end { gaps.append(PageRange(first: cursor, end: managed.end)) }
+        if cursor < identity.managed.end { gaps.append(PageRange(first: cursor, end: identity.managed.end)) }
         var untracked: UInt64 = 0
         let walk = epcm.forEachPresentPage(in: gaps, maxEntries: AdoptedState.maxEntriesWalked) { _, _ in
             untracked += 1

@@ -15,17 +15,16 @@ struct FlushSummary {
     }
 }
 
-extension EnclaveContext {
+extension EnclaveState {
     /// Runs every queued request now: the planner turns them into the fewest ioctls, each runs
     /// through the retrying runner, and the attribution answers each request for its own pages.
     /// Requests an ioctl never reached (another request's page failed first) are planned again,
     /// never failed for someone else's page.
     @discardableResult
     func flushNow() -> FlushSummary {
-        dispatchPrecondition(condition: .onQueue(queue))
         // The window ends here, whoever flushed: a policy left collecting with its timer disarmed
         // would never flush the next request (a reply lost for good).
-        timer.schedule(deadline: .distantFuture)
+        timer.source.schedule(deadline: .distantFuture)
         flushPolicy.flushed()
         guard !queued.isEmpty, let device else { return FlushSummary() }
         let work = queued
