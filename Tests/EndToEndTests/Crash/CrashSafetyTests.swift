@@ -73,6 +73,8 @@ extension EndToEnd {
             let observer = try await daemon.connect()
             defer { observer.close() }
             let machine = try SimulatedMachine.open(fd: try #require(observer.machineDescriptor))
+            // Counted once the connection that found the daemon accepting has gone.
+            _ = try await daemon.status(on: observer) { $0.connections == 1 }
             let descriptorsBefore = daemon.openDescriptors()
             let fleet = try (0..<4).map { index in
                 try Spawned(

@@ -21,10 +21,9 @@ struct OutgoingMessage {
 /// The write path: replies ready at the same time are packed into as few messages as the limits
 /// allow, written without blocking, and a client whose unwritten replies pass `reply_queue` bytes
 /// (one that never reads) is disconnected.
-extension Session {
+extension SessionState {
     /// Answers an accepted request: it leaves the in-flight set and is counted.
     func answer(id: UInt64, verbCode: UInt16, _ outcome: Result<ResponseBody, WireError>, silentOnSuccess: Bool = false, descriptor: Int32? = nil) {
-        dispatchPrecondition(condition: .onQueue(queue))
         if let arrival = inFlight.removeValue(forKey: id) {
             core.instruments.recordReply(verbCode: verbCode, nanoseconds: MonotonicInstant.now.nanoseconds &- arrival.nanoseconds)
         }
@@ -42,7 +41,6 @@ extension Session {
     /// Answers an operation that was never accepted (it does not touch the in-flight set: a
     /// duplicate id must not end the original request).
     func reject(id: UInt64, verbCode: UInt16, _ error: WireError) {
-        dispatchPrecondition(condition: .onQueue(queue))
         // Verb 0 answers a whole message, which is not a request (counted as messages_malformed).
         if verbCode != 0 { core.counters.record(verbCode: verbCode, ok: false) }
         queueResponse(ResponseOperation(id: id, verbCode: verbCode, outcome: .failure(error)), descriptor: nil)
@@ -55,7 +53,6 @@ extension Session {
     }
 
     func pushOnQueue(_ push: Push) {
-        dispatchPrecondition(condition: .onQueue(queue))
         guard phase != .closed else { return }
         pushSequence += 1
         pendingPushes.append(MessageCodec.encode(PushOperation(sequence: pushSequence, push)))
@@ -67,12 +64,11 @@ extension Session {
     private func scheduleFlush() {
         guard !flushScheduled, !writesDeferred else { return }
         flushScheduled = true
-        queue.async { self.flushResponses() }
+        session.onQueue { $0.flushResponses() }
     }
 
     /// Runs `body` (on the queue), then packs and writes what it produced, at once.
     func writingAfter(_ body: () -> Void) {
-        dispatchPrecondition(condition: .onQueue(queue))
         let nested = writesDeferred
         writesDeferred = true
         body()
@@ -82,7 +78,6 @@ extension Session {
 
     /// Packs pending replies and pushes into messages and writes what the socket takes.
     func flushResponses() {
-        dispatchPrecondition(condition: .onQueue(queue))
         flushScheduled = false
         guard phase != .closed else { return }
         if !pendingResponses.isEmpty {
@@ -138,7 +133,6 @@ extension Session {
     /// Writes queued messages until the socket is full (then waits for a write event) or the
     /// outbox is empty.
     func writeOutbox() {
-        dispatchPrecondition(condition: .onQueue(queue))
         while phase != .closed, outboxHead < outbox.count {
             let message = outbox[outboxHead]
             if case .failure(let failure) = SeqpacketIO.send(fd, message.bytes, descriptors: message.descriptors) {
@@ -161,10 +155,10 @@ extension Session {
 
     private func armWriteSource() {
         guard writeSource == nil else { return }
-        let source = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue)
-        source.setEventHandler { @Sendable [weak self] in self?.writeOutbox() }
+        let source = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: session.queue)
+        source.setEventHandler { [weak session] in session?.state.value.writeOutbox() }
         // Strong: the descriptor must close even if nothing else holds the session by then.
-        source.setCancelHandler { @Sendable in self.sourceCancelled() }
+        source.setCancelHandler { [session] in session.state.value.sourceCancelled() }
         openSources += 1
         writeSource = source
         source.activate()
