@@ -2,15 +2,16 @@ import EDMMProtocol
 
 /// The admin verbs: RECLAIM and RELOAD, for root and the admin group.
 extension SessionState {
-    func reclaim(_ request: ReclaimRequest, id: UInt64) {
+    /// Schedules the reclaim; its enclaves' queues answer once they have queued their trims.
+    func reclaim(_ request: ReclaimRequest, id: UInt64) throws(WireError) {
         let verb = Verb.reclaim.rawValue
         guard peer.isAdmin(adminGroup: core.settings.adminGroupID) else {
-            return answer(id: id, verbCode: verb, .failure(WireError(.notAdmin, "RECLAIM needs root or the admin group")))
+            throw WireError(.notAdmin, "RECLAIM needs root or the admin group")
         }
         var target: EnclaveContext?
         if request.enclave != 0 {
             guard let enclave = core.registry.lookup(request.enclave) else {
-                return answer(id: id, verbCode: verb, .failure(WireError(.unknownEnclave, "no registered enclave has handle \(request.enclave)")))
+                throw WireError(.unknownEnclave, "no registered enclave has handle \(request.enclave)")
             }
             target = enclave
         }
@@ -23,11 +24,10 @@ extension SessionState {
         }
     }
 
-    func reload(id: UInt64) {
-        let verb = Verb.reload.rawValue
+    func reload() throws(WireError) -> ResponseBody {
         guard peer.isAdmin(adminGroup: core.settings.adminGroupID) else {
-            return answer(id: id, verbCode: verb, .failure(WireError(.notAdmin, "RELOAD needs root or the admin group")))
+            throw WireError(.notAdmin, "RELOAD needs root or the admin group")
         }
-        answer(id: id, verbCode: verb, core.reload().map { .reload(ReloadReply(summary: $0)) })
+        return .reload(ReloadReply(summary: try core.reload()))
     }
 }

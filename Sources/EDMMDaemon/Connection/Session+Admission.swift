@@ -32,42 +32,50 @@ extension SessionState {
         inFlight[operation.id] = .now
         let target = ReplyTarget(
             session: session, id: operation.id, verb: verb, silentOnSuccess: operation.flags.contains(.noReply))
+        do throws(WireError) {
+            try dispatch(operation, target: target, descriptors: descriptors)
+        } catch {
+            answer(id: operation.id, verbCode: verb.rawValue, .failure(error))
+        }
+    }
+
+    /// Runs an accepted request: answers the verbs of the connection itself, hands REGISTER and
+    /// ATTACH on to their enclave, and routes every enclave verb to its enclave's queue. What it
+    /// throws is the request's answer.
+    private func dispatch(_ operation: RequestOperation, target: ReplyTarget, descriptors: MessageDescriptors) throws(WireError) {
+        let (id, verb) = (operation.id, operation.request.verb.rawValue)
         switch operation.request {
-        case .hello(let hello):
-            self.hello(hello, id: operation.id, offersMachine: operation.flags.contains(.machine), descriptors: descriptors)
-        case .register(let request): register(request, target: target, descriptors: descriptors)
-        case .attach(let handle): attach(handle, target: target)
-        case .status: answer(id: operation.id, verbCode: verb.rawValue, .success(.status(core.statusReply())))
+        case .hello(let hello): try self.hello(hello, id: id, offersMachine: operation.flags.contains(.machine), descriptors: descriptors)
+        case .register(let request): try register(request, target: target, descriptors: descriptors)
+        case .attach(let handle): try attach(handle, target: target)
+        case .status: answer(id: id, verbCode: verb, .success(.status(core.statusReply())))
         case .enclaves(let query):
-            answer(id: operation.id, verbCode: verb.rawValue, .success(.enclaves(core.enclaveList(query, viewer: peer, limits: limits.protocolLimits))))
-        case .reclaim(let request): reclaim(request, id: operation.id)
-        case .reload: reload(id: operation.id)
-        case .metrics(let request): answer(id: operation.id, verbCode: verb.rawValue, metrics(request))
+            answer(id: id, verbCode: verb, .success(.enclaves(core.enclaveList(query, viewer: peer, limits: limits.protocolLimits))))
+        case .reclaim(let request): try reclaim(request, id: id)
+        case .reload: answer(id: id, verbCode: verb, .success(try reload()))
+        case .metrics(let request): answer(id: id, verbCode: verb, .success(try metrics(request)))
         case .unregister, .allocate, .free, .trim, .trimAccepted, .restrict, .relax, .makeTCS, .sync, .stats:
             // The enclave verbs: each names its enclave and runs on that enclave's queue.
-            guard let handle = operation.request.enclave else {
-                return answer(id: operation.id, verbCode: verb.rawValue, .failure(WireError(.internalError, "\(verb) names no enclave")))
-            }
-            route(handle, EnclaveCall(target: target, request: operation.request), viewOnly: verb == .stats)
+            guard let handle = operation.request.enclave else { throw WireError(.internalError, "\(target.verb) names no enclave") }
+            try route(handle, EnclaveCall(target: target, request: operation.request), viewOnly: target.verb == .stats)
         }
     }
 
     /// Sends an enclave-bound request to its queue, if this connection may use the enclave: it
     /// registered or attached it (STATS only needs to be allowed to see it).
-    func route(_ handle: EnclaveHandle, _ call: EnclaveCall, viewOnly: Bool) {
+    func route(_ handle: EnclaveHandle, _ call: EnclaveCall, viewOnly: Bool) throws(WireError) {
         if let enclave = enclaves[handle] { return submitInline(enclave, call) }
-        let fail = { (error: WireError) in self.answer(id: call.target.id, verbCode: call.target.verb.rawValue, .failure(error)) }
         guard let enclave = core.registry.lookup(handle) else {
-            return fail(WireError(.unknownEnclave, "no registered enclave has handle \(handle)"))
+            throw WireError(.unknownEnclave, "no registered enclave has handle \(handle)")
         }
         let adminGroup = core.settings.adminGroupID
         // A viewer that does not use the enclave does not wait for its queue: a flush there may
         // wait on the enclave's simulated EPC lock, which its own client can hold.
         if viewOnly, peer.canView(owner: enclave.owner.uid, adminGroup: adminGroup) { return enclave.submitLater(call) }
         if enclave.owner.uid != peer.uid && !peer.isAdmin(adminGroup: adminGroup) {
-            return fail(WireError(.notOwner, "enclave \(handle) belongs to uid \(enclave.owner.uid)"))
+            throw WireError(.notOwner, "enclave \(handle) belongs to uid \(enclave.owner.uid)")
         }
-        fail(WireError(.notOwner, "this connection has not registered or attached enclave \(handle); ATTACH it first"))
+        throw WireError(.notOwner, "this connection has not registered or attached enclave \(handle); ATTACH it first")
     }
 
     // MARK: Answers from enclaves

@@ -5,29 +5,17 @@ import Glibc
 /// HELLO: the protocol version, the limits, and the device descriptor clients need (the
 /// simulated EPC), or the one a client offers back to a restarted daemon.
 extension SessionState {
-    func hello(_ hello: HelloRequest, id: UInt64, offersMachine: Bool, descriptors: MessageDescriptors) {
-        let verb = Verb.hello.rawValue
-        guard phase == .awaitingHello else {
-            return answer(id: id, verbCode: verb, .failure(WireError(.invalidArgument, "HELLO was already exchanged on this connection")))
-        }
-        let lowest = max(hello.minVersion, ProtocolVersion.supported.lowerBound)
-        let highest = min(hello.maxVersion, ProtocolVersion.supported.upperBound)
+    func hello(_ hello: HelloRequest, id: UInt64, offersMachine: Bool, descriptors: MessageDescriptors) throws(WireError) {
+        guard phase == .awaitingHello else { throw WireError(.invalidArgument, "HELLO was already exchanged on this connection") }
+        let supported = ProtocolVersion.supported
+        let lowest = max(hello.minVersion, supported.lowerBound)
+        let highest = min(hello.maxVersion, supported.upperBound)
         guard lowest <= highest else {
-            return answer(
-                id: id, verbCode: verb,
-                .failure(
-                    WireError(
-                        .unsupportedVersion,
-                        "client speaks versions \(hello.minVersion)...\(hello.maxVersion), edmmd \(ProtocolVersion.supported.lowerBound)...\(ProtocolVersion.supported.upperBound)")))
+            throw WireError(
+                .unsupportedVersion,
+                "client speaks versions \(hello.minVersion)...\(hello.maxVersion), edmmd \(supported.lowerBound)...\(supported.upperBound)")
         }
-        var handed = core.backend.helloDescriptor
-        if offersMachine {
-            do throws(WireError) {
-                handed = try offeredDevice(descriptors)
-            } catch {
-                return answer(id: id, verbCode: verb, .failure(error))
-            }
-        }
+        let handed = offersMachine ? try offeredDevice(descriptors) : core.backend.helloDescriptor
         phase = .ready
         helloDone()
         // The reply borrows the device's descriptor: keep it open until the reply is sent.
@@ -36,7 +24,7 @@ extension SessionState {
             version: highest, mode: core.backend.mode, daemonVersion: EDMMDVersion.string, daemonPID: UInt32(bitPattern: getpid()),
             limits: limits.protocolLimits, carriesMachineDescriptor: handed != nil)
         logger.debug("hello", metadata: ["client": "\(hello.clientName)", "peer": "\(peer)"])
-        answer(id: id, verbCode: verb, .success(.hello(reply)), descriptor: handed?.fd)
+        answer(id: id, verbCode: Verb.hello.rawValue, .success(.hello(reply)), descriptor: handed?.fd)
     }
 
     /// The device a HELLO with the machine flag carried (descriptor 0), once the daemon uses it:

@@ -13,41 +13,31 @@ extension SessionState {
             detail: .limit(limit: UInt64(limit), actual: UInt64(enclaves.count + pendingAttachments + 1)))
     }
 
-    func register(_ request: RegisterRequest, target: ReplyTarget, descriptors: MessageDescriptors) {
-        let fail = { (error: WireError) in self.answer(id: target.id, verbCode: target.verb.rawValue, .failure(error)) }
+    /// Opens the enclave a REGISTER names and hands the registration to its queue, which answers;
+    /// throws the refusals it can tell at once.
+    func register(_ request: RegisterRequest, target: ReplyTarget, descriptors: MessageDescriptors) throws(WireError) {
         let index = Int(request.descriptorIndex)
         if descriptors.truncated {
-            return fail(
-                WireError(
+            throw WireError(
                     .badDescriptor,
                     "the message carried more than \(limits.protocolLimits.maxDescriptorsPerMessage) descriptors; all were closed",
-                    detail: .limit(limit: UInt64(limits.protocolLimits.maxDescriptorsPerMessage), actual: UInt64(descriptors.count + 1))))
+                    detail: .limit(limit: UInt64(limits.protocolLimits.maxDescriptorsPerMessage), actual: UInt64(descriptors.count + 1)))
         }
         if descriptors.wasClaimed(index) {
-            return fail(WireError(.badDescriptor, "descriptor \(index) of this message was already used by another REGISTER"))
+            throw WireError(.badDescriptor, "descriptor \(index) of this message was already used by another REGISTER")
         }
         guard let fd = descriptors.claim(index) else {
-            return fail(WireError(.badDescriptor, "no descriptor at index \(index): the message carried \(descriptors.count)"))
+            throw WireError(.badDescriptor, "no descriptor at index \(index): the message carried \(descriptors.count)")
         }
-        guard enclaveSlotsLeft > 0 else { return fail(tooManyEnclaves()) }
+        guard enclaveSlotsLeft > 0 else { throw tooManyEnclaves() }
         let settings = core.settings
-        let registration: ValidatedRegistration
-        switch ValidatedRegistration.validate(request, maxPreheatPages: settings.maxPreheatPages) {
-        case .failure(let error): return fail(error)
-        case .success(let valid): registration = valid
-        }
-        let device: any OpenedEnclave
-        do throws(WireError) {
-            device = try core.backend.openEnclave(fd)
-        } catch {
-            return fail(error)
-        }
+        let registration = try ValidatedRegistration(request, maxPreheatPages: settings.maxPreheatPages)
+        let device = try core.backend.openEnclave(fd)
         if let elrange = device.elrange, elrange.base != registration.base || elrange.size != registration.size {
             device.close()
-            return fail(
-                WireError(
+            throw WireError(
                     .invalidArgument,
-                    "ELRANGE [0x\(String(registration.base, radix: 16)), +0x\(String(registration.size, radix: 16))) does not match the \(device.kind) enclave's [0x\(String(elrange.base, radix: 16)), +0x\(String(elrange.size, radix: 16)))"))
+                    "ELRANGE [0x\(String(registration.base, radix: 16)), +0x\(String(registration.size, radix: 16))) does not match the \(device.kind) enclave's [0x\(String(elrange.base, radix: 16)), +0x\(String(elrange.size, radix: 16)))")
         }
         let identity = EnclaveIdentity(
             handle: core.registry.newHandle(), label: registration.label, owner: peer, device: device.kind, base: registration.base,
@@ -58,27 +48,25 @@ extension SessionState {
         case .unchecked(let error): core.noteUncheckedRegistration(error)
         case .taken(let existing, let owner):
             enclave.close(reason: "a second REGISTER of enclave \(existing)") {}
-            return fail(WireError.alreadyRegistered(existing, owner: owner, asker: peer))
+            throw WireError.alreadyRegistered(existing, owner: owner, asker: peer)
         }
         pendingAttachments += 1
         enclave.activate(registration, target: target)
     }
 
-    func attach(_ handle: EnclaveHandle, target: ReplyTarget) {
-        let fail = { (error: WireError) in self.answer(id: target.id, verbCode: target.verb.rawValue, .failure(error)) }
+    func attach(_ handle: EnclaveHandle, target: ReplyTarget) throws(WireError) {
         if let enclave = enclaves[handle] {
             let reply = AttachReply(
-                base: enclave.base, size: enclave.size, label: enclave.label, device: enclave.device,
-                managed: WireRange(enclave.managed))
+                base: enclave.base, size: enclave.size, label: enclave.label, device: enclave.device, managed: WireRange(enclave.managed))
             return answer(id: target.id, verbCode: target.verb.rawValue, .success(.attach(reply)))
         }
         guard let enclave = core.registry.lookupIncludingRegistering(handle) else {
-            return fail(WireError(.unknownEnclave, "no registered enclave has handle \(handle)"))
+            throw WireError(.unknownEnclave, "no registered enclave has handle \(handle)")
         }
         guard enclave.owner.uid == peer.uid || peer.isRoot else {
-            return fail(WireError(.notOwner, "enclave \(handle) belongs to uid \(enclave.owner.uid); only that uid (or root) may attach it"))
+            throw WireError(.notOwner, "enclave \(handle) belongs to uid \(enclave.owner.uid); only that uid (or root) may attach it")
         }
-        guard enclaveSlotsLeft > 0 else { return fail(tooManyEnclaves()) }
+        guard enclaveSlotsLeft > 0 else { throw tooManyEnclaves() }
         pendingAttachments += 1
         enclave.attach(target)
     }

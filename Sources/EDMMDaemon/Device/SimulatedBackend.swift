@@ -197,7 +197,7 @@ extension SimulatedEPC: DeviceTakeOver {
         handed: any SharedDeviceDescriptor, replaced: (taken: String, previous: String)?
     ) {
         let before = machine
-        let machine = try adopt(fd: descriptor.raw).get()
+        let machine = try adopt(fd: descriptor.raw)
         return (machine, machine === before ? nil : (machine.uuidString, before.uuidString))
     }
 }

@@ -58,38 +58,36 @@ final class SimulatedEPC: Sendable {
 
     /// The machine a client offered in HELLO: the current one, or (validated) its replacement when
     /// no enclave is open in the current one. `fd` stays the caller's.
-    func adopt(fd: Int32) -> Result<SimulatedMachine, WireError> {
+    func adopt(fd: Int32) throws(WireError) -> SimulatedMachine {
         let offered: SimulatedMachine
         do {
             offered = try SimulatedMachine.open(fd: fd)
         } catch {
-            return .failure(WireError(.badDescriptor, "the descriptor HELLO carried is not a simulated EPC: \(error)"))
+            throw WireError(.badDescriptor, "the descriptor HELLO carried is not a simulated EPC: \(error)")
         }
-        return state.withLock { state in
+        return try state.withLock { (state: inout State) throws(WireError) -> SimulatedMachine in
             let current = state.machine
-            if offered.uuidString == current.uuidString { return .success(current) }
+            if offered.uuidString == current.uuidString { return current }
             guard offered.supportsSGX2 else {
-                return .failure(WireError(.badDescriptor, "the simulated EPC HELLO carried models an SGX1-only CPU"))
+                throw WireError(.badDescriptor, "the simulated EPC HELLO carried models an SGX1-only CPU")
             }
             guard offered.epcPages == current.epcPages else {
-                return .failure(
-                    WireError(
-                        .badDescriptor,
-                        "the simulated EPC HELLO carried has \(offered.epcPages) pages; this edmmd is configured for \(current.epcPages)"))
+                throw WireError(
+                    .badDescriptor,
+                    "the simulated EPC HELLO carried has \(offered.epcPages) pages; this edmmd is configured for \(current.epcPages)")
             }
             let open = state.openCount()
             guard open == 0 else {
-                return .failure(
-                    WireError(
-                        .badDescriptor,
-                        "edmmd already serves \(open) enclaves in its simulated EPC \(current.uuidString); it cannot take over \(offered.uuidString)"))
+                throw WireError(
+                    .badDescriptor,
+                    "edmmd already serves \(open) enclaves in its simulated EPC \(current.uuidString); it cannot take over \(offered.uuidString)")
             }
             state.machine = offered
             // The predecessor's attachments belong to a dead process: drop them (and release the
             // enclaves nobody alive holds any more), unless a client holds the machine lock now:
             // then the supervisor's sweep does it later.
             _ = offered.sweepDeadEnclavesIfIdle()
-            return .success(offered)
+            return offered
         }
     }
 }

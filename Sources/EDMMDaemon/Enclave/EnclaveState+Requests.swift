@@ -12,33 +12,36 @@ extension EnclaveState {
         }
         // Views do not make an enclave active: idle-first reclaim must not spare a watched enclave.
         if case .stats = call.request {} else { lastActivity = .now }
-        switch call.request {
-        case .allocate(let request): answer(target, allocate(request, limits: target.session.limits.protocolLimits))
-        case .free(let request): answer(target, free(request.range))
-        case .relax(let request): answer(target, relax(request.range, request.permissions))
-        case .trim(let request): queueWork(target, request.range) { range throws(LedgerError) in try ledger.trim(range); return .trim }
-        case .trimAccepted(let request):
-            queueWork(target, request.range) { range throws(LedgerError) in try ledger.trimAccepted(range); return .remove }
-        case .restrict(let request):
-            queueWork(target, request.range) { range throws(LedgerError) in
-                try ledger.restrict(range, to: request.permissions)
-                return .restrict(request.permissions)
+        do throws(WireError) {
+            switch call.request {
+            case .allocate(let request): answer(target, .success(try allocate(request, limits: target.session.limits.protocolLimits)))
+            case .free(let request): answer(target, .success(try free(request.range)))
+            case .relax(let request): answer(target, .success(try relax(request.range, request.permissions)))
+            case .trim(let request): try queueWork(target, request.range) { range throws(LedgerError) in try ledger.trim(range); return .trim }
+            case .trimAccepted(let request):
+                try queueWork(target, request.range) { range throws(LedgerError) in try ledger.trimAccepted(range); return .remove }
+            case .restrict(let request):
+                try queueWork(target, request.range) { range throws(LedgerError) in
+                    try ledger.restrict(range, to: request.permissions)
+                    return .restrict(request.permissions)
+                }
+            case .makeTCS(let request):
+                try queueWork(target, request.range) { range throws(LedgerError) in try ledger.makeTCS(range); return .makeTCS }
+            case .sync:
+                answer(target, .success(.done(flushNow().reply)))
+            case .unregister:
+                act(flushPolicy.shutdown())
+                let pages = ledger.counts.epcPages
+                close(reason: "UNREGISTER from connection \(target.session.id)")
+                answer(target, .success(.done(DoneReply(pages: pages, ioctls: 0, batchedRequests: 1))))
+                return
+            case .stats:
+                answer(target, .success(.stats(stats())))
+            case .hello, .register, .attach, .status, .enclaves, .reclaim, .reload, .metrics:
+                throw WireError(.internalError, "\(target.verb) was routed to an enclave")
             }
-        case .makeTCS(let request):
-            queueWork(target, request.range) { range throws(LedgerError) in try ledger.makeTCS(range); return .makeTCS }
-        case .sync:
-            let flush = flushNow()
-            answer(target, .success(.done(flush.reply)))
-        case .unregister:
-            act(flushPolicy.shutdown())
-            let pages = ledger.counts.epcPages
-            close(reason: "UNREGISTER from connection \(target.session.id)")
-            answer(target, .success(.done(DoneReply(pages: pages, ioctls: 0, batchedRequests: 1))))
-            return
-        case .stats:
-            answer(target, .success(.stats(stats())))
-        case .hello, .register, .attach, .status, .enclaves, .reclaim, .reload, .metrics:
-            answer(target, .failure(WireError(.internalError, "\(target.verb) was routed to an enclave")))
+        } catch {
+            answer(target, .failure(error))
         }
         publish()
     }
@@ -50,40 +53,22 @@ extension EnclaveState {
     }
 
     /// The request's byte range as pages of this enclave, or the typed error.
-    func pages(_ range: WireRange) -> Result<PageRange, WireError> { range.pageRange(elrangeSize: identity.size) }
+    func pages(_ range: WireRange) throws(WireError) -> PageRange { try range.pageRange(elrangeSize: identity.size).get() }
 
     /// TRIM, TRIM_ACCEPTED, RESTRICT, MAKE_TCS: the ledger queues the pages, the flush answers.
-    func queueWork(_ target: ReplyTarget, _ range: WireRange, _ transition: (PageRange) throws(LedgerError) -> QueuedOperation) {
-        let operation: QueuedOperation
-        let pages: PageRange
-        switch self.pages(range) {
-        case .failure(let error):
-            answer(target, .failure(error))
-            return
-        case .success(let valid): pages = valid
-        }
-        do throws(LedgerError) {
-            operation = try afterQueuedWork { () throws(LedgerError) in try transition(pages) }
-        } catch {
-            answer(target, .failure(WireError(error)))
-            return
-        }
+    func queueWork(
+        _ target: ReplyTarget, _ range: WireRange, _ transition: (PageRange) throws(LedgerError) -> QueuedOperation
+    ) throws(WireError) {
+        let pages = try self.pages(range)
+        let operation = try afterQueuedWork { () throws(LedgerError) in try transition(pages) }
         enqueue(operation, pages, origin: .client(target))
     }
 
     // MARK: Bookkeeping verbs
 
-    func free(_ range: WireRange) -> Result<ResponseBody, WireError> {
-        let pages: PageRange
-        switch self.pages(range) {
-        case .failure(let error): return .failure(error)
-        case .success(let valid): pages = valid
-        }
-        do throws(LedgerError) {
-            try afterQueuedWork { () throws(LedgerError) in try ledger.free(pages, at: .now) }
-        } catch {
-            return .failure(WireError(error))
-        }
+    func free(_ range: WireRange) throws(WireError) -> ResponseBody {
+        let pages = try self.pages(range)
+        try afterQueuedWork { () throws(LedgerError) in try ledger.free(pages, at: .now) }
         freshUnaccepted.remove(pages)
         if !settings.poolEnabled {
             // No lazy pool: the pages go back at once, through the same RECLAIM notice as any
@@ -95,40 +80,29 @@ extension EnclaveState {
                 logger.error("FREE without a pool could not reclaim \(pages): \(error)")
             }
         }
-        return .success(.done(DoneReply(pages: pages.count)))
+        return .done(DoneReply(pages: pages.count))
     }
 
-    func relax(_ range: WireRange, _ permissions: PagePermissions) -> Result<ResponseBody, WireError> {
-        let pages: PageRange
-        switch self.pages(range) {
-        case .failure(let error): return .failure(error)
-        case .success(let valid): pages = valid
-        }
-        do throws(LedgerError) {
-            try afterQueuedWork { () throws(LedgerError) in try ledger.relax(pages, adding: permissions) }
-        } catch {
-            return .failure(WireError(error))
-        }
-        return .success(.done(DoneReply(pages: pages.count)))
+    func relax(_ range: WireRange, _ permissions: PagePermissions) throws(WireError) -> ResponseBody {
+        let pages = try self.pages(range)
+        try afterQueuedWork { () throws(LedgerError) in try ledger.relax(pages, adding: permissions) }
+        return .done(DoneReply(pages: pages.count))
     }
 
     // MARK: ALLOCATE
 
-    func allocate(_ request: AllocateRequest, limits: ProtocolLimits) -> Result<ResponseBody, WireError> {
+    func allocate(_ request: AllocateRequest, limits: ProtocolLimits) throws(WireError) -> ResponseBody {
         let asked: AllocationRequest
         if request.offset == WireRange.anywhere {
             guard request.length > 0, request.length % Page.size == 0 else {
-                return .failure(WireError(.notAligned, "length \(request.length) must be a non-zero multiple of 4096"))
+                throw WireError(.notAligned, "length \(request.length) must be a non-zero multiple of 4096")
             }
             asked = .anywhere(pages: request.length / Page.size)
         } else {
-            switch pages(WireRange(offset: request.offset, length: request.length)) {
-            case .failure(let error): return .failure(error)
-            case .success(let range):
-                if let error = checkSegments(range, limits: limits) { return .failure(error) }
-                if ledger.states(in: range).contains(where: { $0.value.isPending }) { flushNow() }
-                asked = .range(range)
-            }
+            let range = try pages(WireRange(offset: request.offset, length: request.length))
+            try checkSegments(range, limits: limits)
+            if ledger.states(in: range).contains(where: { $0.value.isPending }) { flushNow() }
+            asked = .range(range)
         }
         let quota = settings.quota
         let growth = request.allowGrowth ? settings.growth : .disabled
@@ -147,19 +121,18 @@ extension EnclaveState {
                 chargedPages = ledger.counts.epcPages
             }
         } catch {
-            return .failure(WireError(error))
+            throw WireError(error)
         }
         for range in grant.fresh { freshUnaccepted.insert(range) }
-        return .success(
-            .allocate(
-                AllocateReply(
-                    granted: WireRange(grant.range), permissions: request.permissions,
-                    reused: grant.reused.map { WireRange($0.range) }, fresh: grant.fresh.map(WireRange.init))))
+        return .allocate(
+            AllocateReply(
+                granted: WireRange(grant.range), permissions: request.permissions, reused: grant.reused.map { WireRange($0.range) },
+                fresh: grant.fresh.map(WireRange.init)))
     }
 
     /// A fixed-range ALLOCATE over a fragmented region could need more reused/fresh ranges than a
     /// reply can carry: refuse it before anything changes.
-    func checkSegments(_ range: PageRange, limits: ProtocolLimits) -> WireError? {
+    func checkSegments(_ range: PageRange, limits: ProtocolLimits) throws(WireError) {
         let fitInMessage = (limits.maxMessageBytes - 128) / 16  // 16 bytes per range on the wire
         let limit = min(limits.maxRangesPerList, fitInMessage / 2)
         var segments = 0
@@ -170,8 +143,8 @@ extension EnclaveState {
             cursor = entry.range.end
         }
         if cursor < range.end { segments += 1 }
-        guard segments > limit else { return nil }
-        return WireError(
+        guard segments > limit else { return }
+        throw WireError(
             .invalidArgument,
             "\(WireRange(range)) spans \(segments) runs of different states, more than one reply can list (\(limit)); allocate it in parts",
             detail: .limit(limit: UInt64(limit), actual: UInt64(segments)))

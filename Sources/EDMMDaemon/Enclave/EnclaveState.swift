@@ -88,15 +88,20 @@ final class EnclaveState {
         act(flushPolicy.requestQueued(pages: range.count, now: .now))
     }
 
-    /// Runs `body`; if it refuses because a page has work queued, flushes that work and tries once
-    /// more, so that requests take effect in arrival order.
-    func afterQueuedWork<T>(_ body: () throws(LedgerError) -> T) throws(LedgerError) -> T {
+    /// Runs the ledger transition `body`; if it refuses because a page has work queued, flushes
+    /// that work and tries once more, so that requests take effect in arrival order. A refusal
+    /// is thrown as the client sees it.
+    func afterQueuedWork<T>(_ body: () throws(LedgerError) -> T) throws(WireError) -> T {
         do throws(LedgerError) {
-            return try body()
+            do throws(LedgerError) {
+                return try body()
+            } catch {
+                guard case .pendingWork = error else { throw error }
+                flushNow()
+                return try body()
+            }
         } catch {
-            guard case .pendingWork = error else { throw error }
-            flushNow()
-            return try body()
+            throw WireError(error)
         }
     }
 

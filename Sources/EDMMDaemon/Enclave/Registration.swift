@@ -12,56 +12,51 @@ struct ValidatedRegistration: Sendable {
     var preheatPages: UInt64
 
     /// Checks everything that does not need the descriptor.
-    static func validate(_ request: RegisterRequest, maxPreheatPages: UInt64) -> Result<ValidatedRegistration, WireError> {
+    init(_ request: RegisterRequest, maxPreheatPages: UInt64) throws(WireError) {
         let labelBytes = request.label.utf8
-        guard !labelBytes.isEmpty, labelBytes.count <= 64, labelBytes.allSatisfy(isLabelByte) else {
-            return .failure(
-                WireError(.invalidArgument, "label \"\(request.label)\" must be 1 to 64 bytes of [A-Za-z0-9._-]"))
+        guard !labelBytes.isEmpty, labelBytes.count <= 64, labelBytes.allSatisfy(Self.isLabelByte) else {
+            throw WireError(.invalidArgument, "label \"\(request.label)\" must be 1 to 64 bytes of [A-Za-z0-9._-]")
         }
         guard request.size >= Page.size, request.size & (request.size - 1) == 0 else {
-            return .failure(WireError(.invalidArgument, "ELRANGE size \(request.size) must be a power of two of at least 4096"))
+            throw WireError(.invalidArgument, "ELRANGE size \(request.size) must be a power of two of at least 4096")
         }
         guard request.base % request.size == 0, request.base <= UInt64.max - request.size else {
-            return .failure(
-                WireError(.invalidArgument, "ELRANGE base 0x\(String(request.base, radix: 16)) must be aligned to its size 0x\(String(request.size, radix: 16))"))
+            throw WireError(
+                .invalidArgument,
+                "ELRANGE base 0x\(String(request.base, radix: 16)) must be aligned to its size 0x\(String(request.size, radix: 16))")
         }
         let managed: PageRange
         if request.managed.length == 0 {
             guard request.managed.offset == 0 else {
-                return .failure(WireError(.invalidArgument, "a managed range of length 0 means all of ELRANGE; its offset must be 0"))
+                throw WireError(.invalidArgument, "a managed range of length 0 means all of ELRANGE; its offset must be 0")
             }
             managed = PageRange(first: 0, count: request.size >> Page.shift)
         } else {
-            switch request.managed.pageRange(elrangeSize: request.size) {
-            case .failure(let error): return .failure(error)
-            case .success(let range): managed = range
-            }
+            managed = try request.managed.pageRange(elrangeSize: request.size).get()
         }
         var adopted: [PageRange] = []
         for wire in request.adopted {
-            switch wire.pageRange(elrangeSize: request.size) {
-            case .failure(let error): return .failure(error)
-            case .success(let range):
-                guard managed.contains(range) else {
-                    return .failure(WireError(.outOfRange, "adopted range \(wire) is outside the managed range \(request.managed)"))
-                }
-                adopted.append(range)
+            let range = try wire.pageRange(elrangeSize: request.size).get()
+            guard managed.contains(range) else {
+                throw WireError(.outOfRange, "adopted range \(wire) is outside the managed range \(request.managed)")
             }
+            adopted.append(range)
         }
         adopted.sort()
         for (lower, upper) in zip(adopted, adopted.dropFirst()) where lower.overlaps(upper) {
-            return .failure(WireError(.invalidArgument, "adopted ranges \(WireRange(lower)) and \(WireRange(upper)) overlap"))
+            throw WireError(.invalidArgument, "adopted ranges \(WireRange(lower)) and \(WireRange(upper)) overlap")
         }
         guard request.preheatPages <= maxPreheatPages else {
-            return .failure(
-                WireError(
-                    .invalidArgument, "preheat of \(request.preheatPages) pages exceeds the limit of \(maxPreheatPages)",
-                    detail: .limit(limit: maxPreheatPages, actual: request.preheatPages)))
+            throw WireError(
+                .invalidArgument, "preheat of \(request.preheatPages) pages exceeds the limit of \(maxPreheatPages)",
+                detail: .limit(limit: maxPreheatPages, actual: request.preheatPages))
         }
-        return .success(
-            ValidatedRegistration(
-                label: request.label, base: request.base, size: request.size, managed: managed, adopted: adopted,
-                preheatPages: request.preheatPages))
+        label = request.label
+        base = request.base
+        size = request.size
+        self.managed = managed
+        self.adopted = adopted
+        preheatPages = request.preheatPages
     }
 
     private static func isLabelByte(_ byte: UInt8) -> Bool {

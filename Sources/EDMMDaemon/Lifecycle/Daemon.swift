@@ -95,9 +95,9 @@ public final class Daemon: Sendable {
             Glibc.close(fd)
             options.descriptorStore?.remove(name: name)
         }
-        core.setReloader { [weak self] in
-            guard let self else { return .failure(WireError(.shuttingDown, "edmmd is shutting down")) }
-            return self.reload()
+        core.setReloader { [weak self] () throws(WireError) -> String in
+            guard let self else { throw WireError(.shuttingDown, "edmmd is shutting down") }
+            return try self.reload()
         }
     }
 
@@ -192,23 +192,24 @@ public final class Daemon: Sendable {
 
     /// Re-reads the configuration file: applies what can change at run time, reports what needs a
     /// restart, and keeps the old configuration (saying why) when the new one is invalid.
-    public func reload() -> Result<String, WireError> {
+    @discardableResult
+    public func reload() throws(WireError) -> String {
         core.notifier.reloading()
-        let result = reloadConfiguration()
-        switch result {
-        case .success(let summary):
+        do throws(WireError) {
+            let summary = try reloadConfiguration()
             core.logger.info("configuration reloaded: \(summary)")
             core.notifier.ready(status: "serving; reloaded: \(summary)")
-        case .failure(let error):
+            return summary
+        } catch {
             core.logger.error("configuration not reloaded: \(error.message)")
             core.notifier.ready(status: "serving; reload failed, old configuration kept: \(error.message)")
+            throw error
         }
-        return result
     }
 
-    private func reloadConfiguration() -> Result<String, WireError> {
+    private func reloadConfiguration() throws(WireError) -> String {
         guard let configSource else {
-            return .failure(WireError(.invalidArgument, "this edmmd was started without a configuration file to reload"))
+            throw WireError(.invalidArgument, "this edmmd was started without a configuration file to reload")
         }
         let new: DaemonConfig
         let settings: DaemonSettings
@@ -216,7 +217,7 @@ public final class Daemon: Sendable {
             new = try configSource.load()
             settings = try DaemonSettings(new, epcTotalPages: core.backend.epcTotalPages)
         } catch {
-            return .failure(WireError(.invalidArgument, "old configuration kept: \(error)"))
+            throw WireError(.invalidArgument, "old configuration kept: \(error)")
         }
         let changes = config.withLock { old in
             defer { old = new }
@@ -226,7 +227,7 @@ public final class Daemon: Sendable {
         for enclave in core.registry.all { enclave.apply(settings) }
         let supervisor = self.supervisor
         core.queue.async { supervisor.apply(settings) }
-        return .success("\(configSource.description): \(changes.summary)")
+        return "\(configSource.description): \(changes.summary)"
     }
 
     /// A copy of every counter and every enclave's state, for metrics and status views.
@@ -257,23 +258,19 @@ public final class Daemon: Sendable {
         _ items: [T], timeout: Duration? = nil, _ body: (T, @escaping @Sendable () -> Void) -> Void
     ) async -> [T] {
         guard !items.isEmpty else { return [] }
-        let group = DispatchGroup()
         let pending = Mutex(Set(items.indices))
-        for (index, item) in items.enumerated() {
-            group.enter()
-            body(item) {
-                pending.withLock { _ = $0.remove(index) }
-                group.leave()
-            }
-        }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            DispatchQueue.global().async {
-                if let timeout {
-                    _ = group.wait(timeout: .now() + .microseconds(Int(timeout.microsecondsClamped)))
-                } else {
-                    group.wait()
+            // Resumed once: by the last completion or by the timeout, whichever comes first; no
+            // thread waits for either.
+            let waiting = Mutex<CheckedContinuation<Void, Never>?>(continuation)
+            let resume: @Sendable () -> Void = { waiting.withLock { $0.take() }?.resume() }
+            if let timeout {
+                DispatchQueue.global().asyncAfter(deadline: .now() + .microseconds(Int(timeout.microsecondsClamped)), execute: resume)
+            }
+            for (index, item) in items.enumerated() {
+                body(item) {
+                    if pending.withLock({ $0.remove(index) != nil && $0.isEmpty }) { resume() }
                 }
-                continuation.resume()
             }
         }
         return pending.withLock { $0 }.sorted().map { items[$0] }

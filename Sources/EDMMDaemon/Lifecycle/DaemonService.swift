@@ -16,7 +16,7 @@ public struct DaemonService: Service {
         try daemon.start()
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         for await _ in hangups.cancelOnGracefulShutdown() {
-            _ = daemon.reload()
+            _ = try? daemon.reload()  // logged, and the old configuration kept
         }
         // With the FD store, a stop may be a restart: clients are told to reconnect and ATTACH
         // (if it was a stop, systemd drops the store and the next daemon does not know them).

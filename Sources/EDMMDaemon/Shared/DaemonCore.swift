@@ -37,7 +37,7 @@ final class DaemonCore: Sendable {
     private let nextSessionID = Atomic<UInt64>(1)
     private let rate = Mutex(RequestRate())
     /// Re-reads the configuration (RELOAD); set once by `Daemon`.
-    private let reloader = Mutex<(@Sendable () -> Result<String, WireError>)?>(nil)
+    private let reloader = Mutex<(@Sendable () throws(WireError) -> String)?>(nil)
 
     init(
         backend: any DeviceBackend, settings: DaemonSettings, logger: Logger, logLevel: SharedLogLevel,
@@ -69,7 +69,6 @@ final class DaemonCore: Sendable {
     /// A newly accepted connection (core queue): refused with a reason when the daemon is full or
     /// stopping, else served by a new session.
     func admit(_ fd: Int32) {
-        dispatchPrecondition(condition: .onQueue(queue))
         guard let peer = PeerCredentials.of(socket: fd) else {
             logger.warning("cannot read the peer credentials of a new connection: \(ErrnoName.of(errno))")
             Glibc.close(fd)
@@ -121,15 +120,16 @@ final class DaemonCore: Sendable {
 
     // MARK: Reload
 
-    func setReloader(_ reload: @escaping @Sendable () -> Result<String, WireError>) {
+    func setReloader(_ reload: @escaping @Sendable () throws(WireError) -> String) {
         reloader.withLock { $0 = reload }
     }
 
-    func reload() -> Result<String, WireError> {
+    /// Re-reads the configuration (RELOAD); the summary of what changed.
+    func reload() throws(WireError) -> String {
         guard let reload = reloader.withLock({ $0 }) else {
-            return .failure(WireError(.invalidArgument, "this edmmd was started without a configuration file to reload"))
+            throw WireError(.invalidArgument, "this edmmd was started without a configuration file to reload")
         }
-        return reload()
+        return try reload()
     }
 
     // MARK: Request rate
