@@ -27,6 +27,7 @@ stage build swift build --build-tests
 stage unit-and-integration swift test --skip-build
 stage conformance .build/debug/edmm-sim conformance
 stage c-library scripts/test-c.sh
+stage kselftest-sgx scripts/test-kselftest-sgx.sh
 stage systemd scripts/test-systemd.sh
 stage packages scripts/test-packages.sh
 stage fuzz scripts/fuzz.sh

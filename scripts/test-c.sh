@@ -3,6 +3,8 @@
 # libedmm_sim, the example and every test, plain and under AddressSanitizer+UBSan) and runs:
 #   codec vectors     c/tests/test_codec against Tests/Vectors/protocol.vectors
 #   enclave library   c/tests/test_enclave (scripted ENCLU table, simulated CPU, fork)
+#   simulator device  c/tests/test_sim (the simulated /dev/sgx_enclave, CPUID, TCS entry and
+#                     exit, ENCLU with registers, on-demand native mappings)
 #   misbehaving daemon c/tests/test_client (malformed, truncated, late, missing replies)
 #   live              c/tests/test_live against a fresh edmmd --simulate (c/tests/live.toml)
 #   c-host            examples/c-host against a fresh edmmd --simulate
@@ -83,6 +85,8 @@ check "codec vectors" c/build/test_codec "$vectors"
 check "codec vectors (asan)" c/build/asan/test_codec "$vectors"
 check "enclave library" c/build/test_enclave
 check "enclave library (asan)" c/build/asan/test_enclave
+check "simulator device" c/build/test_sim
+check "simulator device (asan)" c/build/asan/test_sim
 check "misbehaving daemon" c/build/test_client
 check "misbehaving daemon (asan)" c/build/asan/test_client
 # test_live ends by stopping edmmd (SIGTERM: the shutdown notice), so each run gets its own.

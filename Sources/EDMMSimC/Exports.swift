@@ -56,6 +56,88 @@ public func edmmSimMachineInfo(_ machineFD: Int32, _ info: UnsafeMutablePointer<
     }
 }
 
+@_cdecl("edmm_sim_cpuid")
+public func edmmSimCpuid(_ machineFD: Int32, _ subleaf: UInt32, _ regs: UnsafeMutablePointer<UInt32>?) -> Int32 {
+    guarded { registry throws(SimError) in
+        guard let regs else { return -EINVAL }
+        let r = try registry.machine(fd: machineFD).cpuidLeaf12(subleaf: subleaf)
+        (regs[0], regs[1], regs[2], regs[3]) = (r.eax, r.ebx, r.ecx, r.edx)
+        return 0
+    }
+}
+
+// MARK: The device
+
+@_cdecl("edmm_sim_device_open")
+public func edmmSimDeviceOpen(_ machineFD: Int32, _ flags: Int32, _ deviceFD: UnsafeMutablePointer<Int32>?) -> Int32 {
+    guarded { registry throws(SimError) in
+        guard let deviceFD, flags & ~O_CLOEXEC == 0 else { return -EINVAL }
+        let machine = try registry.machine(fd: machineFD)
+        let fd = edmmsim_device_memfd(flags & O_CLOEXEC != 0 ? 1 : 0)
+        guard fd >= 0 else { return fd }
+        do throws(SimError) {
+            try registry.addDevice(fd: fd, machine: machine)
+        } catch {
+            close(fd)
+            throw error
+        }
+        deviceFD.pointee = fd
+        return 0
+    }
+}
+
+/// copy_from_user: `count` bytes at the caller's address, or nil when they are not readable.
+private func copyIn(_ address: UInt64, _ count: Int) -> [UInt8]? {
+    var bytes = [UInt8](repeating: 0, count: count)
+    let rc = bytes.withUnsafeMutableBytes { edmmsim_copy_in($0.baseAddress, address, count) }
+    return rc == 0 ? bytes : nil
+}
+
+/// SGX_IOC_ENCLAVE_CREATE on a device: ECREATE, then the device's descriptor (same number)
+/// becomes the enclave's.
+private func createIoctl(_ registry: SimRegistry, _ fd: Int32, _ machine: SimulatedMachine, _ arg: UnsafeMutableRawPointer) -> Int32 {
+    guard let create = copyIn(UInt64(UInt(bitPattern: arg)), MemoryLayout<edmm_sim_create>.size),
+        let secsBytes = copyIn(create.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }, SECS.byteCount)
+    else { return -EFAULT }
+    let secs = secsBytes.withUnsafeBytes { SECS(bytes: $0) }
+    switch SimulatedEnclave.create(machine: machine, secs: secs) {
+    case .failed(let code, _):
+        return -code
+    case .created(let enclave):
+        let cloexec = fcntl(fd, F_GETFD) & FD_CLOEXEC != 0
+        registry.removeDevice(fd: fd)
+        let rc = edmmsim_replace_fd(enclave.fd, fd, cloexec ? 1 : 0)
+        guard rc == 0 else {
+            enclave.close()
+            return rc
+        }
+        do {
+            _ = try registry.add(enclave)
+        } catch {
+            enclave.close()
+            return -error.code
+        }
+        return 0
+    }
+}
+
+/// An ioctl on a device that has no enclave yet.
+private func deviceIoctl(_ registry: SimRegistry, _ fd: Int32, _ machine: SimulatedMachine, _ cmd: UInt, _ arg: UnsafeMutableRawPointer?)
+    -> Int32
+{
+    switch cmd {
+    case UInt(EDMM_SIM_IOC_CREATE):
+        guard let arg else { return -EFAULT }
+        return createIoctl(registry, fd, machine, arg)
+    case UInt(EDMM_SIM_IOC_ADD_PAGES), UInt(EDMM_SIM_IOC_INIT):
+        return -EINVAL
+    case UInt(EDMM_SIM_IOC_RESTRICT_PERMISSIONS), UInt(EDMM_SIM_IOC_MODIFY_TYPES), UInt(EDMM_SIM_IOC_REMOVE_PAGES):
+        return machine.supportsSGX2 ? -EINVAL : -ENODEV
+    default:
+        return -ENOTTY
+    }
+}
+
 // MARK: Building
 
 private func create(_ registry: SimRegistry, _ machineFD: Int32, _ base: UInt64, _ size: UInt64) throws(SimError) -> SimulatedEnclave {
@@ -106,6 +188,10 @@ public func edmmSimEnclaveCreate(_ machineFD: Int32, _ base: UInt64, _ size: UIn
 @_cdecl("edmm_sim_enclave_close")
 public func edmmSimEnclaveClose(_ enclaveFD: Int32) -> Int32 {
     guarded { registry throws(SimError) in
+        if registry.device(fd: enclaveFD) != nil {
+            registry.removeDevice(fd: enclaveFD)
+            return 0
+        }
         guard let enclave = registry.remove(fd: enclaveFD) else { return -ENOENT }
         enclave.close()
         return 0
@@ -136,9 +222,15 @@ private func readSecInfo(_ address: UInt64) -> SecInfoFlags? {
 @_cdecl("edmm_sim_ioctl")
 public func edmmSimIoctl(_ enclaveFD: Int32, _ cmd: UInt, _ arg: UnsafeMutableRawPointer?) -> Int32 {
     guarded { registry throws(SimError) in
+        if let machine = registry.device(fd: enclaveFD) { return deviceIoctl(registry, enclaveFD, machine, cmd, arg) }
         let e = try registry.enclave(fd: enclaveFD).enclave
         guard let arg else { return -EFAULT }
+        // The SGX2 ioctls change the EPCM: a natively opened page may allow too much now.
+        defer { registry.flushNative(fd: enclaveFD) }
         switch cmd {
+        case UInt(EDMM_SIM_IOC_CREATE):
+            // SGX_ENCL_CREATED is set.
+            return -EINVAL
         case UInt(EDMM_SIM_IOC_ADD_PAGES):
             let p = arg.assumingMemoryBound(to: edmm_sim_add_pages.self)
             guard p.pointee.src % Page.size == 0 else { return -EINVAL }
@@ -150,6 +242,12 @@ public func edmmSimIoctl(_ enclaveFD: Int32, _ cmd: UInt, _ arg: UnsafeMutableRa
             p.pointee.count = count
             return -rc
         case UInt(EDMM_SIM_IOC_INIT):
+            // sgx_ioc_enclave_init(): the state, then the copies, then the SIGSTRUCT checks.
+            guard !e.isInitialized else { return -EINVAL }
+            guard let initArg = copyIn(UInt64(UInt(bitPattern: arg)), MemoryLayout<edmm_sim_init>.size),
+                let sigstruct = copyIn(initArg.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }, SigStruct.byteCount)
+            else { return -EFAULT }
+            if sigstruct.withUnsafeBytes({ SigStruct(bytes: $0) }).initRefusal != nil { return -EINVAL }
             return -e.initialize()
         case UInt(EDMM_SIM_IOC_RESTRICT_PERMISSIONS):
             let p = arg.assumingMemoryBound(to: edmm_sim_restrict_permissions.self)
@@ -197,20 +295,26 @@ private func insideELRANGE(_ e: SimulatedEnclave, _ address: UInt64, _ length: U
 @_cdecl("edmm_sim_mmap")
 public func edmmSimMmap(_ enclaveFD: Int32, _ address: UInt64, _ length: UInt64, _ prot: Int32, _ flags: Int32) -> Int32 {
     guarded { registry throws(SimError) in
+        let known = EDMM_SIM_MAP_CONTENTS | EDMM_SIM_MAP_ON_DEMAND | EDMM_SIM_MAP_PRIVATE
+        guard prot & ~0x7 == 0, flags & ~known == 0, flags & EDMM_SIM_MAP_CONTENTS == 0 || flags & EDMM_SIM_MAP_ON_DEMAND == 0
+        else { return -EINVAL }
+        // An enclave with no pages yet can be mapped anywhere; there is nothing to map.
+        if registry.device(fd: enclaveFD) != nil { return 0 }
         let e = try registry.enclave(fd: enclaveFD).enclave
-        guard prot & ~0x7 == 0, flags & ~EDMM_SIM_MAP_CONTENTS == 0 else { return -EINVAL }
-        let rc = e.mmap(address: address, length: length, protection: permissions(prot))
+        let rc = e.mmap(address: address, length: length, protection: permissions(prot), shared: flags & EDMM_SIM_MAP_PRIVATE == 0)
         guard rc == 0 else { return -rc }
-        guard flags & EDMM_SIM_MAP_CONTENTS != 0, let (start, end) = insideELRANGE(e, address, length) else { return 0 }
+        let onDemand = flags & EDMM_SIM_MAP_ON_DEMAND != 0
+        guard flags & EDMM_SIM_MAP_CONTENTS != 0 || onDemand, let (start, end) = insideELRANGE(e, address, length) else { return 0 }
+        registry.flushNative(fd: enclaveFD, from: start, to: end)
         let mapped = Glibc.mmap(
-            UnsafeMutableRawPointer(bitPattern: UInt(start)), Int(end - start), prot, MAP_SHARED | MAP_FIXED, e.fd,
-            off_t(truncatingIfNeeded: e.contentsOffset + (start - e.base)))
+            UnsafeMutableRawPointer(bitPattern: UInt(start)), Int(end - start), onDemand ? PROT_NONE : prot, MAP_SHARED | MAP_FIXED,
+            e.fd, off_t(truncatingIfNeeded: e.contentsOffset + (start - e.base)))
         guard mapped != MAP_FAILED else {
             let error = errno
             _ = e.munmap(address: address, length: length)
             return -error
         }
-        registry.noteNativeMapping(fd: enclaveFD)
+        registry.noteNativeMapping(fd: enclaveFD, onDemand: onDemand)
         return 0
     }
 }
@@ -218,12 +322,19 @@ public func edmmSimMmap(_ enclaveFD: Int32, _ address: UInt64, _ length: UInt64,
 @_cdecl("edmm_sim_mprotect")
 public func edmmSimMprotect(_ enclaveFD: Int32, _ address: UInt64, _ length: UInt64, _ prot: Int32) -> Int32 {
     guarded { registry throws(SimError) in
+        if registry.device(fd: enclaveFD) != nil { return 0 }
         let entry = try registry.enclave(fd: enclaveFD)
         guard prot & ~0x7 == 0 else { return -EINVAL }
         let rc = entry.enclave.mprotect(address: address, length: length, protection: permissions(prot))
         guard rc == 0 else { return -rc }
-        if registry.hasNativeMapping(fd: enclaveFD), let (start, end) = insideELRANGE(entry.enclave, address, length) {
+        guard let (start, end) = insideELRANGE(entry.enclave, address, length) else { return 0 }
+        switch registry.nativeMapping(fd: enclaveFD) {
+        case .contents:
             guard Glibc.mprotect(UnsafeMutableRawPointer(bitPattern: UInt(start)), Int(end - start), prot) == 0 else { return -errno }
+        case .onDemand:
+            return registry.flushNative(fd: enclaveFD, from: start, to: end)
+        case nil:
+            break
         }
         return 0
     }
@@ -232,10 +343,12 @@ public func edmmSimMprotect(_ enclaveFD: Int32, _ address: UInt64, _ length: UIn
 @_cdecl("edmm_sim_munmap")
 public func edmmSimMunmap(_ enclaveFD: Int32, _ address: UInt64, _ length: UInt64) -> Int32 {
     guarded { registry throws(SimError) in
+        if registry.device(fd: enclaveFD) != nil { return 0 }
         let entry = try registry.enclave(fd: enclaveFD)
         let rc = entry.enclave.munmap(address: address, length: length)
         guard rc == 0 else { return -rc }
-        if registry.hasNativeMapping(fd: enclaveFD), let (start, end) = insideELRANGE(entry.enclave, address, length) {
+        if registry.nativeMapping(fd: enclaveFD) != nil, let (start, end) = insideELRANGE(entry.enclave, address, length) {
+            registry.flushNative(fd: enclaveFD, from: start, to: end)
             guard Glibc.munmap(UnsafeMutableRawPointer(bitPattern: UInt(start)), Int(end - start)) == 0 else { return -errno }
         }
         return 0
@@ -305,6 +418,76 @@ public func edmmSimWrite(_ enclaveFD: Int32, _ address: UInt64, _ value: UInt64,
     guarded { registry throws(SimError) in
         guard address % 8 == 0 else { return -EINVAL }
         return report(try registry.enclave(fd: enclaveFD).cpu.write(address, value), fault)
+    }
+}
+
+@_cdecl("edmm_sim_native_fault")
+public func edmmSimNativeFault(_ enclaveFD: Int32, _ address: UInt64, _ access: Int32, _ fault: UnsafeMutablePointer<edmm_enclu_fault>?)
+    -> Int32
+{
+    guarded { registry throws(SimError) in
+        let entry = try registry.enclave(fd: enclaveFD)
+        guard case .onDemand = registry.nativeMapping(fd: enclaveFD), [1, 2, 4].contains(access) else { return -EINVAL }
+        switch entry.cpu.probe(address, permissions(access)) {
+        case .failure(let x):
+            return report(.exception(x), fault)
+        case .success(let grant):
+            let page = address & ~(Page.size - 1)
+            var prot: Int32 = PROT_NONE
+            if grant.contains(.read) { prot |= PROT_READ }
+            if grant.contains(.write) { prot |= PROT_WRITE | PROT_READ }
+            if grant.contains(.execute) { prot |= PROT_EXEC }
+            guard Glibc.mprotect(UnsafeMutableRawPointer(bitPattern: UInt(page)), Int(Page.size), prot) == 0 else { return -errno }
+            registry.noteOpened(fd: enclaveFD, page: page, prot: prot)
+            return 0
+        }
+    }
+}
+
+@_cdecl("edmm_sim_native_flush")
+public func edmmSimNativeFlush(_ enclaveFD: Int32) -> Int32 {
+    guarded { registry throws(SimError) in
+        _ = try registry.enclave(fd: enclaveFD)
+        return registry.flushNative(fd: enclaveFD)
+    }
+}
+
+@_cdecl("edmm_sim_enclu_exec")
+public func edmmSimEnclu(
+    _ enclaveFD: Int32, _ leaf: UInt64, _ rbx: UInt64, _ rcx: UInt64, _ rdx: UInt64, _ fault: UnsafeMutablePointer<edmm_enclu_fault>?
+) -> Int32 {
+    guarded { registry throws(SimError) in
+        guard let outcome = try registry.enclave(fd: enclaveFD).cpu.enclu(leaf: leaf, rbx: rbx, rcx: rcx, rdx: rdx) else { return -ENOSYS }
+        // EACCEPT and EMODPE change the EPCM entry of their page.
+        registry.flushNative(fd: enclaveFD)
+        return report(outcome, fault)
+    }
+}
+
+@_cdecl("edmm_sim_tcs_enter")
+public func edmmSimTcsEnter(
+    _ enclaveFD: Int32, _ tcs: UInt64, _ leaf: UInt32, _ entry: UnsafeMutablePointer<edmm_sim_tcs_entry>?,
+    _ fault: UnsafeMutablePointer<edmm_enclu_fault>?
+) -> Int32 {
+    guarded { registry throws(SimError) in
+        guard leaf == ENCLULeaf.eenter || leaf == ENCLULeaf.eresume else { return -EINVAL }
+        switch try registry.enclave(fd: enclaveFD).cpu.enterTCS(tcs, leaf: leaf) {
+        case .failure(let x):
+            return report(.exception(x), fault)
+        case .success(let e):
+            entry?.pointee = edmm_sim_tcs_entry(entry: e.entry, ssa: e.ssa, cssa: e.cssa, nssa: e.nssa)
+            return 0
+        }
+    }
+}
+
+@_cdecl("edmm_sim_tcs_exit")
+public func edmmSimTcsExit(_ enclaveFD: Int32, _ tcs: UInt64, _ exception: UnsafePointer<edmm_enclu_fault>?) -> Int32 {
+    guarded { registry throws(SimError) in
+        guard let frame = try registry.enclave(fd: enclaveFD).cpu.leaveTCS(tcs, aex: exception != nil) else { return -EINVAL }
+        // EEXIT and AEX flush the TLB entries of the enclave.
+        registry.flushNative(fd: enclaveFD)
+        return Int32(clamping: frame)
     }
 }
 

@@ -35,8 +35,18 @@ final class SimRegistry: @unchecked Sendable {
     private var pid = getpid()
     private var machines: [FileKey: SimulatedMachine] = [:]
     private var enclaves: [FileKey: Enclave] = [:]
-    /// Enclaves whose contents this process also mapped natively (EDMM_SIM_MAP_CONTENTS).
-    private var nativelyMapped: Set<FileKey> = []
+    /// Descriptors of edmm_sim_device_open with no enclave yet, and their machine's key.
+    private var devices: [FileKey: FileKey] = [:]
+    /// Enclaves whose contents this process also mapped natively, and how.
+    private var native: [FileKey: NativeMapping] = [:]
+
+    enum NativeMapping {
+        /// EDMM_SIM_MAP_CONTENTS: with the VMA's protection.
+        case contents
+        /// EDMM_SIM_MAP_ON_DEMAND: no access, except the pages `open` lists (page address ->
+        /// the PROT_* bits they were opened to).
+        case onDemand(open: [UInt64: Int32])
+    }
     /// Objects of a parent process, kept referenced (and so never deinitialised) in a child.
     private var inherited: [AnyObject] = []
 
@@ -68,7 +78,7 @@ final class SimRegistry: @unchecked Sendable {
         machines = [:]
         enclaves = [:]
         // The native mappings were inherited (MAP_SHARED), the simulated MMU's VMAs were not.
-        nativelyMapped = []
+        native = [:]
         for parent in parentMachines {
             if let machine = try? SimulatedMachine.open(fd: parent.fd), let key = FileKey(fd: machine.fd) {
                 machines[key] = machine
@@ -131,16 +141,70 @@ final class SimRegistry: @unchecked Sendable {
 
     func remove(fd: Int32) -> SimulatedEnclave? {
         guard let key = FileKey(fd: fd) else { return nil }
-        nativelyMapped.remove(key)
+        native[key] = nil
         return enclaves.removeValue(forKey: key)?.enclave
     }
 
-    func noteNativeMapping(fd: Int32) {
-        if let key = FileKey(fd: fd) { nativelyMapped.insert(key) }
+    // MARK: Devices without an enclave yet
+
+    func addDevice(fd: Int32, machine: SimulatedMachine) throws(SimError) {
+        guard let key = FileKey(fd: fd), let machineKey = FileKey(fd: machine.fd) else { throw .errno(EBADF) }
+        devices[key] = machineKey
     }
 
-    func hasNativeMapping(fd: Int32) -> Bool {
-        FileKey(fd: fd).map { nativelyMapped.contains($0) } ?? false
+    /// The machine of a device descriptor that has no enclave yet, or nil.
+    func device(fd: Int32) -> SimulatedMachine? {
+        guard let key = FileKey(fd: fd), let machineKey = devices[key] else { return nil }
+        return machines[machineKey]
+    }
+
+    func removeDevice(fd: Int32) {
+        if let key = FileKey(fd: fd) { devices[key] = nil }
+    }
+
+    // MARK: Native mappings
+
+    func noteNativeMapping(fd: Int32, onDemand: Bool) {
+        guard let key = FileKey(fd: fd) else { return }
+        if onDemand {
+            if case .onDemand = native[key] { return }
+            native[key] = .onDemand(open: [:])
+        } else {
+            native[key] = .contents
+        }
+    }
+
+    func nativeMapping(fd: Int32) -> NativeMapping? {
+        FileKey(fd: fd).flatMap { native[$0] }
+    }
+
+    /// Records that the page at `page` is natively open to `prot`.
+    func noteOpened(fd: Int32, page: UInt64, prot: Int32) {
+        guard let key = FileKey(fd: fd), case .onDemand(var open) = native[key] else { return }
+        open[page] = prot
+        native[key] = .onDemand(open: open)
+    }
+
+    /// Closes the natively opened pages of an on-demand mapping in [start, end) (all by
+    /// default): the TLB flush. Returns 0 or -errno of the first mprotect that failed.
+    @discardableResult
+    func flushNative(fd: Int32, from start: UInt64 = 0, to end: UInt64 = .max) -> Int32 {
+        guard let key = FileKey(fd: fd), case .onDemand(var open) = native[key], !open.isEmpty else { return 0 }
+        var rc: Int32 = 0
+        // One mprotect per run of adjacent pages.
+        let pages = open.keys.filter { $0 >= start && $0 < end }.sorted()
+        var i = 0
+        while i < pages.count {
+            var j = i + 1
+            while j < pages.count && pages[j] == pages[j - 1] + 4096 { j += 1 }
+            if Glibc.mprotect(UnsafeMutableRawPointer(bitPattern: UInt(pages[i])), (j - i) * 4096, PROT_NONE) != 0, rc == 0 {
+                rc = -errno
+            }
+            i = j
+        }
+        for page in pages { open[page] = nil }
+        native[key] = .onDemand(open: open)
+        return rc
     }
 }
 

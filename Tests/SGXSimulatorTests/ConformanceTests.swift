@@ -30,6 +30,8 @@ struct ConformanceTests {
             "C1_eacceptcopy_initializes_a_pending_page", "C2_eacceptcopy_unreadable_source", "C3_eacceptcopy_read_only_destination",
             "C4_eacceptcopy_operand_order", "C5_eacceptcopy_ignores_pending_modified_pr", "P1_ecreate_one_page",
             "P2_fetch_without_vm_exec", "E1_va_pages_outlive_removal", "E2_secs_written_back_with_last_page",
+            "K1_create_checks_the_secs", "K2_init_checks_the_sigstruct", "K3_enclu_reads_secinfo_from_enclave_memory",
+            "K4_tcs_entry_and_exit", "K5_probe_grants_vma_and_epcm", "K6_cpuid_leaf_0x12",
         ]
         #expect(Set(ConformanceSuite.cases.map(\.name)) == tested)
     }
@@ -97,4 +99,12 @@ struct ConformanceTests {
     @Test func P2_fetch_without_vm_exec() { assertCase("P2_fetch_without_vm_exec") }
     @Test func E1_va_pages_outlive_removal() { assertCase("E1_va_pages_outlive_removal") }
     @Test func E2_secs_written_back_with_last_page() { assertCase("E2_secs_written_back_with_last_page") }
+
+    // What the kernel's selftests need through c/kselftest
+    @Test func K1_create_checks_the_secs() { assertCase("K1_create_checks_the_secs") }
+    @Test func K2_init_checks_the_sigstruct() { assertCase("K2_init_checks_the_sigstruct") }
+    @Test func K3_enclu_reads_secinfo_from_enclave_memory() { assertCase("K3_enclu_reads_secinfo_from_enclave_memory") }
+    @Test func K4_tcs_entry_and_exit() { assertCase("K4_tcs_entry_and_exit") }
+    @Test func K5_probe_grants_vma_and_epcm() { assertCase("K5_probe_grants_vma_and_epcm") }
+    @Test func K6_cpuid_leaf_0x12() { assertCase("K6_cpuid_leaf_0x12") }
 }

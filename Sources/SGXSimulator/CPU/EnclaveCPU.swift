@@ -49,6 +49,21 @@ public final class EnclaveCPU: @unchecked Sendable {
         locked { access(address, .fetch).map { _ in () } }
     }
 
+    /// The access `kind` (`.read`, `.write` or `.execute`) enclave code makes at `address`, with
+    /// every check of a real one but no data moved. Returns what the page lets this process do
+    /// now (its VMA's protection and its EPCM permissions in common): a harness that runs enclave
+    /// code natively may grant the page exactly that until the next change (its "TLB" entry).
+    public func probe(_ address: UInt64, _ kind: PagePermissions) -> Result<PagePermissions, CPUException> {
+        let access: AccessKind = kind.contains(.execute) ? .fetch : kind.contains(.write) ? .write : .read
+        return locked {
+            self.access(address, access).map { _ in
+                let vma = enclave.local.withLock { $0.space.vma(containing: address)?.prot } ?? .none
+                let page = (address - enclave.base) >> Page.shift
+                return vma.intersection(region.peek(page).epcmPermissions)
+            }
+        }
+    }
+
     /// A data access as the enclave makes it: MMU and fault path, then the EPCM check (only an
     /// accepted PT_REG page with the R/W/X bit for the access; else #PF with the SGX bit).
     private func access(_ address: UInt64, _ kind: AccessKind) -> Result<UnsafeMutableRawPointer, CPUException> {
@@ -183,6 +198,44 @@ public final class EnclaveCPU: @unchecked Sendable {
             w.epcmPermissions.formUnion(s)
             region.store(w, e)
             return .success
+        }
+    }
+
+    /// ENCLU with the registers the SDM defines for EACCEPT (leaf 5), EMODPE (6) and
+    /// EACCEPTCOPY (7): RBX the SECINFO's address, RCX the page, RDX the source page of
+    /// EACCEPTCOPY. The SECINFO is read from enclave memory as the CPU reads it: 64-byte aligned
+    /// (else #GP), on a page the enclave may read (else #PF), its reserved bytes zero (else #GP).
+    /// Any other leaf number is #GP; EENTER and ERESUME inside an enclave too. nil for the leaves
+    /// the model does not have (EREPORT, EGETKEY).
+    public func enclu(leaf: UInt64, rbx: UInt64, rcx: UInt64, rdx: UInt64) -> InstructionOutcome? {
+        switch leaf {
+        case 0, 1: return nil
+        case 5, 6, 7: break
+        default: return .exception(.generalProtection)
+        }
+        let flags: SecInfoFlags
+        switch secinfo(at: rbx) {
+        case .success(let f): flags = f
+        case .failure(let x): return .exception(x)
+        }
+        switch leaf {
+        case 5: return eaccept(rcx, flags: flags)
+        case 6: return emodpe(rcx, flags: flags)
+        default: return eacceptcopy(rcx, source: rdx, flags: flags)
+        }
+    }
+
+    /// The 64-byte SECINFO operand at `address` (flags word, then 56 reserved bytes).
+    private func secinfo(at address: UInt64) -> Result<SecInfoFlags, CPUException> {
+        guard address % 64 == 0 else { return .failure(.generalProtection) }
+        return locked {
+            access(address, .read).flatMap { p -> Result<SecInfoFlags, CPUException> in
+                let at = p + Int(address & (Page.size - 1))
+                guard UnsafeRawBufferPointer(start: at + 8, count: 56).allSatisfy({ $0 == 0 }) else {
+                    return .failure(.generalProtection)
+                }
+                return .success(SecInfoFlags(rawValue: at.load(as: UInt64.self)))
+            }
         }
     }
 

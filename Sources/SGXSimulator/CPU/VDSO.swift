@@ -49,6 +49,18 @@ struct ResumePoint {
     var code: EnclaveCode
 }
 
+/// What EENTER or ERESUME found in a TCS.
+public struct TCSEntry: Equatable, Sendable {
+    /// Where the thread starts: the enclave base plus TCS.OENTRY.
+    public var entry: UInt64
+    /// The SSA frames: the enclave base plus TCS.OSSA.
+    public var ssa: UInt64
+    /// CSSA after the leaf: EENTER leaves it unchanged (and hands it to the enclave in RAX),
+    /// ERESUME has popped the frame it resumes from, so this is that frame's index.
+    public var cssa: UInt32
+    public var nssa: UInt32
+}
+
 extension EnclaveCPU {
     /// `__vdso_sgx_enter_enclave(..., function, run)` running `code` on TCS `run.tcs`.
     ///
@@ -74,41 +86,35 @@ extension EnclaveCPU {
 
     private func enter(leaf: UInt32, run: inout VDSORun, code: @escaping EnclaveCode) {
         let tcs = run.tcs
-        let entered: Result<EnclaveCode, CPUException> = tcsTransition(tcs, leaf: leaf, newCode: code)
-        let body: EnclaveCode
-        switch entered {
-        case .failure(let x):
+        if case .failure(let x) = enterTCS(tcs, leaf: leaf) {
             run.report(x, function: leaf)
             return
-        case .success(let b): body = b
+        }
+        // ERESUME continues where the AEX left this TCS in this process; with no saved point
+        // (e.g. the AEX happened in another process) the thread simply exits.
+        var body = code
+        if leaf == ENCLULeaf.eresume {
+            let saved = enclave.local.withLock { $0.resumePoints[tcs] }
+            let nothing: EnclaveCode = { _ in nil }
+            body = saved?.code ?? nothing
         }
         let exception = body(self)
-        let page = (tcs - enclave.base) >> Page.shift
-        _ = try? region.withLock { () -> Void in
-            guard let p = region.contentPointer(page) else { return }
-            p.storeBytes(of: UInt64(0), toByteOffset: TCSLayout.state, as: UInt64.self)
-            if exception != nil {
-                let cssa = p.load(fromByteOffset: TCSLayout.cssa, as: UInt32.self)
-                p.storeBytes(of: cssa &+ 1, toByteOffset: TCSLayout.cssa, as: UInt32.self)
-            }
-        }
+        leaveTCS(tcs, aex: exception != nil)
         enclave.local.withLock { $0.resumePoints[tcs] = exception == nil ? nil : ResumePoint(code: body) }
         if let exception {
-            region.count(.aex)
             run.report(exception, function: ENCLULeaf.eresume)
         } else {
-            region.count(.eexit)
             run.function = ENCLULeaf.eexit
         }
     }
 
-    /// EENTER/ERESUME's checks on the TCS (SDM): a valid, accepted PT_TCS page (else #PF),
+    /// ENCLU[EENTER] or ENCLU[ERESUME] on the TCS at `tcs`, as far as the TCS is concerned (the
+    /// registers are the caller's). The SDM's checks: a valid, accepted PT_TCS page (else #PF),
     /// an initialized enclave, an inactive TCS, and CSSA < NSSA for EENTER or CSSA > 0 for
-    /// ERESUME (else #GP). Marks the TCS active and returns the code to run.
-    private func tcsTransition(_ tcs: UInt64, leaf: UInt32, newCode: @escaping EnclaveCode) -> Result<
-        EnclaveCode, CPUException
-    > {
-        let checked = try? region.withLock { () -> Result<Void, CPUException> in
+    /// ERESUME (else #GP). Marks the TCS active; ERESUME pops the SSA frame it resumes from.
+    public func enterTCS(_ tcs: UInt64, leaf: UInt32) -> Result<TCSEntry, CPUException> {
+        guard leaf == ENCLULeaf.eenter || leaf == ENCLULeaf.eresume else { return .failure(.generalProtection) }
+        let checked = try? region.withLock { () -> Result<TCSEntry, CPUException> in
             guard tcs % Page.size == 0 else { return .failure(.generalProtection) }
             let page: UInt64
             // EENTER and ERESUME reach the TCS from outside the enclave: a fault here is no AEX.
@@ -124,32 +130,46 @@ extension EnclaveCPU {
             }
             guard region.isInitialized, let p = region.contentPointer(page) else { return .failure(.generalProtection) }
             let state = p.load(fromByteOffset: TCSLayout.state, as: UInt64.self)
-            let cssa = p.load(fromByteOffset: TCSLayout.cssa, as: UInt32.self)
+            var cssa = p.load(fromByteOffset: TCSLayout.cssa, as: UInt32.self)
             let nssa = p.load(fromByteOffset: TCSLayout.nssa, as: UInt32.self)
             guard state == 0 else { return .failure(.generalProtection) }
             if leaf == ENCLULeaf.eenter {
                 guard cssa < nssa else { return .failure(.generalProtection) }
             } else {
                 guard cssa > 0 else { return .failure(.generalProtection) }
-                p.storeBytes(of: cssa - 1, toByteOffset: TCSLayout.cssa, as: UInt32.self)
+                cssa -= 1
+                p.storeBytes(of: cssa, toByteOffset: TCSLayout.cssa, as: UInt32.self)
             }
             p.storeBytes(of: UInt64(1), toByteOffset: TCSLayout.state, as: UInt64.self)
-            return .success(())
+            return .success(
+                TCSEntry(
+                    entry: enclave.base &+ p.load(fromByteOffset: TCSLayout.oentry, as: UInt64.self),
+                    ssa: enclave.base &+ p.load(fromByteOffset: TCSLayout.ossa, as: UInt64.self), cssa: cssa, nssa: nssa))
         }
-        switch checked ?? .failure(.machineCheck) {
-        case .failure(let x): return .failure(x)
-        case .success:
-            if leaf == ENCLULeaf.eenter {
-                region.count(.eenter)
-                return .success(newCode)
+        let result = checked ?? .failure(.machineCheck)
+        if case .success = result { region.count(leaf == ENCLULeaf.eenter ? .eenter : .eresume) }
+        return result
+    }
+
+    /// The thread on TCS `tcs` leaves the enclave: by EEXIT, or by an AEX (`aex`), which pushes
+    /// an SSA frame (CSSA + 1). The TCS becomes inactive. Returns the index of the SSA frame the
+    /// AEX saved the thread's state in (0 for EEXIT), or nil when no thread is on that TCS.
+    @discardableResult
+    public func leaveTCS(_ tcs: UInt64, aex: Bool) -> UInt32? {
+        guard tcs % Page.size == 0, tcs >= enclave.base, tcs - enclave.base < enclave.size else { return nil }
+        let page = (tcs - enclave.base) >> Page.shift
+        let frame = try? region.withLock { () -> UInt32? in
+            guard let p = region.contentPointer(page), p.load(fromByteOffset: TCSLayout.state, as: UInt64.self) == 1 else {
+                return nil
             }
-            region.count(.eresume)
-            // ERESUME continues where the AEX left this TCS in this process; with no saved
-            // point (e.g. the AEX happened in another process) the thread simply exits.
-            let saved = enclave.local.withLock { $0.resumePoints[tcs] }
-            let nothing: EnclaveCode = { _ in nil }
-            return .success(saved?.code ?? nothing)
+            p.storeBytes(of: UInt64(0), toByteOffset: TCSLayout.state, as: UInt64.self)
+            let cssa = p.load(fromByteOffset: TCSLayout.cssa, as: UInt32.self)
+            if aex { p.storeBytes(of: cssa &+ 1, toByteOffset: TCSLayout.cssa, as: UInt32.self) }
+            return cssa
         }
+        guard let frame = frame ?? nil else { return nil }
+        region.count(aex ? .aex : .eexit)
+        return aex ? frame : 0
     }
 
     // MARK: Host-facing accounting

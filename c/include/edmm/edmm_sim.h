@@ -50,6 +50,23 @@ int edmm_sim_machine_create(uint64_t epc_pages, int *machine_fd);
 /* Validates a machine descriptor (as HELLO handed it over) and reads its figures. */
 int edmm_sim_machine_info(int machine_fd, struct edmm_sim_machine_info *info);
 
+/* CPUID leaf 0x12 (the SGX leaf), sub-leaf `subleaf`, of a CPU with this machine's SGX: sub-leaf
+ * 0 reports SGX1, SGX2 when the machine has it, MISCSELECT and the largest enclave; 1 the SECS
+ * ATTRIBUTES and XFRM bits ECREATE accepts; 2 one EPC section the size of the machine's EPC;
+ * 3 and up the end of the list. regs: EAX, EBX, ECX, EDX. */
+int edmm_sim_cpuid(int machine_fd, uint32_t subleaf, uint32_t regs[4]);
+
+/* ---- A simulated /dev/sgx_enclave ----
+ * edmm_sim_device_open is open("/dev/sgx_enclave") on the machine: a descriptor with no enclave
+ * yet (O_CLOEXEC when `flags` has it). SGX_IOC_ENCLAVE_CREATE on it (edmm_sim_ioctl with
+ * EDMM_SIM_IOC_CREATE) checks the SECS as the driver and ECREATE do (a SECS.SIZE that is not a
+ * power of two: -EINVAL; an ECREATE #GP: -EIO; no room: -ENOMEM) and then turns the descriptor,
+ * same number, into the new enclave's (dup3 of the enclave memfd over it), so that every other
+ * function of this header takes it from then on. Before CREATE, ADD_PAGES and INIT are -EINVAL,
+ * the SGX2 ioctls -EINVAL (-ENODEV without SGX2) and edmm_sim_mmap succeeds without mapping
+ * anything, as the driver allows mapping an enclave with no pages. */
+int edmm_sim_device_open(int machine_fd, int flags, int *device_fd);
+
 /* ---- Building an enclave ---- */
 
 /* ECREATE in `machine_fd`: ELRANGE [base, base + size), size a power of two >= 4096, base
@@ -76,19 +93,24 @@ struct edmm_sim_enclave_info {
 int edmm_sim_enclave_info(int enclave_fd, struct edmm_sim_enclave_info *info);
 
 /* ---- The driver: the kernel's ioctls on the simulated enclave ----
- * `cmd` is the uapi request number (SGX_IOC_ENCLAVE_ADD_PAGES, _INIT, _RESTRICT_PERMISSIONS,
- * _MODIFY_TYPES, _REMOVE_PAGES from <asm/sgx.h>) and `arg` its struct, read and written back as
- * the kernel does (count, result). Returns 0 or -errno, the value the kernel would leave in
- * errno (EBUSY, EINVAL, EFAULT, EPERM, ENODEV, ENOTTY for another cmd). ADD_PAGES copies from
- * `src`; INIT accepts any SIGSTRUCT. */
+ * `cmd` is the uapi request number (SGX_IOC_ENCLAVE_CREATE, _ADD_PAGES, _INIT,
+ * _RESTRICT_PERMISSIONS, _MODIFY_TYPES, _REMOVE_PAGES from <asm/sgx.h>) and `arg` its struct,
+ * read and written back as the kernel does (count, result). Returns 0 or -errno, the value the
+ * kernel would leave in errno (EBUSY, EINVAL, EFAULT, EPERM, ENODEV, ENOTTY for another cmd).
+ * CREATE reads the SECS page and INIT the SIGSTRUCT at the addresses in `arg` (-EFAULT when
+ * unreadable); ADD_PAGES copies from `src`. INIT checks the SIGSTRUCT as the driver does (vendor,
+ * enforced reserved bits: -EINVAL) and accepts any signature and measurement. */
 int edmm_sim_ioctl(int enclave_fd, unsigned long cmd, void *arg);
 
 /* The uapi numbers and structs, for callers without <asm/sgx.h>. */
+#define EDMM_SIM_IOC_CREATE 0x4008A400ul
 #define EDMM_SIM_IOC_ADD_PAGES 0xC030A401ul
 #define EDMM_SIM_IOC_INIT 0x4008A402ul
 #define EDMM_SIM_IOC_RESTRICT_PERMISSIONS 0xC028A405ul
 #define EDMM_SIM_IOC_MODIFY_TYPES 0xC028A406ul
 #define EDMM_SIM_IOC_REMOVE_PAGES 0xC018A407ul
+struct edmm_sim_create { uint64_t src; };
+struct edmm_sim_init { uint64_t sigstruct; };
 struct edmm_sim_add_pages { uint64_t src, offset, length, secinfo, flags, count; };
 struct edmm_sim_restrict_permissions { uint64_t offset, length, permissions, result, count; };
 struct edmm_sim_modify_types { uint64_t offset, length, page_type, result, count; };
@@ -103,6 +125,17 @@ struct edmm_sim_remove_pages { uint64_t offset, length, count; };
  * of the memfd's data), so that code and data of the enclave are ordinary memory of this
  * process at their ELRANGE addresses. Native accesses are not checked against the EPCM. */
 #define EDMM_SIM_MAP_CONTENTS 0x1
+/* edmm_sim_mmap flag: map the page contents natively at `address` with no access at all, as a
+ * TLB that starts empty. When enclave code running natively faults on a page (SIGSEGV),
+ * edmm_sim_native_fault runs the access on the simulated CPU and, if the enclave may make it,
+ * opens the page natively to exactly what its VMA and EPCM allow. Every change this process
+ * makes through this library (an ioctl, an ENCLU leaf, mprotect, munmap) and every enclave
+ * exit (edmm_sim_tcs_exit: EEXIT and AEX flush the enclave's TLB entries on hardware) closes
+ * the opened pages again, so native accesses never get more than the EPCM allows (except that
+ * on x86 a page with write or execute access is readable too). */
+#define EDMM_SIM_MAP_ON_DEMAND 0x2
+/* edmm_sim_mmap flag: the caller asked for MAP_PRIVATE (the driver refuses it: -EINVAL). */
+#define EDMM_SIM_MAP_PRIVATE 0x4
 
 /* mmap(address, length, prot, MAP_SHARED | MAP_FIXED) of the enclave with the kernel's
  * sgx_encl_may_map rules: -EACCES beyond a page's maximum protection or outside ELRANGE after
@@ -110,6 +143,17 @@ struct edmm_sim_remove_pages { uint64_t offset, length, count; };
 int edmm_sim_mmap(int enclave_fd, uint64_t address, uint64_t length, int prot, int flags);
 int edmm_sim_mprotect(int enclave_fd, uint64_t address, uint64_t length, int prot);
 int edmm_sim_munmap(int enclave_fd, uint64_t address, uint64_t length);
+
+/* A native access of enclave code to `address` faulted in a mapping made with
+ * EDMM_SIM_MAP_ON_DEMAND; `access` is EDMM_SIM_PROT_READ, _WRITE or _EXEC (from the fault's
+ * error code). Runs it as the enclave's access (MMU, the driver's fault path with EAUG, EPCM
+ * check): 0 when the page is now open natively for it (retry the instruction),
+ * EDMM_ENCLU_FAULTED with *fault when the enclave takes that exception instead (an AEX), or
+ * -errno (-EINVAL: the enclave is not mapped on demand). */
+int edmm_sim_native_fault(int enclave_fd, uint64_t address, int access, struct edmm_enclu_fault *fault);
+/* Closes every page edmm_sim_native_fault opened (a TLB flush), e.g. after a change of the
+ * enclave this library did not see (an ioctl another process ran). */
+int edmm_sim_native_flush(int enclave_fd);
 
 /* ---- The simulated CPU ----
  * Each leaf returns what it leaves in EAX (0 or an SGX error code, e.g. 19
@@ -125,6 +169,37 @@ int edmm_sim_emodpe(int enclave_fd, uint64_t address, uint64_t secinfo, struct e
  * or -errno. */
 int edmm_sim_read(int enclave_fd, uint64_t address, uint64_t *value, struct edmm_enclu_fault *fault);
 int edmm_sim_write(int enclave_fd, uint64_t address, uint64_t value, struct edmm_enclu_fault *fault);
+
+/* ENCLU executed by enclave code, with its registers: `leaf` (EAX) EACCEPT 5, EMODPE 6 or
+ * EACCEPTCOPY 7, `rbx` the SECINFO's address, `rcx` the page, `rdx` the source page of
+ * EACCEPTCOPY. The SECINFO is read from enclave memory as the CPU reads it (64-byte aligned,
+ * else #GP; a page the enclave may read, else #PF; reserved bytes zero, else #GP). Returns
+ * what the leaf leaves in EAX, EDMM_ENCLU_FAULTED (any other leaf number is a #GP, EENTER and
+ * ERESUME inside an enclave too), -ENOSYS for EREPORT and EGETKEY (not modelled), or -errno. */
+int edmm_sim_enclu_exec(int enclave_fd, uint64_t leaf, uint64_t rbx, uint64_t rcx, uint64_t rdx,
+                        struct edmm_enclu_fault *fault);
+
+/* ---- Entering and leaving the enclave on a TCS ----
+ * The TCS side of EENTER, ERESUME, EEXIT and AEX (the registers are the caller's, e.g. a
+ * harness that runs enclave code natively). The TCS state and CSSA live in the TCS page, shared
+ * by every process; EENTER, ERESUME, EEXIT and AEX are counted. */
+struct edmm_sim_tcs_entry {
+    uint64_t entry;  /* enclave base + TCS.OENTRY: where EENTER starts the thread */
+    uint64_t ssa;    /* enclave base + TCS.OSSA: the SSA frames */
+    uint32_t cssa;   /* EENTER: TCS.CSSA (RAX in the enclave); ERESUME: the frame it resumes */
+    uint32_t nssa;
+};
+/* `leaf` EENTER (2) or ERESUME (3) on the TCS at address `tcs`: a valid, accepted PT_TCS page
+ * (else #PF), an initialized enclave, an inactive TCS, CSSA < NSSA for EENTER and CSSA > 0 for
+ * ERESUME (else #GP). Marks the TCS active; ERESUME pops one SSA frame (CSSA - 1). Returns 0 with
+ * *entry, EDMM_ENCLU_FAULTED with *fault (the vDSO reports it with `leaf`), or -errno. */
+int edmm_sim_tcs_enter(int enclave_fd, uint64_t tcs, uint32_t leaf, struct edmm_sim_tcs_entry *entry,
+                       struct edmm_enclu_fault *fault);
+/* The thread on `tcs` leaves the enclave: EEXIT when `exception` is NULL, else an AEX for it,
+ * which pushes an SSA frame (CSSA + 1). The TCS becomes inactive, and a mapping made with
+ * EDMM_SIM_MAP_ON_DEMAND is flushed. Returns the index of the SSA frame the AEX used (0 for
+ * EEXIT), or -errno (-EINVAL: no thread is on that TCS). */
+int edmm_sim_tcs_exit(int enclave_fd, uint64_t tcs, const struct edmm_enclu_fault *exception);
 
 /* The ENCLU table of libedmm-enclave on the simulated CPU of `enclave_fd` (its context is the
  * descriptor: keep it open while the table is used). */
