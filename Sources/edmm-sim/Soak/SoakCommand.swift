@@ -103,13 +103,7 @@ struct SoakCommand: AsyncParsableCommand {
             throw ExitCode(69)
         }
         let fleet = SoakFleet(socket: socket, seed: seed, workingSet: workingSet, churn: churn, paceMs: paceMs)
-        var kills = 0
-        var pauses = 0
-        var violation: String?
-        let start = ContinuousClock.now
-        func elapsed() -> Double { (ContinuousClock.now - start).inSeconds }
-        func report(_ what: String) { print("[\(Int(elapsed())) s] \(what)") }
-
+        let clock = SoakClock()
         do {
             for _ in 0..<clients { try fleet.spawn() }
         } catch {
@@ -118,18 +112,54 @@ struct SoakCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         if fleet.await("ready", timeout: 120, { $0.ready }) {
-            report("\(clients) clients registered; edmmd pid \(inspector.daemonPID), \(inspector.baseDescriptors) descriptors of its own")
+            clock.report("\(clients) clients registered; edmmd pid \(inspector.daemonPID), \(inspector.baseDescriptors) descriptors of its own")
         }
         let faults = inspector.machine.faults
-        if !faults.isOff { report("the simulated EPC injects faults: \(faults)") }
+        if !faults.isOff { clock.report("the simulated EPC injects faults: \(faults)") }
+        var tally = await drive(fleet, inspector, clock)
+        if tally.violation == nil && fleet.failures.isEmpty {
+            fleet.broadcast(.stop)
+            if fleet.await("stopped", timeout: 120, { $0.stopped }) {
+                fleet.broadcast(.exit)
+                fleet.reap(timeout: 60)
+                do throws(SoakInspector.Violation) {
+                    try await inspector.finalCheck()
+                } catch {
+                    tally.violation = error.description
+                }
+            }
+        }
+        fleet.reap(timeout: 0)
+        if let record { write(inspector.csv, to: record) }
+        try conclude(tally, fleet, inspector, clock)
+    }
+
+    /// What one soak did: kills, checks at rest, and the first broken invariant.
+    private struct Tally {
+        var kills = 0
+        var pauses = 0
+        var violation: String?
+    }
+
+    /// Seconds since the soak started, and progress lines stamped with them.
+    private struct SoakClock {
+        let start = ContinuousClock.now
+        func elapsed() -> Double { (ContinuousClock.now - start).inSeconds }
+        func report(_ what: String) { print("[\(Int(elapsed())) s] \(what)") }
+    }
+
+    /// Runs the fleet for `duration`: a check of edmmd every second, a kill every `killEvery`
+    /// seconds, a pause for an exact check at rest every `pauseEvery`, a progress line every 10.
+    private func drive(_ fleet: SoakFleet, _ inspector: SoakInspector, _ clock: SoakClock) async -> Tally {
+        var tally = Tally()
         var random = SplitMix64(seed: seed ^ 0x5EED)
         var nextTick = 1.0
         var nextKill = killEvery > 0 ? killEvery : .infinity
         var nextPause = pauseEvery > 0 ? pauseEvery : .infinity
         var nextReport = 10.0
-        soak: while fleet.failures.isEmpty && elapsed() < duration {
+        soak: while fleet.failures.isEmpty && clock.elapsed() < duration {
             fleet.pump(timeoutMilliseconds: 100)
-            let now = elapsed()
+            let now = clock.elapsed()
             do throws(SoakInspector.Violation) {
                 if now >= nextTick {
                     nextTick += 1
@@ -138,45 +168,36 @@ struct SoakCommand: AsyncParsableCommand {
                 }
                 if now >= nextKill {
                     nextKill += killEvery
-                    if (try? fleet.killOne(&random)) == true { kills += 1 }
+                    if (try? fleet.killOne(&random)) == true { tally.kills += 1 }
                 }
                 if now >= nextPause {
                     nextPause = now + pauseEvery
                     fleet.broadcast(.pause)
                     guard fleet.await("paused", timeout: 120, { $0.paused || !$0.ready }) else { break soak }
                     try await inspector.quiescentCheck(clients: fleet.members.count)
-                    pauses += 1
+                    tally.pauses += 1
                     fleet.broadcast(.resume)
                 }
             } catch {
-                violation = error.description
+                tally.violation = error.description
                 break soak
             }
             if now >= nextReport, let sample = inspector.samples.last {
                 nextReport += 10
-                report(
-                    "\(sample.enclaves) enclaves, \(sample.committedPages) pages committed, \(sample.requests) requests; edmmd RSS \(sample.residentKiB >> 10) MiB, \(sample.descriptors) fds; \(fleet.checksPassed) self-checks, \(pauses) checks at rest, \(kills) kills, \(fleet.restarts) re-registrations"
+                clock.report(
+                    "\(sample.enclaves) enclaves, \(sample.committedPages) pages committed, \(sample.requests) requests; edmmd RSS \(sample.residentKiB >> 10) MiB, \(sample.descriptors) fds; \(fleet.checksPassed) self-checks, \(tally.pauses) checks at rest, \(tally.kills) kills, \(fleet.restarts) re-registrations"
                 )
             }
         }
+        return tally
+    }
 
-        if violation == nil && fleet.failures.isEmpty {
-            fleet.broadcast(.stop)
-            if fleet.await("stopped", timeout: 120, { $0.stopped }) {
-                fleet.broadcast(.exit)
-                fleet.reap(timeout: 60)
-                do throws(SoakInspector.Violation) {
-                    try await inspector.finalCheck()
-                } catch {
-                    violation = error.description
-                }
-            }
-        }
-        fleet.reap(timeout: 0)
-        if let record { write(inspector.csv, to: record) }
+    /// Prints the summary, and fails with every problem found.
+    private func conclude(_ tally: Tally, _ fleet: SoakFleet, _ inspector: SoakInspector, _ clock: SoakClock) throws {
+        let faults = inspector.machine.faults
         let counts = inspector.machine.faultCounts
         let injected = SimulatorFaults.Kind.allCases.filter { faults.rate($0) > 0 }
-        var problems = (violation.map { [$0] } ?? []) + fleet.failures
+        var problems = (tally.violation.map { [$0] } ?? []) + fleet.failures
         if requireFaults {
             if injected.isEmpty { problems.append("--require-faults: edmmd's simulated EPC injects no faults") }
             for kind in injected where counts[kind]?.injected == 0 {
@@ -188,8 +209,8 @@ struct SoakCommand: AsyncParsableCommand {
         let peakFDs = samples.map(\.descriptors).max() ?? 0
         print(
             """
-            soak: \(Int(elapsed())) s, \(fleet.spawned) clients started (\(kills) killed with SIGKILL), \(fleet.restarts) re-registrations
-              self-checks passed: \(fleet.checksPassed); exact checks at rest: \(pauses)
+            soak: \(Int(clock.elapsed())) s, \(fleet.spawned) clients started (\(tally.kills) killed with SIGKILL), \(fleet.restarts) re-registrations
+              self-checks passed: \(fleet.checksPassed); exact checks at rest: \(tally.pauses)
               edmmd: RSS \(samples.first.map { "\($0.residentKiB >> 10)" } ?? "?") MiB at start, \(peakRSS >> 10) MiB at peak, \(samples.last.map { "\($0.residentKiB >> 10)" } ?? "?") MiB last; descriptors peak \(peakFDs), \(inspector.baseDescriptors) of its own
               requests served: \(samples.last?.requests ?? 0)
             """)

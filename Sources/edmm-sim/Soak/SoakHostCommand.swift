@@ -40,20 +40,8 @@ struct SoakHostCommand: AsyncParsableCommand {
             fail(channel, ["\(label): registering: \(error)"])
         }
         channel.send(SoakLine(.ready, enclave: session.host.handle))
-        let current = Mutex(session.host)
-        let phase = Mutex("working")
-        let requests = Atomic<UInt64>(0)
-        let progress = Task {
-            while !Task.isCancelled {
-                var line = SoakLine(.progress, enclave: current.withLock { $0.handle })
-                line.phase = phase.withLock { $0 }
-                line.waitingFor = Dictionary(
-                    uniqueKeysWithValues: current.withLock { $0.connection.requestsInFlight }.map { ($0.key.description, $0.value) })
-                line.requests = requests.load(ordering: .relaxed)
-                channel.send(line)
-                try? await Task.sleep(for: .seconds(1))
-            }
-        }
+        let status = Status(session.host)
+        let progress = Task { await status.report(to: channel) }
         defer { progress.cancel() }
 
         var refusals: UInt64 = 0
@@ -62,30 +50,30 @@ struct SoakHostCommand: AsyncParsableCommand {
         work: while true {
             switch channel.poll() {
             case .pause?:
-                phase.withLock { $0 = "pausing" }
+                status.phase.withLock { $0 = "pausing" }
                 let problems = await session.rest()
                 guard problems.isEmpty else { fail(channel, problems) }
                 channel.send(SoakLine(.paused, enclave: session.host.handle))
-                phase.withLock { $0 = "paused" }
+                status.phase.withLock { $0 = "paused" }
                 if await channel.next() != .resume { break work }
-                phase.withLock { $0 = "working" }
+                status.phase.withLock { $0 = "working" }
             case .stop?, .exit?:
                 break work
             case .resume?, nil:
                 break
             }
             if ContinuousClock.now >= nextCheck {
-                phase.withLock { $0 = "checking" }
+                status.phase.withLock { $0 = "checking" }
                 let problems = await session.check()
                 var line = SoakLine(.check, enclave: session.host.handle, problems: problems)
                 line.refusals = refusals
                 channel.send(line)
                 guard problems.isEmpty else { fail(channel, problems) }
                 nextCheck = ContinuousClock.now + .seconds(1)
-                phase.withLock { $0 = "working" }
+                status.phase.withLock { $0 = "working" }
             }
             if rng.chance(churn) {
-                phase.withLock { $0 = "re-registering" }
+                status.phase.withLock { $0 = "re-registering" }
                 generation += 1
                 if let problem = await session.end(cleanly: rng.chance(0.5)) { fail(channel, [problem]) }
                 do {
@@ -93,17 +81,17 @@ struct SoakHostCommand: AsyncParsableCommand {
                 } catch {
                     fail(channel, ["registering a new enclave: \(error)"])
                 }
-                current.withLock { $0 = session.host }
+                status.host.withLock { $0 = session.host }
                 channel.send(SoakLine(.restarted, enclave: session.host.handle))
-                phase.withLock { $0 = "working" }
+                status.phase.withLock { $0 = "working" }
             }
             let outcome = await session.step(&rng)
-            requests.add(outcome.requests, ordering: .relaxed)
+            status.requests.add(outcome.requests, ordering: .relaxed)
             refusals += outcome.refusals
             guard outcome.problems.isEmpty else { fail(channel, outcome.problems) }
             if paceMs > 0 { try? await Task.sleep(for: .milliseconds(paceMs)) }
         }
-        phase.withLock { $0 = "stopping" }
+        status.phase.withLock { $0 = "stopping" }
         let problems = await session.check()
         channel.send(SoakLine(.stopped, enclave: session.host.handle, problems: problems))
         guard problems.isEmpty else { throw ExitCode(1) }
@@ -112,6 +100,28 @@ struct SoakHostCommand: AsyncParsableCommand {
             try await session.host.unregister()
         } catch {
             session.host.close()
+        }
+    }
+
+    /// What the host is doing, for the progress line it sends every second.
+    private final class Status: Sendable {
+        let host: Mutex<SimulatedEnclaveHost>
+        let phase = Mutex("working")
+        let requests = Atomic<UInt64>(0)
+
+        init(_ host: SimulatedEnclaveHost) { self.host = Mutex(host) }
+
+        /// Sends a progress line every second until cancelled.
+        func report(to channel: SoakChannel) async {
+            while !Task.isCancelled {
+                var line = SoakLine(.progress, enclave: host.withLock { $0.handle })
+                line.phase = phase.withLock { $0 }
+                line.waitingFor = Dictionary(
+                    uniqueKeysWithValues: host.withLock { $0.connection.requestsInFlight }.map { ($0.key.description, $0.value) })
+                line.requests = requests.load(ordering: .relaxed)
+                channel.send(line)
+                try? await Task.sleep(for: .seconds(1))
+            }
         }
     }
 
