@@ -25,10 +25,8 @@ struct HandOverCommand: ParsableCommand {
             printError("edmm-sim hand-over: connect \(socket): \(String(cString: strerror(errno)))")
             throw ExitCode(1)
         }
-        var marker: UInt8 = 0x43
-        var fds = [connection]
-        guard edmm_send_with_fds(toFd, &marker, 1, &fds, 1) == 1 else {
-            printError("edmm-sim hand-over: passing the connection: \(String(cString: strerror(errno)))")
+        if case .failure(let failure) = SeqpacketIO.send(toFd, [0x43], descriptors: [connection]) {
+            printError("edmm-sim hand-over: passing the connection: \(ErrnoName.described(failure.errno))")
             throw ExitCode(1)
         }
     }

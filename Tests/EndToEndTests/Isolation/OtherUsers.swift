@@ -1,4 +1,5 @@
 import CEDMMShims
+import EDMMSystem
 import FoundationEssentials
 import Glibc
 
@@ -68,14 +69,12 @@ func connect(as credentials: Credentials, to socketPath: String, log: String) th
     var status: Int32 = 0
     while waitpid(child, &status, 0) < 0 && errno == EINTR {}
     var marker: UInt8 = 0
-    var fds: [Int32] = [-1]
-    var count = 1
-    var truncation: Int32 = 0
     var poller = pollfd(fd: pair[0], events: Int16(POLLIN), revents: 0)
-    guard poll(&poller, 1, 0) > 0, edmm_recv_with_fds(pair[0], &marker, 1, &fds, &count, &truncation) == 1, count == 1 else {
+    let received = poll(&poller, 1, 0) > 0 ? withUnsafeMutableBytes(of: &marker) { SeqpacketIO.receive(pair[0], into: $0, maxDescriptors: 1) } : nil
+    guard case .success(let message)? = received, message.length == 1, let fd = message.descriptors.first else {
         throw ConnectionRefused(description: "a process of \(credentials) could not connect: \(readFile(log) ?? "")")
     }
-    return RawConnection(adopting: fds[0])
+    return RawConnection(adopting: fd)
 }
 
 /// `edmm-sim run-host` as `credentials`: a simulated enclave host process of another user.
