@@ -1,5 +1,6 @@
 import EDMMCore
 import EDMMProtocol
+import SGXDevice
 import SGXSimulator
 
 /// The enclave's own record set against the simulated EPCM, page by page.

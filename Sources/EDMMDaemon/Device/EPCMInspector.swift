@@ -1,23 +1,9 @@
 import EDMMCore
-
-/// The EPCM states the daemon tells apart when it reads an enclave's EPCM (SDM vol. 3D, 34.x),
-/// under the names of the simulator's trace vocabulary, which docs/protocol.md uses too.
-enum EPCMPageState: String, Sendable {
-    case hole
-    case regPending = "reg_pending"
-    case reg
-    case regPR = "reg_pr"
-    case tcsModified = "tcs_modified"
-    case tcs
-    case trimModified = "trim_modified"
-    case trim
-    /// A combination no legal instruction sequence produces.
-    case invalid
-}
+import SGXDevice
 
 /// One page as the EPCM shows it.
 struct EPCMPage: Sendable, Equatable {
-    var state: EPCMPageState
+    var state: EPCMState
     var permissions: PagePermissions
 }
 

@@ -185,8 +185,7 @@ final class SimulatedEnclaveHandle: OpenedEnclave, EPCMInspector {
 
 extension EPCMPage {
     init(_ info: PageInfo) {
-        // The two vocabularies share their names (docs/protocol.md, STATS).
-        self.init(state: EPCMPageState(rawValue: info.state.rawValue) ?? .invalid, permissions: info.permissions)
+        self.init(state: info.state, permissions: info.permissions)
     }
 }
 

@@ -1,5 +1,6 @@
 import EDMMCore
 import EDMMProtocol
+import SGXDevice
 
 /// The state REGISTER records for an adopted page: what the enclave's EPCM shows when edmmd can
 /// read it (a simulated enclave), so that a re-registration after a crash rebuilds a ledger equal
@@ -31,7 +32,7 @@ enum AdoptedState: Equatable {
         guard let epcm else { return ranges.map { ($0, .committed(.rw, unaccepted: false)) } }
         var runs: [Run] = []
         var pages: UInt64 = 0
-        var invalid: (page: UInt64, state: EPCMPageState)?
+        var invalid: (page: UInt64, state: EPCMState)?
         let walk = epcm.forEachPresentPage(in: ranges, maxEntries: maxEntries) { page, info in
             guard let state = AdoptedState(info) else {
                 invalid = (page, info.state)
@@ -145,7 +146,7 @@ struct ReconciledLedger {
         for (page, info) in found { try adopt(PageRange(first: page, count: 1), info.state, info.permissions) }
     }
 
-    private mutating func adopt(_ page: PageRange, _ state: EPCMPageState, _ permissions: PagePermissions) throws(LedgerError) {
+    private mutating func adopt(_ page: PageRange, _ state: EPCMState, _ permissions: PagePermissions) throws(LedgerError) {
         switch state {
         case .hole, .invalid: return
         case .reg, .regPR: try ledger.adopt(page, as: .committed(permissions, unaccepted: false))
