@@ -7,8 +7,8 @@
 #   test:  all of the above, and what the test suite drives: a real systemd in a container
 #          (systemd-container, debootstrap), promtool (prometheus), tmux (edmmctl top in a real
 #          terminal), clang's runtime for the fuzzers, iproute2/procps/util-linux for process
-#          checks, strace (the C library's one-sendmsg-one-recvmsg fast path), and what
-#          kselftest needs.
+#          checks, strace (the C library's one-sendmsg-one-recvmsg fast path), python3-yaml
+#          (the rules and dashboard checker), and what kselftest needs.
 #   kselftest: the kernel's SGX selftests (scripts/test-kselftest-sgx.sh): the kernel tree of
 #          linux-source-6.12 (bookworm-security; linux-source-6.1 where 6.12 is not offered)
 #          and libssl-dev (their sigstruct.c signs the test enclave with libcrypto).
@@ -21,7 +21,7 @@ if [ "$mode" = deb ] || [ "$mode" = test ]; then
   packages+=(dpkg-dev debhelper fakeroot lintian)
 fi
 if [ "$mode" = test ]; then
-  packages+=(systemd-container debootstrap prometheus tmux procps util-linux curl strace libssl-dev xz-utils)
+  packages+=(systemd-container debootstrap prometheus tmux procps util-linux python3-yaml curl strace libssl-dev xz-utils)
   kernel_source=yes
 elif [ "$mode" = kselftest ]; then
   packages+=(libssl-dev xz-utils)

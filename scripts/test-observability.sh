@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The newcomer's path through observability, against a live demo-like fleet: edmmd on a simulated
 # EPC with /metrics, eight simulated enclave hosts replaying mixed workloads, and while they run:
-# a scrape checked by promtool, then every edmmctl command a newcomer would try, with its exit
-# status. Cleans up every process and file it starts, even on failure. Needs promtool and curl
+# plain and gzipped scrapes checked by promtool, the shipped Prometheus rules (promtool check
+# rules, promtool test rules) and Grafana dashboard (scripts/check-monitoring.py) against the
+# live scrape, then every edmmctl command a newcomer would try, with its exit status. Cleans up
+# every process and file it starts, even on failure. Needs promtool, curl and python3-yaml
 # (scripts/install-deps.sh test) and the debug build (swift build).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -38,9 +40,10 @@ status_is() {  # status_is EXPECTED COMMAND...: passes when COMMAND exits with E
   [ "$actual" -eq "$expected" ] || { echo "exit status $actual, expected $expected"; return 1; }
 }
 
-for tool in promtool curl; do
+for tool in promtool curl gunzip; do
   command -v "$tool" >/dev/null || { echo "$tool is missing: run scripts/install-deps.sh test"; exit 1; }
 done
+/usr/bin/python3 -c 'import yaml' 2>/dev/null || { echo "python3-yaml is missing: run scripts/install-deps.sh test"; exit 1; }
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$bin/edmmd" --simulate --socket "$socket" --epc-size 32MiB --metrics "127.0.0.1:$port" --log-level warning \
@@ -57,11 +60,19 @@ done
 ctl() { "$bin/edmmctl" --socket "$socket" "$@"; }
 scrape() { curl -sS -f "http://127.0.0.1:$port/metrics"; }
 http_status() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
-export bin socket port
+export bin socket port dir
 export -f ctl scrape http_status
 
 check "a live scrape with 8 busy enclaves passes promtool" bash -c 'scrape | promtool check metrics'
-check "the scrape has per-enclave series for all 8 enclaves" bash -c '[ "$(scrape | grep -c "^edmmd_enclave_committed_pages{")" -eq 8 ]'
+check "the scrape has per-enclave series for all 8 enclaves" bash -c '[ "$(scrape | grep -c "^edmmd_enclave_info{")" -eq 8 ]'
+check "a scraper that accepts gzip gets it gzipped, and it passes promtool" bash -c \
+  'curl -sS -f -H "Accept-Encoding: gzip" -D "$dir/headers" "http://127.0.0.1:$port/metrics" | gunzip | promtool check metrics &&
+   grep -qi "^content-encoding: gzip" "$dir/headers"'
+scrape >"$dir/scrape.txt"
+check "promtool check rules contrib/prometheus/edmmd.rules.yml" promtool check rules contrib/prometheus/edmmd.rules.yml
+check "promtool test rules: every alert fires and stays quiet when it should" bash -c 'cd contrib/prometheus && promtool test rules edmmd.rules.test.yml'
+check "check-monitoring.py rejects an unknown metric, a parse error, a missing quiet case" /usr/bin/python3 scripts/check-monitoring.py --self-test
+check "rules and dashboard parse and name only metrics of the live scrape" /usr/bin/python3 scripts/check-monitoring.py --scrape "$dir/scrape.txt"
 check "/ is 404, POST /metrics 405" bash -c \
   '[ "$(http_status "http://127.0.0.1:$port/")" = 404 ] && [ "$(http_status -X POST "http://127.0.0.1:$port/metrics")" = 405 ]'
 check "edmmctl metrics passes promtool" bash -c 'ctl metrics | promtool check metrics'
@@ -90,6 +101,20 @@ check "edmmctl config check of a bad file exits 1 with file:line" bash -c \
 check "edmmctl show of an unknown enclave exits 1" status_is 1 ctl show no-such-enclave
 check "edmmctl without a daemon exits 69" status_is 69 "$bin/edmmctl" --socket "$dir/absent.sock" status
 check "edmmctl with a bad option exits 64" status_is 64 ctl enclaves --sort nonsense
+check "edmmctl stauts exits 64 with: did you mean status?" bash -c \
+  '"$bin/edmmctl" stauts 2>&1 | grep -q "did you mean .status.?"; [ ${PIPESTATUS[0]} -eq 64 ]'
+check "edmmctl alone prints its manual and exits 64" bash -c '"$bin/edmmctl" 2>&1 | grep -q SUBCOMMANDS; [ ${PIPESTATUS[0]} -eq 64 ]'
+check "errors under --json are JSON on standard error" bash -c \
+  '"$bin/edmmctl" --socket "$dir/absent.sock" status --json 2>&1 >/dev/null | python3 -c "
+import json, sys
+assert json.load(sys.stdin)[\"error\"][\"exit_status\"] == 69"'
+check "edmmctl metrics --json and top --json are JSON" bash -c \
+  'ctl metrics --json | python3 -c "import json, sys; assert json.load(sys.stdin)[\"families\"]" &&
+   ctl top --json --iterations 2 --interval 0.2 | python3 -c "import json, sys; assert len([json.loads(l) for l in sys.stdin]) == 2"'
+check "edmmd --bogus exits 64, as edmmd --help says" bash -c \
+  '"$bin/edmmd" --help | grep -q "64 bad command line"; "$bin/edmmd" --bogus 2>/dev/null; [ $? -eq 64 ]'
+check "edmm-sim finds the socket in \$EDMMD_SOCKET" bash -c \
+  'EDMMD_SOCKET="$socket" "$bin/edmm-sim" run --enclaves 1 --duration 1 >/dev/null'
 check "edmmctl --help documents the exit statuses" bash -c '"$bin/edmmctl" --help | grep -q "EXIT STATUS"'
 
 kill -TERM "$fleet_pid"; wait "$fleet_pid"; fleet_status=$?; fleet_pid=""

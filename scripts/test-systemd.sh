@@ -9,6 +9,7 @@
 #   EDMMD_SYSTEMD_TEST_DIR   work directory (default .build/systemd-test)
 #   EDMMD_CONTAINER_TREE     the Debian tree (default .build/systemd-test/rootfs), made once
 #                   and reused, also by scripts/test-packages.sh: delete it to start over
+# Also the journal: priorities (journalctl -p) and fields (ENCLAVE=, UID=) of edmmd's lines.
 # The last line is "N passed, N failed". It prints "skipped" only where nspawn cannot run at all
 # (not root and no sudo, or no namespaces); missing packages are installed.
 set -uo pipefail
@@ -99,6 +100,34 @@ check "an allocation over it is refused: $(field "$refused" code)" test "$(field
 status=$(hold status)
 check "the client was not dropped (same connection, no reconnection)" test "$(field "$status" reconnections)" = 0
 check "the journal has the reload" sh -c "$IN journalctl -u edmmd.service -o cat | grep -q 'configuration reloaded'"
+
+log "The journal"
+# --- Logs: edmmd writes journal entries with a priority and fields when stderr is the journal.
+$IN cp /etc/edmmd/edmmd.toml /etc/edmmd/edmmd.toml.good
+$IN sh -c 'printf "[batch]\nwindow_us = 0\n" >> /etc/edmmd/edmmd.toml'
+$IN systemctl reload edmmd.service
+check "a reload of a bad file is logged at priority err" wait_for 10 sh -c "$IN journalctl -u edmmd.service -p err -o cat | grep -q 'configuration not reloaded'"
+$IN mv /etc/edmmd/edmmd.toml.good /etc/edmmd/edmmd.toml
+$IN systemctl reload edmmd.service
+wait_for 10 sh -c "$IN journalctl -u edmmd.service -o cat | grep -c 'configuration reloaded' | grep -q 2"
+priorities() {  # priorities ARGS...: "PRIORITY SYSLOG_IDENTIFIER" of each entry journalctl -u edmmd ARGS selects
+  $IN journalctl -u edmmd.service --no-pager -o json "$@" | python3 -I -c 'import json, sys
+for line in sys.stdin:
+    e = json.loads(line)
+    print(e.get("PRIORITY", "?"), e.get("SYSLOG_IDENTIFIER", "?"))'
+}
+warnings=$(priorities -p warning)
+only_warnings() { [ -n "$warnings" ] && ! grep -qv '^[0-4] ' <<< "$warnings"; }
+check "journalctl -p warning -u edmmd shows only warnings and worse ($(wc -l <<< "$warnings") entries)" only_warnings
+check "  and edmmd's own lines among them" grep -q '^3 edmmd$' <<< "$warnings"
+info_lines() { priorities | grep -q '^6 edmmd$'; }
+check "  while edmmd's info lines are in the journal at priority 6" info_lines
+check "journalctl -u edmmd ENCLAVE=$handle finds the enclave's registration" \
+  sh -c "$IN journalctl -u edmmd.service -o cat ENCLAVE=$handle | grep -q 'enclave registered'"
+check "journalctl -u edmmd UID=0 finds it too, and UID=4242 nothing" \
+  sh -c "$IN journalctl -u edmmd.service -o cat UID=0 | grep -q 'enclave registered' && [ -z \"\$($IN journalctl -u edmmd.service -o cat UID=4242)\" ]"
+check "logfmt values with spaces are quoted (owner=\"pid ...\")" \
+  sh -c "$IN journalctl -u edmmd.service -o cat | grep 'enclave registered' | grep -q 'owner=\"pid [0-9]* uid 0 gid 0\"'"
 
 log "Restart"
 # --- Restart: the FD store keeps the enclave; the host re-attaches and finds it as it was.

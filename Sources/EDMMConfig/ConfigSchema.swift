@@ -127,6 +127,10 @@ enum ConfigSchema {
             guard HostPort(s) != nil else { throw ConfigValueError("\"\(s)\" is not HOST:PORT (e.g. \"127.0.0.1:9464\"; \"\" disables the endpoint)") }
             c.metrics.listen = s
         },
+        ConfigKey(section: "metrics", name: "per_enclave") { c, v throws(ConfigValueError) in c.metrics.perEnclave = try ConfigValue.bool(v) },
+        ConfigKey(section: "metrics", name: "enclave_labels") { c, v throws(ConfigValueError) in
+            c.metrics.enclaveLabels = try ConfigValue.enumeration(v, DaemonConfig.EnclaveLabels.self)
+        },
         ConfigKey(section: "systemd", name: "watchdog") { c, v throws(ConfigValueError) in c.systemd.watchdog = try ConfigValue.bool(v) },
         ConfigKey(section: "systemd", name: "fd_store") { c, v throws(ConfigValueError) in c.systemd.fdStore = try ConfigValue.bool(v) },
     ]

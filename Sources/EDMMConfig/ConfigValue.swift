@@ -56,7 +56,7 @@ enum ConfigValue {
         return e
     }
 
-    /// A size: an integer number of bytes, or a string like "512KiB", "128MiB", "2GiB", "1TiB".
+    /// A size: an integer number of bytes, or a string like "512KiB", "128M", "2Gi", "1TiB".
     /// `allowUnlimited` also accepts "unlimited" (nil).
     static func bytes(_ value: any TOMLValueConvertible, multipleOf unit: UInt64 = 1, allowUnlimited: Bool = false) throws(ConfigValueError) -> UInt64? {
         let bytes: UInt64
@@ -65,10 +65,11 @@ enum ConfigValue {
             bytes = UInt64(i)
         } else if let s = value.string {
             if allowUnlimited && s == "unlimited" { return nil }
-            guard let parsed = parseSize(s) else {
-                throw ConfigValueError("\"\(s)\" is not a size; write bytes as an integer or a number with KiB, MiB, GiB or TiB\(allowUnlimited ? ", or \"unlimited\"" : "")")
+            do throws(SizeError) {
+                bytes = try parseSize(s)
+            } catch {
+                throw ConfigValueError("\"\(s)\" is not a size: \(error)\(allowUnlimited ? " (or \"unlimited\")" : "")")
             }
-            bytes = parsed
         } else {
             throw ConfigValueError("expected a size (an integer or a string like \"128MiB\"), got \(describe(value))")
         }
@@ -76,16 +77,47 @@ enum ConfigValue {
         return bytes
     }
 
-    static func parseSize(_ text: String) -> UInt64? {
-        let units: [(String, UInt64)] = [("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("B", 1)]
+    /// Why a text is not a size; the description says what to write instead.
+    struct SizeError: Error, Equatable, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    /// Binary units, as systemd writes them (MemoryMax=128M): K, M, G and T are powers of 1024,
+    /// spelled alone, with i, or with iB. There are no decimal units (MB is refused, not
+    /// guessed): Kubernetes' "128M" means 10^6 bytes, systemd's 2^20.
+    static let sizeUnits: [(suffixes: [String], multiplier: UInt64)] = [
+        (["B", ""], 1), (["K", "Ki", "KiB"], 1 << 10), (["M", "Mi", "MiB"], 1 << 20), (["G", "Gi", "GiB"], 1 << 30),
+        (["T", "Ti", "TiB"], 1 << 40),
+    ]
+
+    /// "4096", "4096B", "512K", "128Mi", "2GiB", "1 TiB": a whole number of bytes or of a binary unit.
+    static func parseSize(_ text: String) throws(SizeError) -> UInt64 {
         let trimmed = text.trimmingSpaces
-        for (suffix, multiplier) in units where trimmed.hasSuffix(suffix) {
-            let number = String(trimmed.dropLast(suffix.count)).trimmingSpaces
-            guard let n = UInt64(number) else { return nil }
-            let (product, overflow) = n.multipliedReportingOverflow(by: multiplier)
-            return overflow ? nil : product
+        let digits = trimmed.prefix { $0.isASCII && $0.isNumber }
+        let unit = String(trimmed.dropFirst(digits.count)).trimmingSpaces
+        guard !digits.isEmpty else {
+            if trimmed.isEmpty { throw SizeError("it is empty; write bytes, or a number with K, M, G or T (\"128M\", \"128MiB\")") }
+            if trimmed.hasPrefix("-") { throw SizeError("a size cannot be negative") }
+            throw SizeError("it does not start with a number; write e.g. \"128M\" or \"128MiB\"")
         }
-        return UInt64(trimmed)
+        if unit.hasPrefix(".") || unit.hasPrefix(",") {
+            throw SizeError("use a whole number of a smaller unit instead of a fraction (\"1536M\", not \"1.5G\")")
+        }
+        guard let multiplier = sizeUnits.first(where: { $0.suffixes.contains(unit) })?.multiplier else {
+            let upper = unit.uppercased()
+            if ["KB", "MB", "GB", "TB"].contains(upper) {
+                throw SizeError("\"\(unit)\" is ambiguous (1000 or 1024?); edmmd's units are binary: write \"\(digits)\(upper.prefix(1))\" or \"\(digits)\(upper.prefix(1))iB\"")
+            }
+            if let known = sizeUnits.flatMap(\.suffixes).first(where: { !$0.isEmpty && $0.uppercased() == upper }) {
+                throw SizeError("unknown unit \"\(unit)\"; units are case-sensitive: \"\(digits)\(known)\"")
+            }
+            throw SizeError("unknown unit \"\(unit)\"; use B, K, M, G or T (alone, with i, or with iB: 128M = 128Mi = 128MiB)")
+        }
+        guard let number = UInt64(digits) else { throw SizeError("\(digits) is too large") }
+        let (product, overflow) = number.multipliedReportingOverflow(by: multiplier)
+        guard !overflow else { throw SizeError("\(trimmed) is more than 16 EiB") }
+        return product
     }
 }
 

@@ -110,6 +110,22 @@ public struct DaemonConfig: Equatable, Sendable {
     public struct Metrics: Equatable, Sendable {
         /// `HOST:PORT` of the Prometheus endpoint; nil disables it.
         public var listen: String? = "127.0.0.1:9464"
+        /// Export the series of each enclave; false: machine-wide and per-uid series only.
+        public var perEnclave = true
+        /// What the `enclave` label of per-enclave series shows.
+        public var enclaveLabels = EnclaveLabels.label
+    }
+
+    /// Enclave labels are chosen by clients and may say more than their owners want every local
+    /// user to read (/metrics has no authentication).
+    public enum EnclaveLabels: String, CaseIterable, Equatable, Sendable {
+        /// The label the client registered.
+        case label
+        /// A 16-hex-digit hash of the label: stable across restarts and hosts, but anyone who can
+        /// guess a label can confirm it.
+        case hash
+        /// The enclave's handle (the id edmmctl shows): nothing the client chose.
+        case none
     }
 
     public struct Systemd: Equatable, Sendable {

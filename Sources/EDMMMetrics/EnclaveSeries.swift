@@ -1,105 +1,110 @@
+import EDMMConfig
+import EDMMCore
 import EDMMDaemon
 import EDMMProtocol
-import Prometheus
 
-/// The series of one registered enclave, labelled by its label, id and uid. Created when a scrape
-/// first sees the enclave, set from its snapshot on every scrape, unregistered when it is gone.
-final class EnclaveSeries {
-    /// The verbs an enclave's queue answers and counts.
-    static let verbs: [Verb] = [
-        .register, .attach, .unregister, .allocate, .free, .trim, .trimAccepted, .restrict, .relax, .makeTCS, .sync, .stats,
-    ]
-
-    private let registry: PrometheusCollectorRegistry
-    private let labels: [(String, String)]
-    private let committed, pool, trimming, removing, tcs, epc, size, connections: Gauge
-    private var quota: Gauge?
-    private let requests: [(verb: Verb, ok: Counter, failed: Counter)]
-    private let ioctls, ioctlPages: [(kind: WireIoctl, counter: Counter)]
-    private let retriesEBUSY, retriesEAGAIN, retriesEINTR, ioctlErrors, reclaimed, flushes: Counter
-
-    init(_ enclave: EnclaveSnapshot, registry: PrometheusCollectorRegistry) {
-        self.registry = registry
-        let labels = [("enclave", enclave.label), ("enclave_id", "\(enclave.handle)"), ("uid", "\(enclave.owner.uid)")]
-        self.labels = labels
-        func gauge(_ spec: MetricSpec) -> Gauge { registry.gauge(spec, labels) }
-        func counter(_ spec: MetricSpec, _ extra: (String, String)...) -> Counter { registry.counter(spec, labels + extra) }
-        committed = gauge(MetricCatalog.enclaveCommitted)
-        pool = gauge(MetricCatalog.enclavePool)
-        trimming = gauge(MetricCatalog.enclaveTrimming)
-        removing = gauge(MetricCatalog.enclaveRemoving)
-        tcs = gauge(MetricCatalog.enclaveTCS)
-        epc = gauge(MetricCatalog.enclaveEPC)
-        size = gauge(MetricCatalog.enclaveSize)
-        connections = gauge(MetricCatalog.enclaveConnections)
-        requests = Self.verbs.map { verb in
-            let name = verb.metricName
-            return (
-                verb, counter(MetricCatalog.enclaveRequests, ("verb", name), ("result", "ok")),
-                counter(MetricCatalog.enclaveRequests, ("verb", name), ("result", "failed"))
-            )
-        }
-        ioctls = WireIoctl.allKinds.map { ($0, counter(MetricCatalog.enclaveIoctls, ("ioctl", $0.name))) }
-        ioctlPages = WireIoctl.allKinds.map { ($0, counter(MetricCatalog.enclaveIoctlPages, ("ioctl", $0.name))) }
-        retriesEBUSY = counter(MetricCatalog.enclaveRetries, ("errno", "EBUSY"))
-        retriesEAGAIN = counter(MetricCatalog.enclaveRetries, ("errno", "EAGAIN"))
-        retriesEINTR = counter(MetricCatalog.enclaveRetries, ("errno", "EINTR"))
-        ioctlErrors = counter(MetricCatalog.enclaveIoctlErrors)
-        reclaimed = counter(MetricCatalog.enclaveReclaimed)
-        flushes = counter(MetricCatalog.enclaveFlushes)
+/// The `enclave` label of every registered enclave, chosen when a scrape first sees it and kept
+/// for its life, so that its series never change identity:
+/// - `label`: the label the client registered (the handle when it is empty); `hash`: 16 hex
+///   digits of FNV-1a over it; `none`: the handle. A label is chosen by its client and may be sensitive (docs/observability.md).
+/// - Labels need not be unique: an enclave whose name another enclave of the same uid already
+///   has gets `name#handle`. It keeps that name after the other one leaves: its counters must
+///   not jump onto another series.
+/// The handle itself (which changes when an enclave registers again) is in `edmmd_enclave_info`.
+struct EnclaveNames {
+    struct Entry {
+        var uid: UInt32
+        var name: String
+        /// `enclave="...",uid="..."`, shared by every per-enclave series.
+        var labels: LabelSet
+        /// The same, then `enclave_id`, `pid` and (policy `label`) `label`.
+        var info: LabelSet
     }
 
-    /// Sets every series from the enclave's published snapshot.
-    func update(_ enclave: EnclaveSnapshot) {
-        let summary = enclave.summary
-        committed.set(to: Double(summary.committedPages))
-        pool.set(to: Double(summary.pooledPages))
-        trimming.set(to: Double(summary.trimmingPages))
-        removing.set(to: Double(summary.removingPages))
-        tcs.set(to: Double(summary.tcsPages))
-        epc.set(to: Double(enclave.pages.epcPages))
-        size.set(to: Double(enclave.size))
-        connections.set(to: Double(enclave.connections))
-        updateQuota(enclave.quotaPages)
-        let counters = enclave.counters
-        for (verb, ok, failed) in requests {
-            ok.mirror(counters.requestsOK[Int(verb.rawValue)])
-            failed.mirror(counters.requestsFailed[Int(verb.rawValue)])
-        }
-        for (kind, counter) in ioctls { counter.mirror(counters.ioctlCalls[kind]) }
-        for (kind, counter) in ioctlPages { counter.mirror(counters.ioctlPages[kind]) }
-        retriesEBUSY.mirror(counters.retriesEBUSY)
-        retriesEAGAIN.mirror(counters.retriesEAGAIN)
-        retriesEINTR.mirror(counters.retriesEINTR)
-        ioctlErrors.mirror(counters.ioctlErrors)
-        reclaimed.mirror(counters.reclaimedPages)
-        flushes.mirror(counters.flushes)
-    }
+    private(set) var policy = DaemonConfig.EnclaveLabels.label
+    private var entries: [EnclaveHandle: Entry] = [:]
 
-    /// A quota can appear or go away on RELOAD.
-    private func updateQuota(_ pages: UInt64?) {
-        switch (pages, quota) {
-        case (let pages?, let gauge?): gauge.set(to: Double(pages))
-        case (let pages?, nil):
-            let gauge = registry.gauge(MetricCatalog.enclaveQuota, labels)
-            gauge.set(to: Double(pages))
-            quota = gauge
-        case (nil, let gauge?):
-            registry.unregisterGauge(gauge)
-            quota = nil
-        case (nil, nil): break
+    /// Names `enclaves` (in handle order), forgetting the ones gone. A new policy renames all.
+    mutating func update(_ enclaves: [EnclaveSnapshot], policy: DaemonConfig.EnclaveLabels) -> [(EnclaveSnapshot, Entry)] {
+        if policy != self.policy {
+            self.policy = policy
+            entries = [:]
+        }
+        let present = Set(enclaves.map(\.handle))
+        entries = entries.filter { present.contains($0.key) }
+        var taken = Set(entries.values.map { "\($0.uid)/\($0.name)" })
+        return enclaves.sorted { $0.handle < $1.handle }.map { enclave in
+            if let entry = entries[enclave.handle] { return (enclave, entry) }
+            var name = baseName(enclave)
+            if taken.contains("\(enclave.owner.uid)/\(name)") { name += "#\(enclave.handle)" }
+            taken.insert("\(enclave.owner.uid)/\(name)")
+            let labels = LabelSet([("enclave", name), ("uid", "\(enclave.owner.uid)")])
+            var extra = [("enclave_id", "\(enclave.handle)"), ("pid", "\(enclave.owner.pid)")]
+            if policy == .label { extra.append(("label", enclave.label)) }
+            let entry = Entry(uid: enclave.owner.uid, name: name, labels: labels, info: labels.appending(extra))
+            entries[enclave.handle] = entry
+            return (enclave, entry)
         }
     }
 
-    /// Removes every series of the enclave from the registry.
-    func unregister() {
-        for gauge in [committed, pool, trimming, removing, tcs, epc, size, connections] + (quota.map { [$0] } ?? []) {
-            registry.unregisterGauge(gauge)
+    private func baseName(_ enclave: EnclaveSnapshot) -> String {
+        switch policy {
+        case .label where !enclave.label.isEmpty: enclave.label
+        case .hash: Self.hash(enclave.label)
+        case .label, .none: "\(enclave.handle)"
         }
-        let counters =
-            requests.flatMap { [$0.ok, $0.failed] } + ioctls.map(\.counter) + ioctlPages.map(\.counter)
-            + [retriesEBUSY, retriesEAGAIN, retriesEINTR, ioctlErrors, reclaimed, flushes]
-        for counter in counters { registry.unregisterCounter(counter) }
+    }
+
+    /// FNV-1a, 64 bits, as 16 hex digits: a stable pseudonym, not a secret.
+    static func hash(_ label: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in label.utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01b3
+        }
+        let digits = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+}
+
+/// The per-uid and per-enclave families of one scrape, limited to what `viewer` may see.
+enum OwnerSeries {
+    static func writeUIDs(_ snapshot: DaemonSnapshot, viewer: MetricsViewer, into writer: inout ExpositionWriter) {
+        var byUID: [UInt32: (enclaves: UInt64, pages: UInt64)] = [:]
+        for enclave in snapshot.enclaves where viewer.sees(uid: enclave.owner.uid) {
+            byUID[enclave.owner.uid, default: (0, 0)].enclaves += 1
+            byUID[enclave.owner.uid, default: (0, 0)].pages += enclave.pages.epcPages
+        }
+        let uids = byUID.keys.sorted().map { (uid: $0, labels: LabelSet([("uid", "\($0)")]), figures: byUID[$0]!) }
+        writer.family(MetricCatalog.uidEnclaves)
+        for uid in uids { writer.sample(MetricCatalog.uidEnclaves, uid.labels, uid.figures.enclaves) }
+        writer.family(MetricCatalog.uidEPC)
+        for uid in uids { writer.sample(MetricCatalog.uidEPC, uid.labels, Page.bytes(uid.figures.pages)) }
+        writer.family(MetricCatalog.uidQuota)
+        for uid in uids {
+            if let limit = snapshot.quotas.uidPages(for: uid.uid) { writer.sample(MetricCatalog.uidQuota, uid.labels, Page.bytes(limit)) }
+        }
+    }
+
+    /// Family by family (the text format wants each family's samples together).
+    static func writeEnclaves(_ named: [(EnclaveSnapshot, EnclaveNames.Entry)], into writer: inout ExpositionWriter) {
+        func each(_ spec: MetricSpec, _ value: (EnclaveSnapshot) -> UInt64?, info: Bool = false) {
+            writer.family(spec)
+            for (enclave, entry) in named {
+                if let value = value(enclave) { writer.sample(spec, info ? entry.info : entry.labels, value) }
+            }
+        }
+        each(MetricCatalog.enclaveInfo, { _ in 1 }, info: true)
+        each(MetricCatalog.enclaveEPC) { Page.bytes($0.pages.epcPages) }
+        each(MetricCatalog.enclaveCommitted) { Page.bytes($0.pages.committed + $0.pages.restrictQueued + $0.pages.tcsQueued) }
+        each(MetricCatalog.enclavePool) { Page.bytes($0.pages.pooled) }
+        each(MetricCatalog.enclaveTrimming) { Page.bytes($0.pages.trimming + $0.pages.removing) }
+        each(MetricCatalog.enclaveQuota) { $0.quotaPages.map(Page.bytes) }
+        each(MetricCatalog.enclaveRequests) { $0.counters.requests }
+        each(MetricCatalog.enclaveFailures) { $0.counters.requestsFailed.reduce(0, +) }
+        each(MetricCatalog.enclaveIoctls) { $0.counters.ioctls }
+        each(MetricCatalog.enclaveIoctlErrors) { $0.counters.ioctlErrors }
+        each(MetricCatalog.enclaveReclaimed) { Page.bytes($0.counters.reclaimedPages) }
     }
 }
 

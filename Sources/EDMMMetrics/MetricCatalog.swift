@@ -1,97 +1,165 @@
 import Prometheus
 
-/// One metric family: its full name and HELP text. Every family edmmd exports is listed in
-/// `MetricCatalog`; a name is always registered with the same HELP (swift-prometheus traps on a
-/// mismatch).
-struct MetricSpec: Sendable {
-    let name: String
-    let help: String
+/// One metric family: its name, type, labels and HELP text, and whose series it has (which sets
+/// its cardinality). Every family edmmd exports is in `MetricCatalog.all`; docs/observability.md
+/// lists the same families (a test compares them), and the shipped rules and dashboard may name
+/// no other (scripts/check-monitoring.py).
+public struct MetricSpec: Sendable, Equatable {
+    public enum Kind: String, Sendable { case gauge, counter, histogram }
 
-    init(_ name: String, _ help: String) {
+    /// Whose series a family has: one per machine, per process, per uid with enclaves, or per
+    /// enclave. Issue 19 adds a per-container scope beside `uid`.
+    public enum Scope: String, Sendable { case machine, process, uid, enclave }
+
+    public let name: String
+    public let kind: Kind
+    public let scope: Scope
+    /// Label names, in the order the series carry them.
+    public let labels: [String]
+    public let help: String
+
+    init(_ name: String, _ kind: Kind, _ scope: Scope, labels: [String] = [], _ help: String) {
         self.name = name
+        self.kind = kind
+        self.scope = scope
+        self.labels = labels
         self.help = help
     }
 
     var descriptor: MetricNameDescriptor { MetricNameDescriptor(metricName: name, unitName: "", helpText: help) }
 }
 
-extension PrometheusCollectorRegistry {
-    func gauge(_ spec: MetricSpec, _ labels: [(String, String)] = []) -> Gauge {
-        makeGauge(descriptor: spec.descriptor, labels: labels)
-    }
+/// Every metric family of the exposition. Names follow Prometheus' conventions: base units
+/// (`_bytes`, `_seconds`), `_total` on counters, `_info` for constant 1 series that carry labels,
+/// and the client libraries' `process_*` names for the process figures.
+public enum MetricCatalog {
+    // MARK: Machine-wide
 
-    func counter(_ spec: MetricSpec, _ labels: [(String, String)] = []) -> Counter {
-        makeCounter(descriptor: spec.descriptor, labels: labels)
-    }
-}
-
-extension Counter {
-    /// Mirrors a tally the daemon keeps (its snapshot is the single source of truth). Only the
-    /// exporter, under its scrape lock, touches these counters, so no scrape sees the reset.
-    func mirror(_ value: UInt64) {
-        reset()
-        increment(by: Int64(clamping: value))
-    }
-}
-
-/// Every metric family of the exposition (docs/observability.md lists them with their labels).
-enum MetricCatalog {
-    // Daemon and machine.
-    static let buildInfo = MetricSpec("edmmd_build_info", "edmmd's version; always 1.")
+    static let buildInfo = MetricSpec(
+        "edmmd_build_info", .gauge, .machine, labels: ["version", "revision"], "edmmd's version and the commit it was built from; always 1.")
     static let device = MetricSpec(
-        "edmmd_device_info", "The device edmmd runs enclave ioctls on (kernel or simulated); always 1.")
+        "edmmd_device_info", .gauge, .machine, labels: ["device"], "The device edmmd runs enclave ioctls on (kernel or simulated); always 1.")
     static let epcTotal = MetricSpec(
-        "edmmd_epc_total_bytes",
+        "edmmd_epc_total_bytes", .gauge, .machine,
         "EPC of the machine: the simulated EPC, or the sum of /sys/devices/system/node/node*/x86/sgx_total_bytes (0 if unknown).")
     static let epcUsed = MetricSpec(
-        "edmmd_epc_used_bytes",
-        "EPC in use: resident pages of the simulated EPC, or on the kernel device the pages edmmd's ledgers hold.")
-    static let epcFree = MetricSpec("edmmd_epc_free_bytes", "edmmd_epc_total_bytes minus edmmd_epc_used_bytes.")
+        "edmmd_epc_used_bytes", .gauge, .machine,
+        "EPC in use: every page of the simulated EPC in use (SECS and VA pages included), or on the kernel device the pages edmmd's ledgers hold.")
+    static let epcFree = MetricSpec("edmmd_epc_free_bytes", .gauge, .machine, "edmmd_epc_total_bytes minus edmmd_epc_used_bytes.")
     static let epcCommitted = MetricSpec(
-        "edmmd_epc_committed_bytes", "EPC held by registered enclaves according to edmmd's ledgers (lazy-free pools included).")
+        "edmmd_epc_committed_bytes", .gauge, .machine, "EPC held by registered enclaves according to edmmd's ledgers (lazy-free pools included).")
+    static let epcPool = MetricSpec(
+        "edmmd_epc_lazy_pool_bytes", .gauge, .machine, "Freed EPC kept committed in the enclaves' lazy-free pools.")
+    static let epcTrimming = MetricSpec(
+        "edmmd_epc_trimming_bytes", .gauge, .machine,
+        "EPC on its way out of enclaves: EMODT(TRIM) queued or done and awaiting TRIM_ACCEPTED, or REMOVE_PAGES queued.")
     static let underPressure = MetricSpec(
-        "edmmd_epc_under_pressure", "1 while machine-wide EPC use is above the high watermark and pools are being reclaimed.")
-    static let enclaves = MetricSpec("edmmd_enclaves", "Registered enclaves.")
-    static let connections = MetricSpec("edmmd_connections", "Open client connections.")
-    static let requests = MetricSpec("edmmd_requests_total", "Requests answered, by verb and result.")
-    static let ioctls = MetricSpec("edmmd_ioctls_total", "SGX2 ioctl calls, retries included, for every enclave.")
+        "edmmd_epc_under_pressure", .gauge, .machine, "1 while machine-wide EPC use is above the high watermark and pools are being reclaimed.")
+    static let quotaLimit = MetricSpec(
+        "edmmd_quota_limit_bytes", .gauge, .machine, labels: ["quota"],
+        "The quotas in force: per enclave, per uid ([quota] uid, before overrides) and for the machine; absent when unlimited.")
+    static let enclaves = MetricSpec("edmmd_enclaves", .gauge, .machine, "Registered enclaves.")
+    static let connections = MetricSpec("edmmd_connections", .gauge, .machine, "Open client connections.")
+    static let requests = MetricSpec(
+        "edmmd_requests_total", .counter, .machine, labels: ["verb", "result"],
+        "Requests answered, by verb and result: ok, or the error code of the refusal (quota-exceeded, not-owner, ...).")
+    static let ioctls = MetricSpec(
+        "edmmd_ioctls_total", .counter, .machine, labels: ["ioctl"], "SGX2 ioctl calls, retries included, by ioctl.")
+    static let ioctlErrors = MetricSpec(
+        "edmmd_ioctl_errors_total", .counter, .machine, "SGX2 ioctls that ended in an error after their retries.")
+    static let ioctlRetries = MetricSpec(
+        "edmmd_ioctl_retries_total", .counter, .machine, labels: ["errno"], "SGX2 ioctl calls resumed after EBUSY, EAGAIN or EINTR, by errno.")
     static let connectionEvents = MetricSpec(
-        "edmmd_connection_events_total", "Connections accepted, refused (limit, shutdown) and dropped (unread replies).")
-    static let registrations = MetricSpec("edmmd_registrations_total", "Enclaves registered and unregistered, by event.")
-    static let malformedMessages = MetricSpec("edmmd_malformed_messages_total", "Messages that could not be decoded.")
-    static let reclaimNotices = MetricSpec("edmmd_reclaim_notices_total", "RECLAIM notices sent to enclave hosts.")
-    static let reclaimedPages = MetricSpec(
-        "edmmd_reclaimed_pages_total", "Lazy-pool pages edmmd gave back (pool threshold, EPC pressure or admin RECLAIM).")
+        "edmmd_connection_events_total", .counter, .machine, labels: ["event"],
+        "Connections accepted, refused (limit, shutdown) and dropped (unread replies).")
+    static let registrations = MetricSpec(
+        "edmmd_registrations_total", .counter, .machine, labels: ["event"], "Enclaves registered and unregistered, by event.")
+    static let uncheckedRegistrations = MetricSpec(
+        "edmmd_unchecked_registrations_total", .counter, .machine,
+        "Kernel REGISTERs accepted without knowing whether edmmd already manages the enclave (kcmp(2) failed).")
+    static let malformedMessages = MetricSpec("edmmd_malformed_messages_total", .counter, .machine, "Messages that could not be decoded.")
+    static let reclaimNotices = MetricSpec("edmmd_reclaim_notices_total", .counter, .machine, "RECLAIM notices sent to enclave hosts.")
+    static let reclaimed = MetricSpec(
+        "edmmd_reclaimed_bytes_total", .counter, .machine, "Lazy-pool EPC edmmd gave back (pool threshold, EPC pressure or admin RECLAIM).")
+    static let reloadSuccessful = MetricSpec(
+        "edmmd_config_last_reload_successful", .gauge, .machine, "Whether the last reload (RELOAD or SIGHUP) applied its file: 1, or 0 when it was refused.")
+    static let reloadTime = MetricSpec(
+        "edmmd_config_last_reload_success_timestamp_seconds", .gauge, .machine,
+        "When the configuration in force was applied (start-up or the last successful reload), Unix time.")
+    static let fdStoreDescriptors = MetricSpec(
+        "edmmd_fd_store_descriptors", .gauge, .machine,
+        "Descriptors edmmd keeps in systemd's FD store: its state, the simulated EPC, one per enclave; absent without the FD store.")
+    static let fdStoreMax = MetricSpec(
+        "edmmd_fd_store_max_descriptors", .gauge, .machine,
+        "The unit's FileDescriptorStoreMax=, as systemd 254 and later tell the service ($FDSTORE); absent when unknown.")
+    static let fdStoreLastWrite = MetricSpec(
+        "edmmd_fd_store_last_write_timestamp_seconds", .gauge, .machine,
+        "When the enclaves' state was last written to the FD store, Unix time; absent before the first write.")
+    static let fdStoreWriteFailures = MetricSpec(
+        "edmmd_fd_store_write_failures_total", .counter, .machine, "Writes of the enclaves' state to the FD store that failed.")
 
     // Histograms recorded by the daemon (DaemonInstruments).
     static let requestDuration = MetricSpec(
-        "edmmd_request_duration_seconds", "Time from a request's arrival to its reply, by verb.")
-    static let flushRequests = MetricSpec("edmmd_flush_requests", "Requests served by one flush of an enclave's queue (batch size).")
-    static let ioctlPages = MetricSpec("edmmd_ioctl_pages", "Pages per planned SGX2 ioctl, by ioctl.")
+        "edmmd_request_duration_seconds", .histogram, .machine, labels: ["verb"], "Time from a request's arrival to its reply, by verb.")
+    static let flushRequests = MetricSpec(
+        "edmmd_flush_requests", .histogram, .machine, "Requests served by one flush of an enclave's queue (batch size).")
+    static let ioctlPages = MetricSpec("edmmd_ioctl_pages", .histogram, .machine, labels: ["ioctl"], "Pages per planned SGX2 ioctl, by ioctl.")
 
-    // Per enclave, labelled enclave (its label), enclave_id and uid.
-    static let enclaveCommitted = MetricSpec(
-        "edmmd_enclave_committed_pages", "Committed pages in use by the enclave, those with an EMODPR or EMODT(TCS) queued included (as ENCLAVES reports).")
-    static let enclavePool = MetricSpec(
-        "edmmd_enclave_lazy_pool_pages", "Freed pages kept committed in the enclave's lazy-free pool.")
-    static let enclaveTrimming = MetricSpec(
-        "edmmd_enclave_trimming_pages", "Pages on their way out: EMODT(TRIM) queued or done, awaiting TRIM_ACCEPTED.")
-    static let enclaveRemoving = MetricSpec("edmmd_enclave_removing_pages", "Pages whose REMOVE_PAGES is queued.")
-    static let enclaveTCS = MetricSpec("edmmd_enclave_tcs_pages", "TCS pages.")
+    // MARK: The edmmd process (the names every Prometheus client library uses)
+
+    static let cpu = MetricSpec("process_cpu_seconds_total", .counter, .process, "User and system CPU time edmmd spent.")
+    static let resident = MetricSpec("process_resident_memory_bytes", .gauge, .process, "edmmd's resident memory.")
+    static let virtualMemory = MetricSpec("process_virtual_memory_bytes", .gauge, .process, "edmmd's virtual memory.")
+    static let openFDs = MetricSpec("process_open_fds", .gauge, .process, "Descriptors edmmd has open (each enclave and connection holds one).")
+    static let maxFDs = MetricSpec("process_max_fds", .gauge, .process, "edmmd's limit of open descriptors (RLIMIT_NOFILE, the unit's LimitNOFILE=).")
+    static let startTime = MetricSpec("process_start_time_seconds", .gauge, .process, "When edmmd started, Unix time.")
+
+    // MARK: Per uid with registered enclaves
+
+    static let uidEnclaves = MetricSpec("edmmd_uid_enclaves", .gauge, .uid, labels: ["uid"], "Registered enclaves of the uid.")
+    static let uidEPC = MetricSpec(
+        "edmmd_uid_epc_bytes", .gauge, .uid, labels: ["uid"], "EPC the uid's enclaves hold, as its quota counts it (pools and trims included).")
+    static let uidQuota = MetricSpec(
+        "edmmd_uid_quota_bytes", .gauge, .uid, labels: ["uid"], "The uid's quota (its override, else [quota] uid); absent when unlimited.")
+
+    // MARK: Per enclave: what an operator acts on, labelled enclave and uid
+
+    static let enclaveLabels = ["enclave", "uid"]
+    static let enclaveInfo = MetricSpec(
+        "edmmd_enclave_info", .gauge, .enclave, labels: ["enclave", "uid", "enclave_id", "pid", "label"],
+        "The enclave's handle (enclave_id, which changes when it registers again), registering pid and, with enclave_labels = \"label\", its label; always 1.")
     static let enclaveEPC = MetricSpec(
-        "edmmd_enclave_epc_pages", "Every EPC page the ledger charges to the enclave (the sum of all states).")
+        "edmmd_enclave_epc_bytes", .gauge, .enclave, labels: enclaveLabels,
+        "Every EPC page edmmd's ledger charges to the enclave: committed, pool, trimming and TCS.")
+    static let enclaveCommitted = MetricSpec(
+        "edmmd_enclave_committed_bytes", .gauge, .enclave, labels: enclaveLabels,
+        "EPC in use by the enclave, pages with an EMODPR or EMODT(TCS) queued included (as ENCLAVES reports).")
+    static let enclavePool = MetricSpec(
+        "edmmd_enclave_lazy_pool_bytes", .gauge, .enclave, labels: enclaveLabels, "Freed EPC kept committed in the enclave's lazy-free pool.")
+    static let enclaveTrimming = MetricSpec(
+        "edmmd_enclave_trimming_bytes", .gauge, .enclave, labels: enclaveLabels,
+        "EPC on its way out: EMODT(TRIM) queued or done and awaiting TRIM_ACCEPTED, or REMOVE_PAGES queued.")
     static let enclaveQuota = MetricSpec(
-        "edmmd_enclave_quota_pages", "The enclave's page quota; absent when unlimited.")
-    static let enclaveSize = MetricSpec("edmmd_enclave_size_bytes", "Size of the enclave's ELRANGE.")
-    static let enclaveConnections = MetricSpec("edmmd_enclave_connections", "Connections that registered or attached the enclave.")
-    static let enclaveRequests = MetricSpec("edmmd_enclave_requests_total", "Requests on the enclave, by verb and result.")
-    static let enclaveIoctls = MetricSpec("edmmd_enclave_ioctls_total", "SGX2 ioctl calls on the enclave, retries included, by ioctl.")
-    static let enclaveIoctlPages = MetricSpec("edmmd_enclave_ioctl_pages_total", "Pages the enclave's ioctls completed, by ioctl.")
-    static let enclaveRetries = MetricSpec(
-        "edmmd_enclave_ioctl_retries_total", "ioctl calls resumed after EBUSY, EAGAIN or EINTR, by errno.")
+        "edmmd_enclave_quota_bytes", .gauge, .enclave, labels: enclaveLabels, "The enclave's quota; absent when unlimited.")
+    static let enclaveRequests = MetricSpec(
+        "edmmd_enclave_requests_total", .counter, .enclave, labels: enclaveLabels, "Requests on the enclave, all verbs.")
+    static let enclaveFailures = MetricSpec(
+        "edmmd_enclave_request_failures_total", .counter, .enclave, labels: enclaveLabels,
+        "Requests on the enclave that failed (the reasons are in edmmd_requests_total).")
+    static let enclaveIoctls = MetricSpec(
+        "edmmd_enclave_ioctls_total", .counter, .enclave, labels: enclaveLabels, "SGX2 ioctl calls on the enclave, retries included.")
     static let enclaveIoctlErrors = MetricSpec(
-        "edmmd_enclave_ioctl_errors_total", "ioctls that ended in an error after their retries.")
+        "edmmd_enclave_ioctl_errors_total", .counter, .enclave, labels: enclaveLabels, "SGX2 ioctls on the enclave that ended in an error after their retries.")
     static let enclaveReclaimed = MetricSpec(
-        "edmmd_enclave_reclaimed_pages_total", "Lazy-pool pages edmmd gave back from this enclave.")
-    static let enclaveFlushes = MetricSpec("edmmd_enclave_flushes_total", "Flushes of the enclave's queue.")
+        "edmmd_enclave_reclaimed_bytes_total", .counter, .enclave, labels: enclaveLabels, "Lazy-pool EPC edmmd gave back from this enclave.")
+
+    /// Every family, in exposition order.
+    public static let all: [MetricSpec] = [
+        buildInfo, device, epcTotal, epcUsed, epcFree, epcCommitted, epcPool, epcTrimming, underPressure, quotaLimit, enclaves,
+        connections, requests, ioctls, ioctlErrors, ioctlRetries, connectionEvents, registrations, uncheckedRegistrations,
+        malformedMessages, reclaimNotices, reclaimed, reloadSuccessful, reloadTime, fdStoreDescriptors, fdStoreMax, fdStoreLastWrite,
+        fdStoreWriteFailures, cpu, resident, virtualMemory, openFDs, maxFDs, startTime, uidEnclaves, uidEPC, uidQuota, enclaveInfo,
+        enclaveEPC, enclaveCommitted, enclavePool, enclaveTrimming, enclaveQuota, enclaveRequests, enclaveFailures, enclaveIoctls,
+        enclaveIoctlErrors, enclaveReclaimed, requestDuration, flushRequests, ioctlPages,
+    ]
 }

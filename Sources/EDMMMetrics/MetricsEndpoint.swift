@@ -2,6 +2,7 @@ import EDMMConfig
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOHTTPCompression
 import NIOPosix
 import ServiceLifecycle
 import Synchronization
@@ -40,7 +41,8 @@ public struct MetricsEndpointError: Error, CustomStringConvertible {
 
 /// The Prometheus endpoint: SwiftNIO's HTTP/1 server pipeline in front of a render function.
 /// Keep-alive, request headers bounded to 8 KiB, bodies to 4 KiB, at most `maxConnections`
-/// connections, each closed after `idleTimeout` without a request.
+/// connections, each closed after `idleTimeout` without a request; responses compressed when the
+/// request's Accept-Encoding allows (swift-nio-extras' HTTPResponseCompressor).
 ///
 /// Start it (it is listening when `start` returns, so a taken port fails start-up), then run it as
 /// a ServiceLifecycle `Service`: `run()` serves until graceful shutdown or `close()`.
@@ -88,6 +90,8 @@ public final class MetricsEndpoint: Service, Sendable {
                     try pipeline.addHandler(IdleStateHandler(readTimeout: limits.idleTimeout))
                     try pipeline.configureHTTPServerPipeline(
                         withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
+                    // gzip or deflate when the scraper's Accept-Encoding asks (Prometheus does).
+                    try pipeline.addHandler(HTTPResponseCompressor())
                     try pipeline.addHandler(MetricsHTTPHandler(maxBodyBytes: limits.maxBodyBytes, render: render))
                 }
             }

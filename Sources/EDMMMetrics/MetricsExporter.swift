@@ -1,31 +1,45 @@
-import EDMMCore
 import EDMMDaemon
-import EDMMProtocol
+import Glibc
 import Prometheus
 import Synchronization
 
 /// The Prometheus exposition of one daemon. Gauges and counters are not a second set of books:
-/// every scrape sets them from `Daemon.snapshot()`, so they equal the ledgers at scrape time. The
-/// histograms are recorded by the daemon itself through `instruments`.
+/// every scrape writes them from `Daemon.snapshot()` (a collector, as node_exporter's are), so
+/// they equal the ledgers at scrape time, and a gone enclave leaves no series behind. The
+/// histograms are recorded by the daemon itself through `instruments`, on swift-prometheus'
+/// registry.
 ///
-/// Create the exporter first, pass `instruments` and `render` in `DaemonOptions`, then `attach`
-/// the daemon. Both /metrics and the METRICS verb call `render`.
+/// `[metrics] per_enclave` and `enclave_labels` are read from the snapshot on every scrape (a
+/// reload changes them). `render(for:)` filters to what a viewer may see: /metrics renders for
+/// everyone, the METRICS verb for its peer.
+///
+/// Create the exporter first, pass `instruments` and `renderText` in `DaemonOptions`, then
+/// `attach` the daemon.
 public final class MetricsExporter: Sendable {
     public let registry = PrometheusCollectorRegistry()
     /// The latency and batch-size histograms, for `DaemonOptions.instruments`.
     public let instruments: DaemonInstruments
-    /// The scrape lock: one scrape at a time sets the series and emits them.
-    private let state: Mutex<State>
+    private let buildInfo: [UInt8]
+    /// systemd ≥ 254 tells a service its FileDescriptorStoreMax= in $FDSTORE.
+    private let fdStoreMax = getenv("FDSTORE").flatMap { UInt64(String(cString: $0)) }
+    /// The scrape lock: one scrape at a time names enclaves and writes the exposition.
+    private let state = Mutex(State())
 
     private struct State {
         var daemon: Daemon?
-        let daemonSeries: DaemonSeries
-        var enclaves: [EnclaveHandle: EnclaveSeries] = [:]
+        var names = EnclaveNames()
+        var startTime: Double?
+        /// The last exposition's size, to reserve for the next.
+        var lastSize = 0
     }
 
-    public init(version: String = EDMMDVersion.string) {
+    /// `revision`: the commit edmmd was built from, when the build knows it.
+    public init(version: String = EDMMDVersion.string, revision: String? = nil) {
         instruments = PrometheusInstruments.make(registry)
-        state = Mutex(State(daemonSeries: DaemonSeries(registry: registry, version: version)))
+        var writer = ExpositionWriter()
+        writer.family(MetricCatalog.buildInfo)
+        writer.sample(MetricCatalog.buildInfo, LabelSet([("version", version), ("revision", revision ?? "unknown")]), UInt64(1))
+        buildInfo = writer.bytes
     }
 
     /// The daemon whose snapshot every scrape reads.
@@ -33,34 +47,37 @@ public final class MetricsExporter: Sendable {
         state.withLock { $0.daemon = daemon }
     }
 
-    /// The exposition, from the attached daemon's snapshot (only build info and histograms before
-    /// a daemon is attached).
-    public func render() -> [UInt8] {
+    /// The exposition for `viewer`, from the attached daemon's snapshot (build info, process
+    /// figures and histograms only before a daemon is attached).
+    public func render(for viewer: MetricsViewer = .everyone) -> [UInt8] {
         state.withLock { state in
-            if let snapshot = state.daemon?.snapshot() { Self.update(&state, snapshot, registry: registry) }
-            return registry.emitToBuffer()
+            render(&state, state.daemon?.snapshot(), viewer: viewer)
         }
     }
 
-    /// The exposition of `snapshot`.
-    public func render(_ snapshot: DaemonSnapshot) -> [UInt8] {
-        state.withLock { state in
-            Self.update(&state, snapshot, registry: registry)
-            return registry.emitToBuffer()
-        }
-    }
+    public func renderText(for viewer: MetricsViewer = .everyone) -> String { String(decoding: render(for: viewer), as: UTF8.self) }
 
-    public func renderText() -> String { String(decoding: render(), as: UTF8.self) }
-
-    private static func update(_ state: inout State, _ snapshot: DaemonSnapshot, registry: PrometheusCollectorRegistry) {
-        state.daemonSeries.update(snapshot)
-        var gone = Set(state.enclaves.keys)
-        for enclave in snapshot.enclaves {
-            gone.remove(enclave.handle)
-            let series = state.enclaves[enclave.handle] ?? EnclaveSeries(enclave, registry: registry)
-            state.enclaves[enclave.handle] = series
-            series.update(enclave)
+    private func render(_ state: inout State, _ snapshot: DaemonSnapshot?, viewer: MetricsViewer) -> [UInt8] {
+        var writer = ExpositionWriter(capacity: state.lastSize + state.lastSize / 8)
+        writer.append(buildInfo)
+        if let snapshot {
+            MachineSeries.write(snapshot, fdStoreMax: fdStoreMax, into: &writer)
         }
-        for handle in gone { state.enclaves.removeValue(forKey: handle)?.unregister() }
+        if let figures = ProcessFigures.current(knownStartTime: state.startTime) {
+            state.startTime = figures.startTimeSeconds
+            figures.write(into: &writer)
+        }
+        if let snapshot {
+            OwnerSeries.writeUIDs(snapshot, viewer: viewer, into: &writer)
+            if snapshot.metrics.perEnclave {
+                // Named all together (a name depends on the others'), then filtered.
+                let named = state.names.update(snapshot.enclaves, policy: snapshot.metrics.enclaveLabels)
+                OwnerSeries.writeEnclaves(named.filter { viewer.sees(uid: $0.0.owner.uid) }, into: &writer)
+            }
+        }
+        var bytes = writer.bytes
+        registry.emit(into: &bytes)
+        state.lastSize = bytes.count
+        return bytes
     }
 }

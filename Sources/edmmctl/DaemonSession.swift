@@ -4,13 +4,13 @@ import EDMMSystem
 import Glibc
 
 /// Connects to edmmd for one command and turns every failure into a message on standard error
-/// and a meaningful exit status.
+/// (one JSON object with --json) and a meaningful exit status.
 enum DaemonSession {
     static func connect(_ options: GlobalOptions) async throws -> EDMMConnection {
         do {
             return try await EDMMConnection.connect(socketPath: options.socketPath, clientName: "edmmctl")
         } catch {
-            throw fail(error)
+            throw fail(error, json: options.json)
         }
     }
 
@@ -21,14 +21,36 @@ enum DaemonSession {
         do {
             return try await body(connection)
         } catch {
-            throw fail(error)
+            throw fail(error, json: options.json)
         }
     }
 
-    static func fail(_ error: EDMMClientError) -> ExitCode {
-        printError("edmmctl: \(error)")
-        if let hint = hint(error) { printError("edmmctl: \(hint)") }
-        return ExitCode(exitStatus(error))
+    static func fail(_ error: EDMMClientError, json: Bool) -> ExitCode {
+        let status = exitStatus(error)
+        if json {
+            var code: String?
+            if case .daemon(let wire) = error { code = "\(wire.code)" }
+            printJSONError(message: "\(error)", exitStatus: status, code: code, hint: hint(error))
+        } else {
+            printError("edmmctl: \(error)")
+            if let hint = hint(error) { printError("edmmctl: \(hint)") }
+        }
+        return ExitCode(status)
+    }
+
+    /// An error under --json: `{"error": {"message", "exit_status", "code"?, "hint"?}}` on one
+    /// line of standard error (`code`: edmmd's error code, e.g. "not-admin").
+    static func printJSONError(message: String, exitStatus: Int32, code: String? = nil, hint: String? = nil) {
+        struct Failure: Encodable {
+            struct Detail: Encodable {
+                var message: String
+                var exitStatus: Int32
+                var code: String?
+                var hint: String?
+            }
+            var error: Detail
+        }
+        printError(jsonText(Failure(error: .init(message: message, exitStatus: exitStatus, code: code, hint: hint))))
     }
 
     /// What to do next, for the failures a newcomer meets first.

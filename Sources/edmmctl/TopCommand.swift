@@ -2,6 +2,7 @@ import ArgumentParser
 import EDMMClient
 import EDMMCore
 import EDMMProtocol
+import Glibc
 
 /// `edmmctl top`: a live table of the enclaves, refreshed like top(1).
 struct TopCommand: AsyncParsableCommand {
@@ -14,9 +15,35 @@ struct TopCommand: AsyncParsableCommand {
             also quits; the terminal is restored either way.
 
             When standard output is not a terminal, or with --batch, it prints one plain frame per \
-            interval (for logs and scripts) until --iterations frames or Ctrl-C. --json does not \
-            apply: use `edmmctl enclaves --json` in a loop for machine-readable samples.
+            interval (for logs and scripts) until --iterations frames or Ctrl-C.
+
+            --json prints one JSON object per interval, one per line, instead of frames: \
+            {"elapsed_seconds", "status": {as `edmmctl status --json`}, "enclaves": [{"enclave": \
+            {as `edmmctl enclaves --json`}, "requests_per_second", "ioctls_per_second"}]} in --sort \
+            order; the rates are null in the first object (they need two samples).
             """)
+
+    /// One `--json` line.
+    struct Frame: Encodable {
+        struct Row: Encodable {
+            var enclave: EnclaveRow
+            var requestsPerSecond: Double?
+            var ioctlsPerSecond: Double?
+
+            // Explicit so that a rate not known yet is written as null rather than left out.
+            func encode(to encoder: any Encoder) throws {
+                var c = encoder.container(keyedBy: CodingKeys.self)
+                try c.encode(enclave, forKey: .enclave)
+                try c.encode(requestsPerSecond, forKey: .requestsPerSecond)
+                try c.encode(ioctlsPerSecond, forKey: .ioctlsPerSecond)
+            }
+
+            private enum CodingKeys: String, CodingKey { case enclave, requestsPerSecond, ioctlsPerSecond }
+        }
+        var elapsedSeconds: Double
+        var status: StatusReport
+        var enclaves: [Row]
+    }
 
     @OptionGroup var global: GlobalOptions
 
@@ -40,12 +67,13 @@ struct TopCommand: AsyncParsableCommand {
     func run() async throws {
         let connection = try await DaemonSession.connect(global)
         defer { connection.close() }
-        let terminal = batch ? nil : Terminal()
+        let terminal = batch || global.json ? nil : Terminal()
         let events = TopEvents(interval: interval, keyboard: terminal != nil)
         terminal?.enter()
         var failure: EDMMClientError?
         var screen = TopScreen(sort: sort)
         var frames = 0
+        var elapsed = 0.0
         let clock = ContinuousClock()
         let start = clock.now
         loop: for await event in events.stream {
@@ -61,8 +89,9 @@ struct TopCommand: AsyncParsableCommand {
                 do throws(EDMMClientError) {
                     let status = try await connection.status()
                     let enclaves = try await connection.allEnclaves()
-                    let elapsed = clock.now - start
-                    screen.update(status: status, enclaves: enclaves, at: elapsed.inSeconds)
+                    let since = clock.now - start
+                    elapsed = since.inSeconds
+                    screen.update(status: status, enclaves: enclaves, at: elapsed)
                 } catch {
                     failure = error
                     break loop
@@ -72,13 +101,19 @@ struct TopCommand: AsyncParsableCommand {
             if let terminal {
                 let size = terminal.size
                 terminal.draw(screen.lines(rows: size.rows, columns: size.columns, interactive: true))
+            } else if case .tick = event, global.json, let status = screen.status {
+                let rows = screen.sortedRows.map {
+                    Frame.Row(enclave: EnclaveRow($0.enclave), requestsPerSecond: $0.requestsPerSecond, ioctlsPerSecond: $0.ioctlsPerSecond)
+                }
+                print(jsonText(Frame(elapsedSeconds: elapsed, status: StatusReport(status), enclaves: rows)))
             } else if case .tick = event {
                 print(screen.lines(rows: 0, columns: 0, interactive: false).joined(separator: "\n") + "\n")
             }
+            fflush(nil)  // a frame at a time, also into a pipe
             if let iterations, frames >= iterations { break }
         }
         events.cancel()
         terminal?.restore()
-        if let failure { throw DaemonSession.fail(failure) }
+        if let failure { throw DaemonSession.fail(failure, json: global.json) }
     }
 }

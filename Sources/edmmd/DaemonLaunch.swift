@@ -41,19 +41,20 @@ struct DaemonLaunch {
     func run() async throws {
         signal(SIGPIPE, SIG_IGN)
         let level = SharedLogLevel(.info)
-        let logger = Logger(label: "edmmd") { label in StandardErrorLogHandler(label: label, level: level) }
-        let exporter = MetricsExporter()
+        let destination = LogDestination.detect()
+        let logger = Logger(label: "edmmd") { label in StandardErrorLogHandler(label: label, level: level, destination: destination) }
+        let exporter = MetricsExporter(version: BuildInfo.version, revision: BuildInfo.commit)
         var options = DaemonOptions(logger: logger, logLevel: level)
         options.configSource = source
         options.instruments = exporter.instruments
-        options.metricsText = { exporter.renderText() }
+        options.metricsText = { viewer in exporter.renderText(for: viewer) }
         let inheritedMetrics = options.useServiceManager(config: config)
         let testFaults: TestFaults?
         do {
             testFaults = try TestFaults.fromEnvironment(logger: logger)
         } catch {
             printError("edmmd: \(error)")
-            throw ExitCode(2)
+            throw ExitCode(64)
         }
         options.faultInjection = testFaults?.injection
         let daemon: Daemon

@@ -27,9 +27,10 @@ struct EDMMD: AsyncParsableCommand {
               0  stopped by SIGTERM or SIGINT after draining;
                  --check-config found no problem
               1  the configuration is invalid (each problem with file:line)
-              2  bad command line
               3  edmmd could not start (socket in use, no SGX2 with
                  device = "kernel", ...)
+              64 bad command line (EX_USAGE of sysexits.h, as for edmmctl
+                 and edmm-sim)
 
             FILES
               /etc/edmmd/edmmd.toml     configuration (see config/edmmd.toml)

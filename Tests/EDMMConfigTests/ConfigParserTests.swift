@@ -118,6 +118,37 @@ import Testing
         #expect(errors("[simulator]\nepc_size = \"lots\"\n").first?.message.contains("is not a size") == true)
     }
 
+    @Test func sizesTakeBinaryUnitsAloneWithIOrWithIB() throws {
+        for text in ["128M", "128Mi", "128MiB", "128 MiB", " 128M ", "131072K", "134217728", "134217728B"] {
+            #expect(try ConfigValue.parseSize(text) == 128 << 20, "\(text)")
+        }
+        #expect(try ConfigValue.parseSize("2G") == 2 << 30)
+        #expect(try ConfigValue.parseSize("1Ti") == 1 << 40)
+        #expect(try DaemonConfig.parse(toml: "[simulator]\nepc_size = \"64M\"\n", fileName: "t.toml").simulator.epcBytes == 64 << 20)
+    }
+
+    @Test func nonsenseSizesAreRefusedWithWhatToWriteInstead() {
+        func message(_ text: String) -> String {
+            do throws(ConfigValue.SizeError) {
+                _ = try ConfigValue.parseSize(text)
+                return "accepted"
+            } catch {
+                return error.description
+            }
+        }
+        #expect(message("128MB").contains("ambiguous") && message("128MB").contains("\"128M\" or \"128MiB\""))
+        #expect(message("1.5G").contains("whole number"))
+        #expect(message("128mib").contains("case-sensitive: \"128MiB\""))
+        #expect(message("128 parsecs").contains("unknown unit \"parsecs\""))
+        #expect(message("MiB").contains("does not start with a number"))
+        #expect(message("-4K").contains("negative"))
+        #expect(message("").contains("empty"))
+        #expect(message("99999999999999999999").contains("too large"))
+        #expect(message("16384P").contains("unknown unit"))
+        #expect(message("17179869184G").contains("more than 16 EiB"))
+        #expect(errors("[simulator]\nepc_size = \"64MB\"\n").first?.message.contains("ambiguous") == true)
+    }
+
     @Test func anUnknownDeviceModeListsTheChoices() {
         #expect(errors("[daemon]\ndevice = \"gpu\"\n").first?.message == "[daemon] device: \"gpu\" is not one of \"auto\", \"kernel\", \"simulated\"")
     }

@@ -47,7 +47,7 @@ import Testing
 
     @Test func aRequestAtTheEndOfARenderingGetsAnEmptyFinalChunkOfTheSameRendering() async throws {
         let renderings = Renderings()
-        try await withDaemon({ $0.limits.maxMessageBytes = 16_384 }, metricsText: { renderings.render() }) { daemon in
+        try await withDaemon({ $0.limits.maxMessageBytes = 16_384 }, metricsText: { _ in renderings.render() }) { daemon in
             let client = try daemon.connect()
             var text = ""
             var chunk = try page(client, from: 0)
@@ -72,7 +72,7 @@ import Testing
 
     @Test func anOffsetPastZeroWithoutARenderingInProgressIsOutOfRange() async throws {
         let renderings = Renderings()
-        try await withDaemon(metricsText: { renderings.render() }) { daemon in
+        try await withDaemon(metricsText: { _ in renderings.render() }) { daemon in
             let client = try daemon.connect()
             let error = try client.expectError(.metrics(MetricsRequest(offset: 4096)))
             #expect(error.code == .outOfRange)

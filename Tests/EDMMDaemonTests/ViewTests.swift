@@ -82,7 +82,7 @@ import Testing
 
     @Test func metricsArePagedThroughOneRenderingInChunks() async throws {
         let text = String(repeating: "edmmd_example_metric{enclave=\"1\"} 42\n", count: 3000)
-        try await withDaemon({ $0.limits.maxMessageBytes = 16_384 }, metricsText: { text }) { daemon in
+        try await withDaemon({ $0.limits.maxMessageBytes = 16_384 }, metricsText: { _ in text }) { daemon in
             let client = try daemon.connect()
             var collected = ""
             var offset: UInt32 = 0

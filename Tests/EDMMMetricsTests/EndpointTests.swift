@@ -32,6 +32,35 @@ import Testing
         #expect(probe.closedByServer())
     }
 
+    @Test func aScraperThatAcceptsGzipGetsTheExpositionGzippedAndOthersGetItPlain() async throws {
+        let (endpoint, port) = try await start()
+        defer { endpoint.close() }
+        let probe = try HTTPProbe(port: port)
+        probe.send("GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n")
+        let compressed = try #require(probe.response())
+        #expect(compressed.status == 200)
+        #expect(compressed.headers["content-encoding"] == "gzip")
+        #expect(compressed.bytes.starts(with: [0x1F, 0x8B]), "gzip's magic number")
+        let path = "/tmp/edmm-endpoint-\(getpid()).gz"
+        defer {
+            unlink(path)
+            unlink(path + ".txt")
+        }
+        let file = fopen(path, "w")
+        fwrite(compressed.bytes, 1, compressed.bytes.count, file)
+        fclose(file)
+        #expect(system("gzip -dc \(path) > \(path).txt") == 0)
+        var text = [UInt8](repeating: 0, count: 4096)
+        let fd = open(path + ".txt", O_RDONLY)
+        let n = read(fd, &text, text.count)
+        close(fd)
+        #expect(n > 0 && String(decoding: text[..<n], as: UTF8.self) == Self.body)
+        probe.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        let plain = try #require(probe.response())
+        #expect(plain.headers["content-encoding"] == nil)
+        #expect(plain.body == Self.body)
+    }
+
     @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
         let (endpoint, port) = try await start()
         defer { endpoint.close() }

@@ -43,6 +43,7 @@ final class Session: Sendable {
     var logger: Logger {
         var logger = core.logger
         logger[metadataKey: "session"] = "\(id)"
+        logger[metadataKey: "uid"] = "\(peer.uid)"
         return logger
     }
 

@@ -27,10 +27,10 @@ extension SessionState {
         if let arrival = inFlight.removeValue(forKey: id) {
             core.instruments.recordReply(verbCode: verbCode, nanoseconds: MonotonicInstant.now.nanoseconds &- arrival.nanoseconds)
         }
-        let ok: Bool
-        if case .success = outcome { ok = true } else { ok = false }
-        core.counters.record(verbCode: verbCode, ok: ok)
-        if ok && silentOnSuccess {
+        let failure: WireErrorCode?
+        if case .failure(let error) = outcome { failure = error.code } else { failure = nil }
+        core.counters.record(verbCode: verbCode, failure: failure)
+        if failure == nil && silentOnSuccess {
             // Nothing to write; a shutdown waiting for this answer checks again.
             if !drainWaiters.isEmpty { notifyDrained() }
             return
@@ -42,7 +42,7 @@ extension SessionState {
     /// duplicate id must not end the original request).
     func reject(id: UInt64, verbCode: UInt16, _ error: WireError) {
         // Verb 0 answers a whole message, which is not a request (counted as messages_malformed).
-        if verbCode != 0 { core.counters.record(verbCode: verbCode, ok: false) }
+        if verbCode != 0 { core.counters.record(verbCode: verbCode, failure: error.code) }
         queueResponse(ResponseOperation(id: id, verbCode: verbCode, outcome: .failure(error)), descriptor: nil)
     }
 

@@ -60,6 +60,7 @@ final class EnclaveContext: Sendable {
     var logger: Logger {
         var logger = core.logger
         logger[metadataKey: "enclave"] = "\(identity.handle)"
+        logger[metadataKey: "uid"] = "\(identity.owner.uid)"
         return logger
     }
 

@@ -51,13 +51,13 @@ extension EnclaveState {
                 let outcome = core.runner.run(EnclaveIoctl(ioctl.operation), pages: ioctl.range, on: device.device)
                 summary.ioctlCalls += outcome.ioctlCalls
                 counters.record(outcome, kind: WireIoctl(ioctl.operation))
+                core.counters.record(outcome, kind: WireIoctl(ioctl.operation))
                 pending += record(outcome, of: ioctl, into: &results)
             }
         }
         core.instruments.recordFlush(requests: work.count)
         counters.flushes += 1
         counters.largestFlush = max(counters.largestFlush, UInt64(work.count))
-        core.counters.add(.ioctls, UInt64(summary.ioctlCalls))
         answer(work, results, summary)
         publish()
         return summary

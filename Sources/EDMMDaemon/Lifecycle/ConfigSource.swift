@@ -109,7 +109,9 @@ struct ConfigChanges: Equatable {
         note("growth", old.growth != new.growth, live: true)
         note("quota", old.quota != new.quota, live: true)
         note("limits (new connections)", old.limits != new.limits, live: true)
-        note("metrics", old.metrics != new.metrics, live: false)
+        note("metrics.listen", old.metrics.listen != new.metrics.listen, live: false)
+        note("metrics.per_enclave", old.metrics.perEnclave != new.metrics.perEnclave, live: true)
+        note("metrics.enclave_labels", old.metrics.enclaveLabels != new.metrics.enclaveLabels, live: true)
         note("systemd", old.systemd != new.systemd, live: false)
     }
 

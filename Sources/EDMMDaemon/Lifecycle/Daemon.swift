@@ -21,7 +21,7 @@ public struct DaemonOptions: Sendable {
     /// Where RELOAD and SIGHUP read the configuration; nil: RELOAD is refused.
     public var configSource: ConfigSource?
     /// The Prometheus exposition METRICS serves; nil until a metrics module provides it.
-    public var metricsText: (@Sendable () -> String)?
+    public var metricsText: (@Sendable (MetricsViewer) -> String)?
     /// The latency and batch-size histograms; a metrics module provides them.
     public var instruments = DaemonInstruments.none
     /// How SGX2 support is checked when `device = "auto"` or `"kernel"` (tests replace it).
@@ -53,6 +53,7 @@ public final class Daemon: Sendable {
     private let configSource: ConfigSource?
     private let config: Mutex<DaemonConfig>
     private let state = Mutex(State.created)
+    private let lastReload = Mutex(ReloadRecord(successful: true, lastSuccessSeconds: WallClock.seconds))
 
     private enum State { case created, running, stopping, stopped }
 
@@ -197,10 +198,12 @@ public final class Daemon: Sendable {
         core.notifier.reloading()
         do throws(WireError) {
             let summary = try reloadConfiguration()
+            lastReload.withLock { $0 = ReloadRecord(successful: true, lastSuccessSeconds: WallClock.seconds) }
             core.logger.info("configuration reloaded: \(summary)")
             core.notifier.ready(status: "serving; reloaded: \(summary)")
             return summary
         } catch {
+            lastReload.withLock { $0.successful = false }
             core.logger.error("configuration not reloaded: \(error.message)")
             core.notifier.ready(status: "serving; reload failed, old configuration kept: \(error.message)")
             throw error
@@ -232,12 +235,16 @@ public final class Daemon: Sendable {
 
     /// A copy of every counter and every enclave's state, for metrics and status views.
     public func snapshot() -> DaemonSnapshot {
-        DaemonSnapshot(
+        let enclaves = core.registry.all.map(\.snapshot)
+        return DaemonSnapshot(
             mode: core.backend.mode, modeReason: core.backend.reason, epcTotalPages: core.backend.epcTotalPages,
             committedPages: core.quotas.machinePages, residentPages: core.backend.epcUsedPages,
             underPressure: core.underPressure.load(ordering: .relaxed), connections: core.sessionCount,
             requestsTotal: core.counters.requestsTotal, requestsPerSecond: core.requestsPerSecond,
-            counters: core.counters.named, enclaves: core.registry.all.map(\.snapshot))
+            counters: core.counters.named, enclaves: enclaves, requestFailures: core.counters.failures,
+            quotas: QuotaLimits(core.settings.quota), lastReload: lastReload.withLock { $0 },
+            fdStore: core.fdStore?.figures(enclaves: enclaves.count, machine: core.backend.storableDescriptor != nil),
+            metrics: configuration.metrics)
     }
 
     /// Every registered enclave's record (for systemd's FD store), each taken on its own queue.
@@ -293,4 +300,12 @@ public struct DaemonSnapshot: Sendable {
     /// Daemon-wide counters by name (requests by verb, connections, ioctls, reclaim ...).
     public var counters: [WireCounter]
     public var enclaves: [EnclaveSnapshot]
+    /// Failed requests by verb and reason.
+    public var requestFailures: [RequestFailureCount]
+    public var quotas: QuotaLimits
+    public var lastReload: ReloadRecord
+    /// nil: the FD store is not in use.
+    public var fdStore: FDStoreFigures?
+    /// `[metrics]` in force (what the exposition shows may change on reload).
+    public var metrics: DaemonConfig.Metrics
 }

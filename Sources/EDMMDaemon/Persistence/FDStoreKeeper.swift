@@ -35,6 +35,18 @@ final class FDStoreKeeper: Sendable {
     private let pending: Mutex<Pending>
     /// Set when shutdown begins: enclaves closing from then on stay in the store.
     private let frozen = Atomic<Bool>(false)
+    /// When the state was last written (Double bits of `WallClock.seconds`; 0: never), and how
+    /// many writes failed: for the metrics.
+    private let lastWrite = Atomic<UInt64>(0)
+    private let writeFailures = Atomic<UInt64>(0)
+
+    func figures(enclaves: Int, machine: Bool) -> FDStoreFigures {
+        let written = lastWrite.load(ordering: .relaxed)
+        return FDStoreFigures(
+            descriptors: StateSlots.names.count + (machine ? 1 : 0) + enclaves,
+            lastWriteSeconds: written == 0 ? nil : Double(bitPattern: written),
+            writeFailures: writeFailures.load(ordering: .relaxed))
+    }
 
     /// What the writes keep between them.
     private final class Writer {
@@ -205,9 +217,11 @@ final class FDStoreKeeper: Sendable {
             enclaves: writer.cache.keys.sorted().compactMap { writer.cache[$0] })
         switch writer.slots.write(state.encoded()) {
         case .success:
+            lastWrite.store(WallClock.seconds.bitPattern, ordering: .relaxed)
             if writer.writeFailed { logger.notice("the FD store's state is written again") }
             writer.writeFailed = false
         case .failure(let error):
+            writeFailures.add(1, ordering: .relaxed)
             if !writer.writeFailed { logger.error("cannot write the FD store's state (\(error)); a restart would find it out of date") }
             writer.writeFailed = true
         }

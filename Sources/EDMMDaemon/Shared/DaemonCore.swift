@@ -27,7 +27,7 @@ final class DaemonCore: Sendable {
     let runner = IoctlRunner()
     let startedAt = MonotonicInstant.now
     /// Renders the Prometheus exposition for METRICS; nil until a metrics module provides one.
-    let metricsText: (@Sendable () -> String)?
+    let metricsText: (@Sendable (MetricsViewer) -> String)?
     /// The latency and batch-size histograms (no-ops unless a metrics module provides them).
     let instruments: DaemonInstruments
     let shuttingDown = Atomic<Bool>(false)
@@ -41,7 +41,7 @@ final class DaemonCore: Sendable {
 
     init(
         backend: any DeviceBackend, settings: DaemonSettings, logger: Logger, logLevel: SharedLogLevel,
-        notifier: any ServiceNotifier, faultInjection: FaultInjection?, metricsText: (@Sendable () -> String)?,
+        notifier: any ServiceNotifier, faultInjection: FaultInjection?, metricsText: (@Sendable (MetricsViewer) -> String)?,
         instruments: DaemonInstruments, fdStore: FDStoreKeeper? = nil
     ) {
         self.backend = backend

@@ -1,5 +1,6 @@
 import Glibc
 import Logging
+import EDMMSystem
 import Synchronization
 
 /// The daemon's log level, shared by every copy of its handler so that RELOAD and SIGHUP can change
@@ -13,17 +14,21 @@ public final class SharedLogLevel: Sendable {
     }
 }
 
-/// One line per event on standard error: `LEVEL label: message key=value ...`. systemd's journal
-/// adds the time and unit itself, so none is printed.
+/// One line per event: `LEVEL label: message key=value ...` on standard error, values quoted as
+/// logfmt quotes them. systemd's journal adds the time and unit itself, so none is printed. When
+/// standard error is the journal (`LogDestination.detect()`), each event goes to the journal with
+/// its priority and its metadata as fields instead (JournalLogging.swift).
 public struct StandardErrorLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var metadataProvider: Logger.MetadataProvider?
     private let label: String
     private let sharedLevel: SharedLogLevel
+    private let destination: LogDestination
 
-    public init(label: String, level: SharedLogLevel) {
+    public init(label: String, level: SharedLogLevel, destination: LogDestination = .standardError) {
         self.label = label
         self.sharedLevel = level
+        self.destination = destination
     }
 
     /// Reads and writes the shared level: a change through any logger applies to all of them.
@@ -41,8 +46,29 @@ public struct StandardErrorLogHandler: LogHandler {
         var all = metadata
         if let provided = metadataProvider?.get() { all.merge(provided) { $1 } }
         if let extra = event.metadata { all.merge(extra) { $1 } }
-        let fields = all.sorted { $0.key < $1.key }.map { " \($0.key)=\($0.value)" }.joined()
-        let line = "\(event.level.rawValue.uppercased()) \(label): \(event.message)\(fields)\n"
+        let fields = all.sorted { $0.key < $1.key }.map { (key: $0.key, value: "\($0.value)") }
+        let text = "\(label): \(event.message)" + fields.map { " \($0.key)=\(Logfmt.quoted($0.value))" }.joined()
+        if destination == .journal,
+            Journal.send(
+                priority: Journal.priority(event.level), message: text, identifier: label, fields: fields,
+                source: (event.file, event.line, event.function))
+        {
+            return
+        }
+        // journald reads a `<N>` prefix on its stream as the line's priority.
+        let prefix = destination == .journal ? "<\(Journal.priority(event.level))>" : "\(event.level.rawValue.uppercased()) "
+        let line = prefix + text + "\n"
         _ = line.utf8CString.withUnsafeBufferPointer { write(STDERR_FILENO, $0.baseAddress, $0.count - 1) }
+    }
+}
+
+/// logfmt's value quoting: a value with a space, `=`, a quote, a backslash, a control character,
+/// or nothing at all is written as a JSON string (go-logfmt quotes the same way); any other value
+/// as it is.
+public enum Logfmt {
+    public static func quoted(_ value: String) -> String {
+        let needsQuotes =
+            value.isEmpty || value.unicodeScalars.contains { $0 == " " || $0 == "=" || $0 == "\"" || $0 == "\\" || $0.value < 0x20 }
+        return needsQuotes ? JSONText.quote(value) : value
     }
 }

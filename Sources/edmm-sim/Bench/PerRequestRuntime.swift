@@ -5,8 +5,8 @@ import SGXDevice
 import SGXSimulator
 
 /// Today's approach, the baseline of `edmm-sim bench`: an enclave runtime that manages its own
-/// EDMM in-process, with no daemon, the way Gramine does (reference/gramine-edmm.md §1.2-§1.6,
-/// §2.2). The enclave picks addresses itself and commits by EACCEPTing each page (each EACCEPT
+/// EDMM in-process, with no daemon, the way Gramine does (its `pal/src/host/linux-sgx/enclave_edmm.c`
+/// in the enclave, `host_framework.c` on the host). The enclave picks addresses itself and commits by EACCEPTing each page (each EACCEPT
 /// faults and the kernel EAUGs the page); every free is an OCALL for MODIFY_TYPES(TRIM), an
 /// EACCEPT per page, and an OCALL for REMOVE_PAGES; every permission change is an OCALL for
 /// RESTRICT_PERMISSIONS and an EACCEPT per page (a relax first EMODPEs each page, and Gramine

@@ -30,8 +30,8 @@ struct HoldCommand: AsyncParsableCommand {
             again, or registers it again with its pages if edmmd lost it.
             """)
 
-    @Option(help: ArgumentHelp("edmmd's control socket.", valueName: "path"))
-    var socket: String = "/run/edmmd/control.sock"
+    @Option(help: ArgumentHelp("edmmd's control socket ($EDMMD_SOCKET, when set, is the default).", valueName: "path"))
+    var socket: String = ControlSocket.fromEnvironment
 
     @Option(help: "The enclave's label.")
     var label: String = "held"

@@ -49,8 +49,8 @@ struct RunCommand: AsyncParsableCommand {
                   --wait-for-restart)
             """)
 
-    @Option(help: ArgumentHelp("edmmd's control socket.", valueName: "path"))
-    var socket: String = "/run/edmmd/control.sock"
+    @Option(help: ArgumentHelp("edmmd's control socket ($EDMMD_SOCKET, when set, is the default).", valueName: "path"))
+    var socket: String = ControlSocket.fromEnvironment
 
     @Option(help: "Number of enclave-host processes.")
     var enclaves: Int = 8

@@ -44,8 +44,8 @@ struct SoakCommand: AsyncParsableCommand {
               69  edmmd is not reachable, or not on a simulated EPC
             """)
 
-    @Option(help: ArgumentHelp("edmmd's control socket.", valueName: "path"))
-    var socket: String = "/run/edmmd/control.sock"
+    @Option(help: ArgumentHelp("edmmd's control socket ($EDMMD_SOCKET, when set, is the default).", valueName: "path"))
+    var socket: String = ControlSocket.fromEnvironment
 
     @Option(help: "Client processes working at any time.")
     var clients: Int = 64

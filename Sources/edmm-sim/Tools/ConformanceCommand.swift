@@ -1,4 +1,5 @@
 import ArgumentParser
+import EDMMSystem
 import SGXSimulator
 
 /// `edmm-sim conformance [--json] [CASE...]`: the kernel selftests and derived cases on the

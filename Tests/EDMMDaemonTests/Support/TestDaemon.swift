@@ -16,7 +16,7 @@ final class TestDaemon: @unchecked Sendable {
     /// `configure` adjusts the defaults (simulated device, a 16 MiB EPC, warnings only in the log).
     init(
         _ configure: (inout DaemonConfig) -> Void = { _ in }, faultInjection: FaultInjection? = nil,
-        notifier: any ServiceNotifier = SilentServiceNotifier(), metricsText: (@Sendable () -> String)? = nil,
+        notifier: any ServiceNotifier = SilentServiceNotifier(), metricsText: (@Sendable (MetricsViewer) -> String)? = nil,
         options adjust: (inout DaemonOptions) -> Void = { _ in }
     ) throws {
         var template = Array("/tmp/edmmd-test-XXXXXX".utf8CString)
@@ -89,7 +89,7 @@ func eventually(timeout: Duration = .seconds(10), _ condition: () throws -> Bool
 /// Runs `body` against a fresh in-process daemon and always stops it afterwards.
 func withDaemon(
     _ configure: (inout DaemonConfig) -> Void = { _ in }, faultInjection: FaultInjection? = nil,
-    notifier: any ServiceNotifier = SilentServiceNotifier(), metricsText: (@Sendable () -> String)? = nil,
+    notifier: any ServiceNotifier = SilentServiceNotifier(), metricsText: (@Sendable (MetricsViewer) -> String)? = nil,
     options: (inout DaemonOptions) -> Void = { _ in }, _ body: (TestDaemon) async throws -> Void
 ) async throws {
     let daemon = try TestDaemon(configure, faultInjection: faultInjection, notifier: notifier, metricsText: metricsText, options: options)

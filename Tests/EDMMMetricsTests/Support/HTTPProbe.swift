@@ -6,7 +6,8 @@ final class HTTPProbe {
     struct Response {
         var status: Int
         var headers: [String: String]
-        var body: String
+        var bytes: [UInt8]
+        var body: String { String(decoding: bytes, as: UTF8.self) }
     }
 
     private let fd: Int32
@@ -50,9 +51,9 @@ final class HTTPProbe {
                 }
                 let length = head ? 0 : Int(headers["content-length"] ?? "0") ?? 0
                 while buffer.count < end + 4 + length { guard fill() else { return nil } }
-                let body = String(decoding: buffer[(end + 4)..<(end + 4 + length)], as: UTF8.self)
+                let body = Array(buffer[(end + 4)..<(end + 4 + length)])
                 buffer.removeSubrange(0..<(end + 4 + length))
-                return Response(status: status, headers: headers, body: body)
+                return Response(status: status, headers: headers, bytes: body)
             }
             guard fill() else { return nil }
         }

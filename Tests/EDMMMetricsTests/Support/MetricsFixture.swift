@@ -14,7 +14,8 @@ final class MetricsFixture: @unchecked Sendable {
     let directory: String
     let socketPath: String
 
-    init(_ configure: (inout DaemonConfig) -> Void = { _ in }) throws {
+    /// `wire` adjusts the daemon's options (an FD store, a configuration file to reload).
+    init(_ configure: (inout DaemonConfig) -> Void = { _ in }, wire: (inout DaemonOptions) -> Void = { _ in }) throws {
         var template = Array("/tmp/edmm-metrics-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw FixtureError("mkdtemp: errno \(errno)") }
         directory = String(cString: made)
@@ -30,7 +31,8 @@ final class MetricsFixture: @unchecked Sendable {
             logger: Logger(label: "edmmd-metrics-test") { StandardErrorLogHandler(label: $0, level: level) }, logLevel: level)
         let exporter = self.exporter
         options.instruments = exporter.instruments
-        options.metricsText = { exporter.renderText() }
+        options.metricsText = { exporter.renderText(for: $0) }
+        wire(&options)
         daemon = try Daemon(config: config, options: options)
         exporter.attach(daemon)
         try daemon.start()
@@ -91,11 +93,23 @@ struct Exposition {
                 continue
             }
             var labels: [String: String] = [:]
-            // Label values here never contain `",` (enclave labels are [A-Za-z0-9._-]).
-            for pair in series[series.index(after: brace)..<series.index(before: series.endIndex)].split(separator: "\",") {
-                let parts = pair.split(separator: "=", maxSplits: 1)
-                guard parts.count == 2 else { continue }
-                labels[String(parts[0])] = String(parts[1].drop(while: { $0 == "\"" }).prefix(while: { $0 != "\"" }))
+            // name="value" pairs; values escape \\, \" and \n.
+            var rest = Substring(series[series.index(after: brace)..<series.index(before: series.endIndex)])
+            while let equals = rest.firstIndex(of: "=") {
+                let name = String(rest[..<equals]).trimmingPrefix(",")
+                var value = ""
+                var index = rest.index(equals, offsetBy: 2)
+                while index < rest.endIndex, rest[index] != "\"" {
+                    if rest[index] == "\\" {
+                        index = rest.index(after: index)
+                        value.append(rest[index] == "n" ? "\n" : rest[index])
+                    } else {
+                        value.append(rest[index])
+                    }
+                    index = rest.index(after: index)
+                }
+                labels[String(name)] = value
+                rest = rest[rest.index(after: index)...]
             }
             samples.append(Sample(name: String(series[..<brace]), labels: labels, value: value))
         }

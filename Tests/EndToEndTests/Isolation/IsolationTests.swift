@@ -74,6 +74,52 @@ extension EndToEnd {
             #expect(daemon.stop() == 0)
         }
 
+        /// METRICS keeps the boundary ENCLAVES keeps: per-enclave and per-uid series of other
+        /// uids are not rendered for a peer that is neither root nor in the admin group.
+        @Test func metricsOverTheSocketShowAUserOnlyItsOwnUIDsEnclavesAndAnAdminAll() async throws {
+            // Not nogroup: the owner's primary group.
+            let daemon = try Self.openDaemon("admin_group = \"daemon\"\n")
+            let owned = try spawnHost(as: Self.owner, daemon: daemon, label: "owner-secret")
+            #expect(owned.awaitReady())
+            let root = try await daemon.host("roots-secret")
+            defer { root.close() }
+            let log = daemon.directory.path + "/metrics.log"
+            func metrics(as credentials: Credentials) throws -> String {
+                let connection = try connect(as: credentials, to: daemon.socketPath, log: log)
+                try connection.hello()
+                var text = ""
+                var offset: UInt32 = 0
+                while true {
+                    let id = try connection.send([.metrics(MetricsRequest(offset: offset))])[0]
+                    guard case .success(.metrics(let chunk)) = try connection.reply(to: id).outcome else {
+                        Issue.record("METRICS failed for \(credentials)")
+                        return text
+                    }
+                    text += chunk.text
+                    offset = chunk.offset + UInt32(chunk.text.utf8.count)
+                    if chunk.text.isEmpty || offset >= chunk.totalBytes { return text }
+                }
+            }
+            let owner = try metrics(as: Self.owner)
+            #expect(owner.contains("edmmd_enclave_info{enclave=\"owner-secret\",uid=\"\(Self.owner.uid)\""))
+            #expect(owner.contains("edmmd_uid_epc_bytes{uid=\"\(Self.owner.uid)\"}"))
+            #expect(!owner.contains("roots-secret") && !owner.contains("uid=\"0\""), "the owner sees root's enclave")
+            #expect(owner.contains("edmmd_enclaves 2"), "machine-wide series are for everyone, as in STATUS")
+
+            let stranger = try metrics(as: Self.stranger)
+            #expect(!stranger.contains("secret"), "a stranger sees an enclave's label")
+            #expect(!stranger.contains("uid=\""), "a stranger sees another uid's series")
+            #expect(stranger.contains("# TYPE edmmd_enclave_info gauge"))
+
+            for admin in [Credentials(uid: 65532, gid: 65532, groups: [1]), Credentials(uid: 0, gid: 0)] {
+                let all = try metrics(as: admin)
+                #expect(all.contains("enclave=\"owner-secret\"") && all.contains("enclave=\"roots-secret\""), "\(admin) sees every enclave")
+            }
+            let report = try #require(owned.stopAndReport())
+            #expect(report.hostMatchesEPCM)
+            #expect(daemon.stop() == 0)
+        }
+
         @Test func adminVerbsNeedRootOrTheAdminGroupWhetherPrimaryOrSupplementary() async throws {
             let daemon = try Self.openDaemon("admin_group = \"nogroup\"\n")
             let host = try await daemon.host("roots")

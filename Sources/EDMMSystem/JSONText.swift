@@ -1,4 +1,5 @@
-/// Writing JSON by hand where field order is part of a format.
+/// Writing JSON by hand where field order is part of a format (the simulator's traces and
+/// conformance reports), or where one quoted value is all that is needed (logfmt).
 public enum JSONText {
     /// A JSON string literal for `s`.
     public static func quote(_ s: String) -> String {
@@ -10,7 +11,9 @@ public enum JSONText {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
-            case _ where scalar.value < 0x20: out += "\\u" + String(scalar.value, radix: 16).leftPadded(4)
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
             default: out.unicodeScalars.append(scalar)
             }
         }
