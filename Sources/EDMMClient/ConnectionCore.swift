@@ -229,7 +229,9 @@ final class ConnectionCore: Sendable {
                 pending.slot.fill(.failure(.daemon(error)))
             case .success(let body):
                 guard response.verbCode == pending.verb.rawValue, body.answers(pending.verb) else {
-                    pending.slot.fill(.failure(.protocolViolation("request \(response.id) (\(pending.verb)) was answered with verb \(response.verbCode)")))
+                    pending.slot.fill(
+                        .failure(.protocolViolation("request \(response.id) (\(pending.verb)) was answered with verb \(response.verbCode)"))
+                    )
                     continue
                 }
                 var attached: [Int32] = []

@@ -10,8 +10,10 @@ extension ResponseBody {
             w.string(h.daemonVersion)
             w.u32(h.daemonPID)
             let l = h.limits
-            for v in [l.maxMessageBytes, l.maxOperationsPerMessage, l.maxInFlightRequests, l.maxEnclavesPerConnection,
-                      l.maxDescriptorsPerMessage, l.maxRangesPerList, l.maxLabelBytes, l.maxStringBytes] {
+            for v in [
+                l.maxMessageBytes, l.maxOperationsPerMessage, l.maxInFlightRequests, l.maxEnclavesPerConnection,
+                l.maxDescriptorsPerMessage, l.maxRangesPerList, l.maxLabelBytes, l.maxStringBytes,
+            ] {
                 w.u32(UInt32(clamping: v))
             }
             w.bool(h.carriesMachineDescriptor)
@@ -111,7 +113,9 @@ extension ResponseBody {
                     permissions: try PagePermissions.decode(&r, "allocate.permissions"),
                     reused: try decodeRanges(&r, "allocate.reused", limits), fresh: try decodeRanges(&r, "allocate.fresh", limits)))
         case .free, .trim, .trimAccepted, .restrict, .relax, .makeTCS, .sync, .unregister:
-            body = .done(DoneReply(pages: try r.u64("done.pages"), ioctls: try r.u32("done.ioctls"), batchedRequests: try r.u32("done.batchedRequests")))
+            body = .done(
+                DoneReply(
+                    pages: try r.u64("done.pages"), ioctls: try r.u32("done.ioctls"), batchedRequests: try r.u32("done.batchedRequests")))
         case .status:
             body = .status(
                 StatusReply(

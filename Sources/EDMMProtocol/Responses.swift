@@ -11,7 +11,10 @@ public struct HelloReply: Equatable, Sendable {
     /// Whether this reply's message carries the simulated EPC descriptor.
     public var carriesMachineDescriptor: Bool
 
-    public init(version: UInt16, mode: WireDeviceKind, daemonVersion: String, daemonPID: UInt32, limits: ProtocolLimits, carriesMachineDescriptor: Bool) {
+    public init(
+        version: UInt16, mode: WireDeviceKind, daemonVersion: String, daemonPID: UInt32, limits: ProtocolLimits,
+        carriesMachineDescriptor: Bool
+    ) {
         self.version = version
         self.mode = mode
         self.daemonVersion = daemonVersion

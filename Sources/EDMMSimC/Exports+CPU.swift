@@ -24,7 +24,9 @@ func report(_ result: Result<Void, CPUException>, _ fault: UnsafeMutablePointer<
 }
 
 @_cdecl("edmm_sim_eaccept")
-public func edmmSimEaccept(_ enclaveFD: Int32, _ address: UInt64, _ secinfo: UInt64, _ fault: UnsafeMutablePointer<edmm_enclu_fault>?) -> Int32 {
+public func edmmSimEaccept(_ enclaveFD: Int32, _ address: UInt64, _ secinfo: UInt64, _ fault: UnsafeMutablePointer<edmm_enclu_fault>?)
+    -> Int32
+{
     guarded { registry throws(SimError) in
         report(try registry.enclave(fd: enclaveFD).cpu.eaccept(address, flags: SecInfoFlags(rawValue: secinfo)), fault)
     }
@@ -40,7 +42,9 @@ public func edmmSimEacceptcopy(
 }
 
 @_cdecl("edmm_sim_emodpe")
-public func edmmSimEmodpe(_ enclaveFD: Int32, _ address: UInt64, _ secinfo: UInt64, _ fault: UnsafeMutablePointer<edmm_enclu_fault>?) -> Int32 {
+public func edmmSimEmodpe(_ enclaveFD: Int32, _ address: UInt64, _ secinfo: UInt64, _ fault: UnsafeMutablePointer<edmm_enclu_fault>?)
+    -> Int32
+{
     guarded { registry throws(SimError) in
         report(try registry.enclave(fd: enclaveFD).cpu.emodpe(address, flags: SecInfoFlags(rawValue: secinfo)), fault)
     }
@@ -63,7 +67,8 @@ public func edmmSimRead(
 }
 
 @_cdecl("edmm_sim_write")
-public func edmmSimWrite(_ enclaveFD: Int32, _ address: UInt64, _ value: UInt64, _ fault: UnsafeMutablePointer<edmm_enclu_fault>?) -> Int32 {
+public func edmmSimWrite(_ enclaveFD: Int32, _ address: UInt64, _ value: UInt64, _ fault: UnsafeMutablePointer<edmm_enclu_fault>?) -> Int32
+{
     guarded { registry throws(SimError) in
         guard address % 8 == 0 else { return -EINVAL }
         return report(try registry.enclave(fd: enclaveFD).cpu.write(address, value), fault)

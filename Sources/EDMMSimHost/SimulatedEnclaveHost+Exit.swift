@@ -25,7 +25,8 @@ extension SimulatedEnclaveHost {
             return .success((PreparedRequest(make: make, repeatable: false), []))
         case .allocateAt(let range):
             let make = { (h: EnclaveHandle) in
-                OutgoingRequest(.allocate(AllocateRequest(enclave: h, offset: range.byteOffset, length: range.byteLength, permissions: .rw)))
+                OutgoingRequest(
+                    .allocate(AllocateRequest(enclave: h, offset: range.byteOffset, length: range.byteLength, permissions: .rw)))
             }
             return .success((PreparedRequest(make: make, repeatable: false), []))
         case .free(let range):
@@ -38,11 +39,13 @@ extension SimulatedEnclaveHost {
             }
         case .restrict(let range, let permissions):
             // EMODPR to the same permissions again succeeds and leaves the page as one EMODPR would.
-            return track("restrict", range, { t throws(CommitTracker.NotHeld) in try t.restrict(range, to: permissions) }, repeatable: true) { h in
+            return track("restrict", range, { t throws(CommitTracker.NotHeld) in try t.restrict(range, to: permissions) }, repeatable: true)
+            { h in
                 OutgoingRequest(.restrict(PermissionsRequest(enclave: h, range: WireRange(range), permissions: permissions)))
             }
         case .relax(let range, let permissions):
-            let result = track("relax", range, { t throws(CommitTracker.NotHeld) in try t.relax(range, to: permissions) }, repeatable: true) { h in
+            let result = track("relax", range, { t throws(CommitTracker.NotHeld) in try t.relax(range, to: permissions) }, repeatable: true)
+            { h in
                 OutgoingRequest(
                     .relax(PermissionsRequest(enclave: h, range: WireRange(range), permissions: permissions)), fireAndForget: fireAndForget)
             }
@@ -61,7 +64,8 @@ extension SimulatedEnclaveHost {
             // The TCS is written while the page is still private PT_REG memory.
             let saved = state.withLock { $0.tracker.runs(in: range) }
             guard case .inUse(let p)? = saved.first?.state, p.isSuperset(of: .rw) else {
-                return .failure(.notHeld(operation: "make a TCS of", offset: range.byteOffset, state: saved.first?.state?.description ?? "hole"))
+                return .failure(
+                    .notHeld(operation: "make a TCS of", offset: range.byteOffset, state: saved.first?.state?.description ?? "hole"))
             }
             if let failure = writeTCS(at: page) { return .failure(failure) }
             return track("make a TCS of", range, { t throws(CommitTracker.NotHeld) in try t.makeTCS(range) }, repeatable: false) { h in

@@ -158,7 +158,11 @@ extension SimulatedEnclaveHost {
             case .reattached(let announced):
                 pendingBacklog = lostBacklog
                 for (i, refused) in lost {
-                    if announced || refused || requests[i].repeatable { pending.append(i) } else { answers[i] = .interrupted(reregistered: false) }
+                    if announced || refused || requests[i].repeatable {
+                        pending.append(i)
+                    } else {
+                        answers[i] = .interrupted(reregistered: false)
+                    }
                 }
             case .reregistered:
                 for (i, refused) in lost { if refused { pending.append(i) } else { answers[i] = .interrupted(reregistered: true) } }

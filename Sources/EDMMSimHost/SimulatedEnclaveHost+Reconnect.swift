@@ -217,7 +217,8 @@ extension SimulatedEnclaveHost {
 
     /// TRIM_ACCEPTED of pages EACCEPTed as TRIM before a crash; pages already removed (holes to
     /// edmmd) count as removed, page by page where a range mixes both.
-    private func removeAgain(_ range: PageRange, enclave handle: EnclaveHandle, on connection: EDMMConnection) async throws(EDMMClientError) {
+    private func removeAgain(_ range: PageRange, enclave handle: EnclaveHandle, on connection: EDMMConnection) async throws(EDMMClientError)
+    {
         do {
             try await connection.trimAccepted(handle, WireRange(range))
         } catch .daemon(let error) where error.code == .invalidPageState {

@@ -35,7 +35,8 @@ extension SimulatedEnclaveHost {
                 result.mismatchedPages += 1
                 if result.examples.count < 8 {
                     result.examples.append(
-                        "page 0x\(String(page << Page.shift, radix: 16)): enclave says \(run.state?.description ?? "hole"), EPCM says \(info.state.rawValue) \(info.permissions)")
+                        "page 0x\(String(page << Page.shift, radix: 16)): enclave says \(run.state?.description ?? "hole"), EPCM says \(info.state.rawValue) \(info.permissions)"
+                    )
                 }
             }
         }
@@ -93,7 +94,8 @@ public struct LedgerComparison: Codable, Equatable, Sendable {
         let regular = (e["reg"] ?? 0) + (e["reg_pr"] ?? 0)
         if s.committedPages + s.pooledPages + trimQueued != regular {
             problems.append(
-                "edmmd counts \(s.committedPages) committed + \(s.pooledPages) pooled + \(trimQueued) queued for trimming pages, the EPCM has \(regular) regular pages")
+                "edmmd counts \(s.committedPages) committed + \(s.pooledPages) pooled + \(trimQueued) queued for trimming pages, the EPCM has \(regular) regular pages"
+            )
         }
         let tcs = (e["tcs"] ?? 0) + (e["tcs_modified"] ?? 0)
         if s.tcsPages != tcs { problems.append("edmmd counts \(s.tcsPages) TCS pages, the EPCM has \(tcs)") }
@@ -104,7 +106,9 @@ public struct LedgerComparison: Codable, Equatable, Sendable {
         }
         if let pending = e["reg_pending"], pending > 0 { problems.append("\(pending) pages are EAUGed but never accepted") }
         let mismatches = stats.counters.first { $0.name == "ledger_epcm_mismatches" }?.value
-        if let mismatches, mismatches > 0 { problems.append("edmmd's own check finds \(mismatches) pages where its ledger and the EPCM differ") }
+        if let mismatches, mismatches > 0 {
+            problems.append("edmmd's own check finds \(mismatches) pages where its ledger and the EPCM differ")
+        }
         self.init(
             committedPages: s.committedPages, pooledPages: s.pooledPages, trimmingPages: s.trimmingPages,
             removingPages: s.removingPages, tcsPages: s.tcsPages, ledgerEpcmMismatches: mismatches, problems: problems)

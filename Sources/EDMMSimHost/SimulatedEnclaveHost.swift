@@ -165,7 +165,8 @@ public final class SimulatedEnclaveHost: Sendable {
             throw .invalidBlueprint("ELRANGE size \(b.size) is not a power of two of at least 64 KiB")
         }
         guard b.managedOffset % Page.size == 0, b.managedOffset >= imageEnd, b.managedOffset < b.size else {
-            throw .invalidBlueprint("managed offset \(b.managedOffset) must be page-aligned, after the image (\(imageEnd) bytes) and inside ELRANGE")
+            throw .invalidBlueprint(
+                "managed offset \(b.managedOffset) must be page-aligned, after the image (\(imageEnd) bytes) and inside ELRANGE")
         }
     }
 
@@ -176,7 +177,8 @@ public final class SimulatedEnclaveHost: Sendable {
     ) throws(EnclaveHostError) -> (SimulatedMachine, SimulatedEnclave, EnclaveCPU) {
         try validate(b)
         let machine = try simulator { () throws(SimulatorError) in try SimulatedMachine.open(fd: machineFD) }
-        let enclave = try simulator { () throws(SimulatorError) in try SimulatedEnclave.create(machine: machine, base: b.size, size: b.size) }
+        let enclave = try simulator { () throws(SimulatorError) in try SimulatedEnclave.create(machine: machine, base: b.size, size: b.size)
+        }
         for (page, kind) in EnclaveBlueprint.image {
             let secinfo: SecInfoFlags
             switch kind {

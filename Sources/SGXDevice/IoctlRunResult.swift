@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import EDMMCore
-import EDMMSystem
-import Glibc
+    import EDMMCore
+    import EDMMSystem
+    import Glibc
 #endif
 
 /// Retries `IoctlRunner` made, by the errno that caused them.

@@ -1,7 +1,7 @@
 import EDMMCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Runs one logical SGX2 operation over `[offset, offset + length)` on any `EnclaveDevice`,

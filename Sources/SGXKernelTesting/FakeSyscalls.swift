@@ -3,7 +3,7 @@ import SGXKernel
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// An in-memory `Syscalls` for tests: a small file system of paths and open descriptors (each on

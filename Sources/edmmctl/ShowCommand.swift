@@ -40,7 +40,9 @@ struct ShowCommand: AsyncParsableCommand {
         let row = EnclaveRow(stats.summary)
         if global.json {
             let counters = Dictionary(stats.counters.map { ($0.name, $0.value) }, uniquingKeysWith: { _, last in last })
-            print(jsonText(Detail(enclave: row, managed: .init(offset: stats.managed.offset, length: stats.managed.length), counters: counters)))
+            print(
+                jsonText(
+                    Detail(enclave: row, managed: .init(offset: stats.managed.offset, length: stats.managed.length), counters: counters)))
             return
         }
         var lines = [

@@ -32,7 +32,9 @@ struct StatusReport: Encodable {
         uptimeSeconds = Double(s.uptimeMicros) / 1e6
         enclaves = s.enclaves
         connections = s.connections
-        epc = EPC(totalBytes: s.epcTotalBytes, committedBytes: s.epcCommittedBytes, residentBytes: s.epcResidentBytes, underPressure: s.underPressure)
+        epc = EPC(
+            totalBytes: s.epcTotalBytes, committedBytes: s.epcCommittedBytes, residentBytes: s.epcResidentBytes,
+            underPressure: s.underPressure)
         batching = s.batching
         requestsTotal = s.requestsTotal
         requestsPerSecond = s.requestsPerSecond

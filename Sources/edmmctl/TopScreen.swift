@@ -56,7 +56,10 @@ struct TopScreen {
         }
         ioctlsPerSecond = rate(status.ioctlsTotal, previous?.ioctls)
         self.status = status
-        previous = (seconds, status.ioctlsTotal, Dictionary(enclaves.map { ($0.enclave, ($0.requests, $0.ioctls)) }, uniquingKeysWith: { a, _ in a }))
+        previous = (
+            seconds, status.ioctlsTotal,
+            Dictionary(enclaves.map { ($0.enclave, ($0.requests, $0.ioctls)) }, uniquingKeysWith: { a, _ in a })
+        )
     }
 
     var sortedRows: [Row] {

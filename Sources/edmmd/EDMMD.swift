@@ -38,10 +38,14 @@ struct EDMMD: AsyncParsableCommand {
             """,
         version: BuildInfo.versionLine(of: "edmmd"))
 
-    @Option(name: .long, help: ArgumentHelp("Configuration file. Without this flag, a missing /etc/edmmd/edmmd.toml means the defaults.", valueName: "file"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Configuration file. Without this flag, a missing /etc/edmmd/edmmd.toml means the defaults.", valueName: "file"))
     var config: String?
 
-    @Option(name: .long, help: ArgumentHelp("Validate a configuration file, print every problem with file:line, and exit 0 or 1.", valueName: "file"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Validate a configuration file, print every problem with file:line, and exit 0 or 1.", valueName: "file"))
     var checkConfig: String?
 
     @Option(name: .long, help: ArgumentHelp("The control socket (overrides [daemon] socket).", valueName: "path"))
@@ -56,10 +60,14 @@ struct EDMMD: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Size of the simulated EPC, e.g. 64MiB (overrides [simulator] epc_size).", valueName: "size"))
     var epcSize: String?
 
-    @Option(name: .long, help: ArgumentHelp("Prometheus endpoint HOST:PORT, \"\" to disable (overrides [metrics] listen).", valueName: "host:port"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Prometheus endpoint HOST:PORT, \"\" to disable (overrides [metrics] listen).", valueName: "host:port"))
     var metrics: String?
 
-    @Option(name: .long, help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (overrides [daemon] log_level).", valueName: "level"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (overrides [daemon] log_level).", valueName: "level"))
     var logLevel: String?
 
     mutating func run() async throws {

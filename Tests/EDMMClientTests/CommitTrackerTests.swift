@@ -65,7 +65,9 @@ import Testing
     @Test func aGrantMustBePartitionedByItsFreshAndReusedRanges() throws {
         var t = CommitTracker(managed: managed)
         #expect(throws: HostSafetyViolation.self) {
-            try t.admitGrant(granted: PageRange(first: 300, count: 4), fresh: [PageRange(first: 300, count: 3)], reused: [], asked: nil, permissions: .rw)
+            try t.admitGrant(
+                granted: PageRange(first: 300, count: 4), fresh: [PageRange(first: 300, count: 3)], reused: [], asked: nil, permissions: .rw
+            )
         }
         #expect(throws: HostSafetyViolation.self) {
             try t.admitGrant(

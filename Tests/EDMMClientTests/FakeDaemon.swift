@@ -128,8 +128,10 @@ final class FakeDaemon: Sendable {
         switch op.request {
         case .hello:
             outcome = .success(
-                .hello(HelloReply(version: 1, mode: simulated ? .simulated : .kernel, daemonVersion: "fake", daemonPID: UInt32(getpid()),
-                                  limits: limits, carriesMachineDescriptor: simulated)))
+                .hello(
+                    HelloReply(
+                        version: 1, mode: simulated ? .simulated : .kernel, daemonVersion: "fake", daemonPID: UInt32(getpid()),
+                        limits: limits, carriesMachineDescriptor: simulated)))
         case .register(let r):
             outcome = register(r, descriptors)
         case .allocate(let a):
@@ -189,10 +191,16 @@ final class FakeDaemon: Sendable {
             if a.offset == WireRange.anywhere, let index = s.pool.firstIndex(where: { $0.count >= count }) {
                 let run = s.pool[index]
                 let granted = PageRange(first: run.first, count: count)
-                if run.count == count { s.pool.remove(at: index) } else { s.pool[index] = PageRange(first: run.first + count, end: run.end) }
+                if run.count == count {
+                    s.pool.remove(at: index)
+                } else {
+                    s.pool[index] = PageRange(first: run.first + count, end: run.end)
+                }
                 return AllocateReply(granted: WireRange(granted), permissions: .rw, reused: [WireRange(granted)], fresh: [])
             }
-            let granted = a.offset == WireRange.anywhere ? PageRange(first: s.next, count: count) : Self.pages(WireRange(offset: a.offset, length: a.length))
+            let granted =
+                a.offset == WireRange.anywhere
+                ? PageRange(first: s.next, count: count) : Self.pages(WireRange(offset: a.offset, length: a.length))
             if a.offset == WireRange.anywhere { s.next += count }
             return AllocateReply(granted: WireRange(granted), permissions: .rw, reused: [], fresh: [WireRange(granted)])
         }

@@ -1,9 +1,10 @@
 import EDMMCore
-@testable import EDMMDaemon
 import EDMMProtocol
 import Glibc
 import SGXSimulator
 import Testing
+
+@testable import EDMMDaemon
 
 /// REGISTER's `adopted` pages cost work in proportion to the pages that exist, never to the
 /// address range they cover: before, adopting the whole ELRANGE of an empty 16 TiB simulated

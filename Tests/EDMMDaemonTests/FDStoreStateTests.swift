@@ -1,8 +1,9 @@
 import EDMMCore
-@testable import EDMMDaemon
 import EDMMProtocol
 import Glibc
 import Testing
+
+@testable import EDMMDaemon
 
 /// What the FD store keeps besides descriptors: the state (records, counters, last handle, clean
 /// flag) and its two alternating memfds; and how passed descriptors are sorted by name.
@@ -111,9 +112,10 @@ enum StoredStateReader {
     static func pooledPages(_ first: Int32, _ second: Int32) -> UInt64? {
         state(first, second).map { state in
             state.enclaves.reduce(0) { total, enclave in
-                total + enclave.record.pages.reduce(0) { sum, entry in
-                    if case .pooled = entry.value { sum + entry.range.count } else { sum }
-                }
+                total
+                    + enclave.record.pages.reduce(0) { sum, entry in
+                        if case .pooled = entry.value { sum + entry.range.count } else { sum }
+                    }
             }
         }
     }

@@ -147,7 +147,9 @@ extension EndToEnd.Observability {
         #expect(committed?.type == "gauge" && committed?.samples.count == 4)
         #expect(committed?.samples.first { $0.labels["enclave"] == "web-2" }.map { $0.value > 0 } == true)
         let latency = families.first { $0.name == "edmmd_request_duration_seconds" }
-        #expect(latency?.type == "histogram" && latency?.samples.contains { $0.name == "edmmd_request_duration_seconds_bucket" && $0.labels["le"] == "+Inf" } == true)
+        #expect(
+            latency?.type == "histogram"
+                && latency?.samples.contains { $0.name == "edmmd_request_duration_seconds_bucket" && $0.labels["le"] == "+Inf" } == true)
 
         let top = try Self.edmmctl(daemon, ["top", "--json", "--iterations", "2", "--interval", "0.2", "--sort", "label"])
         #expect(top.status == 0, "\(top.errors)")

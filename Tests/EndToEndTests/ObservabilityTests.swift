@@ -72,7 +72,8 @@ extension EndToEnd {
 
         static func edmmctl(_ daemon: DaemonProcess, _ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
             let log = daemon.directory.path + "/edmmctl-\(UInt32.random(in: 0...UInt32.max)).log"
-            let (status, output) = try runToCompletion(try Products.path("edmmctl"), ["--socket", daemon.socketPath] + arguments, stderrPath: log)
+            let (status, output) = try runToCompletion(
+                try Products.path("edmmctl"), ["--socket", daemon.socketPath] + arguments, stderrPath: log)
             return (status, output, readFile(log) ?? "")
         }
 
@@ -90,7 +91,8 @@ extension EndToEnd {
             let daemon = try DaemonProcess(config: Self.steadyPool, flags: ["--metrics", "127.0.0.1:\(port)"])
             let hosts = try await Self.fleet(daemon)
             let scrape = daemon.directory.path + "/scrape.txt"
-            let fetched = try Self.shell("\(curl) -sS -f -o \(scrape) -D \(scrape).headers http://127.0.0.1:\(port)/metrics", in: daemon.directory)
+            let fetched = try Self.shell(
+                "\(curl) -sS -f -o \(scrape) -D \(scrape).headers http://127.0.0.1:\(port)/metrics", in: daemon.directory)
             #expect(fetched.status == 0, "\(fetched.output)")
             let checked = try Self.shell("\(promtool) check metrics < \(scrape)", in: daemon.directory)
             #expect(checked.status == 0, "promtool: \(checked.output)")
@@ -104,7 +106,9 @@ extension EndToEnd {
                 let labels = "{enclave=\"\(host.blueprint.label)\",uid=\"\(getuid())\"}"
                 #expect(text.contains("edmmd_enclave_committed_bytes\(labels) \(stats.summary.committedPages * 4096)\n"))
                 #expect(text.contains("edmmd_enclave_lazy_pool_bytes\(labels) \((counters["pages_pooled"] ?? 0) * 4096)\n"))
-                #expect(text.contains("edmmd_enclave_info{enclave=\"\(host.blueprint.label)\",uid=\"\(getuid())\",enclave_id=\"\(host.handle)\","))
+                #expect(
+                    text.contains(
+                        "edmmd_enclave_info{enclave=\"\(host.blueprint.label)\",uid=\"\(getuid())\",enclave_id=\"\(host.handle)\","))
             }
             connection.close()
             await expectLedgersMatch(hosts)
@@ -224,7 +228,10 @@ extension EndToEnd {
             let log = daemon.directory.path + "/nobody.log"
             let (status, _) = try runToCompletion(
                 "/usr/bin/setpriv",
-                ["--reuid=65534", "--regid=65534", "--clear-groups", try Products.path("edmmctl"), "--socket", daemon.socketPath, "status"],
+                [
+                    "--reuid=65534", "--regid=65534", "--clear-groups", try Products.path("edmmctl"), "--socket", daemon.socketPath,
+                    "status",
+                ],
                 stderrPath: log)
             #expect(status == 77, "\(readFile(log) ?? "")")
             #expect(readFile(log)?.contains("permission denied") == true)
@@ -270,7 +277,8 @@ extension EndToEnd {
             let after = try terminal.waitForScreen { $0.contains(Self.exitStatusPrinted) }
             #expect(after.contains("top-exit=0"))
             #expect(!after.contains("sort: id"), "the alternate screen is gone")
-            try terminal.type("stty -a | tr ' ;' '\\n\\n' | grep -x -e -icanon -e icanon -e -echo -e echo | sort | tr '\\n' ' '; echo :modes")
+            try terminal.type(
+                "stty -a | tr ' ;' '\\n\\n' | grep -x -e -icanon -e icanon -e -echo -e echo | sort | tr '\\n' ' '; echo :modes")
             let modes = try terminal.waitForScreen { $0.contains("icanon :modes") }
             #expect(modes.contains("echo icanon :modes"), "canonical mode and echo are back: \(modes)")
 
@@ -279,7 +287,8 @@ extension EndToEnd {
             try terminal.press("C-c")
             let interrupted = try terminal.waitForScreen { $0.contains(Self.exitStatusPrinted) }
             #expect(interrupted.contains("top-exit=0"))
-            try terminal.type("stty -a | tr ' ;' '\\n\\n' | grep -x -e -icanon -e icanon -e -echo -e echo | sort | tr '\\n' ' '; echo :again")
+            try terminal.type(
+                "stty -a | tr ' ;' '\\n\\n' | grep -x -e -icanon -e icanon -e -echo -e echo | sort | tr '\\n' ' '; echo :again")
             let again = try terminal.waitForScreen { $0.contains("echo icanon :again") }
             #expect(again.contains("echo icanon :again"))
             for host in hosts { host.close() }

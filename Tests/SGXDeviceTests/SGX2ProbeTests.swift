@@ -4,7 +4,7 @@ import SGXKernelTesting
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite struct SGX2ProbeTests {

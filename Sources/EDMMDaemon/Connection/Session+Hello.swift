@@ -34,7 +34,10 @@ extension SessionState {
             throw WireError(.invalidArgument, "edmmd runs on the \(core.backend.mode) SGX device; it has no simulated EPC to take over")
         }
         guard !descriptors.truncated, let fd = descriptors.claim(0) else {
-            throw WireError(.badDescriptor, "HELLO with the machine flag must carry the simulated EPC as descriptor 0 (and at most \(limits.protocolLimits.maxDescriptorsPerMessage))")
+            throw WireError(
+                .badDescriptor,
+                "HELLO with the machine flag must carry the simulated EPC as descriptor 0 (and at most \(limits.protocolLimits.maxDescriptorsPerMessage))"
+            )
         }
         let adopted = try takeOver.adopt(fd)
         if let replaced = adopted.replaced {

@@ -19,9 +19,9 @@ extension SessionState {
         let index = Int(request.descriptorIndex)
         if descriptors.truncated {
             throw WireError(
-                    .badDescriptor,
-                    "the message carried more than \(limits.protocolLimits.maxDescriptorsPerMessage) descriptors; all were closed",
-                    detail: .limit(limit: UInt64(limits.protocolLimits.maxDescriptorsPerMessage), actual: UInt64(descriptors.count + 1)))
+                .badDescriptor,
+                "the message carried more than \(limits.protocolLimits.maxDescriptorsPerMessage) descriptors; all were closed",
+                detail: .limit(limit: UInt64(limits.protocolLimits.maxDescriptorsPerMessage), actual: UInt64(descriptors.count + 1)))
         }
         if descriptors.wasClaimed(index) {
             throw WireError(.badDescriptor, "descriptor \(index) of this message was already used by another REGISTER")
@@ -36,8 +36,9 @@ extension SessionState {
         if let elrange = device.elrange, elrange.base != registration.base || elrange.size != registration.size {
             device.close()
             throw WireError(
-                    .invalidArgument,
-                    "ELRANGE [0x\(String(registration.base, radix: 16)), +0x\(String(registration.size, radix: 16))) does not match the \(device.kind) enclave's [0x\(String(elrange.base, radix: 16)), +0x\(String(elrange.size, radix: 16)))")
+                .invalidArgument,
+                "ELRANGE [0x\(String(registration.base, radix: 16)), +0x\(String(registration.size, radix: 16))) does not match the \(device.kind) enclave's [0x\(String(elrange.base, radix: 16)), +0x\(String(elrange.size, radix: 16)))"
+            )
         }
         let identity = EnclaveIdentity(
             handle: core.registry.newHandle(), label: registration.label, owner: peer, device: device.kind, base: registration.base,

@@ -23,7 +23,9 @@ struct OutgoingMessage {
 /// (one that never reads) is disconnected.
 extension SessionState {
     /// Answers an accepted request: it leaves the in-flight set and is counted.
-    func answer(id: UInt64, verbCode: UInt16, _ outcome: Result<ResponseBody, WireError>, silentOnSuccess: Bool = false, descriptor: Int32? = nil) {
+    func answer(
+        id: UInt64, verbCode: UInt16, _ outcome: Result<ResponseBody, WireError>, silentOnSuccess: Bool = false, descriptor: Int32? = nil
+    ) {
         if let arrival = inFlight.removeValue(forKey: id) {
             core.instruments.recordReply(verbCode: verbCode, nanoseconds: MonotonicInstant.now.nanoseconds &- arrival.nanoseconds)
         }

@@ -119,7 +119,8 @@ public struct EnclaveSnapshot: Sendable, Equatable {
         let owner = identity.owner
         return EnclaveSummary(
             enclave: identity.handle, label: identity.label, uid: owner.uid, gid: owner.gid, pid: UInt32(bitPattern: owner.pid),
-            device: identity.device, base: identity.base, size: identity.size, committedPages: pages.committed + pages.restrictQueued + pages.tcsQueued,
+            device: identity.device, base: identity.base, size: identity.size,
+            committedPages: pages.committed + pages.restrictQueued + pages.tcsQueued,
             pooledPages: pages.pooled, trimmingPages: pages.trimming, removingPages: pages.removing, tcsPages: pages.tcs,
             quotaPages: quotaPages ?? .max, connections: UInt32(clamping: connections), requests: counters.requests,
             ioctls: counters.ioctls, idleMicros: MonotonicInstant.now.duration(since: lastActivity).microsecondsClamped)

@@ -17,16 +17,26 @@ extension EnclaveState {
             case .allocate(let request): answer(target, .success(try allocate(request, limits: target.session.limits.protocolLimits)))
             case .free(let request): answer(target, .success(try free(request.range)))
             case .relax(let request): answer(target, .success(try relax(request.range, request.permissions)))
-            case .trim(let request): try queueWork(target, request.range) { range throws(LedgerError) in try ledger.trim(range); return .trim }
+            case .trim(let request):
+                try queueWork(target, request.range) { range throws(LedgerError) in
+                    try ledger.trim(range)
+                    return .trim
+                }
             case .trimAccepted(let request):
-                try queueWork(target, request.range) { range throws(LedgerError) in try ledger.trimAccepted(range); return .remove }
+                try queueWork(target, request.range) { range throws(LedgerError) in
+                    try ledger.trimAccepted(range)
+                    return .remove
+                }
             case .restrict(let request):
                 try queueWork(target, request.range) { range throws(LedgerError) in
                     try ledger.restrict(range, to: request.permissions)
                     return .restrict(request.permissions)
                 }
             case .makeTCS(let request):
-                try queueWork(target, request.range) { range throws(LedgerError) in try ledger.makeTCS(range); return .makeTCS }
+                try queueWork(target, request.range) { range throws(LedgerError) in
+                    try ledger.makeTCS(range)
+                    return .makeTCS
+                }
             case .sync:
                 answer(target, .success(.done(flushNow().reply)))
             case .unregister:

@@ -1,7 +1,7 @@
 import EDMMProtocol
+import EDMMSystem
 import Glibc
 import Logging
-import EDMMSystem
 
 /// Start-up after a restart: taking over what the FD store kept.
 extension Daemon {

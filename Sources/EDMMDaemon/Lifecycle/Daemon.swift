@@ -171,7 +171,8 @@ public final class Daemon: Sendable {
         let stuck = await Self.waitAll(enclaves, timeout: drainTimeout) { enclave, done in enclave.drain(completion: done) }
         if !stuck.isEmpty {
             core.logger.warning(
-                "enclaves \(stuck.map(\.handle)) did not finish their queued work within \(drainTimeout) (waiting on a simulated EPC lock a stopped client holds?); stopping without it")
+                "enclaves \(stuck.map(\.handle)) did not finish their queued work within \(drainTimeout) (waiting on a simulated EPC lock a stopped client holds?); stopping without it"
+            )
         }
         let notice = ShutdownNotice(
             restarting: restarting, message: restarting ? "edmmd is restarting; reconnect and ATTACH" : "edmmd is stopping")
@@ -186,7 +187,8 @@ public final class Daemon: Sendable {
         // unless an enclave is stuck, whose ledger is not: the last state written stays, unclean.
         if stuck.isEmpty { await core.fdStore?.finish(core.registry.all) }
         let reason = core.fdStore == nil ? "edmmd stopped" : "edmmd stopped; the FD store keeps it for the next edmmd"
-        _ = await Self.waitAll(core.registry.all, timeout: drainTimeout) { enclave, done in enclave.close(reason: reason, completion: done) }
+        _ = await Self.waitAll(core.registry.all, timeout: drainTimeout) { enclave, done in enclave.close(reason: reason, completion: done)
+        }
         state.withLock { $0 = .stopped }
         core.logger.info("stopped")
     }

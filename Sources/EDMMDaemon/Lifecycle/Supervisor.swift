@@ -52,7 +52,8 @@ final class Supervisor: Sendable {
 
     private func schedule(every interval: Duration) {
         let micros = Int(interval.microsecondsClamped)
-        timer.source.schedule(deadline: .now() + .microseconds(micros), repeating: .microseconds(micros), leeway: .microseconds(micros / 10))
+        timer.source.schedule(
+            deadline: .now() + .microseconds(micros), repeating: .microseconds(micros), leeway: .microseconds(micros / 10))
     }
 
     private func tick() {

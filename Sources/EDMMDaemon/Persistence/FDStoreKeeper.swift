@@ -114,7 +114,8 @@ final class FDStoreKeeper: Sendable {
     /// Starts writing changes (restored enclaves are already in `cache` through `enclaveChanged`).
     func start() {
         let micros = Int(interval.microsecondsClamped)
-        timer.source.schedule(deadline: .now() + .microseconds(micros), repeating: .microseconds(micros), leeway: .microseconds(micros / 10))
+        timer.source.schedule(
+            deadline: .now() + .microseconds(micros), repeating: .microseconds(micros), leeway: .microseconds(micros / 10))
     }
 
     /// Stores the simulated machine's memfd (a descriptor already stored is not stored twice).

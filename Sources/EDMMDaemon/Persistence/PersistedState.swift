@@ -79,7 +79,9 @@ extension EnclaveCounters {
         self.init()
         let slots = requestsOK.count
         // A state written by a build with fewer (or more) verbs still restores what both know.
-        let ok = try r.list("requests ok", maxCount: 1024, minElementBytes: 8) { (r: inout WireReader) throws(DecodeError) in try r.u64("count") }
+        let ok = try r.list("requests ok", maxCount: 1024, minElementBytes: 8) { (r: inout WireReader) throws(DecodeError) in
+            try r.u64("count")
+        }
         let failed = try r.list("requests failed", maxCount: 1024, minElementBytes: 8) { (r: inout WireReader) throws(DecodeError) in
             try r.u64("count")
         }

@@ -11,7 +11,9 @@ public enum LogDestination: Sendable, Equatable {
     /// The journal when standard error is connected to it: systemd sets `JOURNAL_STREAM` to the
     /// device and inode of the stream it gives a service's stdout/stderr (systemd.exec(5)); a
     /// redirected stderr (`edmmd 2>file` under systemd) no longer matches and keeps plain lines.
-    public static func detect(journalStream: String? = getenv("JOURNAL_STREAM").map { String(cString: $0) }, fd: Int32 = STDERR_FILENO) -> LogDestination {
+    public static func detect(journalStream: String? = getenv("JOURNAL_STREAM").map { String(cString: $0) }, fd: Int32 = STDERR_FILENO)
+        -> LogDestination
+    {
         guard let journalStream else { return .standardError }
         let parts = journalStream.split(separator: ":")
         var info = stat()
@@ -44,9 +46,11 @@ enum Journal {
     /// A journal field name for a metadata key: upper case, `_` for anything but A-Z, 0-9 and
     /// `_`, not starting with `_` or a digit (those are the journal's own), at most 64 bytes.
     static func fieldName(_ key: String) -> String? {
-        var name = String(String.UnicodeScalarView(key.uppercased().unicodeScalars.map { scalar in
-            ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar) || scalar == "_" ? scalar : "_"
-        }))
+        var name = String(
+            String.UnicodeScalarView(
+                key.uppercased().unicodeScalars.map { scalar in
+                    ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar) || scalar == "_" ? scalar : "_"
+                }))
         while name.hasPrefix("_") { name.removeFirst() }
         if let first = name.unicodeScalars.first, ("0"..."9").contains(first) { name = "F" + name }
         guard !name.isEmpty, !reserved.contains(name) else { return nil }

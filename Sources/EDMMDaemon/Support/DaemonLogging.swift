@@ -1,6 +1,6 @@
+import EDMMSystem
 import Glibc
 import Logging
-import EDMMSystem
 import Synchronization
 
 /// The daemon's log level, shared by every copy of its handler so that RELOAD and SIGHUP can change

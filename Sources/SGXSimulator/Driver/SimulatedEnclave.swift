@@ -174,8 +174,9 @@ public final class SimulatedEnclave: EnclaveDevice, @unchecked Sendable {
     /// The page at `offset` bytes from base.
     public func pageInfo(offset: UInt64) -> PageInfo {
         let page = offset >> Page.shift
-        return (try? region.withLock { info(page) }) ?? PageInfo(
-            state: .hole, permissions: .none, kernelType: nil, vmMaxProtection: .none, resident: false)
+        return (try? region.withLock { info(page) })
+            ?? PageInfo(
+                state: .hole, permissions: .none, kernelType: nil, vmMaxProtection: .none, resident: false)
     }
 
     func info(_ page: UInt64) -> PageInfo {

@@ -1,5 +1,5 @@
-import EDMMCore
 import CEDMMShims
+import EDMMCore
 import Glibc
 
 /// A shared mapping of (part of) a memfd region, unmapped when the last reference goes.

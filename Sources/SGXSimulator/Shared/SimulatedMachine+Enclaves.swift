@@ -106,7 +106,8 @@ extension SimulatedMachine {
         let highWater = Int(min(header.pointee.high_water, epcPages))
         let r = record(index)
         // The counts are client-writable: clamped, they only end the scan early.
-        var remaining = min(r.pointee.resident_pages, epcPages) + min(UInt64(r.pointee.va_pages), epcPages)
+        var remaining =
+            min(r.pointee.resident_pages, epcPages) + min(UInt64(r.pointee.va_pages), epcPages)
             + (r.pointee.secs_slot != 0 ? 1 : 0)
         var i = 0
         while remaining > 0, i < highWater {

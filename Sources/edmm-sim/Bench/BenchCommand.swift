@@ -64,14 +64,18 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Comma-separated approaches (default: all four).")
     var approaches: String?
 
-    @Option(help: "Comma-separated phases to run: rows, reference (raw sockets and edmmd's ALLOCATE latency and pipelined rate), rss, scaling (default: all).")
+    @Option(
+        help:
+            "Comma-separated phases to run: rows, reference (raw sockets and edmmd's ALLOCATE latency and pipelined rate), rss, scaling (default: all)."
+    )
     var phases: String = BenchPhase.allCases.map(\.rawValue).joined(separator: ",")
 
     enum BenchPhase: String, CaseIterable {
         case rows, reference, rss, scaling
     }
 
-    @Option(help: ArgumentHelp("Probe this running edmmd in the reference phase instead of starting one (to profile it).", valueName: "path"))
+    @Option(
+        help: ArgumentHelp("Probe this running edmmd in the reference phase instead of starting one (to profile it).", valueName: "path"))
     var probeSocket: String?
 
     var chosenPhases: Set<BenchPhase> { Set(phases.split(separator: ",").compactMap { BenchPhase(rawValue: String($0)) }) }
@@ -137,7 +141,8 @@ struct BenchCommand: AsyncParsableCommand {
         report.targets = report.judge()
         report.run.seconds = (ContinuousClock.now - started).inSeconds
         print(json ? report.json : report.text)
-        let complete = report.problems.isEmpty && report.rows.allSatisfy { $0.ledgerMatchesEpcm && $0.problems.isEmpty }
+        let complete =
+            report.problems.isEmpty && report.rows.allSatisfy { $0.ledgerMatchesEpcm && $0.problems.isEmpty }
             && (report.rss?.problems.isEmpty ?? true)
         if !complete { throw ExitCode(1) }
         if report.targets.contains(where: { $0.holds != true }) { throw ExitCode(2) }
@@ -149,7 +154,8 @@ struct BenchCommand: AsyncParsableCommand {
         let pipelined = quick ? 100_000 : 400_000
         do {
             if let probeSocket {
-                report.reference = try await BenchReference.measure(socketPath: probeSocket, rounds: rounds, pipelined: pipelined, window: 64)
+                report.reference = try await BenchReference.measure(
+                    socketPath: probeSocket, rounds: rounds, pipelined: pipelined, window: 64)
             } else {
                 let daemon = try BenchDaemon(config: settings.daemonConfig(.full), epcBytes: settings.epcBytes)
                 defer { daemon.stop() }

@@ -44,7 +44,8 @@ struct BenchHostCommand: AsyncParsableCommand {
         do {
             if approach.usesDaemon {
                 guard let socket else { throw fail("--socket is required for \(approach.rawValue)") }
-                client = DaemonBenchClient(try await SimulatedEnclaveHost.launch(socketPath: socket, blueprint: blueprint, clientName: label))
+                client = DaemonBenchClient(
+                    try await SimulatedEnclaveHost.launch(socketPath: socket, blueprint: blueprint, clientName: label))
                 for i in 0..<idleEnclaves {
                     let b = EnclaveBlueprint(label: "\(label)-idle-\(i)", size: enclaveSize)
                     idle.append(try await SimulatedEnclaveHost.launch(socketPath: socket, blueprint: b, clientName: b.label))
@@ -136,7 +137,9 @@ struct DaemonBenchClient: BenchClient {
         let elapsed = ContinuousClock.now - start
         for _ in steps { latency.record(elapsed) }
         return heap.apply(steps, results, &rng).map { failure in
-            if case .client(.daemon(let error)) = failure { return BenchFailure(refusal: error.code.description, description: "\(failure)") }
+            if case .client(.daemon(let error)) = failure {
+                return BenchFailure(refusal: error.code.description, description: "\(failure)")
+            }
             return BenchFailure(description: "\(failure)")
         }
     }

@@ -44,7 +44,9 @@ func runBenchRow(_ approach: BenchApproach, _ workload: WorkloadKind, clients: I
     guard fleet.await(.ready, timeout: 180) != nil else { throw BenchDaemon.Failure(description: fleet.failures.joined(separator: "; ")) }
     let cpuBefore = daemon?.cpuSeconds()
     fleet.broadcast("go")
-    guard let done = fleet.await(.done, timeout: 900) else { throw BenchDaemon.Failure(description: fleet.failures.joined(separator: "; ")) }
+    guard let done = fleet.await(.done, timeout: 900) else {
+        throw BenchDaemon.Failure(description: fleet.failures.joined(separator: "; "))
+    }
     let daemonCPU = cpuBefore.map { (daemon?.cpuSeconds() ?? 0) - $0 }
     fleet.broadcast("check")
     let checked = fleet.await(.checked, timeout: 300)

@@ -32,9 +32,13 @@ struct BenchRSS: Codable {
             ]
         }
         defer { fleet.kill() }
-        guard fleet.await(.ready, timeout: 300) != nil else { throw BenchDaemon.Failure(description: fleet.failures.joined(separator: "; ")) }
+        guard fleet.await(.ready, timeout: 300) != nil else {
+            throw BenchDaemon.Failure(description: fleet.failures.joined(separator: "; "))
+        }
         fleet.broadcast("go")
-        guard fleet.await(.done, timeout: 600) != nil else { throw BenchDaemon.Failure(description: fleet.failures.joined(separator: "; ")) }
+        guard fleet.await(.done, timeout: 600) != nil else {
+            throw BenchDaemon.Failure(description: fleet.failures.joined(separator: "; "))
+        }
         let memory = daemon.memory()
         fleet.broadcast("check")
         _ = fleet.await(.checked, timeout: 60)

@@ -22,9 +22,12 @@ struct BenchReport: Codable {
     /// Fills in every row's ratios against the per-request row of its workload and clients.
     mutating func compareRows() {
         for index in rows.indices {
-            guard let baseline = rows.first(where: {
-                $0.approach == BenchApproach.perRequest.rawValue && $0.workload == rows[index].workload && $0.clients == rows[index].clients
-            }) else { continue }
+            guard
+                let baseline = rows.first(where: {
+                    $0.approach == BenchApproach.perRequest.rawValue && $0.workload == rows[index].workload
+                        && $0.clients == rows[index].clients
+                })
+            else { continue }
             rows[index].compare(with: baseline)
         }
     }
@@ -63,23 +66,30 @@ struct BenchReport: Codable {
         if let reference {
             lines.append("")
             lines.append(
-                "reference, interleaved (\(reference.requestBytes) B out, \(reference.replyBytes) B back; \(reference.window) in flight when pipelined):")
-            for (name, exchange) in [("raw peer", reference.raw), ("dispatch peer", reference.dispatch), ("edmmd ALLOCATE", reference.edmmd)] {
+                "reference, interleaved (\(reference.requestBytes) B out, \(reference.replyBytes) B back; \(reference.window) in flight when pipelined):"
+            )
+            for (name, exchange) in [
+                ("raw peer", reference.raw), ("dispatch peer", reference.dispatch), ("edmmd ALLOCATE", reference.edmmd),
+            ] {
                 lines.append(
-                    "  \(name.padding(15)) round trip p50 \(us(exchange.pingPongUs.p50)), p99 \(us(exchange.pingPongUs.p99)); pipelined \(grouped(UInt64(exchange.pipelinedPerSecond)))/s")
+                    "  \(name.padding(15)) round trip p50 \(us(exchange.pingPongUs.p50)), p99 \(us(exchange.pingPongUs.p99)); pipelined \(grouped(UInt64(exchange.pipelinedPerSecond)))/s"
+                )
             }
             lines.append(
-                "  edmmd ALLOCATE from the pool p50 \(us(reference.allocatePooledUs.p50)), p99 \(us(reference.allocatePooledUs.p99)); CPU per pipelined request \(fixed(reference.daemonCpuUsPerRequest, 1)) us edmmd + \(fixed(reference.clientCpuUsPerRequest, 1)) us client")
+                "  edmmd ALLOCATE from the pool p50 \(us(reference.allocatePooledUs.p50)), p99 \(us(reference.allocatePooledUs.p99)); CPU per pipelined request \(fixed(reference.daemonCpuUsPerRequest, 1)) us edmmd + \(fixed(reference.clientCpuUsPerRequest, 1)) us client"
+            )
         }
         if let rss {
             let m = rss.daemon
             lines.append(
-                "edmmd memory with \(rss.enclaves) enclaves of \(rss.enclaveSizeBytes >> 40) TiB, \(rss.activeClients) active clients: VmRSS \(m.vmRssKib / 1024) MiB (anon \(m.rssAnonKib / 1024), file \(m.rssFileKib / 1024), shmem \(m.rssShmemKib / 1024)), peak \(m.vmHwmKib / 1024) MiB")
+                "edmmd memory with \(rss.enclaves) enclaves of \(rss.enclaveSizeBytes >> 40) TiB, \(rss.activeClients) active clients: VmRSS \(m.vmRssKib / 1024) MiB (anon \(m.rssAnonKib / 1024), file \(m.rssFileKib / 1024), shmem \(m.rssShmemKib / 1024)), peak \(m.vmHwmKib / 1024) MiB"
+            )
         }
         if let scaling {
             for point in scaling.points {
                 lines.append(
-                    "core at \(grouped(UInt64(point.ranges))) ranges: ledger FREE+ALLOCATE \(fixed(point.ledgerFreeAllocateNs, 0)) ns, batch planning \(fixed(point.planPerRequestNs, 0)) ns per request")
+                    "core at \(grouped(UInt64(point.ranges))) ranges: ledger FREE+ALLOCATE \(fixed(point.ledgerFreeAllocateNs, 0)) ns, batch planning \(fixed(point.planPerRequestNs, 0)) ns per request"
+                )
             }
         }
         lines.append("")
@@ -87,7 +97,9 @@ struct BenchReport: Codable {
         for target in targets {
             let verdict = target.holds.map { $0 ? "holds" : "MISSED" } ?? "not measured"
             let value = target.value.map { fixed($0, 3) } ?? "-"
-            lines.append("  \(verdict.padding(12)) \(target.name): \(value) (\(target.bound == "max" ? "<=" : ">=") \(fixed(target.limit, 2)); \(target.detail))")
+            lines.append(
+                "  \(verdict.padding(12)) \(target.name): \(value) (\(target.bound == "max" ? "<=" : ">=") \(fixed(target.limit, 2)); \(target.detail))"
+            )
         }
         let rowProblems = rows.flatMap { row in row.problems.map { "\(row.approach) \(row.workload)-\(row.clients): \($0)" } }
         let allProblems = problems + rowProblems + (rss?.problems ?? [])

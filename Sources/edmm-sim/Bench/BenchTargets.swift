@@ -36,7 +36,8 @@ extension BenchReport {
                     "fresh one-page ALLOCATE round trip over a raw SOCK_SEQPACKET round trip of the same sizes, interleaved"))
             targets.append(
                 .atLeast(
-                    "pipelined throughput vs raw pipelined", ratio(reference.edmmd.pipelinedPerSecond, reference.raw.pipelinedPerSecond), 0.5,
+                    "pipelined throughput vs raw pipelined", ratio(reference.edmmd.pipelinedPerSecond, reference.raw.pipelinedPerSecond),
+                    0.5,
                     "FREE/ALLOCATE answered per second over raw messages echoed per second, \(reference.window) in flight, interleaved"))
         }
         if let rss {

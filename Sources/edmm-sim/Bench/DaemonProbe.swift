@@ -21,7 +21,8 @@ final class DaemonProbe {
         let grant = WireRange(offset: 0x10_0000, length: 4096)
         let reply = MessageCodec.encodeResponses([
             ResponseOperation(
-                id: 1, verb: .allocate, outcome: .success(.allocate(AllocateReply(granted: grant, permissions: .rw, reused: [], fresh: [grant]))))
+                id: 1, verb: .allocate,
+                outcome: .success(.allocate(AllocateReply(granted: grant, permissions: .rw, reused: [], fresh: [grant]))))
         ])
         return (request.count, reply.count)
     }
@@ -75,7 +76,8 @@ final class DaemonProbe {
         for _ in 0..<count {
             let page = WireRange(offset: (slots.first + UInt64(cursor / 2) % slots.count) << Page.shift, length: Page.size)
             let request =
-                cursor % 2 == 0 ? free(page) : Request.allocate(AllocateRequest(enclave: host.handle, offset: page.offset, length: Page.size))
+                cursor % 2 == 0
+                ? free(page) : Request.allocate(AllocateRequest(enclave: host.handle, offset: page.offset, length: Page.size))
             cursor += 1
             if inFlight.count - head == window { try await drainOne() }
             inFlight.append(try await host.connection.submit([OutgoingRequest(request)]))

@@ -50,7 +50,9 @@ final class EchoPeer {
     }
 
     private func receive() throws {
-        guard recv(fd, &buffer, buffer.count, 0) == replyBytes else { throw Failure(description: "recv: \(String(cString: strerror(errno)))") }
+        guard recv(fd, &buffer, buffer.count, 0) == replyBytes else {
+            throw Failure(description: "recv: \(String(cString: strerror(errno)))")
+        }
     }
 
     /// One message out and its answer back.

@@ -79,7 +79,9 @@ final class Fleet {
             pump(timeoutMilliseconds: 100)
         }
         for member in members where !member.reached.contains(kind) {
-            failures.append("\(member.label): not \(kind.rawValue) after \(Int(seconds)) s; \(member.progress?.stuckDescription ?? "never reported progress")")
+            failures.append(
+                "\(member.label): not \(kind.rawValue) after \(Int(seconds)) s; \(member.progress?.stuckDescription ?? "never reported progress")"
+            )
         }
         return false
     }

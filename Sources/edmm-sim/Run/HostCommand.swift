@@ -107,7 +107,8 @@ struct HostCommand: AsyncParsableCommand {
     ) -> HostReport {
         let stats = host.stats
         let epcm = verification.epcm
-        let ledger = verification.ledger
+        let ledger =
+            verification.ledger
             ?? LedgerComparison(
                 committedPages: 0, pooledPages: 0, trimmingPages: 0, removingPages: 0, tcsPages: 0, ledgerEpcmMismatches: nil,
                 problems: ["no STATS from edmmd"])

@@ -152,7 +152,8 @@ struct RunCommand: AsyncParsableCommand {
             fleet.broadcast("exit")
             fleet.reap(timeout: 3)
             printError(
-                "edmm-sim run: edmmd stopped after \(fixed(elapsed.inSeconds, 1)) s (\(daemonStopped)); the hosts had made \(grouped(fleet.progressTotals.requests)) requests. The run ends without its checks; --wait-for-restart SECONDS waits for edmmd to come back")
+                "edmm-sim run: edmmd stopped after \(fixed(elapsed.inSeconds, 1)) s (\(daemonStopped)); the hosts had made \(grouped(fleet.progressTotals.requests)) requests. The run ends without its checks; --wait-for-restart SECONDS waits for edmmd to come back"
+            )
             throw ExitCode(75)
         }
         fleet.broadcast("stop")

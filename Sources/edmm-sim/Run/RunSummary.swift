@@ -114,7 +114,9 @@ struct RunSummary: Encodable {
         epc = EPC(
             totalBytes: after?.epcTotalBytes ?? before.epcTotalBytes, committedBytes: after?.epcCommittedBytes ?? 0,
             residentBytes: stats.usedPages * 4096, ewb: stats.ewb)
-        daemon = after.map { DaemonTotals(requests: $0.requestsTotal &- before.requestsTotal, ioctls: $0.ioctlsTotal &- before.ioctlsTotal) }
+        daemon = after.map {
+            DaemonTotals(requests: $0.requestsTotal &- before.requestsTotal, ioctls: $0.ioctlsTotal &- before.ioctlsTotal)
+        }
         var problems = failures
         if !complete { problems.append("\(plan.count - reports.count) of \(plan.count) hosts did not report") }
         for r in reports {
@@ -159,14 +161,16 @@ struct RunSummary: Encodable {
         lines.append(
             ledgerMatchesEpcm
                 ? "ledger     matches the simulated EPCM in every enclave (edmmd's ledger and each enclave's own record)"
-                : "ledger     DOES NOT MATCH the simulated EPCM (edmmd: \(daemonLedgerMatchesEpcm ? "ok" : "differs"), enclaves: \(hostsMatchEpcm ? "ok" : "differ"))")
+                : "ledger     DOES NOT MATCH the simulated EPCM (edmmd: \(daemonLedgerMatchesEpcm ? "ok" : "differs"), enclaves: \(hostsMatchEpcm ? "ok" : "differ"))"
+        )
         lines.append("")
         lines.append(row("enclave", "requests", "ioctls", "pages/ioctl", "max/ioctl", "exits", "committed", "pooled", "ledger"))
         for r in perEnclave {
             lines.append(
                 row(
                     r.label, grouped(r.requests), grouped(r.ioctls), fixed(r.pagesPerIoctl, 2), "\(r.maxRequestsPerIoctl)",
-                    grouped(r.exits), grouped(r.committedPages), grouped(r.pooledPages), r.ledgerMatchesEpcm && r.hostMatchesEpcm ? "ok" : "DIFFERS"))
+                    grouped(r.exits), grouped(r.committedPages), grouped(r.pooledPages),
+                    r.ledgerMatchesEpcm && r.hostMatchesEpcm ? "ok" : "DIFFERS"))
         }
         if !problems.isEmpty {
             lines.append("")

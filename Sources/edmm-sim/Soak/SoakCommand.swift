@@ -80,7 +80,10 @@ struct SoakCommand: AsyncParsableCommand {
     @Flag(help: "Fail unless edmmd's simulated EPC injects faults and every kind with a rate was injected at least once.")
     var requireFaults = false
 
-    @Option(help: ArgumentHelp("Write edmmd's resident memory, descriptors, connections, enclaves, committed pages and requests, one CSV line a second, to this file.", valueName: "file"))
+    @Option(
+        help: ArgumentHelp(
+            "Write edmmd's resident memory, descriptors, connections, enclaves, committed pages and requests, one CSV line a second, to this file.",
+            valueName: "file"))
     var record: String?
 
     func validate() throws {
@@ -112,7 +115,8 @@ struct SoakCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         if fleet.await("ready", timeout: 120, { $0.ready }) {
-            clock.report("\(clients) clients registered; edmmd pid \(inspector.daemonPID), \(inspector.baseDescriptors) descriptors of its own")
+            clock.report(
+                "\(clients) clients registered; edmmd pid \(inspector.daemonPID), \(inspector.baseDescriptors) descriptors of its own")
         }
         let faults = inspector.machine.faults
         if !faults.isOff { clock.report("the simulated EPC injects faults: \(faults)") }
@@ -226,7 +230,9 @@ struct SoakCommand: AsyncParsableCommand {
     }
 
     private func write(_ text: String, to path: String) {
-        guard let file = fopen(path, "w") else { return printError("edmm-sim soak: cannot write \(path): \(String(cString: strerror(errno)))") }
+        guard let file = fopen(path, "w") else {
+            return printError("edmm-sim soak: cannot write \(path): \(String(cString: strerror(errno)))")
+        }
         fputs(text, file)
         fclose(file)
     }

@@ -67,10 +67,13 @@ final class SoakInspector {
         excessTicks = excess > descriptorSlack ? excessTicks + 1 : 0
         if excessTicks >= 5 {
             throw Violation(
-                description: "edmmd holds \(figures.descriptors) descriptors, \(excess) more than its \(status.connections) connections, \(status.enclaves) enclaves and \(baseDescriptors) of its own, for 5 s")
+                description:
+                    "edmmd holds \(figures.descriptors) descriptors, \(excess) more than its \(status.connections) connections, \(status.enclaves) enclaves and \(baseDescriptors) of its own, for 5 s"
+            )
         }
         if figures.residentKiB > maxResidentKiB {
-            throw Violation(description: "edmmd's resident memory is \(figures.residentKiB >> 10) MiB, over the limit of \(maxResidentKiB >> 10) MiB")
+            throw Violation(
+                description: "edmmd's resident memory is \(figures.residentKiB >> 10) MiB, over the limit of \(maxResidentKiB >> 10) MiB")
         }
     }
 
@@ -82,7 +85,9 @@ final class SoakInspector {
         guard let figures = ProcessFigures.of(pid: daemonPID) else { throw Violation(description: "edmmd (pid \(daemonPID)) is gone") }
         if figures.descriptors != expectedDescriptors(status) {
             throw Violation(
-                description: "at rest edmmd holds \(figures.descriptors) descriptors; \(status.connections) connections, \(status.enclaves) enclaves and \(baseDescriptors) of its own make \(expectedDescriptors(status))")
+                description:
+                    "at rest edmmd holds \(figures.descriptors) descriptors; \(status.connections) connections, \(status.enclaves) enclaves and \(baseDescriptors) of its own make \(expectedDescriptors(status))"
+            )
         }
         let enclaves = try await ledgersEqualTheEPCAccounting()
         for enclave in enclaves {
@@ -94,7 +99,8 @@ final class SoakInspector {
             }
             let mismatches = stats.counters.first { $0.name == "ledger_epcm_mismatches" }?.value ?? 0
             if mismatches > 0 {
-                throw Violation(description: "enclave \(enclave.enclave) (\(enclave.label)): its ledger and the EPCM differ on \(mismatches) pages")
+                throw Violation(
+                    description: "enclave \(enclave.enclave) (\(enclave.label)): its ledger and the EPCM differ on \(mismatches) pages")
             }
         }
         machine.sweepDeadEnclaves()
@@ -135,8 +141,12 @@ final class SoakInspector {
     func finalCheck() async throws(Violation) {
         try await quiescentCheck(clients: 0)
         let status = try await status()
-        if status.epcCommittedBytes != 0 { throw Violation(description: "\(status.epcCommittedBytes) bytes still committed with no client left") }
-        if machine.stats.usedPages != 0 { throw Violation(description: "\(machine.stats.usedPages) EPC pages still in use with no client left") }
+        if status.epcCommittedBytes != 0 {
+            throw Violation(description: "\(status.epcCommittedBytes) bytes still committed with no client left")
+        }
+        if machine.stats.usedPages != 0 {
+            throw Violation(description: "\(machine.stats.usedPages) EPC pages still in use with no client left")
+        }
     }
 
     /// STATUS, polled until the daemon shows `connections` and `enclaves` (a killed client's
@@ -149,7 +159,9 @@ final class SoakInspector {
         }
         guard Int(status.connections) == connections, Int(status.enclaves) == enclaves else {
             throw Violation(
-                description: "edmmd shows \(status.connections) connections and \(status.enclaves) enclaves; \(connections) and \(enclaves) expected")
+                description:
+                    "edmmd shows \(status.connections) connections and \(status.enclaves) enclaves; \(connections) and \(enclaves) expected"
+            )
         }
         return status
     }

@@ -1,5 +1,4 @@
 import ArgumentParser
-
 import Glibc
 import SGXDevice
 import SGXSimulator
@@ -106,7 +105,8 @@ struct OpsBenchCommand: ParsableCommand {
             enclaves.append(enclave)
         }
         let after = residentBytes()
-        print("\(count) enclaves of 1 TiB, metadata-only: RSS \(before / 1024) KiB -> \(after / 1024) KiB (+\((after - before) / 1024) KiB)")
+        print(
+            "\(count) enclaves of 1 TiB, metadata-only: RSS \(before / 1024) KiB -> \(after / 1024) KiB (+\((after - before) / 1024) KiB)")
     }
 
     private func residentBytes() -> Int {

@@ -181,7 +181,9 @@ func runHostile(_ hostile: HostileCase) async throws {
         try await Task.sleep(for: .milliseconds(25))
         status = try await host.connection.status()
     }
-    #expect(status.connections == 1 && status.enclaves == 1, "edmmd still serves \(status.connections) connections, \(status.enclaves) enclaves")
+    #expect(
+        status.connections == 1 && status.enclaves == 1, "edmmd still serves \(status.connections) connections, \(status.enclaves) enclaves"
+    )
     var descriptors = daemon.openDescriptors()
     for _ in 0..<400 where descriptors != descriptorsBefore {
         try await Task.sleep(for: .milliseconds(25))
@@ -192,7 +194,9 @@ func runHostile(_ hostile: HostileCase) async throws {
     let stats = try await host.connection.stats(host.handle).summary
     let bystanderPages = stats.committedPages + stats.pooledPages + stats.trimmingPages + stats.removingPages + stats.tcsPages
     status = try await host.connection.status()
-    #expect(status.epcCommittedBytes == bystanderPages * Page.size, "edmmd accounts \(status.epcCommittedBytes) bytes, the bystander holds \(bystanderPages) pages")
+    #expect(
+        status.epcCommittedBytes == bystanderPages * Page.size,
+        "edmmd accounts \(status.epcCommittedBytes) bytes, the bystander holds \(bystanderPages) pages")
     host.close()
     #expect(daemon.stop() == 0, "edmmd did not exit 0 on SIGTERM")
 }

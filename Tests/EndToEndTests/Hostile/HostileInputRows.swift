@@ -28,7 +28,8 @@ extension HostileInputTable {
     static func operationRow(_ name: String, _ code: WireErrorCode, _ body: @escaping @Sendable () -> [UInt8]) -> HostileCase {
         HostileCase(name: name) { c in
             let connection = try c.connect()
-            try connection.sendRaw(MessageCodec.frame(.request, operations: [RawOp(verb: Verb.allocate.rawValue, body: body()).bytes(id: 9)]))
+            try connection.sendRaw(
+                MessageCodec.frame(.request, operations: [RawOp(verb: Verb.allocate.rawValue, body: body()).bytes(id: 9)]))
             let error = try connection.reply(to: 9).error
             c.expect(error?.code == code, "\(code), got \(String(describing: error))")
             c.expect(connection.stillServed, "the connection stays open")

@@ -59,14 +59,18 @@ enum HostileInputTable {
             try connection.sendRaw([UInt8](repeating: 0x45, count: 70_000))
             let error = try connection.messageError()
             c.expect(error?.code == .messageTooLarge, "message-too-large, got \(String(describing: error))")
-            c.expect(error?.detail == .limit(limit: 65_536, actual: 65_537), "the limit and the kernel-cut size, got \(String(describing: error?.detail))")
+            c.expect(
+                error?.detail == .limit(limit: 65_536, actual: 65_537),
+                "the limit and the kernel-cut size, got \(String(describing: error?.detail))")
             c.expect(connection.stillServed, "the connection stays open")
         },
         HostileCase(name: "more operations than the limit") { c in
             let connection = try c.connect()
             try connection.send(Array(repeating: .status, count: 257))
             let error = try connection.messageError()
-            c.expect(error?.code == .tooManyOperations && error?.detail == .limit(limit: 256, actual: 257), "too-many-operations (256, 257), got \(String(describing: error))")
+            c.expect(
+                error?.code == .tooManyOperations && error?.detail == .limit(limit: 256, actual: 257),
+                "too-many-operations (256, 257), got \(String(describing: error))")
             c.expect(connection.stillServed, "the connection stays open")
         },
         HostileCase(name: "an empty record, which SOCK_SEQPACKET cannot tell from the end of the stream") { c in
@@ -113,7 +117,8 @@ enum HostileInputTable {
         },
         HostileCase(name: "no-reply on a verb that must answer") { c in
             let connection = try c.connect()
-            let error = try connection.error(of: .trim(RangeRequest(enclave: c.bystanderEnclave, range: WireRange(offset: 0, length: 4096))), flags: .noReply)
+            let error = try connection.error(
+                of: .trim(RangeRequest(enclave: c.bystanderEnclave, range: WireRange(offset: 0, length: 4096))), flags: .noReply)
             c.expect(error?.code == .invalidFlags, "invalid-flags, got \(String(describing: error))")
         },
         HostileCase(name: "a request before HELLO") { c in
@@ -214,7 +219,10 @@ enum HostileInputTable {
             let enclave = try AttackerEnclave(machine: c.machine)
             let request = RegisterRequest(
                 base: enclave.base, size: enclave.size, label: "attacker", managed: WireRange(offset: 0, length: 64 * 4096))
-            guard case .success(.register(let registered)) = try connection.reply(to: try connection.send([.register(request)], descriptors: [enclave.fd])[0]).outcome
+            guard
+                case .success(.register(let registered)) = try connection.reply(
+                    to: try connection.send([.register(request)], descriptors: [enclave.fd])[0]
+                ).outcome
             else { throw HostileSetupFailure("REGISTER") }
             let error = try connection.error(of: .allocate(AllocateRequest(enclave: registered.enclave, offset: 64 * 4096, length: 4096)))
             c.expect(error?.code == .outOfRange, "out-of-range, got \(String(describing: error))")
@@ -226,7 +234,8 @@ enum HostileInputTable {
     static let ownershipAndState: [HostileCase] = [
         HostileCase(name: "a TRIM of another connection's enclave") { c in
             let connection = try c.connect()
-            let error = try connection.error(of: .trim(RangeRequest(enclave: c.bystanderEnclave, range: WireRange(offset: 1 << 20, length: 4096))))
+            let error = try connection.error(
+                of: .trim(RangeRequest(enclave: c.bystanderEnclave, range: WireRange(offset: 1 << 20, length: 4096))))
             c.expect(error?.code == .notOwner, "not-owner, got \(String(describing: error))")
         },
         HostileCase(name: "an UNREGISTER of another connection's enclave") { c in
@@ -244,16 +253,20 @@ enum HostileInputTable {
         HostileCase(name: "TRIM_ACCEPTED for pages that were never trimmed") { c in
             let connection = try c.connect()
             let enclave = try c.registeredEnclave(on: connection, pages: 4)
-            let error = try connection.error(of: .trimAccepted(RangeRequest(enclave: enclave.handle, range: WireRange(offset: 0, length: 4 * 4096))))
+            let error = try connection.error(
+                of: .trimAccepted(RangeRequest(enclave: enclave.handle, range: WireRange(offset: 0, length: 4 * 4096))))
             c.expect(error?.code == .invalidPageState, "invalid-page-state, got \(String(describing: error))")
-            if case .page(let offset, _)? = error?.detail { c.expect(offset == 0, "the first offending page, got \(offset)") } else {
+            if case .page(let offset, _)? = error?.detail {
+                c.expect(offset == 0, "the first offending page, got \(offset)")
+            } else {
                 c.expect(false, "a page detail, got \(String(describing: error?.detail))")
             }
         },
         HostileCase(name: "a FREE of pages never allocated") { c in
             let connection = try c.connect()
             let enclave = try c.registeredEnclave(on: connection, pages: 1)
-            let error = try connection.error(of: .free(RangeRequest(enclave: enclave.handle, range: WireRange(offset: 8 * 4096, length: 4096))))
+            let error = try connection.error(
+                of: .free(RangeRequest(enclave: enclave.handle, range: WireRange(offset: 8 * 4096, length: 4096))))
             c.expect(error?.code == .invalidPageState, "invalid-page-state, got \(String(describing: error))")
         },
         HostileCase(name: "a request id replayed while it is in flight", config: "[batch]\nwindow_us = 200000\n") { c in
@@ -265,7 +278,8 @@ enum HostileInputTable {
             let second = try connection.reply(to: 500)
             let replay = [first, second].first { $0.verb == .status }
             let original = [first, second].first { $0.verb == .trim }
-            c.expect(replay?.error?.code == .duplicateRequestID, "duplicate-request-id for the replay, got \(String(describing: replay?.error))")
+            c.expect(
+                replay?.error?.code == .duplicateRequestID, "duplicate-request-id for the replay, got \(String(describing: replay?.error))")
             c.expect(original != nil && original?.error == nil, "the first request completes")
         },
     ]
@@ -276,11 +290,14 @@ enum HostileInputTable {
         HostileCase(name: "a flood past the in-flight limit", config: "[limits]\nmax_in_flight = 16\n[batch]\nwindow_us = 200000\n") { c in
             let connection = try c.connect()
             let enclave = try c.registeredEnclave(on: connection, pages: 40)
-            let ids = try connection.send((0..<40).map { .trim(RangeRequest(enclave: enclave.handle, range: WireRange(offset: UInt64($0) * 4096, length: 4096))) })
+            let ids = try connection.send(
+                (0..<40).map { .trim(RangeRequest(enclave: enclave.handle, range: WireRange(offset: UInt64($0) * 4096, length: 4096))) })
             let replies = try ids.map { try connection.reply(to: $0) }
             c.expect(replies[0..<16].allSatisfy { $0.error == nil }, "the first 16 are served")
             c.expect(replies[16...].allSatisfy { $0.error?.code == .tooManyInFlight }, "every later one is too-many-in-flight")
-            c.expect(replies[16].error?.detail == .limit(limit: 16, actual: 17), "with the limit, got \(String(describing: replies[16].error?.detail))")
+            c.expect(
+                replies[16].error?.detail == .limit(limit: 16, actual: 17),
+                "with the limit, got \(String(describing: replies[16].error?.detail))")
         },
         HostileCase(name: "a reader that never reads its replies", config: "[limits]\nreply_queue = \"64KiB\"\n") { c in
             let connection = try c.connect()
@@ -299,7 +316,8 @@ enum HostileInputTable {
             let connection = try c.connect()
             let enclave = try c.registeredEnclave(on: connection, pages: 8)
             // Pipelined work, then nothing: no reads, no more requests, no close.
-            try connection.send((0..<8).map { .trim(RangeRequest(enclave: enclave.handle, range: WireRange(offset: UInt64($0) * 4096, length: 4096))) })
+            try connection.send(
+                (0..<8).map { .trim(RangeRequest(enclave: enclave.handle, range: WireRange(offset: UInt64($0) * 4096, length: 4096))) })
             try connection.send([.allocate(AllocateRequest(enclave: enclave.handle, length: 16 * 4096))])
             usleep(500_000)
             let observer = try c.connect()
@@ -315,7 +333,9 @@ enum HostileInputTable {
             let first = try c.connect()
             let refused = try c.connect(hello: false)
             let error = try refused.messageError()
-            c.expect(error?.code == .tooManyConnections && error?.detail == .limit(limit: 2, actual: 3), "too-many-connections (2, 3), got \(String(describing: error))")
+            c.expect(
+                error?.code == .tooManyConnections && error?.detail == .limit(limit: 2, actual: 3),
+                "too-many-connections (2, 3), got \(String(describing: error))")
             c.expect(refused.closedByDaemon(), "edmmd closes the refused connection")
             c.expect(first.stillServed, "the connection within the limit is served")
         },

@@ -14,7 +14,10 @@ struct Credentials: CustomStringConvertible {
     static let setprivPath = "/usr/bin/setpriv"
 
     var setprivArguments: [String] {
-        ["--reuid=\(uid)", "--regid=\(gid)", groups.isEmpty ? "--clear-groups" : "--groups=" + groups.map(String.init).joined(separator: ","), "--"]
+        [
+            "--reuid=\(uid)", "--regid=\(gid)",
+            groups.isEmpty ? "--clear-groups" : "--groups=" + groups.map(String.init).joined(separator: ","), "--",
+        ]
     }
 
     var description: String { "uid \(uid) gid \(gid)" + (groups.isEmpty ? "" : " groups \(groups)") }
@@ -41,7 +44,9 @@ func edmmSimForAnyone(in directory: String) throws -> String {
     while true {
         let n = read(source, &buffer, buffer.count)
         guard n > 0 else { break }
-        guard write(target, buffer, n) == n else { throw ConnectionRefused(description: "copying edmm-sim: \(String(cString: strerror(errno)))") }
+        guard write(target, buffer, n) == n else {
+            throw ConnectionRefused(description: "copying edmm-sim: \(String(cString: strerror(errno)))")
+        }
     }
     fchmod(target, 0o755)
     return copy
@@ -59,7 +64,10 @@ func connect(as credentials: Credentials, to socketPath: String, log: String) th
     posix_spawn_file_actions_adddup2(&actions, pair[1], 3)
     posix_spawn_file_actions_addopen(&actions, 2, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
     let directory = String(socketPath[..<(socketPath.lastIndex(of: "/") ?? socketPath.startIndex)])
-    let arguments = [Credentials.setprivPath] + credentials.setprivArguments + [try edmmSimForAnyone(in: directory), "hand-over", "--socket", socketPath, "--to-fd", "3"]
+    let arguments =
+        [Credentials.setprivPath] + credentials.setprivArguments + [
+            try edmmSimForAnyone(in: directory), "hand-over", "--socket", socketPath, "--to-fd", "3",
+        ]
     let argv = arguments.map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
     var child = pid_t()
@@ -70,7 +78,8 @@ func connect(as credentials: Credentials, to socketPath: String, log: String) th
     while waitpid(child, &status, 0) < 0 && errno == EINTR {}
     var marker: UInt8 = 0
     var poller = pollfd(fd: pair[0], events: Int16(POLLIN), revents: 0)
-    let received = poll(&poller, 1, 0) > 0 ? withUnsafeMutableBytes(of: &marker) { SeqpacketIO.receive(pair[0], into: $0, maxDescriptors: 1) } : nil
+    let received =
+        poll(&poller, 1, 0) > 0 ? withUnsafeMutableBytes(of: &marker) { SeqpacketIO.receive(pair[0], into: $0, maxDescriptors: 1) } : nil
     guard case .success(let message)? = received, message.length == 1, let fd = message.descriptors.first else {
         throw ConnectionRefused(description: "a process of \(credentials) could not connect: \(readFile(log) ?? "")")
     }
@@ -82,7 +91,8 @@ func spawnHost(as credentials: Credentials, daemon: DaemonProcess, label: String
     try Spawned(
         Credentials.setprivPath,
         credentials.setprivArguments + [
-            try edmmSimForAnyone(in: daemon.directory.path), "run-host", "--socket", daemon.socketPath, "--workload", "server", "--seed", "3",
+            try edmmSimForAnyone(in: daemon.directory.path), "run-host", "--socket", daemon.socketPath, "--workload", "server", "--seed",
+            "3",
             "--label", label, "--working-set", "128",
         ],
         stderrPath: daemon.directory.path + "/\(label).log")
@@ -111,7 +121,9 @@ extension Spawned {
         send("check")
         var report: HostReportLine.Report?
         while let line = readLine() {
-            guard let decoded = try? JSONDecoder().decode(HostReportLine.self, from: Data(line.utf8)), decoded.kind == "report" else { continue }
+            guard let decoded = try? JSONDecoder().decode(HostReportLine.self, from: Data(line.utf8)), decoded.kind == "report" else {
+                continue
+            }
             report = decoded.report
             break
         }
