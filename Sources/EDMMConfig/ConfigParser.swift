@@ -84,14 +84,20 @@ private struct Parser {
             guard let table = value.table else {
                 fail(
                     [section],
-                    "'\(section)' must be a section such as [\(Self.suggest(section, from: Self.sections) ?? "daemon")], not a top-level key"
+                    """
+                    '\(section)' must be a section such as [\(Self.suggest(section, from: Self.sections) ?? "daemon")], not a top-level \
+                    key
+                    """
                 )
                 continue
             }
             guard Self.sections.contains(section) else {
                 fail(
                     [section],
-                    "unknown section [\(section)]\(Self.hint(section, Self.sections)); sections are \(Self.sections.map { "[\($0)]" }.joined(separator: ", "))"
+                    """
+                    unknown section [\(section)]\(Self.hint(section, Self.sections)); sections are \
+                    \(Self.sections.map { "[\($0)]" }.joined(separator: ", "))
+                    """
                 )
                 continue
             }
@@ -138,7 +144,10 @@ private struct Parser {
         if config.pressure.lowWatermarkPercent >= config.pressure.highWatermarkPercent {
             fail(
                 ["pressure", "low_watermark_percent"],
-                "[pressure] low_watermark_percent (\(config.pressure.lowWatermarkPercent)) must be below high_watermark_percent (\(config.pressure.highWatermarkPercent))"
+                """
+                [pressure] low_watermark_percent (\(config.pressure.lowWatermarkPercent)) must be below high_watermark_percent \
+                (\(config.pressure.highWatermarkPercent))
+                """
             )
         }
         if config.growth.minChunkPages > config.growth.maxChunkPages {

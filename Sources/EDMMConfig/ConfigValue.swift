@@ -111,7 +111,10 @@ enum ConfigValue {
             let upper = unit.uppercased()
             if ["KB", "MB", "GB", "TB"].contains(upper) {
                 throw SizeError(
-                    "\"\(unit)\" is ambiguous (1000 or 1024?); edmmd's units are binary: write \"\(digits)\(upper.prefix(1))\" or \"\(digits)\(upper.prefix(1))iB\""
+                    """
+                    \"\(unit)\" is ambiguous (1000 or 1024?); edmmd's units are binary: write \"\(digits)\(upper.prefix(1))\" or \
+                    \"\(digits)\(upper.prefix(1))iB\"
+                    """
                 )
             }
             if let known = sizeUnits.flatMap(\.suffixes).first(where: { !$0.isEmpty && $0.uppercased() == upper }) {

@@ -46,7 +46,10 @@ public enum MetricCatalog {
         "EPC of the machine: the simulated EPC, or the sum of /sys/devices/system/node/node*/x86/sgx_total_bytes (0 if unknown).")
     static let epcUsed = MetricSpec(
         "edmmd_epc_used_bytes", .gauge, .machine,
-        "EPC in use: every page of the simulated EPC in use (SECS and VA pages included), or on the kernel device the pages edmmd's ledgers hold."
+        """
+        EPC in use: every page of the simulated EPC in use (SECS and VA pages included), or on the kernel device the pages edmmd's \
+        ledgers hold.
+        """
     )
     static let epcFree = MetricSpec("edmmd_epc_free_bytes", .gauge, .machine, "edmmd_epc_total_bytes minus edmmd_epc_used_bytes.")
     static let epcCommitted = MetricSpec(
@@ -138,7 +141,10 @@ public enum MetricCatalog {
     static let enclaveLabels = ["enclave", "uid"]
     static let enclaveInfo = MetricSpec(
         "edmmd_enclave_info", .gauge, .enclave, labels: ["enclave", "uid", "enclave_id", "pid", "label"],
-        "The enclave's handle (enclave_id, which changes when it registers again), registering pid and, with enclave_labels = \"label\", its label; always 1."
+        """
+        The enclave's handle (enclave_id, which changes when it registers again), registering pid and, with enclave_labels = \"label\", \
+        its label; always 1.
+        """
     )
     static let enclaveEPC = MetricSpec(
         "edmmd_enclave_epc_bytes", .gauge, .enclave, labels: enclaveLabels,

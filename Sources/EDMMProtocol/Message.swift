@@ -160,7 +160,10 @@ public enum MessageCodec {
             guard ProtocolVersion.supported.contains(version) else {
                 throw WireError(
                     .unsupportedVersion,
-                    "protocol version \(version) is not supported (this daemon speaks \(ProtocolVersion.supported.lowerBound)...\(ProtocolVersion.supported.upperBound))"
+                    """
+                    protocol version \(version) is not supported (this daemon speaks \
+                    \(ProtocolVersion.supported.lowerBound)...\(ProtocolVersion.supported.upperBound))
+                    """
                 )
             }
             let kindCode = try r.u16("kind")

@@ -35,7 +35,10 @@ extension SimulatedEnclaveHost {
                 result.mismatchedPages += 1
                 if result.examples.count < 8 {
                     result.examples.append(
-                        "page 0x\(String(page << Page.shift, radix: 16)): enclave says \(run.state?.description ?? "hole"), EPCM says \(info.state.rawValue) \(info.permissions)"
+                        """
+                        page 0x\(String(page << Page.shift, radix: 16)): enclave says \(run.state?.description ?? "hole"), EPCM says \
+                        \(info.state.rawValue) \(info.permissions)
+                        """
                     )
                 }
             }
@@ -94,7 +97,10 @@ public struct LedgerComparison: Codable, Equatable, Sendable {
         let regular = (e["reg"] ?? 0) + (e["reg_pr"] ?? 0)
         if s.committedPages + s.pooledPages + trimQueued != regular {
             problems.append(
-                "edmmd counts \(s.committedPages) committed + \(s.pooledPages) pooled + \(trimQueued) queued for trimming pages, the EPCM has \(regular) regular pages"
+                """
+                edmmd counts \(s.committedPages) committed + \(s.pooledPages) pooled + \(trimQueued) queued for trimming pages, the EPCM \
+                has \(regular) regular pages
+                """
             )
         }
         let tcs = (e["tcs"] ?? 0) + (e["tcs_modified"] ?? 0)

@@ -39,7 +39,10 @@ struct ReclaimCommand: AsyncParsableCommand {
             print(jsonText(Result(scheduledPages: reply.scheduledPages, enclaves: reply.enclaves)))
         } else {
             print(
-                "reclaiming \(reply.scheduledPages) pages (\(pageBytes(reply.scheduledPages))) from \(reply.enclaves) enclave\(reply.enclaves == 1 ? "" : "s")"
+                """
+                reclaiming \(reply.scheduledPages) pages (\(pageBytes(reply.scheduledPages))) from \(reply.enclaves) \
+                enclave\(reply.enclaves == 1 ? "" : "s")
+                """
             )
         }
     }

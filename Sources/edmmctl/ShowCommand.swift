@@ -48,7 +48,10 @@ struct ShowCommand: AsyncParsableCommand {
         var lines = [
             "enclave \(row.id) \"\(terminalSafe(row.label))\" (\(row.device))",
             "  owner       uid \(row.uid), gid \(row.gid), pid \(row.pid); \(row.connections) connection\(row.connections == 1 ? "" : "s")",
-            "  ELRANGE     0x\(String(row.base, radix: 16)) + \(bytes(row.sizeBytes)); edmmd manages [0x\(String(stats.managed.offset, radix: 16)), +\(bytes(stats.managed.length)))",
+            """
+              ELRANGE     0x\(String(row.base, radix: 16)) + \(bytes(row.sizeBytes)); edmmd manages \
+            [0x\(String(stats.managed.offset, radix: 16)), +\(bytes(stats.managed.length)))
+            """,
             "  committed   \(pageBytes(row.committedPages)) (\(row.committedPages) pages), \(row.tcsPages) TCS",
             "  lazy pool   \(pageBytes(row.lazyPoolPages)) (\(row.lazyPoolPages) pages)",
             "  leaving     \(row.trimmingPages) trimming, \(row.removingPages) removing",

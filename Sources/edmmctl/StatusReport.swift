@@ -50,7 +50,10 @@ struct StatusReport: Encodable {
             "edmmd \(daemonVersion), pid \(pid), up \(duration(uptimeSeconds))",
             "mode         \(mode): \(modeReason)",
             "enclaves     \(enclaves), connections \(connections)",
-            "EPC          \(bytes(epc.committedBytes)) committed of \(bytes(epc.totalBytes))\(share), \(bytes(epc.residentBytes)) resident\(epc.underPressure ? ", UNDER PRESSURE" : "")",
+            """
+            EPC          \(bytes(epc.committedBytes)) committed of \(bytes(epc.totalBytes))\(share), \(bytes(epc.residentBytes)) \
+            resident\(epc.underPressure ? ", UNDER PRESSURE" : "")
+            """,
             "batching     \(batching ? "on" : "off (--no-batch)")",
             "requests     \(requestsTotal) total, \(String(format1: requestsPerSecond))/s",
             "ioctls       \(ioctlsTotal)",

@@ -237,7 +237,10 @@ func readAll(_ path: String) throws -> [UInt8] {
 
     @Test func theSupportedSubsetPasses() {
         let text =
-            "# c\n[batch] # c\n[ \"quota\" . uid_overrides ]\n1000 = \"512MiB\" # c\nx.y = 'lit'\na = -0x1F\nb = 1_000\nc = true\nd = \"e\\\"f\"\n"
+            """
+            # c\n[batch] # c\n[ \"quota\" . uid_overrides ]\n1000 = \"512MiB\" # c\nx.y = 'lit'\na = -0x1F\nb = 1_000\nc = true\nd = \
+            \"e\\\"f\"\n
+            """
         #expect(TOMLPreflight.firstProblem(in: text) == nil)
     }
 

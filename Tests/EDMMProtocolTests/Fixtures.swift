@@ -51,7 +51,8 @@ let everyResponse: [ResponseOperation] = [
         id: 3, verb: .attach,
         outcome: .success(
             .attach(
-                AttachReply(base: 1 << 32, size: 1 << 20, label: "a", device: .simulated, managed: WireRange(offset: 0, length: 1 << 20))))),
+                AttachReply(
+                    base: 1 << 32, size: 1 << 20, label: "a", device: .simulated, managed: WireRange(offset: 0, length: 1 << 20))))),
     ResponseOperation(
         id: 4, verb: .allocate,
         outcome: .success(
@@ -77,7 +78,8 @@ let everyResponse: [ResponseOperation] = [
         outcome: .success(
             .stats(
                 EnclaveStatsReply(
-                    summary: exampleSummary, managed: WireRange(offset: 0, length: 4096), counters: [WireCounter("requests_trim_ok", 4)])))),
+                    summary: exampleSummary, managed: WireRange(offset: 0, length: 4096),
+                    counters: [WireCounter("requests_trim_ok", 4)])))),
     ResponseOperation(id: 9, verb: .reclaim, outcome: .success(.reclaim(ReclaimReply(scheduledPages: 12, enclaves: 2)))),
     ResponseOperation(id: 10, verb: .reload, outcome: .success(.reload(ReloadReply(summary: "quota.enclave_pages=100")))),
     ResponseOperation(id: 11, verb: .metrics, outcome: .success(.metrics(MetricsReply(totalBytes: 10, offset: 0, text: "# TYPE x\n")))),

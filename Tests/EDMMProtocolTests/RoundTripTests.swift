@@ -23,7 +23,8 @@ import Testing
     @Test func pushesSurviveEncodeAndDecode() throws {
         let pushes = [
             PushOperation(
-                sequence: 1, .reclaim(ReclaimNotice(enclave: 4, reason: .epcPressure, ranges: [WireRange(offset: 0x1000, length: 0x3000)]))),
+                sequence: 1,
+                .reclaim(ReclaimNotice(enclave: 4, reason: .epcPressure, ranges: [WireRange(offset: 0x1000, length: 0x3000)]))),
             PushOperation(sequence: 2, .shutdown(ShutdownNotice(restarting: true, message: "systemctl restart"))),
         ]
         #expect(try MessageCodec.decodeServerMessage(MessageCodec.encodePushes(pushes), limits: .default) == .pushes(pushes))

@@ -232,7 +232,10 @@ import Testing
             return "register enclave=\(r.enclave) device=\(r.device.rawValue) quota=\(r.quotaPages) preheat=\(ranges(r.preheat))"
         case .attach(let a):
             return
-                "attach base=\(hex(a.base)) size=\(hex(a.size)) label=\(quote(a.label)) device=\(a.device.rawValue) managed=\(range(a.managed))"
+                """
+                attach base=\(hex(a.base)) size=\(hex(a.size)) label=\(quote(a.label)) device=\(a.device.rawValue) \
+                managed=\(range(a.managed))
+                """
         case .allocate(let a):
             return
                 "allocate granted=\(range(a.granted)) perms=\(a.permissions.rawValue) reused=\(ranges(a.reused)) fresh=\(ranges(a.fresh))"
@@ -261,7 +264,10 @@ import Testing
         switch op.push {
         case .reclaim(let n):
             return
-                "seq=\(op.sequence) push=\(op.push.verb.rawValue) reclaim enclave=\(n.enclave) reason=\(n.reason.rawValue) ranges=\(ranges(n.ranges))"
+                """
+                seq=\(op.sequence) push=\(op.push.verb.rawValue) reclaim enclave=\(n.enclave) reason=\(n.reason.rawValue) \
+                ranges=\(ranges(n.ranges))
+                """
         case .shutdown(let n):
             return "seq=\(op.sequence) push=\(op.push.verb.rawValue) shutdown restarting=\(bit(n.restarting)) message=\(quote(n.message))"
         }

@@ -30,7 +30,9 @@ let responseSeeds: [Seed] = [
     ),
     Seed(
         "register",
-        responses: [reply(2, .register, .register(RegisterReply(enclave: 5, device: .kernel, quotaPages: 4096, preheat: [pages(16, 16)])))]),
+        responses: [
+            reply(2, .register, .register(RegisterReply(enclave: 5, device: .kernel, quotaPages: 4096, preheat: [pages(16, 16)])))
+        ]),
     Seed(
         "attach",
         responses: [
@@ -128,7 +130,9 @@ let responseSeeds: [Seed] = [
 let pushSeeds: [Seed] = [
     Seed(
         "reclaim-notice",
-        pushes: [PushOperation(sequence: 1, .reclaim(ReclaimNotice(enclave: 4, reason: .epcPressure, ranges: [pages(1, 3), pages(9, 1)])))]),
+        pushes: [
+            PushOperation(sequence: 1, .reclaim(ReclaimNotice(enclave: 4, reason: .epcPressure, ranges: [pages(1, 3), pages(9, 1)])))
+        ]),
     Seed(
         "shutdown-notice",
         pushes: [PushOperation(sequence: 2, .shutdown(ShutdownNotice(restarting: true, message: "systemctl restart edmmd")))]),

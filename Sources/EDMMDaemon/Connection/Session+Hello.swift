@@ -36,7 +36,10 @@ extension SessionState {
         guard !descriptors.truncated, let fd = descriptors.claim(0) else {
             throw WireError(
                 .badDescriptor,
-                "HELLO with the machine flag must carry the simulated EPC as descriptor 0 (and at most \(limits.protocolLimits.maxDescriptorsPerMessage))"
+                """
+                HELLO with the machine flag must carry the simulated EPC as descriptor 0 (and at most \
+                \(limits.protocolLimits.maxDescriptorsPerMessage))
+                """
             )
         }
         let adopted = try takeOver.adopt(fd)

@@ -37,7 +37,10 @@ extension SessionState {
             device.close()
             throw WireError(
                 .invalidArgument,
-                "ELRANGE [0x\(String(registration.base, radix: 16)), +0x\(String(registration.size, radix: 16))) does not match the \(device.kind) enclave's [0x\(String(elrange.base, radix: 16)), +0x\(String(elrange.size, radix: 16)))"
+                """
+                ELRANGE [0x\(String(registration.base, radix: 16)), +0x\(String(registration.size, radix: 16))) does not match the \
+                \(device.kind) enclave's [0x\(String(elrange.base, radix: 16)), +0x\(String(elrange.size, radix: 16)))
+                """
             )
         }
         let identity = EnclaveIdentity(

@@ -125,7 +125,10 @@ final class SimulatedBackend: DeviceBackend {
         }
         if let warn {
             logger.warning(
-                "the simulated EPC's lock has been held for 5 s, by process \(warn) (a client stopped or hung in a simulated instruction?): requests that need it wait; HELLO, STATUS and the watchdog do not"
+                """
+                the simulated EPC's lock has been held for 5 s, by process \(warn) (a client stopped or hung in a simulated \
+                instruction?): requests that need it wait; HELLO, STATUS and the watchdog do not
+                """
             )
         }
     }

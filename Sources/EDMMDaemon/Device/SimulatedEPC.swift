@@ -80,7 +80,10 @@ final class SimulatedEPC: Sendable {
             guard open == 0 else {
                 throw WireError(
                     .badDescriptor,
-                    "edmmd already serves \(open) enclaves in its simulated EPC \(current.uuidString); it cannot take over \(offered.uuidString)"
+                    """
+                    edmmd already serves \(open) enclaves in its simulated EPC \(current.uuidString); it cannot take over \
+                    \(offered.uuidString)
+                    """
                 )
             }
             state.machine = offered

@@ -54,7 +54,10 @@ enum AdoptedState: Equatable {
         if let wanted = walk.budgetWanted {
             throw WireError(
                 .invalidArgument,
-                "the adopted ranges reach more page-table entries than one REGISTER may read (\(maxEntries)); adopt only the ranges the enclave uses",
+                """
+                the adopted ranges reach more page-table entries than one REGISTER may read (\(maxEntries)); adopt only the ranges the \
+                enclave uses
+                """,
                 detail: .limit(limit: maxEntries, actual: wanted))
         }
         return runs

@@ -62,7 +62,10 @@ extension EnclaveState {
                     result.mismatches += 1
                     if result.firstMismatch == nil {
                         result.firstMismatch =
-                            "page at offset \(hexOffset(page)): ledger \(entry.value), EPCM \(info.state.rawValue) \(info.permissions), expected \(expected)"
+                            """
+                            page at offset \(hexOffset(page)): ledger \(entry.value), EPCM \(info.state.rawValue) \(info.permissions), \
+                            expected \(expected)
+                            """
                     }
                 }
             }

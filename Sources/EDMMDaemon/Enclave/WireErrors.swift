@@ -13,7 +13,10 @@ extension WireError {
         }
         return WireError(
             .invalidArgument,
-            "this enclave is already registered as enclave \(handle) (one enclave, one ledger); use ATTACH \(handle) to use it from another connection"
+            """
+            this enclave is already registered as enclave \(handle) (one enclave, one ledger); use ATTACH \(handle) to use it from \
+            another connection
+            """
         )
     }
 

@@ -171,7 +171,10 @@ public final class Daemon: Sendable {
         let stuck = await Self.waitAll(enclaves, timeout: drainTimeout) { enclave, done in enclave.drain(completion: done) }
         if !stuck.isEmpty {
             core.logger.warning(
-                "enclaves \(stuck.map(\.handle)) did not finish their queued work within \(drainTimeout) (waiting on a simulated EPC lock a stopped client holds?); stopping without it"
+                """
+                enclaves \(stuck.map(\.handle)) did not finish their queued work within \(drainTimeout) (waiting on a simulated EPC lock \
+                a stopped client holds?); stopping without it
+                """
             )
         }
         let notice = ShutdownNotice(

@@ -16,7 +16,10 @@ extension DaemonOptions {
         storedDescriptors = inherited.stored
         guard SystemdNotifier.isAvailable else {
             logger.notice(
-                "not started by systemd (no NOTIFY_SOCKET): no readiness, status or watchdog notifications, and no FD store (a restart loses every registration)"
+                """
+                not started by systemd (no NOTIFY_SOCKET): no readiness, status or watchdog notifications, and no FD store (a restart \
+                loses every registration)
+                """
             )
             return inherited.metrics
         }

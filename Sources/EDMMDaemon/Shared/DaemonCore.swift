@@ -115,7 +115,10 @@ final class DaemonCore: Sendable {
         counters.add(.registrationsUnchecked)
         guard counters.value(.registrationsUnchecked) == 1 else { return }
         logger.warning(
-            "cannot tell whether a REGISTER names an enclave edmmd already manages (\(error)); such registrations are accepted unchecked. kcmp(2) needs CONFIG_KCMP and a seccomp filter that allows it (systemd's @system-service does)"
+            """
+            cannot tell whether a REGISTER names an enclave edmmd already manages (\(error)); such registrations are accepted unchecked. \
+            kcmp(2) needs CONFIG_KCMP and a seccomp filter that allows it (systemd's @system-service does)
+            """
         )
     }
 

@@ -66,7 +66,10 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(
         help:
-            "Comma-separated phases to run: rows, reference (raw sockets and edmmd's ALLOCATE latency and pipelined rate), rss, scaling (default: all)."
+            """
+            Comma-separated phases to run: rows, reference (raw sockets and edmmd's ALLOCATE latency and pipelined rate), rss, scaling \
+            (default: all).
+            """
     )
     var phases: String = BenchPhase.allCases.map(\.rawValue).joined(separator: ",")
 

@@ -42,7 +42,10 @@ struct BenchReport: Codable {
 
     var text: String {
         var lines = [
-            "edmm-sim bench\(run.quick ? " --quick" : ""): seed \(run.seed), \(run.batchesPerClient) batches per client, working set \(run.workingSetPages) pages, EPC \(run.epcBytes >> 20) MiB, \(fixed(run.seconds, 0)) s",
+            """
+            edmm-sim bench\(run.quick ? " --quick" : ""): seed \(run.seed), \(run.batchesPerClient) batches per client, working set \
+            \(run.workingSetPages) pages, EPC \(run.epcBytes >> 20) MiB, \(fixed(run.seconds, 0)) s
+            """,
             "",
             "Modelled: ioctls, pages/ioctl, exits, exits/MiB, cycles (simulator counts, docs/simulator.md cost table).",
             "Measured: latency (per request, issue to result), throughput, CPU (daemon + clients).",
@@ -66,29 +69,46 @@ struct BenchReport: Codable {
         if let reference {
             lines.append("")
             lines.append(
-                "reference, interleaved (\(reference.requestBytes) B out, \(reference.replyBytes) B back; \(reference.window) in flight when pipelined):"
+                """
+                reference, interleaved (\(reference.requestBytes) B out, \(reference.replyBytes) B back; \(reference.window) in flight \
+                when pipelined):
+                """
             )
             for (name, exchange) in [
                 ("raw peer", reference.raw), ("dispatch peer", reference.dispatch), ("edmmd ALLOCATE", reference.edmmd),
             ] {
                 lines.append(
-                    "  \(name.padding(15)) round trip p50 \(us(exchange.pingPongUs.p50)), p99 \(us(exchange.pingPongUs.p99)); pipelined \(grouped(UInt64(exchange.pipelinedPerSecond)))/s"
+                    """
+                      \(name.padding(15)) round trip p50 \(us(exchange.pingPongUs.p50)), p99 \(us(exchange.pingPongUs.p99)); pipelined \
+                    \(grouped(UInt64(exchange.pipelinedPerSecond)))/s
+                    """
                 )
             }
             lines.append(
-                "  edmmd ALLOCATE from the pool p50 \(us(reference.allocatePooledUs.p50)), p99 \(us(reference.allocatePooledUs.p99)); CPU per pipelined request \(fixed(reference.daemonCpuUsPerRequest, 1)) us edmmd + \(fixed(reference.clientCpuUsPerRequest, 1)) us client"
+                """
+                  edmmd ALLOCATE from the pool p50 \(us(reference.allocatePooledUs.p50)), p99 \(us(reference.allocatePooledUs.p99)); CPU \
+                per pipelined request \(fixed(reference.daemonCpuUsPerRequest, 1)) us edmmd + \
+                \(fixed(reference.clientCpuUsPerRequest, 1)) us client
+                """
             )
         }
         if let rss {
             let m = rss.daemon
             lines.append(
-                "edmmd memory with \(rss.enclaves) enclaves of \(rss.enclaveSizeBytes >> 40) TiB, \(rss.activeClients) active clients: VmRSS \(m.vmRssKib / 1024) MiB (anon \(m.rssAnonKib / 1024), file \(m.rssFileKib / 1024), shmem \(m.rssShmemKib / 1024)), peak \(m.vmHwmKib / 1024) MiB"
+                """
+                edmmd memory with \(rss.enclaves) enclaves of \(rss.enclaveSizeBytes >> 40) TiB, \(rss.activeClients) active clients: \
+                VmRSS \(m.vmRssKib / 1024) MiB (anon \(m.rssAnonKib / 1024), file \(m.rssFileKib / 1024), shmem \(m.rssShmemKib / 1024)), \
+                peak \(m.vmHwmKib / 1024) MiB
+                """
             )
         }
         if let scaling {
             for point in scaling.points {
                 lines.append(
-                    "core at \(grouped(UInt64(point.ranges))) ranges: ledger FREE+ALLOCATE \(fixed(point.ledgerFreeAllocateNs, 0)) ns, batch planning \(fixed(point.planPerRequestNs, 0)) ns per request"
+                    """
+                    core at \(grouped(UInt64(point.ranges))) ranges: ledger FREE+ALLOCATE \(fixed(point.ledgerFreeAllocateNs, 0)) ns, \
+                    batch planning \(fixed(point.planPerRequestNs, 0)) ns per request
+                    """
                 )
             }
         }
@@ -98,7 +118,10 @@ struct BenchReport: Codable {
             let verdict = target.holds.map { $0 ? "holds" : "MISSED" } ?? "not measured"
             let value = target.value.map { fixed($0, 3) } ?? "-"
             lines.append(
-                "  \(verdict.padding(12)) \(target.name): \(value) (\(target.bound == "max" ? "<=" : ">=") \(fixed(target.limit, 2)); \(target.detail))"
+                """
+                  \(verdict.padding(12)) \(target.name): \(value) (\(target.bound == "max" ? "<=" : ">=") \(fixed(target.limit, 2)); \
+                \(target.detail))
+                """
             )
         }
         let rowProblems = rows.flatMap { row in row.problems.map { "\(row.approach) \(row.workload)-\(row.clients): \($0)" } }

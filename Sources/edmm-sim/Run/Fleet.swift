@@ -80,7 +80,10 @@ final class Fleet {
         }
         for member in members where !member.reached.contains(kind) {
             failures.append(
-                "\(member.label): not \(kind.rawValue) after \(Int(seconds)) s; \(member.progress?.stuckDescription ?? "never reported progress")"
+                """
+                \(member.label): not \(kind.rawValue) after \(Int(seconds)) s; \
+                \(member.progress?.stuckDescription ?? "never reported progress")
+                """
             )
         }
         return false

@@ -119,31 +119,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         let start = ContinuousClock.now
         let ticker = LiveTicker(enabled: live, toStandardError: json)
-        var outage: (reason: String, since: ContinuousClock.Instant)?
-        var daemonStopped: String?
-        while !runInterrupted.load(ordering: .relaxed) && fleet.failures.isEmpty {
-            let elapsed = ContinuousClock.now - start
-            if duration > 0 && elapsed >= .seconds(duration) { break }
-            fleet.pump(timeoutMilliseconds: 200)
-            if let reason = outage?.reason ?? observer.daemonGone {
-                let since = outage?.since ?? .now
-                if waitForRestart == 0 {
-                    daemonStopped = reason
-                    break
-                }
-                if await observer.reconnect(socket: socket) {
-                    printError("edmm-sim run: edmmd went away (\(reason)) and is back after \(fixed((.now - since).inSeconds, 1)) s")
-                    outage = nil
-                } else if ContinuousClock.now - since > .seconds(waitForRestart) {
-                    daemonStopped = "\(reason); not back within \(fixed(waitForRestart, 0)) s"
-                    break
-                } else {
-                    outage = (reason, since)
-                }
-                continue
-            }
-            if ticker.due() { ticker.show(await observer.snapshot(fleet.progressTotals, elapsed: ContinuousClock.now - start)) }
-        }
+        let daemonStopped = await watch(fleet, observer, ticker, since: start)
         let elapsed = ContinuousClock.now - start
         ticker.finish()
         if let daemonStopped {
@@ -152,7 +128,11 @@ struct RunCommand: AsyncParsableCommand {
             fleet.broadcast("exit")
             fleet.reap(timeout: 3)
             printError(
-                "edmm-sim run: edmmd stopped after \(fixed(elapsed.inSeconds, 1)) s (\(daemonStopped)); the hosts had made \(grouped(fleet.progressTotals.requests)) requests. The run ends without its checks; --wait-for-restart SECONDS waits for edmmd to come back"
+                """
+                edmm-sim run: edmmd stopped after \(fixed(elapsed.inSeconds, 1)) s (\(daemonStopped)); the hosts had made \
+                \(grouped(fleet.progressTotals.requests)) requests. The run ends without its checks; --wait-for-restart SECONDS waits for \
+                edmmd to come back
+                """
             )
             throw ExitCode(75)
         }
@@ -168,6 +148,34 @@ struct RunCommand: AsyncParsableCommand {
             before: observer.initial, after: after, machine: observer.machine)
         print(json ? summary.json : summary.text)
         if !reported || !summary.passed { throw ExitCode(1) }
+    }
+
+    /// Runs the fleet until the duration is over, a host fails or the run is interrupted; shows the
+    /// live line. Returns why edmmd stopped, when it went away and did not come back in time.
+    private func watch(_ fleet: Fleet, _ observer: RunObserver, _ ticker: LiveTicker, since start: ContinuousClock.Instant) async
+        -> String?
+    {
+        var outage: (reason: String, since: ContinuousClock.Instant)?
+        while !runInterrupted.load(ordering: .relaxed) && fleet.failures.isEmpty {
+            let elapsed = ContinuousClock.now - start
+            if duration > 0 && elapsed >= .seconds(duration) { break }
+            fleet.pump(timeoutMilliseconds: 200)
+            if let reason = outage?.reason ?? observer.daemonGone {
+                let since = outage?.since ?? .now
+                if waitForRestart == 0 { return reason }
+                if await observer.reconnect(socket: socket) {
+                    printError("edmm-sim run: edmmd went away (\(reason)) and is back after \(fixed((.now - since).inSeconds, 1)) s")
+                    outage = nil
+                } else if ContinuousClock.now - since > .seconds(waitForRestart) {
+                    return "\(reason); not back within \(fixed(waitForRestart, 0)) s"
+                } else {
+                    outage = (reason, since)
+                }
+                continue
+            }
+            if ticker.due() { ticker.show(await observer.snapshot(fleet.progressTotals, elapsed: ContinuousClock.now - start)) }
+        }
+        return nil
     }
 
     /// The workload of each host.

@@ -147,12 +147,27 @@ struct RunSummary: Encodable {
     var text: String {
         func us(_ v: Double?) -> String { v.map { fixed($0, 0) + " us" } ?? "-" }
         var lines = [
-            "edmm-sim run: \(enclaves) enclaves (\(workload)), seed \(seed), \(fixed(durationSeconds, 1)) s, batching \(batching ? "on" : "off")",
-            "requests   \(grouped(requests)) (\(grouped(UInt64(requestsPerSecond)))/s), \(grouped(ioctlRequests)) needing an ioctl, in \(grouped(messages)) messages",
-            "ioctls     \(grouped(ioctls)) for \(grouped(ioctlPages)) pages: \(fixed(pagesPerIoctl, 2)) pages per ioctl; one flush served up to \(maxRequestsPerIoctl) requests",
-            "exits      \(grouped(exits)): \(grouped(exitsBreakdown.ocall)) OCALL, \(grouped(exitsBreakdown.ecall)) ECALL, \(grouped(exitsBreakdown.aex)) AEX",
+            """
+            edmm-sim run: \(enclaves) enclaves (\(workload)), seed \(seed), \(fixed(durationSeconds, 1)) s, batching \
+            \(batching ? "on" : "off")
+            """,
+            """
+            requests   \(grouped(requests)) (\(grouped(UInt64(requestsPerSecond)))/s), \(grouped(ioctlRequests)) needing an ioctl, in \
+            \(grouped(messages)) messages
+            """,
+            """
+            ioctls     \(grouped(ioctls)) for \(grouped(ioctlPages)) pages: \(fixed(pagesPerIoctl, 2)) pages per ioctl; one flush served \
+            up to \(maxRequestsPerIoctl) requests
+            """,
+            """
+            exits      \(grouped(exits)): \(grouped(exitsBreakdown.ocall)) OCALL, \(grouped(exitsBreakdown.ecall)) ECALL, \
+            \(grouped(exitsBreakdown.aex)) AEX
+            """,
             "latency    p50 \(us(latencyUs.p50)), p99 \(us(latencyUs.p99))",
-            "pages      \(grouped(freshPages)) fresh (EACCEPTed), \(grouped(reusedPages)) reused from the pool, \(grouped(reclaimedPages)) reclaimed by edmmd",
+            """
+            pages      \(grouped(freshPages)) fresh (EACCEPTed), \(grouped(reusedPages)) reused from the pool, \(grouped(reclaimedPages)) \
+            reclaimed by edmmd
+            """,
             "EPC        \(mebibytes(epc.committedBytes)) of \(mebibytes(epc.totalBytes)) MiB committed at the end, EWB \(grouped(epc.ewb))",
         ]
         if !refusals.isEmpty {
@@ -161,7 +176,10 @@ struct RunSummary: Encodable {
         lines.append(
             ledgerMatchesEpcm
                 ? "ledger     matches the simulated EPCM in every enclave (edmmd's ledger and each enclave's own record)"
-                : "ledger     DOES NOT MATCH the simulated EPCM (edmmd: \(daemonLedgerMatchesEpcm ? "ok" : "differs"), enclaves: \(hostsMatchEpcm ? "ok" : "differ"))"
+                : """
+                ledger     DOES NOT MATCH the simulated EPCM (edmmd: \(daemonLedgerMatchesEpcm ? "ok" : "differs"), enclaves: \
+                \(hostsMatchEpcm ? "ok" : "differ"))
+                """
         )
         lines.append("")
         lines.append(row("enclave", "requests", "ioctls", "pages/ioctl", "max/ioctl", "exits", "committed", "pooled", "ledger"))

@@ -82,7 +82,10 @@ struct SoakCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Write edmmd's resident memory, descriptors, connections, enclaves, committed pages and requests, one CSV line a second, to this file.",
+            """
+            Write edmmd's resident memory, descriptors, connections, enclaves, committed pages and requests, one CSV line a second, to \
+            this file.
+            """,
             valueName: "file"))
     var record: String?
 
@@ -189,7 +192,11 @@ struct SoakCommand: AsyncParsableCommand {
             if now >= nextReport, let sample = inspector.samples.last {
                 nextReport += 10
                 clock.report(
-                    "\(sample.enclaves) enclaves, \(sample.committedPages) pages committed, \(sample.requests) requests; edmmd RSS \(sample.residentKiB >> 10) MiB, \(sample.descriptors) fds; \(fleet.checksPassed) self-checks, \(tally.pauses) checks at rest, \(tally.kills) kills, \(fleet.restarts) re-registrations"
+                    """
+                    \(sample.enclaves) enclaves, \(sample.committedPages) pages committed, \(sample.requests) requests; edmmd RSS \
+                    \(sample.residentKiB >> 10) MiB, \(sample.descriptors) fds; \(fleet.checksPassed) self-checks, \(tally.pauses) checks \
+                    at rest, \(tally.kills) kills, \(fleet.restarts) re-registrations
+                    """
                 )
             }
         }
@@ -211,11 +218,15 @@ struct SoakCommand: AsyncParsableCommand {
         let samples = inspector.samples
         let peakRSS = samples.map(\.residentKiB).max() ?? 0
         let peakFDs = samples.map(\.descriptors).max() ?? 0
+        let firstRSS = samples.first.map { "\($0.residentKiB >> 10)" } ?? "?"
+        let lastRSS = samples.last.map { "\($0.residentKiB >> 10)" } ?? "?"
         print(
             """
-            soak: \(Int(clock.elapsed())) s, \(fleet.spawned) clients started (\(tally.kills) killed with SIGKILL), \(fleet.restarts) re-registrations
+            soak: \(Int(clock.elapsed())) s, \(fleet.spawned) clients started (\(tally.kills) killed with SIGKILL), \
+            \(fleet.restarts) re-registrations
               self-checks passed: \(fleet.checksPassed); exact checks at rest: \(tally.pauses)
-              edmmd: RSS \(samples.first.map { "\($0.residentKiB >> 10)" } ?? "?") MiB at start, \(peakRSS >> 10) MiB at peak, \(samples.last.map { "\($0.residentKiB >> 10)" } ?? "?") MiB last; descriptors peak \(peakFDs), \(inspector.baseDescriptors) of its own
+              edmmd: RSS \(firstRSS) MiB at start, \(peakRSS >> 10) MiB at peak, \(lastRSS) MiB last; \
+            descriptors peak \(peakFDs), \(inspector.baseDescriptors) of its own
               requests served: \(samples.last?.requests ?? 0)
             """)
         if !injected.isEmpty {

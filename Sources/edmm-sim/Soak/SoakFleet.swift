@@ -115,7 +115,10 @@ final class SoakFleet {
         guard let progress = member.lastProgress else { return "it never reported progress" }
         let waits = (progress.waitingFor ?? [:]).sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         return
-            "last seen \(progress.phase ?? "?") on enclave \(progress.enclave.map(String.init) ?? "?"), waiting for \(waits.isEmpty ? "no reply" : waits)"
+            """
+            last seen \(progress.phase ?? "?") on enclave \(progress.enclave.map(String.init) ?? "?"), waiting for \
+            \(waits.isEmpty ? "no reply" : waits)
+            """
     }
 
     func broadcast(_ command: SoakCommandWord) {

@@ -68,7 +68,10 @@ final class SoakInspector {
         if excessTicks >= 5 {
             throw Violation(
                 description:
-                    "edmmd holds \(figures.descriptors) descriptors, \(excess) more than its \(status.connections) connections, \(status.enclaves) enclaves and \(baseDescriptors) of its own, for 5 s"
+                    """
+                    edmmd holds \(figures.descriptors) descriptors, \(excess) more than its \(status.connections) connections, \
+                    \(status.enclaves) enclaves and \(baseDescriptors) of its own, for 5 s
+                    """
             )
         }
         if figures.residentKiB > maxResidentKiB {
@@ -86,7 +89,10 @@ final class SoakInspector {
         if figures.descriptors != expectedDescriptors(status) {
             throw Violation(
                 description:
-                    "at rest edmmd holds \(figures.descriptors) descriptors; \(status.connections) connections, \(status.enclaves) enclaves and \(baseDescriptors) of its own make \(expectedDescriptors(status))"
+                    """
+                    at rest edmmd holds \(figures.descriptors) descriptors; \(status.connections) connections, \(status.enclaves) \
+                    enclaves and \(baseDescriptors) of its own make \(expectedDescriptors(status))
+                    """
             )
         }
         let enclaves = try await ledgersEqualTheEPCAccounting()
@@ -182,7 +188,10 @@ final class SoakInspector {
     var csv: String {
         "seconds,rss_kib,fds,connections,enclaves,committed_pages,requests\n"
             + samples.map {
-                "\(Int($0.seconds)),\($0.residentKiB),\($0.descriptors),\($0.connections),\($0.enclaves),\($0.committedPages),\($0.requests)"
+                [
+                    "\(Int($0.seconds))", "\($0.residentKiB)", "\($0.descriptors)", "\($0.connections)", "\($0.enclaves)",
+                    "\($0.committedPages)", "\($0.requests)",
+                ].joined(separator: ",")
             }.joined(separator: "\n") + "\n"
     }
 }

@@ -50,7 +50,10 @@ extension EndToEnd {
                 #expect(victim.wait() == 128 + SIGKILL)
                 let stats = try #require(inFlow, "\(label) never had pages in its trim flow")
                 caught.append(
-                    "\(stats.summary.trimmingPages) trimming, \(stats.summary.removingPages) removing, \(stats.counters.first { $0.name == "queued_requests" }?.value ?? 0) queued"
+                    """
+                    \(stats.summary.trimmingPages) trimming, \(stats.summary.removingPages) removing, \
+                    \(stats.counters.first { $0.name == "queued_requests" }?.value ?? 0) queued
+                    """
                 )
 
                 let after = try await daemon.status(on: observer) { $0.enclaves == before.enclaves && $0.connections == before.connections }
