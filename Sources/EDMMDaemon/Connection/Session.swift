@@ -88,7 +88,7 @@ final class Session: Sendable {
 
     /// A daemon-initiated notice (RECLAIM_NOTICE).
     func push(_ push: Push) {
-        onQueue { state in state.writingAfter { state.pushOnQueue(push) } }
+        onQueue { state in state.writingAfter { state.queuePush(push) } }
     }
 
     // MARK: Shutdown (any queue)

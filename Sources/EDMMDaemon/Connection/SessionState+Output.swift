@@ -54,7 +54,7 @@ extension SessionState {
         scheduleFlush()
     }
 
-    func pushOnQueue(_ push: Push) {
+    func queuePush(_ push: Push) {
         guard phase != .closed else { return }
         pushSequence += 1
         pendingPushes.append(MessageCodec.encode(PushOperation(sequence: pushSequence, push)))

@@ -222,7 +222,7 @@ final class SessionState {
             readingStopped = true
             session.readSource.source.suspend()
         }
-        pushOnQueue(.shutdown(notice))
+        queuePush(.shutdown(notice))
         flushResponses()
         closeWhenAnswered(completion)
     }
