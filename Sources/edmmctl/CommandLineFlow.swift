@@ -9,8 +9,19 @@ extension EdmmCtl {
         let arguments = Array(CommandLine.arguments.dropFirst())
         let json = arguments.contains("--json")
         do {
-            if let unknown = CommandLineError.unknownCommand(in: arguments, commands: Self.commandNames) { throw unknown }
-            var command = try parseAsRoot(arguments)
+            var command: any ParsableCommand
+            do {
+                command = try parseAsRoot(arguments)
+            } catch {
+                // Only a command line ArgumentParser refuses gets the friendlier word (--help and
+                // --generate-completion-script end in a clean exit with their output).
+                if exitCode(for: error) != .success,
+                    let unknown = CommandLineError.unknownCommand(in: arguments, commands: Self.commandNames)
+                {
+                    throw unknown
+                }
+                throw error
+            }
             if var asynchronous = command as? any AsyncParsableCommand {
                 try await asynchronous.run()
             } else {
@@ -46,7 +57,7 @@ enum CommandLineError: Error, CustomStringConvertible {
         while index < arguments.count {
             let argument = arguments[index]
             if argument == "--" { return nil }
-            if argument == "--socket" {
+            if argument == "--socket" || argument == "--generate-completion-script" {
                 index += 2
                 continue
             }
