@@ -15,6 +15,8 @@ extension EnclaveState {
             WireCounter("pages_restrict_queued", ledger.counts.restrictQueued),
             WireCounter("pages_tcs_queued", ledger.counts.tcsQueued), WireCounter("pages_tcs", ledger.counts.tcs),
             WireCounter("queued_requests", UInt64(queued.count)),
+            // 1: pages_committed counts only the pages edmmd has seen (implicit commit).
+            WireCounter("committed_lower_bound", identity.committedIsLowerBound ? 1 : 0),
         ]
         named += device?.statsCounters ?? []
         if let epcm = device?.epcm {

@@ -7,7 +7,9 @@ import Synchronization
 /// STATUS, ENCLAVES and RECLAIM, built from the enclaves' published snapshots.
 extension DaemonCore {
     func statusReply() -> StatusReply {
-        let counters = self.counters.named + backend.statusCounters
+        // Enclaves whose committed figure (and so epcCommittedBytes) is a lower bound.
+        let lowerBounds = registry.all.reduce(0) { $0 + ($1.identity.committedIsLowerBound ? 1 : 0) }
+        let counters = self.counters.named + backend.statusCounters + [WireCounter("enclaves_committed_lower_bound", UInt64(lowerBounds))]
         return StatusReply(
             daemonVersion: EDMMDVersion.string, mode: backend.mode, modeReason: backend.reason,
             daemonPID: UInt32(bitPattern: getpid()), uptimeMicros: MonotonicInstant.now.duration(since: startedAt).microsecondsClamped,
