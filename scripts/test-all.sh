@@ -29,7 +29,8 @@ stage unit-and-integration swift test --skip-build
 stage conformance .build/debug/edmm-sim conformance
 stage c-library scripts/test-c.sh
 stage interpose scripts/test-interpose.sh
-stage kselftest-sgx scripts/test-kselftest-sgx.sh
+# The kernel's SGX selftests, on the simulator directly and then through libedmm-interpose and edmmd.
+stage kselftest-sgx sh -c 'scripts/test-kselftest-sgx.sh && scripts/test-kselftest-sgx.sh --mode edmmd'
 stage systemd scripts/test-systemd.sh
 stage packages scripts/test-packages.sh
 stage fuzz scripts/fuzz.sh

@@ -152,7 +152,8 @@ rows = [e for e in json.load(open(sys.argv[1]))["enclaves"] if e["label"].starts
 assert len(rows) == 1, f"expected the interposed enclave among {json.load(open(sys.argv[1]))}"
 e = rows[0]
 assert e["requests"] >= 10 and e["ioctls"] >= 10, f"requests {e['requests']}, ioctls {e['ioctls']}"
-assert e["tcs_pages"] == 0 and e["committed_pages"] > 0, e
+# The loader's TCS page (ADD_PAGES), adopted as the EPCM shows it; the flows' own TCS is trimmed.
+assert e["tcs_pages"] == 1 and e["committed_pages"] > 0, e
 show = json.loads(subprocess.run([sys.argv[2], "--socket", sys.argv[3], "--json", "show", str(e["id"])],
                                  check=True, capture_output=True, text=True).stdout)
 counters = show["counters"]

@@ -126,4 +126,24 @@ import Testing
             #expect(second.fresh.reduce(0) { $0 + $1.length } == 4 * Page.size)
         }
     }
+
+    @Test func aHostOnlyClientsAdoptedPagesAreChargedBeyondTheQuotaInsteadOfRefused() async throws {
+        try await withDaemon({ $0.quota.enclaveBytes = 2 * 4096 }) { daemon in
+            let client = try daemon.connect()
+            let enclave = try TestEnclave(machine: try daemon.machine(from: client))
+            #expect(enclave.acceptFresh([pages(0, 4)]) == 0)  // the loader's pages, already in the EPC
+            let request = Request.register(RegisterRequest(base: enclave.base, size: enclave.size, label: "sdk", adopted: [pages(0, 4)]))
+            #expect(try client.call(request, descriptors: [enclave.fd]).error?.code == .quotaExceeded)
+            // A preheat is still admitted against the quota, counting the adopted pages.
+            let preheat = Request.register(
+                RegisterRequest(base: enclave.base, size: enclave.size, label: "sdk", preheatPages: 1, adopted: [pages(0, 4)]))
+            #expect(try client.call(preheat, flags: Self.hostOnly, descriptors: [enclave.fd]).error?.code == .quotaExceeded)
+            let reply = try client.call(request, flags: Self.hostOnly, descriptors: [enclave.fd])
+            guard case .success(.register(let registered)) = reply.outcome else {
+                Issue.record("a host-only REGISTER was refused: \(reply.outcome)")
+                return
+            }
+            #expect(try client.stats(registered.enclave).summary.committedPages == 4)
+        }
+    }
 }

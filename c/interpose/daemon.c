@@ -322,6 +322,15 @@ bool ip_daemon_request(struct ip_enclave *e, int fd, enum ip_request kind, uint6
     for (int attempt = 0; attempt < 2; attempt++) {
         struct conn *c = conn_get(attempt > 0);
         if (!c) return false;
+        /* A connection that ended while idle (edmmd stopped: its notice is waiting; or it was
+         * killed: end of file) is found before anything is sent, so the request goes to the next
+         * edmmd with no doubt about whether the old one ran it. */
+        int pending = edmm_dispatch(c->h, 0);
+        if ((pending < 0 && connection_lost(pending)) || atomic_load(&c->dead)) {
+            conn_mark_dead(c);
+            conn_put(c);
+            continue;
+        }
         pthread_mutex_lock(&e->lock);
         int rc = ensure_registered(e, c, fd);
         uint64_t handle = e->handle;
