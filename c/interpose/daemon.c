@@ -295,26 +295,30 @@ void ip_daemon_release(struct ip_enclave *e) {
 
 /* ---- Requests ---- */
 
+/* The request and a SYNC in one message: the runtime waits for every answer, so the request is
+ * flushed at once with whatever other threads of the process have queued meanwhile, instead of
+ * waiting for the batch window. Returns the request's status; its error in *err. */
 static int send_request(struct conn *c, uint64_t handle, enum ip_request kind, uint64_t offset, uint64_t length,
-                        uint64_t permissions) {
-    switch (kind) {
-    case IP_RESTRICT: return edmm_restrict(c->h, handle, offset, length, (uint32_t)permissions, NULL);
-    case IP_TRIM: return edmm_trim(c->h, handle, offset, length, NULL);
-    case IP_MAKE_TCS: return edmm_make_tcs(c->h, handle, offset, length, NULL);
-    case IP_REMOVE: return edmm_trim_accepted(c->h, handle, offset, length, NULL);
-    }
-    return EDMM_E_INVALID_REQUEST;
+                        uint64_t permissions, struct edmm_error *err) {
+    static const uint16_t verbs[] = {EDMM_VERB_RESTRICT, EDMM_VERB_TRIM, EDMM_VERB_MAKE_TCS, EDMM_VERB_TRIM_ACCEPTED};
+    struct edmm_op ops[2] = {
+        {.verb = verbs[kind], .enclave = handle, .offset = offset, .length = length, .error = err},
+        {.verb = EDMM_VERB_SYNC, .enclave = handle},
+    };
+    if (kind == IP_RESTRICT) ops[0].permissions = (uint32_t)permissions;
+    memset(err, 0, sizeof *err);
+    /* The request's own status decides (once it succeeded, the SYNC's fate does not matter). */
+    (void)edmm_batch(c->h, ops, 2, NULL);
+    return ops[0].status;
 }
 
 static const char *const request_names[] = {"RESTRICT", "TRIM", "MAKE_TCS", "TRIM_ACCEPTED"};
 
 /* edmmd's kernel-error: the ioctl's errno, the bytes of the range done, the SGX code. */
-static void kernel_answer(uint64_t length, struct ip_answer *out) {
-    struct edmm_error err;
-    edmm_last_error(&err);
-    out->err = err.detail.kernel.err > 0 && err.detail.kernel.err < 4096 ? err.detail.kernel.err : EFAULT;
-    out->count = err.detail.kernel.count_bytes <= length ? err.detail.kernel.count_bytes & ~(IP_PAGE - 1) : 0;
-    out->result = err.detail.kernel.has_result ? err.detail.kernel.result : 0;
+static void kernel_answer(const struct edmm_error *err, uint64_t length, struct ip_answer *out) {
+    out->err = err->detail.kernel.err > 0 && err->detail.kernel.err < 4096 ? err->detail.kernel.err : EFAULT;
+    out->count = err->detail.kernel.count_bytes <= length ? err->detail.kernel.count_bytes & ~(IP_PAGE - 1) : 0;
+    out->result = err->detail.kernel.has_result ? err->detail.kernel.result : 0;
 }
 
 bool ip_daemon_request(struct ip_enclave *e, int fd, enum ip_request kind, uint64_t offset, uint64_t length,
@@ -342,7 +346,8 @@ bool ip_daemon_request(struct ip_enclave *e, int fd, enum ip_request kind, uint6
             if (lost) continue; /* nothing of the runtime's was sent: try a new connection */
             return false;
         }
-        rc = send_request(c, handle, kind, offset, length, permissions);
+        struct edmm_error err;
+        rc = send_request(c, handle, kind, offset, length, permissions, &err);
         if (rc == 0) {
             conn_put(c);
             *out = (struct ip_answer){0, length, 0};
@@ -350,7 +355,7 @@ bool ip_daemon_request(struct ip_enclave *e, int fd, enum ip_request kind, uint6
         }
         if (rc == EDMM_E_KERNEL_ERROR) {
             conn_put(c);
-            kernel_answer(length, out);
+            kernel_answer(&err, length, out);
             return true;
         }
         if (connection_lost(rc)) {
@@ -373,8 +378,6 @@ bool ip_daemon_request(struct ip_enclave *e, int fd, enum ip_request kind, uint6
             conn_put(c);
             continue;
         }
-        struct edmm_error err;
-        edmm_last_error(&err);
         ip_note(IP_NOTE_REFUSED, "edmmd refused a %s (%s): the device runs it instead", request_names[kind],
                 err.message[0] ? err.message : edmm_strerror(rc));
         conn_put(c);
