@@ -123,7 +123,9 @@ public struct EnclaveLedger: Sendable {
             case .remove: .hole
             case .makeTCS: .state(.tcs)
             case .restrict(let permissions):
-                if case .committed(let current) = state { .state(.committed(current.intersection(permissions))) } else {
+                if case .committed(let current) = state {
+                    .state(.committed(current.intersection(permissions)))
+                } else {
                     .state(.committed(permissions))
                 }
             }

@@ -187,7 +187,8 @@ public enum MetricCatalog {
         connections, requests, ioctls, ioctlErrors, ioctlRetries, connectionEvents, registrations, uncheckedRegistrations,
         malformedMessages, reclaimNotices, reclaimed, reloadSuccessful, reloadTime, fdStoreDescriptors, fdStoreMax, fdStoreLastWrite,
         fdStoreWriteFailures, cpu, resident, virtualMemory, openFDs, maxFDs, startTime, uidEnclaves, uidEPC, uidQuota, enclaveInfo,
-        enclaveEPC, enclaveCommitted, enclaveCommittedLowerBound, enclavePool, enclaveTrimming, enclaveQuota, enclaveRequests, enclaveFailures, enclaveIoctls,
+        enclaveEPC, enclaveCommitted, enclaveCommittedLowerBound, enclavePool, enclaveTrimming, enclaveQuota, enclaveRequests,
+        enclaveFailures, enclaveIoctls,
         enclaveIoctlErrors, enclaveReclaimed, requestDuration, flushRequests, ioctlPages,
     ]
 }

@@ -20,7 +20,8 @@ import Testing
     @Test(arguments: [RequestFlags.implicitCommit, .kernelErrors, .freshOnly])
     func theRegistrationOptionsAreInvalidFlagsOnAnyOtherVerb(_ flag: RequestFlags) throws {
         let trim = Request.trim(RangeRequest(enclave: 1, range: WireRange(offset: 0, length: 4096)))
-        let ops = try MessageCodec.decodeRequests(MessageCodec.encodeRequests([RequestOperation(id: 1, flags: flag, trim)]), limits: .default)
+        let ops = try MessageCodec.decodeRequests(
+            MessageCodec.encodeRequests([RequestOperation(id: 1, flags: flag, trim)]), limits: .default)
         guard case .failure(let failure) = ops.first else {
             Issue.record("TRIM with a REGISTER option was accepted")
             return

@@ -136,7 +136,8 @@ extension EnclaveState {
         let quota = settings.quota
         let preheat = try core.quotas.admit(handle, uid: owner) { (usage: QuotaUsage) throws(WireError) in
             let before = QuotaUsage(
-                enclavePages: usage.enclavePages &+ charged, uidPages: usage.uidPages &+ charged, machinePages: usage.machinePages &+ charged)
+                enclavePages: usage.enclavePages &+ charged, uidPages: usage.uidPages &+ charged,
+                machinePages: usage.machinePages &+ charged)
             if asked > 0 || overflow, let refusal = quota.check(asked: overflow ? .max : asked, usage: before) { throw WireError(refusal) }
             do throws(LedgerError) {
                 for run in adopted { try ledger.adopt(run.range, as: run.state) }
