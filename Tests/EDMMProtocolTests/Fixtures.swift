@@ -38,13 +38,21 @@ let exampleSummary = EnclaveSummary(
 let everyResponse: [ResponseOperation] = [
     ResponseOperation(
         id: 1, verb: .hello,
-        outcome: .success(.hello(HelloReply(version: 1, mode: .simulated, daemonVersion: "0.1.0", daemonPID: 77, limits: .default, carriesMachineDescriptor: true)))),
+        outcome: .success(
+            .hello(
+                HelloReply(
+                    version: 1, mode: .simulated, daemonVersion: "0.1.0", daemonPID: 77, limits: .default, carriesMachineDescriptor: true)))
+    ),
     ResponseOperation(
         id: 2, verb: .register,
-        outcome: .success(.register(RegisterReply(enclave: 5, device: .kernel, quotaPages: 4096, preheat: [WireRange(offset: 0, length: 0x10000)])))),
+        outcome: .success(
+            .register(RegisterReply(enclave: 5, device: .kernel, quotaPages: 4096, preheat: [WireRange(offset: 0, length: 0x10000)])))),
     ResponseOperation(
         id: 3, verb: .attach,
-        outcome: .success(.attach(AttachReply(base: 1 << 32, size: 1 << 20, label: "a", device: .simulated, managed: WireRange(offset: 0, length: 1 << 20))))),
+        outcome: .success(
+            .attach(
+                AttachReply(
+                    base: 1 << 32, size: 1 << 20, label: "a", device: .simulated, managed: WireRange(offset: 0, length: 1 << 20))))),
     ResponseOperation(
         id: 4, verb: .allocate,
         outcome: .success(
@@ -67,7 +75,11 @@ let everyResponse: [ResponseOperation] = [
         outcome: .success(.enclaves(EnclaveListReply(enclaves: [exampleSummary, exampleSummary], nextStartAfter: 3, total: 9)))),
     ResponseOperation(
         id: 8, verb: .stats,
-        outcome: .success(.stats(EnclaveStatsReply(summary: exampleSummary, managed: WireRange(offset: 0, length: 4096), counters: [WireCounter("requests_trim_ok", 4)])))),
+        outcome: .success(
+            .stats(
+                EnclaveStatsReply(
+                    summary: exampleSummary, managed: WireRange(offset: 0, length: 4096),
+                    counters: [WireCounter("requests_trim_ok", 4)])))),
     ResponseOperation(id: 9, verb: .reclaim, outcome: .success(.reclaim(ReclaimReply(scheduledPages: 12, enclaves: 2)))),
     ResponseOperation(id: 10, verb: .reload, outcome: .success(.reload(ReloadReply(summary: "quota.enclave_pages=100")))),
     ResponseOperation(id: 11, verb: .metrics, outcome: .success(.metrics(MetricsReply(totalBytes: 10, offset: 0, text: "# TYPE x\n")))),
@@ -86,7 +98,8 @@ let everyResponse: [ResponseOperation] = [
     ResponseOperation(
         id: 15, verb: .trimAccepted,
         outcome: .failure(WireError(.invalidPageState, "not trimmed", detail: .page(offset: 0x2000, state: "committed")))),
-    ResponseOperation(id: 0, verbCode: 0, outcome: .failure(WireError(.messageTooLarge, "big", detail: .limit(limit: 65536, actual: 70000)))),
+    ResponseOperation(
+        id: 0, verbCode: 0, outcome: .failure(WireError(.messageTooLarge, "big", detail: .limit(limit: 65536, actual: 70000)))),
 ]
 
 func requestMessage(_ requests: [Request]) -> [UInt8] {
