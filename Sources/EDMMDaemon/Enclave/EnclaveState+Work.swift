@@ -66,11 +66,7 @@ extension EnclaveState {
             answer(target, .failure(WireError(.enclaveUnavailable, "enclave \(handle) has no device")))
             return
         }
-        let kind = WireIoctl(operation)
-        core.instruments.recordIoctl(kind, pages: pages.count)
-        let outcome = core.runner.run(EnclaveIoctl(operation), pages: pages, on: device.device)
-        counters.record(outcome, kind: kind)
-        core.counters.record(outcome, kind: kind)
+        let outcome = runIoctl(operation, pages, on: device)
         let done = min(outcome.bytesDone >> Page.shift, pages.count)
         if done > 0 {
             let changed = PageRange(first: pages.first, count: done)
