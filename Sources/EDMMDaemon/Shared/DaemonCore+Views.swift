@@ -6,10 +6,24 @@ import Synchronization
 
 /// STATUS, ENCLAVES and RECLAIM, built from the enclaves' published snapshots.
 extension DaemonCore {
+    /// The EPC's use as the device tells it: the simulated EPC counts every page; the kernel tells
+    /// nothing, so edmmd's ledgers and one SECS page per registered enclave are a lower bound.
+    func epcOccupancy() -> EPCOccupancy {
+        let counted = backend.epcUsedPages
+        return EPCOccupancy(
+            totalPages: backend.epcTotalPages, usedPages: counted ?? quotas.machinePages &+ UInt64(registry.count),
+            measure: counted == nil ? .ledgers : .device, deviceReclaiming: deviceReclaiming.load(ordering: .relaxed))
+    }
+
     func statusReply() -> StatusReply {
         // Enclaves whose committed figure (and so epcCommittedBytes) is a lower bound.
         let lowerBounds = registry.all.reduce(0) { $0 + ($1.identity.committedIsLowerBound ? 1 : 0) }
-        let counters = self.counters.named + backend.statusCounters + [WireCounter("enclaves_committed_lower_bound", UInt64(lowerBounds))]
+        let counters =
+            self.counters.named + backend.statusCounters
+            + [
+                WireCounter("epc_device_reclaiming", deviceReclaiming.load(ordering: .relaxed) ? 1 : 0),
+                WireCounter("enclaves_committed_lower_bound", UInt64(lowerBounds)),
+            ]
         return StatusReply(
             daemonVersion: EDMMDVersion.string, mode: backend.mode, modeReason: backend.reason,
             daemonPID: UInt32(bitPattern: getpid()), uptimeMicros: MonotonicInstant.now.duration(since: startedAt).microsecondsClamped,
