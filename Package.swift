@@ -60,6 +60,9 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: strict),
+        // Kubernetes identity: pod and container from a peer's cgroup (SO_PEERPIDFD or /proc),
+        // quantities, EPC limit annotations, NRI v0.1's JSON. Pure except PeerScopeResolver.
+        .target(name: "EDMMKubernetes", dependencies: ["CEDMMShims"], swiftSettings: strict),
         // Wire format and codec. No I/O.
         .target(name: "EDMMProtocol", dependencies: ["EDMMCore"], swiftSettings: strict),
         // The service.
@@ -117,7 +120,7 @@ let package = Package(
         .executableTarget(
             name: "edmmctl",
             dependencies: [
-                "EDMMProtocol", "EDMMClient", "EDMMConfig", "CEDMMShims", "EDMMBuildInfo",
+                "EDMMProtocol", "EDMMClient", "EDMMConfig", "CEDMMShims", "EDMMBuildInfo", "EDMMKubernetes",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -144,6 +147,7 @@ let package = Package(
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: strict),
+        .testTarget(name: "EDMMKubernetesTests", dependencies: ["EDMMKubernetes", "CEDMMShims"], swiftSettings: strict),
         .testTarget(name: "EDMMConfigTests", dependencies: ["EDMMConfig"], swiftSettings: strict),
         .testTarget(
             name: "EDMMProtocolTests",
