@@ -39,7 +39,7 @@ extension EnclaveContext {
             return
         case .stats:
             answer(target, .success(.stats(stats())))
-        case .hello, .register, .attach, .status, .enclaves, .reclaim, .reload, .metrics:
+        case .hello, .register, .attach, .status, .enclaves, .reclaim, .reload, .metrics, .setScope, .dropScope, .scopes:
             answer(target, .failure(WireError(.internalError, "\(target.verb) was routed to an enclave")))
         }
         publish()

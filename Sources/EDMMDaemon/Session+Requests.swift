@@ -45,6 +45,8 @@ extension Session {
         case .reclaim(let request): reclaim(request, id: operation.id)
         case .reload: reload(id: operation.id)
         case .metrics(let request): answer(id: operation.id, verbCode: verb.rawValue, metrics(request))
+        case .setScope, .dropScope, .scopes:
+            answer(id: operation.id, verbCode: verb.rawValue, .failure(WireError(.unknownVerb, "\(verb) is not served yet")))
         case .stats(let handle): route(handle, EnclaveCall(target: target, request: operation.request), viewOnly: true)
         case .unregister(let handle), .sync(let handle):
             route(handle, EnclaveCall(target: target, request: operation.request), viewOnly: false)

@@ -277,13 +277,16 @@ public enum ResponseBody: Equatable, Sendable {
     case reclaim(ReclaimReply)
     case reload(ReloadReply)
     case metrics(MetricsReply)
+    case setScope(SetScopeReply)
+    case dropScope(DropScopeReply)
+    case scopes(ScopeListReply)
 
     /// Whether this body shape answers `verb`.
     public func answers(_ verb: Verb) -> Bool {
         switch (self, verb) {
         case (.hello, .hello), (.register, .register), (.attach, .attach), (.allocate, .allocate),
             (.status, .status), (.enclaves, .enclaves), (.stats, .stats), (.reclaim, .reclaim), (.reload, .reload),
-            (.metrics, .metrics):
+            (.metrics, .metrics), (.setScope, .setScope), (.dropScope, .dropScope), (.scopes, .scopes):
             true
         case (.done, .free), (.done, .trim), (.done, .trimAccepted), (.done, .restrict), (.done, .relax),
             (.done, .makeTCS), (.done, .sync), (.done, .unregister):
@@ -360,6 +363,14 @@ public enum ResponseBody: Equatable, Sendable {
             w.u32(m.totalBytes)
             w.u32(m.offset)
             w.string(m.text)
+        case .setScope(let s):
+            w.u32(s.enclaves)
+            w.u64(s.usedPages)
+        case .dropScope(let d):
+            w.u32(d.scopes)
+            w.u32(d.enclaves)
+        case .scopes(let s):
+            s.encode(&w)
         }
     }
 
@@ -435,6 +446,12 @@ public enum ResponseBody: Equatable, Sendable {
                 MetricsReply(
                     totalBytes: try r.u32("metrics.totalBytes"), offset: try r.u32("metrics.offset"),
                     text: try r.string("metrics.text", maxBytes: limits.maxStringBytes)))
+        case .setScope:
+            body = .setScope(SetScopeReply(enclaves: try r.u32("setScope.enclaves"), usedPages: try r.u64("setScope.usedPages")))
+        case .dropScope:
+            body = .dropScope(DropScopeReply(scopes: try r.u32("dropScope.scopes"), enclaves: try r.u32("dropScope.enclaves")))
+        case .scopes:
+            body = .scopes(try ScopeListReply.decode(&r, limits: limits))
         }
         try r.expectEnd("\(verb) reply")
         return body
