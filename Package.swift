@@ -18,11 +18,13 @@ let package = Package(
         .library(name: "EDMMCore", targets: ["EDMMCore"]),
         .library(name: "EDMMProtocol", targets: ["EDMMProtocol"]),
         .library(name: "EDMMClient", targets: ["EDMMClient"]),
+        .library(name: "EDMMSimHost", targets: ["EDMMSimHost"]),
         .library(name: "SGXDevice", targets: ["SGXDevice"]),
         .library(name: "SGXSimulator", targets: ["SGXSimulator"]),
         .library(name: "EDMMDaemon", targets: ["EDMMDaemon"]),
         .library(name: "EDMMConfig", targets: ["EDMMConfig"]),
         .library(name: "SGXKernel", targets: ["SGXKernel"]),
+        .library(name: "SGXKernelTesting", targets: ["SGXKernelTesting"]),
         // libedmm_sim.so: the simulator's C interface (c/include/edmm/edmm_sim.h), for C hosts.
         .library(name: "edmm_sim", type: .dynamic, targets: ["EDMMSimC"]),
     ],
@@ -44,14 +46,19 @@ let package = Package(
         // libsystemd through pkg-config (libsystemd-dev).
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
 
+        // The POSIX calls every component makes, once: owned descriptors, SOCK_SEQPACKET messages with
+        // descriptors, OS threads, errno names, standard error, small /proc files. No policy.
+        .target(name: "EDMMSystem", dependencies: ["CEDMMShims"], swiftSettings: strict),
         // Pure model: pages, ranges, range sets, permissions, ledger, policies, batch planning. No I/O.
         .target(name: "EDMMCore", swiftSettings: strict),
         // The device interface, uapi types and the ioctl retry loop shared by both implementations.
-        .target(name: "SGXDevice", dependencies: ["EDMMCore"], swiftSettings: strict),
+        .target(name: "SGXDevice", dependencies: ["EDMMCore", "EDMMSystem"], swiftSettings: strict),
         // The real ioctls on /dev/sgx_enclave, through one mockable syscall funnel.
-        .target(name: "SGXKernel", dependencies: ["SGXDevice", "CEDMMShims"], swiftSettings: strict),
+        .target(name: "SGXKernel", dependencies: ["SGXDevice", "EDMMSystem", "CEDMMShims"], swiftSettings: strict),
+        // The funnel's test double (an in-memory file system and scripted ioctls), never in a program.
+        .target(name: "SGXKernelTesting", dependencies: ["SGXKernel", "SGXDevice"], swiftSettings: strict),
         // The shared-memory EPC simulator: EPCM, driver, simulated CPU, cost model, conformance, replay.
-        .target(name: "SGXSimulator", dependencies: ["SGXDevice", "CEDMMShims"], swiftSettings: strict),
+        .target(name: "SGXSimulator", dependencies: ["SGXDevice", "EDMMSystem", "CEDMMShims"], swiftSettings: strict),
         // The daemon's configuration file: strict TOML with file:line errors. Shared by edmmd and edmmctl.
         .target(
             name: "EDMMConfig",
@@ -69,16 +76,12 @@ let package = Package(
         .target(
             name: "EDMMDaemon",
             dependencies: [
-                "EDMMCore", "EDMMConfig", "EDMMProtocol", "SGXDevice", "SGXKernel", "SGXSimulator", "CEDMMShims", "CSystemd", "EDMMVersion",
+                "EDMMCore", "EDMMConfig", "EDMMProtocol", "EDMMSystem", "SGXDevice", "SGXKernel", "SGXSimulator", "CEDMMShims",
+                "CSystemd", "EDMMVersion",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "TOMLKit", package: "TOMLKit"),
             ],
             swiftSettings: strict),
         // The Prometheus exposition of the daemon's snapshot, and the /metrics HTTP endpoint.
@@ -87,7 +90,6 @@ let package = Package(
             dependencies: [
                 "EDMMDaemon", "EDMMCore", "EDMMProtocol", "EDMMConfig",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -107,27 +109,36 @@ let package = Package(
         .plugin(name: "BuildInfoPlugin", capability: .buildTool()),
         .target(name: "EDMMVersion", swiftSettings: strict, plugins: ["BuildInfoPlugin"]),
         .target(name: "EDMMBuildInfo", dependencies: ["EDMMVersion"], swiftSettings: strict, plugins: ["BuildInfoPlugin"]),
-        // Client library for enclave hosts, and the simulated enclave host built on it.
+        // The client library an enclave runtime links: no simulator in it.
+        .target(name: "EDMMClient", dependencies: ["EDMMCore", "EDMMProtocol", "EDMMSystem", "CEDMMShims"], swiftSettings: strict),
+        // A simulated enclave host (the untrusted runtime and the enclave's EACCEPTs) on the client
+        // library and the simulator: edmm-sim's hosts and the end-to-end tests.
         .target(
-            name: "EDMMClient",
-            dependencies: ["EDMMCore", "EDMMProtocol", "SGXDevice", "SGXSimulator", "CEDMMShims"],
+            name: "EDMMSimHost",
+            dependencies: ["EDMMClient", "EDMMCore", "EDMMProtocol", "EDMMSystem", "SGXDevice", "SGXSimulator"],
             swiftSettings: strict),
 
         .executableTarget(
             name: "edmmd",
-            dependencies: ["EDMMDaemon", "EDMMMetrics", "EDMMBuildInfo", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "EDMMDaemon", "EDMMMetrics", "EDMMConfig", "EDMMSystem", "EDMMBuildInfo",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strict),
         .executableTarget(
             name: "edmmctl",
             dependencies: [
-                "EDMMProtocol", "EDMMClient", "EDMMConfig", "CEDMMShims", "EDMMBuildInfo", "EDMMKubernetes",
+                "EDMMProtocol", "EDMMClient", "EDMMConfig", "EDMMCore", "EDMMSystem", "EDMMBuildInfo", "EDMMKubernetes",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
         .executableTarget(
             name: "edmm-sim",
             dependencies: [
-                "EDMMClient", "SGXSimulator", "SGXDevice", "EDMMCore", "CEDMMShims", "EDMMBuildInfo",
+                "EDMMClient", "EDMMSimHost", "EDMMProtocol", "EDMMSystem", "SGXSimulator", "SGXDevice", "EDMMCore",
+                "CEDMMShims", "EDMMBuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -138,7 +149,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "SGXDeviceTests",
-            dependencies: ["SGXDevice", "SGXKernel", "CEDMMShims"],
+            dependencies: ["SGXDevice", "SGXKernel", "SGXKernelTesting", "EDMMCore", "CEDMMShims"],
             swiftSettings: strict),
         .testTarget(
             name: "SGXSimulatorTests",
@@ -155,24 +166,31 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "EDMMDaemonTests",
-            dependencies: ["EDMMDaemon", "EDMMClient", "SGXSimulator", "SGXKernel", "EDMMProtocol", "CEDMMShims"],
+            dependencies: [
+                "EDMMDaemon", "EDMMClient", "EDMMSimHost", "EDMMConfig", "EDMMCore", "EDMMProtocol", "SGXDevice", "SGXSimulator",
+                "SGXKernel", "SGXKernelTesting", "EDMMSystem", "CEDMMShims", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "EDMMMetricsTests",
             dependencies: [
-                "EDMMMetrics", "EDMMDaemon", "EDMMClient", "EDMMCore", "EDMMProtocol", "EDMMConfig",
+                "EDMMMetrics", "EDMMDaemon", "EDMMClient", "EDMMSimHost", "EDMMCore", "EDMMProtocol", "EDMMConfig",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict),
         .testTarget(
             name: "EDMMClientTests",
-            dependencies: ["EDMMClient", "EDMMProtocol", "SGXSimulator", "CEDMMShims"],
+            dependencies: [
+                "EDMMClient", "EDMMSimHost", "EDMMCore", "EDMMProtocol", "EDMMSystem", "SGXDevice", "SGXSimulator", "CEDMMShims",
+            ],
             swiftSettings: strict),
         // End-to-end: real edmmd / edmm-sim / edmmctl processes over real sockets.
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["EDMMClient", "EDMMProtocol", "EDMMCore", "SGXDevice", "SGXSimulator", "CEDMMShims"],
+            dependencies: [
+                "EDMMClient", "EDMMSimHost", "EDMMProtocol", "EDMMCore", "EDMMSystem", "SGXDevice", "SGXSimulator", "CEDMMShims",
+            ],
             swiftSettings: strict),
     ]
 )

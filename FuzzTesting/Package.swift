@@ -26,6 +26,6 @@ let package = Package(
         // flags (`swift run ProtocolSeeds Corpus/protocol`).
         .executableTarget(
             name: "ProtocolSeeds", dependencies: ["EDMMProtocol", "EDMMCore"].map { .product(name: $0, package: "edmmd") },
-            swiftSettings: strict),
+            swiftSettings: strict)
     ]
 )

@@ -23,6 +23,7 @@ stage() {
   fi
 }
 
+stage lint scripts/lint.sh
 stage build swift build --build-tests
 stage unit-and-integration swift test --skip-build
 stage conformance .build/debug/edmm-sim conformance

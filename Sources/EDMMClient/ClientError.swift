@@ -1,4 +1,5 @@
 import EDMMProtocol
+import EDMMSystem
 import Glibc
 
 /// Everything that can go wrong between an enclave host and edmmd, as the client library sees it.
@@ -50,27 +51,15 @@ public enum EDMMClientError: Error, Equatable, Sendable, CustomStringConvertible
         case .socketMissing(let path): "no edmmd socket at \(path) (is edmmd running? is --socket right?)"
         case .connectionRefused(let path): "connection refused at \(path): the socket exists but edmmd is not accepting (stopped?)"
         case .permissionDenied(let path): "permission denied connecting to \(path) (check the socket's group and mode)"
-        case .connectFailed(let path, let code): "cannot connect to \(path): \(errnoName(code))"
+        case .connectFailed(let path, let code): "cannot connect to \(path): \(ErrnoName.described(code))"
         case .daemonClosedConnection: "edmmd closed the connection"
         case .closedByClient: "the connection was closed by this client"
-        case .sendFailed(let code): "sending to edmmd failed: \(errnoName(code))"
-        case .receiveFailed(let code): "receiving from edmmd failed: \(errnoName(code))"
+        case .sendFailed(let code): "sending to edmmd failed: \(ErrnoName.described(code))"
+        case .receiveFailed(let code): "receiving from edmmd failed: \(ErrnoName.described(code))"
         case .protocolViolation(let what): "protocol violation by edmmd: \(what)"
         case .incompatibleDaemon(let what): "incompatible edmmd: \(what)"
         case .invalidRequest(let what): "invalid request: \(what)"
         case .daemon(let error): "edmmd: \(error)"
         }
     }
-}
-
-/// "ENOENT (No such file or directory)".
-func errnoName(_ code: Int32) -> String {
-    let names: [Int32: String] = [
-        EPERM: "EPERM", ENOENT: "ENOENT", EINTR: "EINTR", EBADF: "EBADF", EAGAIN: "EAGAIN", ENOMEM: "ENOMEM",
-        EACCES: "EACCES", EBUSY: "EBUSY", EINVAL: "EINVAL", EPIPE: "EPIPE", ENAMETOOLONG: "ENAMETOOLONG",
-        ECONNREFUSED: "ECONNREFUSED", ECONNRESET: "ECONNRESET", ENOTDIR: "ENOTDIR", EMSGSIZE: "EMSGSIZE",
-        ENOTSOCK: "ENOTSOCK", EPROTOTYPE: "EPROTOTYPE", EFAULT: "EFAULT", ENODEV: "ENODEV",
-    ]
-    let text = strerror(code).map { String(cString: $0) } ?? "error \(code)"
-    return "\(names[code] ?? "errno \(code)") (\(text))"
 }

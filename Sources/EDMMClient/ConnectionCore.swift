@@ -1,4 +1,5 @@
 import EDMMProtocol
+import EDMMSystem
 import Glibc
 import Synchronization
 
@@ -37,7 +38,7 @@ final class ConnectionCore: Sendable {
     }
 
     func start() throws(EDMMClientError) {
-        guard DetachedThread.start({ self.readLoop() }) else { throw .receiveFailed(errno: EAGAIN) }
+        guard OSThread.startDetached({ self.readLoop() }) else { throw .receiveFailed(errno: EAGAIN) }
     }
 
     var limits: ProtocolLimits { state.withLock { $0.sendLimits } }
@@ -228,7 +229,9 @@ final class ConnectionCore: Sendable {
                 pending.slot.fill(.failure(.daemon(error)))
             case .success(let body):
                 guard response.verbCode == pending.verb.rawValue, body.answers(pending.verb) else {
-                    pending.slot.fill(.failure(.protocolViolation("request \(response.id) (\(pending.verb)) was answered with verb \(response.verbCode)")))
+                    pending.slot.fill(
+                        .failure(.protocolViolation("request \(response.id) (\(pending.verb)) was answered with verb \(response.verbCode)"))
+                    )
                     continue
                 }
                 var attached: [Int32] = []

@@ -36,7 +36,8 @@ extension EDMMConnection {
 
     /// FREE. Fire-and-forget returns once sent (nil); an error then arrives as an event.
     @discardableResult
-    public func free(_ enclave: EnclaveHandle, _ range: WireRange, fireAndForget: Bool = false) async throws(EDMMClientError) -> DoneReply? {
+    public func free(_ enclave: EnclaveHandle, _ range: WireRange, fireAndForget: Bool = false) async throws(EDMMClientError) -> DoneReply?
+    {
         try await maybeDone(.free(RangeRequest(enclave: enclave, range: range)), fireAndForget: fireAndForget)
     }
 
@@ -51,7 +52,9 @@ extension EDMMConnection {
     }
 
     @discardableResult
-    public func restrict(_ enclave: EnclaveHandle, _ range: WireRange, to permissions: PagePermissions) async throws(EDMMClientError) -> DoneReply {
+    public func restrict(_ enclave: EnclaveHandle, _ range: WireRange, to permissions: PagePermissions) async throws(EDMMClientError)
+        -> DoneReply
+    {
         try await done(.restrict(PermissionsRequest(enclave: enclave, range: range, permissions: permissions)))
     }
 
@@ -59,7 +62,8 @@ extension EDMMConnection {
     public func relax(
         _ enclave: EnclaveHandle, _ range: WireRange, to permissions: PagePermissions, fireAndForget: Bool = false
     ) async throws(EDMMClientError) -> DoneReply? {
-        try await maybeDone(.relax(PermissionsRequest(enclave: enclave, range: range, permissions: permissions)), fireAndForget: fireAndForget)
+        try await maybeDone(
+            .relax(PermissionsRequest(enclave: enclave, range: range, permissions: permissions)), fireAndForget: fireAndForget)
     }
 
     @discardableResult

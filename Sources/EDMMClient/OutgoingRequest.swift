@@ -75,7 +75,11 @@ enum MessagePacker {
                 encoded = encode(id, outgoing, descriptorIndex: 0)
                 guard WireSize.messageHeader + encoded.count <= limits.maxMessageBytes else {
                     throw .invalidRequest(
-                        "\(outgoing.request.verb) encodes to \(encoded.count) bytes, more than the daemon's message limit of \(limits.maxMessageBytes)")
+                        """
+                        \(outgoing.request.verb) encodes to \(encoded.count) bytes, more than the daemon's message limit of \
+                        \(limits.maxMessageBytes)
+                        """
+                    )
                 }
             }
             ops.append(encoded)

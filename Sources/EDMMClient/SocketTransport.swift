@@ -1,4 +1,5 @@
 import CEDMMShims
+import EDMMSystem
 import Glibc
 
 /// One connected SOCK_SEQPACKET socket: whole messages with their descriptors. Sends may come
@@ -22,10 +23,11 @@ final class SocketTransport: Sendable {
     static func adopting(_ fd: Int32) -> SocketTransport { SocketTransport(fd: fd) }
 
     func send(_ bytes: [UInt8], descriptors: [Int32] = []) throws(EDMMClientError) {
-        let sent = bytes.withUnsafeBytes { buffer in
-            descriptors.withUnsafeBufferPointer { edmm_send_with_fds(fd, buffer.baseAddress, buffer.count, $0.baseAddress, $0.count) }
+        switch SeqpacketIO.send(fd, bytes, descriptors: descriptors) {
+        case .success(let sent) where sent == bytes.count: return
+        case .success: throw .sendFailed(errno: EMSGSIZE)
+        case .failure(let failure): throw .sendFailed(errno: failure.errno)
         }
-        guard sent == bytes.count else { throw .sendFailed(errno: sent < 0 ? errno : EMSGSIZE) }
     }
 
     enum Received {
@@ -36,26 +38,27 @@ final class SocketTransport: Sendable {
     /// Blocks for the next message. A message larger than `capacity` or with more descriptors
     /// than the shim keeps is a protocol violation (its descriptors are closed here).
     func receive(capacity: Int) throws(EDMMClientError) -> Received {
-        var fds = [Int32](repeating: -1, count: Int(EDMM_MAX_FDS_PER_MESSAGE))
-        var count = fds.count
-        var truncation: Int32 = 0
-        var n = 0
+        var result: Result<SeqpacketIO.Received, SeqpacketIO.Failure> = .failure(SeqpacketIO.Failure(errno: EIO))
         // Received straight into the array (not zeroed first, not copied after).
         let bytes = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, initialized in
-            n = edmm_recv_with_fds(fd, buffer.baseAddress, capacity, &fds, &count, &truncation)
-            initialized = min(max(0, n), capacity)
+            result = SeqpacketIO.receive(fd, into: UnsafeMutableRawBufferPointer(buffer))
+            initialized = (try? result.get().length).map { min($0, capacity) } ?? 0
         }
-        guard n >= 0 else { throw .receiveFailed(errno: errno) }
-        let descriptors = Array(fds[0..<count])
-        if truncation != 0 {
-            descriptors.forEach { _ = Glibc.close($0) }
-            throw .protocolViolation("a message from edmmd did not fit (\(capacity) bytes, \(fds.count) descriptors)")
+        let received: SeqpacketIO.Received
+        switch result {
+        case .failure(let failure): throw .receiveFailed(errno: failure.errno)
+        case .success(let message): received = message
         }
-        if n == 0 {
-            descriptors.forEach { _ = Glibc.close($0) }
+        if received.dataTruncated || received.descriptorsTruncated {
+            received.closeDescriptors()
+            throw .protocolViolation(
+                "a message from edmmd did not fit (\(capacity) bytes, \(EDMM_MAX_FDS_PER_MESSAGE) descriptors)")
+        }
+        if received.isEndOfStream {
+            received.closeDescriptors()
             return .endOfStream
         }
-        return .message(bytes, descriptors: descriptors)
+        return .message(bytes, descriptors: received.descriptors)
     }
 
     /// Wakes a blocked `receive` with end of stream and makes further sends fail.

@@ -82,11 +82,23 @@ private struct Parser {
     mutating func walk(_ root: TOMLTable) {
         for (section, value) in root {
             guard let table = value.table else {
-                fail([section], "'\(section)' must be a section such as [\(Self.suggest(section, from: Self.sections) ?? "daemon")], not a top-level key")
+                fail(
+                    [section],
+                    """
+                    '\(section)' must be a section such as [\(Self.suggest(section, from: Self.sections) ?? "daemon")], not a top-level \
+                    key
+                    """
+                )
                 continue
             }
             guard Self.sections.contains(section) else {
-                fail([section], "unknown section [\(section)]\(Self.hint(section, Self.sections)); sections are \(Self.sections.map { "[\($0)]" }.joined(separator: ", "))")
+                fail(
+                    [section],
+                    """
+                    unknown section [\(section)]\(Self.hint(section, Self.sections)); sections are \
+                    \(Self.sections.map { "[\($0)]" }.joined(separator: ", "))
+                    """
+                )
                 continue
             }
             for (name, value) in table {
@@ -132,12 +144,17 @@ private struct Parser {
         if config.pressure.lowWatermarkPercent >= config.pressure.highWatermarkPercent {
             fail(
                 ["pressure", "low_watermark_percent"],
-                "[pressure] low_watermark_percent (\(config.pressure.lowWatermarkPercent)) must be below high_watermark_percent (\(config.pressure.highWatermarkPercent))")
+                """
+                [pressure] low_watermark_percent (\(config.pressure.lowWatermarkPercent)) must be below high_watermark_percent \
+                (\(config.pressure.highWatermarkPercent))
+                """
+            )
         }
         if config.growth.minChunkPages > config.growth.maxChunkPages {
             fail(
                 ["growth", "min_chunk_pages"],
-                "[growth] min_chunk_pages (\(config.growth.minChunkPages)) must not exceed max_chunk_pages (\(config.growth.maxChunkPages))")
+                "[growth] min_chunk_pages (\(config.growth.minChunkPages)) must not exceed max_chunk_pages (\(config.growth.maxChunkPages))"
+            )
         }
     }
 
@@ -155,7 +172,8 @@ private struct Parser {
     }
 
     static func editDistance(_ a: String, _ b: String) -> Int {
-        let a = Array(a), b = Array(b)
+        let a = Array(a)
+        let b = Array(b)
         if a.isEmpty || b.isEmpty { return max(a.count, b.count) }
         var previous = Array(0...b.count)
         for i in 1...a.count {

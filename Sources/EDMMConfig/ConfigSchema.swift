@@ -124,10 +124,13 @@ enum ConfigSchema {
                 c.metrics.listen = nil
                 return
             }
-            guard HostPort(s) != nil else { throw ConfigValueError("\"\(s)\" is not HOST:PORT (e.g. \"127.0.0.1:9464\"; \"\" disables the endpoint)") }
+            guard HostPort(s) != nil else {
+                throw ConfigValueError("\"\(s)\" is not HOST:PORT (e.g. \"127.0.0.1:9464\"; \"\" disables the endpoint)")
+            }
             c.metrics.listen = s
         },
-        ConfigKey(section: "metrics", name: "per_enclave") { c, v throws(ConfigValueError) in c.metrics.perEnclave = try ConfigValue.bool(v) },
+        ConfigKey(section: "metrics", name: "per_enclave") { c, v throws(ConfigValueError) in c.metrics.perEnclave = try ConfigValue.bool(v)
+        },
         ConfigKey(section: "metrics", name: "enclave_labels") { c, v throws(ConfigValueError) in
             c.metrics.enclaveLabels = try ConfigValue.enumeration(v, DaemonConfig.EnclaveLabels.self)
         },

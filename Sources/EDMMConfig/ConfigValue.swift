@@ -47,7 +47,8 @@ enum ConfigValue {
         return d
     }
 
-    static func enumeration<E: RawRepresentable & CaseIterable>(_ value: any TOMLValueConvertible, _ type: E.Type) throws(ConfigValueError) -> E
+    static func enumeration<E: RawRepresentable & CaseIterable>(_ value: any TOMLValueConvertible, _ type: E.Type) throws(ConfigValueError)
+        -> E
     where E.RawValue == String {
         let s = try string(value)
         guard let e = E(rawValue: s) else {
@@ -58,7 +59,9 @@ enum ConfigValue {
 
     /// A size: an integer number of bytes, or a string like "512KiB", "128M", "2Gi", "1TiB".
     /// `allowUnlimited` also accepts "unlimited" (nil).
-    static func bytes(_ value: any TOMLValueConvertible, multipleOf unit: UInt64 = 1, allowUnlimited: Bool = false) throws(ConfigValueError) -> UInt64? {
+    static func bytes(_ value: any TOMLValueConvertible, multipleOf unit: UInt64 = 1, allowUnlimited: Bool = false) throws(ConfigValueError)
+        -> UInt64?
+    {
         let bytes: UInt64
         if let i = value.int {
             guard i >= 0 else { throw ConfigValueError("a size cannot be negative (\(i))") }
@@ -107,7 +110,12 @@ enum ConfigValue {
         guard let multiplier = sizeUnits.first(where: { $0.suffixes.contains(unit) })?.multiplier else {
             let upper = unit.uppercased()
             if ["KB", "MB", "GB", "TB"].contains(upper) {
-                throw SizeError("\"\(unit)\" is ambiguous (1000 or 1024?); edmmd's units are binary: write \"\(digits)\(upper.prefix(1))\" or \"\(digits)\(upper.prefix(1))iB\"")
+                throw SizeError(
+                    """
+                    \"\(unit)\" is ambiguous (1000 or 1024?); edmmd's units are binary: write \"\(digits)\(upper.prefix(1))\" or \
+                    \"\(digits)\(upper.prefix(1))iB\"
+                    """
+                )
             }
             if let known = sizeUnits.flatMap(\.suffixes).first(where: { !$0.isEmpty && $0.uppercased() == upper }) {
                 throw SizeError("unknown unit \"\(unit)\"; units are case-sensitive: \"\(digits)\(known)\"")

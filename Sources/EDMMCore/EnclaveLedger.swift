@@ -152,8 +152,7 @@ public struct EnclaveLedger: Sendable {
     public mutating func reclaimOldestPooled(pages wanted: UInt64) -> [PageRange] {
         var chosen = RangeSet()
         var remaining = wanted
-        while remaining > 0, let oldest = pages.lowestRanked(), case .pooled(let permissions, let since) = oldest.value
-        {
+        while remaining > 0, let oldest = pages.lowestRanked(), case .pooled(let permissions, let since) = oldest.value {
             let take =
                 oldest.range.count <= remaining
                 ? oldest.range : PageRange(first: oldest.range.end - remaining, end: oldest.range.end)

@@ -46,8 +46,6 @@ public struct PageRange: Hashable, Sendable, Comparable, CustomStringConvertible
     public func contains(_ page: UInt64) -> Bool { page >= first && page < end }
     public func contains(_ other: PageRange) -> Bool { other.first >= first && other.end <= end }
     public func overlaps(_ other: PageRange) -> Bool { first < other.end && other.first < end }
-    /// True when the two ranges overlap or touch, so that their union is one range.
-    public func isAdjacentOrOverlapping(_ other: PageRange) -> Bool { first <= other.end && other.first <= end }
 
     public func intersection(_ other: PageRange) -> PageRange? {
         let lo = max(first, other.first)

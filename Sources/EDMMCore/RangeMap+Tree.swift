@@ -38,18 +38,6 @@ extension RangeMap {
         }
     }
 
-    /// SplitMix64: cheap, well-mixed treap priorities from a per-map seed.
-    struct PriorityGenerator: Sendable {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     // MARK: Node storage
 
     mutating func makeNode(first: UInt64, end: UInt64, value: Value, priority: UInt64? = nil) -> NodeIndex {

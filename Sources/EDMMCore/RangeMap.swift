@@ -33,12 +33,13 @@ public struct RangeMap<Value: RangeMapValue>: Sendable {
     var nodes: [Node] = []
     var root: NodeIndex = RangeMap.null
     var freeList: NodeIndex = RangeMap.null
-    var priorities: PriorityGenerator
+    /// Cheap, well-mixed treap priorities from a per-map seed.
+    var priorities: SplitMix64
     /// Number of stored (maximal) ranges.
     public internal(set) var rangeCount = 0
 
     public init(seed: UInt64 = 0x5EED_ED33_0000_0001) {
-        priorities = PriorityGenerator(state: seed)
+        priorities = SplitMix64(seed: seed)
     }
 
     public var isEmpty: Bool { root == Self.null }

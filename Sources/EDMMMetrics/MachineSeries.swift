@@ -22,7 +22,9 @@ enum MachineSeries {
         writer.single(MetricCatalog.epcTrimming, Page.bytes(snapshot.enclaves.reduce(0) { $0 &+ $1.pages.trimming &+ $1.pages.removing }))
         writer.single(MetricCatalog.underPressure, snapshot.underPressure ? 1 : 0)
         writer.family(MetricCatalog.quotaLimit)
-        let quotas = [("enclave", snapshot.quotas.enclavePages), ("uid", snapshot.quotas.uidPages), ("machine", snapshot.quotas.machinePages)]
+        let quotas = [
+            ("enclave", snapshot.quotas.enclavePages), ("uid", snapshot.quotas.uidPages), ("machine", snapshot.quotas.machinePages),
+        ]
         for (quota, pages) in quotas {
             if let pages { writer.sample(MetricCatalog.quotaLimit, LabelSet([("quota", quota)]), Page.bytes(pages)) }
         }

@@ -36,25 +36,33 @@ public enum MetricCatalog {
     // MARK: Machine-wide
 
     static let buildInfo = MetricSpec(
-        "edmmd_build_info", .gauge, .machine, labels: ["version", "revision"], "edmmd's version and the commit it was built from; always 1.")
+        "edmmd_build_info", .gauge, .machine, labels: ["version", "revision"], "edmmd's version and the commit it was built from; always 1."
+    )
     static let device = MetricSpec(
-        "edmmd_device_info", .gauge, .machine, labels: ["device"], "The device edmmd runs enclave ioctls on (kernel or simulated); always 1.")
+        "edmmd_device_info", .gauge, .machine, labels: ["device"],
+        "The device edmmd runs enclave ioctls on (kernel or simulated); always 1.")
     static let epcTotal = MetricSpec(
         "edmmd_epc_total_bytes", .gauge, .machine,
         "EPC of the machine: the simulated EPC, or the sum of /sys/devices/system/node/node*/x86/sgx_total_bytes (0 if unknown).")
     static let epcUsed = MetricSpec(
         "edmmd_epc_used_bytes", .gauge, .machine,
-        "EPC in use: every page of the simulated EPC in use (SECS and VA pages included), or on the kernel device the pages edmmd's ledgers hold.")
+        """
+        EPC in use: every page of the simulated EPC in use (SECS and VA pages included), or on the kernel device the pages edmmd's \
+        ledgers hold.
+        """
+    )
     static let epcFree = MetricSpec("edmmd_epc_free_bytes", .gauge, .machine, "edmmd_epc_total_bytes minus edmmd_epc_used_bytes.")
     static let epcCommitted = MetricSpec(
-        "edmmd_epc_committed_bytes", .gauge, .machine, "EPC held by registered enclaves according to edmmd's ledgers (lazy-free pools included).")
+        "edmmd_epc_committed_bytes", .gauge, .machine,
+        "EPC held by registered enclaves according to edmmd's ledgers (lazy-free pools included).")
     static let epcPool = MetricSpec(
         "edmmd_epc_lazy_pool_bytes", .gauge, .machine, "Freed EPC kept committed in the enclaves' lazy-free pools.")
     static let epcTrimming = MetricSpec(
         "edmmd_epc_trimming_bytes", .gauge, .machine,
         "EPC on its way out of enclaves: EMODT(TRIM) queued or done and awaiting TRIM_ACCEPTED, or REMOVE_PAGES queued.")
     static let underPressure = MetricSpec(
-        "edmmd_epc_under_pressure", .gauge, .machine, "1 while machine-wide EPC use is above the high watermark and pools are being reclaimed.")
+        "edmmd_epc_under_pressure", .gauge, .machine,
+        "1 while machine-wide EPC use is above the high watermark and pools are being reclaimed.")
     static let quotaLimit = MetricSpec(
         "edmmd_quota_limit_bytes", .gauge, .machine, labels: ["quota"],
         "The quotas in force: per enclave, per uid ([quota] uid, before overrides) and for the machine; absent when unlimited.")
@@ -68,7 +76,8 @@ public enum MetricCatalog {
     static let ioctlErrors = MetricSpec(
         "edmmd_ioctl_errors_total", .counter, .machine, "SGX2 ioctls that ended in an error after their retries.")
     static let ioctlRetries = MetricSpec(
-        "edmmd_ioctl_retries_total", .counter, .machine, labels: ["errno"], "SGX2 ioctl calls resumed after EBUSY, EAGAIN or EINTR, by errno.")
+        "edmmd_ioctl_retries_total", .counter, .machine, labels: ["errno"],
+        "SGX2 ioctl calls resumed after EBUSY, EAGAIN or EINTR, by errno.")
     static let connectionEvents = MetricSpec(
         "edmmd_connection_events_total", .counter, .machine, labels: ["event"],
         "Connections accepted, refused (limit, shutdown) and dropped (unread replies).")
@@ -82,7 +91,8 @@ public enum MetricCatalog {
     static let reclaimed = MetricSpec(
         "edmmd_reclaimed_bytes_total", .counter, .machine, "Lazy-pool EPC edmmd gave back (pool threshold, EPC pressure or admin RECLAIM).")
     static let reloadSuccessful = MetricSpec(
-        "edmmd_config_last_reload_successful", .gauge, .machine, "Whether the last reload (RELOAD or SIGHUP) applied its file: 1, or 0 when it was refused.")
+        "edmmd_config_last_reload_successful", .gauge, .machine,
+        "Whether the last reload (RELOAD or SIGHUP) applied its file: 1, or 0 when it was refused.")
     static let reloadTime = MetricSpec(
         "edmmd_config_last_reload_success_timestamp_seconds", .gauge, .machine,
         "When the configuration in force was applied (start-up or the last successful reload), Unix time.")
@@ -103,22 +113,26 @@ public enum MetricCatalog {
         "edmmd_request_duration_seconds", .histogram, .machine, labels: ["verb"], "Time from a request's arrival to its reply, by verb.")
     static let flushRequests = MetricSpec(
         "edmmd_flush_requests", .histogram, .machine, "Requests served by one flush of an enclave's queue (batch size).")
-    static let ioctlPages = MetricSpec("edmmd_ioctl_pages", .histogram, .machine, labels: ["ioctl"], "Pages per planned SGX2 ioctl, by ioctl.")
+    static let ioctlPages = MetricSpec(
+        "edmmd_ioctl_pages", .histogram, .machine, labels: ["ioctl"], "Pages per planned SGX2 ioctl, by ioctl.")
 
     // MARK: The edmmd process (the names every Prometheus client library uses)
 
     static let cpu = MetricSpec("process_cpu_seconds_total", .counter, .process, "User and system CPU time edmmd spent.")
     static let resident = MetricSpec("process_resident_memory_bytes", .gauge, .process, "edmmd's resident memory.")
     static let virtualMemory = MetricSpec("process_virtual_memory_bytes", .gauge, .process, "edmmd's virtual memory.")
-    static let openFDs = MetricSpec("process_open_fds", .gauge, .process, "Descriptors edmmd has open (each enclave and connection holds one).")
-    static let maxFDs = MetricSpec("process_max_fds", .gauge, .process, "edmmd's limit of open descriptors (RLIMIT_NOFILE, the unit's LimitNOFILE=).")
+    static let openFDs = MetricSpec(
+        "process_open_fds", .gauge, .process, "Descriptors edmmd has open (each enclave and connection holds one).")
+    static let maxFDs = MetricSpec(
+        "process_max_fds", .gauge, .process, "edmmd's limit of open descriptors (RLIMIT_NOFILE, the unit's LimitNOFILE=).")
     static let startTime = MetricSpec("process_start_time_seconds", .gauge, .process, "When edmmd started, Unix time.")
 
     // MARK: Per uid with registered enclaves
 
     static let uidEnclaves = MetricSpec("edmmd_uid_enclaves", .gauge, .uid, labels: ["uid"], "Registered enclaves of the uid.")
     static let uidEPC = MetricSpec(
-        "edmmd_uid_epc_bytes", .gauge, .uid, labels: ["uid"], "EPC the uid's enclaves hold, as its quota counts it (pools and trims included).")
+        "edmmd_uid_epc_bytes", .gauge, .uid, labels: ["uid"],
+        "EPC the uid's enclaves hold, as its quota counts it (pools and trims included).")
     static let uidQuota = MetricSpec(
         "edmmd_uid_quota_bytes", .gauge, .uid, labels: ["uid"], "The uid's quota (its override, else [quota] uid); absent when unlimited.")
 
@@ -127,7 +141,11 @@ public enum MetricCatalog {
     static let enclaveLabels = ["enclave", "uid"]
     static let enclaveInfo = MetricSpec(
         "edmmd_enclave_info", .gauge, .enclave, labels: ["enclave", "uid", "enclave_id", "pid", "label"],
-        "The enclave's handle (enclave_id, which changes when it registers again), registering pid and, with enclave_labels = \"label\", its label; always 1.")
+        """
+        The enclave's handle (enclave_id, which changes when it registers again), registering pid and, with enclave_labels = \"label\", \
+        its label; always 1.
+        """
+    )
     static let enclaveEPC = MetricSpec(
         "edmmd_enclave_epc_bytes", .gauge, .enclave, labels: enclaveLabels,
         "Every EPC page edmmd's ledger charges to the enclave: committed, pool, trimming and TCS.")
@@ -135,7 +153,8 @@ public enum MetricCatalog {
         "edmmd_enclave_committed_bytes", .gauge, .enclave, labels: enclaveLabels,
         "EPC in use by the enclave, pages with an EMODPR or EMODT(TCS) queued included (as ENCLAVES reports).")
     static let enclavePool = MetricSpec(
-        "edmmd_enclave_lazy_pool_bytes", .gauge, .enclave, labels: enclaveLabels, "Freed EPC kept committed in the enclave's lazy-free pool.")
+        "edmmd_enclave_lazy_pool_bytes", .gauge, .enclave, labels: enclaveLabels,
+        "Freed EPC kept committed in the enclave's lazy-free pool.")
     static let enclaveTrimming = MetricSpec(
         "edmmd_enclave_trimming_bytes", .gauge, .enclave, labels: enclaveLabels,
         "EPC on its way out: EMODT(TRIM) queued or done and awaiting TRIM_ACCEPTED, or REMOVE_PAGES queued.")
@@ -149,9 +168,11 @@ public enum MetricCatalog {
     static let enclaveIoctls = MetricSpec(
         "edmmd_enclave_ioctls_total", .counter, .enclave, labels: enclaveLabels, "SGX2 ioctl calls on the enclave, retries included.")
     static let enclaveIoctlErrors = MetricSpec(
-        "edmmd_enclave_ioctl_errors_total", .counter, .enclave, labels: enclaveLabels, "SGX2 ioctls on the enclave that ended in an error after their retries.")
+        "edmmd_enclave_ioctl_errors_total", .counter, .enclave, labels: enclaveLabels,
+        "SGX2 ioctls on the enclave that ended in an error after their retries.")
     static let enclaveReclaimed = MetricSpec(
-        "edmmd_enclave_reclaimed_bytes_total", .counter, .enclave, labels: enclaveLabels, "Lazy-pool EPC edmmd gave back from this enclave.")
+        "edmmd_enclave_reclaimed_bytes_total", .counter, .enclave, labels: enclaveLabels, "Lazy-pool EPC edmmd gave back from this enclave."
+    )
 
     /// Every family, in exposition order.
     public static let all: [MetricSpec] = [

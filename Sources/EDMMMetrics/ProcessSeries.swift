@@ -19,15 +19,20 @@ struct ProcessFigures: Equatable {
     static func current(knownStartTime: Double?) -> ProcessFigures? {
         guard let stat = readProcFile("/proc/self/stat"), let close = stat.lastIndex(of: UInt8(ascii: ")")) else { return nil }
         // Fields after "pid (comm)" (comm may hold spaces and parentheses), from field 3 (state).
-        let fields = stat[stat.index(after: close)...].split(separator: UInt8(ascii: " ")).map { UInt64(String(decoding: $0, as: UTF8.self)) }
+        let fields = stat[stat.index(after: close)...].split(separator: UInt8(ascii: " ")).map {
+            UInt64(String(decoding: $0, as: UTF8.self))
+        }
         func field(_ number: Int) -> UInt64? { fields.count > number - 3 ? fields[number - 3] : nil }
-        guard let utime = field(14), let stime = field(15), let start = field(22), let vsize = field(23), let rss = field(24) else { return nil }
+        guard let utime = field(14), let stime = field(15), let start = field(22), let vsize = field(23), let rss = field(24) else {
+            return nil
+        }
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
         var limit = rlimit()
         return ProcessFigures(
             cpuSeconds: Double(utime + stime) / ticks, residentBytes: rss * UInt64(sysconf(Int32(_SC_PAGESIZE))), virtualBytes: vsize,
             openDescriptors: countDescriptors(),
-            maxDescriptors: getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 && limit.rlim_cur != rlim_t.max ? UInt64(limit.rlim_cur) : nil,
+            maxDescriptors: getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 && limit.rlim_cur != rlim_t.max
+                ? UInt64(limit.rlim_cur) : nil,
             startTimeSeconds: knownStartTime ?? startTime(ticksSinceBoot: start, ticksPerSecond: ticks))
     }
 

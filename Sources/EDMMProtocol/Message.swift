@@ -141,7 +141,9 @@ public enum MessageCodec {
     /// Checks the framing of a message and splits it into operations. Every failure is a
     /// message-level `WireError` (malformed-message, unsupported-version, message-too-large,
     /// too-many-operations) that the receiver answers with id 0.
-    public static func parseFrame(_ bytes: [UInt8], limits: ProtocolLimits) throws(WireError) -> (kind: MessageKind, operations: [RawOperation]) {
+    public static func parseFrame(_ bytes: [UInt8], limits: ProtocolLimits) throws(WireError) -> (
+        kind: MessageKind, operations: [RawOperation]
+    ) {
         guard bytes.count <= limits.maxMessageBytes else {
             throw WireError(
                 .messageTooLarge, "message of \(bytes.count) bytes exceeds the limit of \(limits.maxMessageBytes)",
@@ -151,11 +153,18 @@ public enum MessageCodec {
         do {
             let magic = try r.u32("magic")
             guard magic == messageMagic else {
-                throw WireError(.malformedMessage, "bad magic 0x\(String(magic, radix: 16)), expected 0x\(String(messageMagic, radix: 16)) (\"EDMM\")")
+                throw WireError(
+                    .malformedMessage, "bad magic 0x\(String(magic, radix: 16)), expected 0x\(String(messageMagic, radix: 16)) (\"EDMM\")")
             }
             let version = try r.u16("version")
             guard ProtocolVersion.supported.contains(version) else {
-                throw WireError(.unsupportedVersion, "protocol version \(version) is not supported (this daemon speaks \(ProtocolVersion.supported.lowerBound)...\(ProtocolVersion.supported.upperBound))")
+                throw WireError(
+                    .unsupportedVersion,
+                    """
+                    protocol version \(version) is not supported (this daemon speaks \
+                    \(ProtocolVersion.supported.lowerBound)...\(ProtocolVersion.supported.upperBound))
+                    """
+                )
             }
             let kindCode = try r.u16("kind")
             guard let kind = MessageKind(rawValue: kindCode) else {
@@ -200,28 +209,42 @@ public enum MessageCodec {
 
     /// Decodes a request message (daemon side). Framing errors throw; each operation decodes on
     /// its own, so one unknown verb or bad body fails only that operation.
-    public static func decodeRequests(_ bytes: [UInt8], limits: ProtocolLimits) throws(WireError) -> [Result<RequestOperation, RequestOperationFailure>] {
+    public static func decodeRequests(_ bytes: [UInt8], limits: ProtocolLimits) throws(WireError) -> [Result<
+        RequestOperation, RequestOperationFailure
+    >] {
         let (kind, ops) = try parseFrame(bytes, limits: limits)
         guard kind == .request else { throw WireError(.malformedMessage, "expected a request message, got kind \(kind.rawValue)") }
         return ops.map { op in
             guard let verb = Verb(rawValue: op.verbCode) else {
-                return .failure(RequestOperationFailure(id: op.id, verbCode: op.verbCode, error: WireError(.unknownVerb, "unknown verb \(op.verbCode)")))
+                return .failure(
+                    RequestOperationFailure(id: op.id, verbCode: op.verbCode, error: WireError(.unknownVerb, "unknown verb \(op.verbCode)"))
+                )
             }
             let flags = RequestFlags(rawValue: op.word)
             guard RequestFlags.known.isSuperset(of: flags) else {
-                return .failure(RequestOperationFailure(id: op.id, verbCode: op.verbCode, error: WireError(.invalidFlags, "unknown flag bits 0x\(String(op.word, radix: 16)) on \(verb)")))
+                return .failure(
+                    RequestOperationFailure(
+                        id: op.id, verbCode: op.verbCode,
+                        error: WireError(.invalidFlags, "unknown flag bits 0x\(String(op.word, radix: 16)) on \(verb)")))
             }
             if flags.contains(.noReply) && verb != .free && verb != .relax {
-                return .failure(RequestOperationFailure(id: op.id, verbCode: op.verbCode, error: WireError(.invalidFlags, "no-reply is only allowed on FREE and RELAX, not \(verb)")))
+                return .failure(
+                    RequestOperationFailure(
+                        id: op.id, verbCode: op.verbCode,
+                        error: WireError(.invalidFlags, "no-reply is only allowed on FREE and RELAX, not \(verb)")))
             }
             if flags.contains(.machine) && verb != .hello {
-                return .failure(RequestOperationFailure(id: op.id, verbCode: op.verbCode, error: WireError(.invalidFlags, "the machine flag is only allowed on HELLO, not \(verb)")))
+                return .failure(
+                    RequestOperationFailure(
+                        id: op.id, verbCode: op.verbCode,
+                        error: WireError(.invalidFlags, "the machine flag is only allowed on HELLO, not \(verb)")))
             }
             var r = WireReader(bytes, from: op.body.lowerBound, to: op.body.upperBound)
             do {
                 return .success(RequestOperation(id: op.id, flags: flags, try Request.decode(verb: verb, &r, limits: limits)))
             } catch {
-                return .failure(RequestOperationFailure(id: op.id, verbCode: op.verbCode, error: WireError(.malformedOperation, "\(verb): \(error)")))
+                return .failure(
+                    RequestOperationFailure(id: op.id, verbCode: op.verbCode, error: WireError(.malformedOperation, "\(verb): \(error)")))
             }
         }
     }
@@ -235,26 +258,35 @@ public enum MessageCodec {
             case .request:
                 throw WireError(.malformedMessage, "a daemon does not send requests")
             case .response:
-                return .responses(try ops.map { (op: RawOperation) throws -> ResponseOperation in
-                    var r = WireReader(bytes, from: op.body.lowerBound, to: op.body.upperBound)
-                    if op.word != 0 {
-                        guard let code = WireErrorCode(rawValue: op.word) else {
-                            throw WireError(.malformedMessage, "unknown error code \(op.word)")
+                return .responses(
+                    try ops.map { (op: RawOperation) throws -> ResponseOperation in
+                        var r = WireReader(bytes, from: op.body.lowerBound, to: op.body.upperBound)
+                        if op.word != 0 {
+                            guard let code = WireErrorCode(rawValue: op.word) else {
+                                throw WireError(.malformedMessage, "unknown error code \(op.word)")
+                            }
+                            let error = try WireError.decode(code: code, &r)
+                            try r.expectEnd("error body")
+                            return ResponseOperation(id: op.id, verbCode: op.verbCode, outcome: .failure(error))
                         }
-                        let error = try WireError.decode(code: code, &r)
-                        try r.expectEnd("error body")
-                        return ResponseOperation(id: op.id, verbCode: op.verbCode, outcome: .failure(error))
-                    }
-                    guard let verb = Verb(rawValue: op.verbCode) else { throw WireError(.malformedMessage, "reply with unknown verb \(op.verbCode)") }
-                    return ResponseOperation(id: op.id, verb: verb, outcome: .success(try ResponseBody.decode(verb: verb, &r, limits: limits)))
-                })
+                        guard let verb = Verb(rawValue: op.verbCode) else {
+                            throw WireError(.malformedMessage, "reply with unknown verb \(op.verbCode)")
+                        }
+                        return ResponseOperation(
+                            id: op.id, verb: verb, outcome: .success(try ResponseBody.decode(verb: verb, &r, limits: limits)))
+                    })
             case .push:
-                return .pushes(try ops.map { (op: RawOperation) throws -> PushOperation in
-                    guard let verb = PushVerb(rawValue: op.verbCode) else { throw WireError(.malformedMessage, "unknown push \(op.verbCode)") }
-                    guard op.word == 0 else { throw WireError(.malformedMessage, "push \(verb) has word 0x\(String(op.word, radix: 16)), must be 0") }
-                    var r = WireReader(bytes, from: op.body.lowerBound, to: op.body.upperBound)
-                    return PushOperation(sequence: op.id, try Push.decode(verb: verb, &r, limits: limits))
-                })
+                return .pushes(
+                    try ops.map { (op: RawOperation) throws -> PushOperation in
+                        guard let verb = PushVerb(rawValue: op.verbCode) else {
+                            throw WireError(.malformedMessage, "unknown push \(op.verbCode)")
+                        }
+                        guard op.word == 0 else {
+                            throw WireError(.malformedMessage, "push \(verb) has word 0x\(String(op.word, radix: 16)), must be 0")
+                        }
+                        var r = WireReader(bytes, from: op.body.lowerBound, to: op.body.upperBound)
+                        return PushOperation(sequence: op.id, try Push.decode(verb: verb, &r, limits: limits))
+                    })
             }
         } catch let error as DecodeError {
             throw WireError(.malformedMessage, "\(error)")
@@ -265,4 +297,3 @@ public enum MessageCodec {
         }
     }
 }
-

@@ -76,7 +76,8 @@ public enum Push: Equatable, Sendable {
             }
             push = .reclaim(ReclaimNotice(enclave: enclave, reason: reason, ranges: ranges))
         case .shutdownNotice:
-            push = .shutdown(ShutdownNotice(restarting: try r.bool("shutdown.restarting"), message: try r.string("shutdown.message", maxBytes: 1024)))
+            push = .shutdown(
+                ShutdownNotice(restarting: try r.bool("shutdown.restarting"), message: try r.string("shutdown.message", maxBytes: 1024)))
         }
         try r.expectEnd("\(verb) body")
         return push

@@ -53,7 +53,10 @@ public struct AllocateRequest: Equatable, Sendable {
     public var permissions: PagePermissions
     /// Let the growth policy grant a larger contiguous range than asked.
     public var allowGrowth: Bool
-    public init(enclave: EnclaveHandle, offset: UInt64 = WireRange.anywhere, length: UInt64, permissions: PagePermissions = .rw, allowGrowth: Bool = false) {
+    public init(
+        enclave: EnclaveHandle, offset: UInt64 = WireRange.anywhere, length: UInt64, permissions: PagePermissions = .rw,
+        allowGrowth: Bool = false
+    ) {
         self.enclave = enclave
         self.offset = offset
         self.length = length

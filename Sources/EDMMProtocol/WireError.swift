@@ -1,3 +1,5 @@
+import EDMMCore
+
 /// Which quota refused an allocation.
 public enum QuotaScope: UInt8, Sendable, CustomStringConvertible {
     case enclave = 1
@@ -23,6 +25,15 @@ public enum WireIoctl: UInt8, Sendable, CustomStringConvertible {
     case modifyTypes = 1
     case restrictPermissions = 2
     case removePages = 3
+    /// The ioctl that carries out a queued operation.
+    public init(_ operation: QueuedOperation) {
+        switch operation {
+        case .trim, .makeTCS: self = .modifyTypes
+        case .restrict: self = .restrictPermissions
+        case .remove: self = .removePages
+        }
+    }
+
     public var description: String {
         switch self {
         case .modifyTypes: "SGX_IOC_ENCLAVE_MODIFY_TYPES"

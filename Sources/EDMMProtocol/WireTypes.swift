@@ -25,13 +25,17 @@ public struct WireRange: Hashable, Sendable, CustomStringConvertible {
     /// bytes, returning the typed error a client will see.
     public func pageRange(elrangeSize: UInt64) -> Result<PageRange, WireError> {
         guard offset % Page.size == 0, length % Page.size == 0, length > 0 else {
-            return .failure(WireError(.notAligned, "offset \(hex(offset)) length \(hex(length)): both must be non-zero multiples of 4096 (length may not be 0)"))
+            return .failure(
+                WireError(
+                    .notAligned,
+                    "offset \(hex(offset)) length \(hex(length)): both must be non-zero multiples of 4096 (length may not be 0)"))
         }
         guard offset <= UInt64.max - length else {
             return .failure(WireError(.outOfRange, "offset \(hex(offset)) + length \(hex(length)) wraps around"))
         }
         guard offset + length <= elrangeSize else {
-            return .failure(WireError(.outOfRange, "range [\(hex(offset)), \(hex(offset + length))) ends beyond ELRANGE size \(hex(elrangeSize))"))
+            return .failure(
+                WireError(.outOfRange, "range [\(hex(offset)), \(hex(offset + length))) ends beyond ELRANGE size \(hex(elrangeSize))"))
         }
         return .success(PageRange(first: offset >> Page.shift, count: length >> Page.shift))
     }

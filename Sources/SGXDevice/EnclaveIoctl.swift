@@ -10,6 +10,16 @@ public enum EnclaveIoctl: Hashable, Sendable, CustomStringConvertible {
     /// SGX_IOC_ENCLAVE_REMOVE_PAGES (EREMOVE of accepted TRIM pages).
     case removePages
 
+    /// The ioctl that carries out a queued operation.
+    public init(_ operation: QueuedOperation) {
+        switch operation {
+        case .trim: self = .modifyTypes(.trim)
+        case .makeTCS: self = .modifyTypes(.tcs)
+        case .restrict(let permissions): self = .restrictPermissions(permissions)
+        case .remove: self = .removePages
+        }
+    }
+
     public var description: String {
         switch self {
         case .modifyTypes(let type): "MODIFY_TYPES(\(type))"

@@ -1,7 +1,7 @@
 import EDMMCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Runs one logical SGX2 operation over `[offset, offset + length)` on any `EnclaveDevice`,
@@ -23,14 +23,14 @@ public struct IoctlRunner: Sendable {
         self.sleep = sleep
     }
 
-    public func run(_ ioctl: EnclaveIoctl, pages: PageRange, on device: some EnclaveDevice) -> IoctlOutcome {
+    public func run(_ ioctl: EnclaveIoctl, pages: PageRange, on device: some EnclaveDevice) -> IoctlRunResult {
         run(ioctl, offset: pages.byteOffset, length: pages.byteLength, on: device)
     }
 
     public func run(_ ioctl: EnclaveIoctl, offset: UInt64, length: UInt64, on device: some EnclaveDevice)
-        -> IoctlOutcome
+        -> IoctlRunResult
     {
-        var outcome = IoctlOutcome(
+        var outcome = IoctlRunResult(
             stop: .completed, errno: 0, bytesDone: 0, result: nil, ioctlCalls: 0, retries: RetryCounts(),
             totalBackoff: .zero)
         var remaining = length
@@ -77,7 +77,7 @@ public struct IoctlRunner: Sendable {
         }
     }
 
-    private func stopped(_ outcome: IoctlOutcome, _ stop: IoctlOutcome.Stop) -> IoctlOutcome {
+    private func stopped(_ outcome: IoctlRunResult, _ stop: IoctlRunResult.Stop) -> IoctlRunResult {
         var outcome = outcome
         outcome.stop = stop
         return outcome

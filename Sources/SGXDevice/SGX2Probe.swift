@@ -1,5 +1,6 @@
 #if canImport(Glibc)
-import Glibc
+    import EDMMSystem
+    import Glibc
 #endif
 
 /// What an SGX2 ioctl with an all-zero struct says about SGX2 support (the kernel selftests'

@@ -1,3 +1,4 @@
+import EDMMSystem
 import SGXDevice
 
 /// Why a descriptor is not a kernel SGX enclave (`/dev/sgx_enclave`).

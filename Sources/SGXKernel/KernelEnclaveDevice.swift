@@ -1,3 +1,4 @@
+import EDMMSystem
 import SGXDevice
 
 /// An enclave on the kernel's SGX driver: the three SGX2 ioctls on its `/dev/sgx_enclave`
@@ -20,6 +21,14 @@ public final class KernelEnclaveDevice: EnclaveDevice {
     ) throws(EnclaveDescriptorError) {
         deviceNumber = try SGXEnclaveDescriptor.check(fd, syscalls: syscalls, devicePath: devicePath)
         descriptor = fd
+        self.syscalls = syscalls
+    }
+
+    /// Takes over `descriptor`, which `SGXEnclaveDescriptor.check` found to be an enclave of the
+    /// SGX device `deviceNumber`.
+    public init(owning descriptor: consuming OwnedDescriptor, deviceNumber: DeviceNumber, syscalls: any Syscalls) {
+        self.deviceNumber = deviceNumber
+        self.descriptor = descriptor.take()
         self.syscalls = syscalls
     }
 

@@ -2,7 +2,7 @@ import CEDMMShims
 import SGXDevice
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The real system calls. errno is read immediately after each call, before anything else can

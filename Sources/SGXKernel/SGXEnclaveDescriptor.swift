@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Where the in-kernel driver (Linux >= 5.11) puts the enclave device.

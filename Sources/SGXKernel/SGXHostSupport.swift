@@ -1,7 +1,8 @@
+import EDMMSystem
 import SGXDevice
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Whether this machine can run enclaves with SGX2 through the kernel, and why not: the

@@ -1,3 +1,4 @@
+import EDMMSystem
 import SGXDevice
 
 /// The one funnel through which SGXKernel reaches the kernel: every ioctl, fstat, stat, open,

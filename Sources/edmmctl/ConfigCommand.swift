@@ -1,5 +1,6 @@
 import ArgumentParser
 import EDMMConfig
+import EDMMSystem
 
 /// `edmmctl config check FILE`.
 struct ConfigCommand: AsyncParsableCommand {
@@ -52,7 +53,7 @@ struct ConfigCheckCommand: AsyncParsableCommand {
         } else if problems.isEmpty {
             print("\(file): OK")
         } else {
-            for problem in problems { DaemonSession.printError(problem.description) }
+            for problem in problems { printError(problem.description) }
         }
         if !problems.isEmpty { throw ExitCode(1) }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import EDMMClient
+import EDMMSystem
 import Glibc
 
 /// Connects to edmmd for one command and turns every failure into a message on standard error
@@ -74,10 +75,5 @@ enum DaemonSession {
         case .daemon(let error) where error.code == .notAdmin || error.code == .notOwner: 77
         case .daemon, .invalidRequest: 1
         }
-    }
-
-    static func printError(_ line: String) {
-        let text = line + "\n"
-        _ = text.utf8CString.withUnsafeBufferPointer { write(STDERR_FILENO, $0.baseAddress, $0.count - 1) }
     }
 }

@@ -30,13 +30,20 @@ struct ReclaimCommand: AsyncParsableCommand {
 
     func run() async throws {
         let reply = try await DaemonSession.with(global) { connection throws(EDMMClientError) in
-            let handle = try await enclave.asyncMap { name throws(EDMMClientError) in try await EnclaveLookup.handle(of: name, on: connection) }
+            let handle = try await enclave.asyncMap { name throws(EDMMClientError) in
+                try await EnclaveLookup.handle(of: name, on: connection)
+            }
             return try await connection.reclaim(enclave: handle ?? 0, targetPages: pages)
         }
         if global.json {
             print(jsonText(Result(scheduledPages: reply.scheduledPages, enclaves: reply.enclaves)))
         } else {
-            print("reclaiming \(reply.scheduledPages) pages (\(pageBytes(reply.scheduledPages))) from \(reply.enclaves) enclave\(reply.enclaves == 1 ? "" : "s")")
+            print(
+                """
+                reclaiming \(reply.scheduledPages) pages (\(pageBytes(reply.scheduledPages))) from \(reply.enclaves) \
+                enclave\(reply.enclaves == 1 ? "" : "s")
+                """
+            )
         }
     }
 }

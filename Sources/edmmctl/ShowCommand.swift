@@ -40,13 +40,18 @@ struct ShowCommand: AsyncParsableCommand {
         let row = EnclaveRow(stats.summary)
         if global.json {
             let counters = Dictionary(stats.counters.map { ($0.name, $0.value) }, uniquingKeysWith: { _, last in last })
-            print(jsonText(Detail(enclave: row, managed: .init(offset: stats.managed.offset, length: stats.managed.length), counters: counters)))
+            print(
+                jsonText(
+                    Detail(enclave: row, managed: .init(offset: stats.managed.offset, length: stats.managed.length), counters: counters)))
             return
         }
         var lines = [
             "enclave \(row.id) \"\(terminalSafe(row.label))\" (\(row.device))",
             "  owner       uid \(row.uid), gid \(row.gid), pid \(row.pid); \(row.connections) connection\(row.connections == 1 ? "" : "s")",
-            "  ELRANGE     0x\(String(row.base, radix: 16)) + \(bytes(row.sizeBytes)); edmmd manages [0x\(String(stats.managed.offset, radix: 16)), +\(bytes(stats.managed.length)))",
+            """
+              ELRANGE     0x\(String(row.base, radix: 16)) + \(bytes(row.sizeBytes)); edmmd manages \
+            [0x\(String(stats.managed.offset, radix: 16)), +\(bytes(stats.managed.length)))
+            """,
             "  committed   \(pageBytes(row.committedPages)) (\(row.committedPages) pages), \(row.tcsPages) TCS",
             "  lazy pool   \(pageBytes(row.lazyPoolPages)) (\(row.lazyPoolPages) pages)",
             "  leaving     \(row.trimmingPages) trimming, \(row.removingPages) removing",

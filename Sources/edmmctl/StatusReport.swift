@@ -32,7 +32,9 @@ struct StatusReport: Encodable {
         uptimeSeconds = Double(s.uptimeMicros) / 1e6
         enclaves = s.enclaves
         connections = s.connections
-        epc = EPC(totalBytes: s.epcTotalBytes, committedBytes: s.epcCommittedBytes, residentBytes: s.epcResidentBytes, underPressure: s.underPressure)
+        epc = EPC(
+            totalBytes: s.epcTotalBytes, committedBytes: s.epcCommittedBytes, residentBytes: s.epcResidentBytes,
+            underPressure: s.underPressure)
         batching = s.batching
         requestsTotal = s.requestsTotal
         requestsPerSecond = s.requestsPerSecond
@@ -48,7 +50,10 @@ struct StatusReport: Encodable {
             "edmmd \(daemonVersion), pid \(pid), up \(duration(uptimeSeconds))",
             "mode         \(mode): \(modeReason)",
             "enclaves     \(enclaves), connections \(connections)",
-            "EPC          \(bytes(epc.committedBytes)) committed of \(bytes(epc.totalBytes))\(share), \(bytes(epc.residentBytes)) resident\(epc.underPressure ? ", UNDER PRESSURE" : "")",
+            """
+            EPC          \(bytes(epc.committedBytes)) committed of \(bytes(epc.totalBytes))\(share), \(bytes(epc.residentBytes)) \
+            resident\(epc.underPressure ? ", UNDER PRESSURE" : "")
+            """,
             "batching     \(batching ? "on" : "off (--no-batch)")",
             "requests     \(requestsTotal) total, \(String(format1: requestsPerSecond))/s",
             "ioctls       \(ioctlsTotal)",

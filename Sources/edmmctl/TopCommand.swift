@@ -1,5 +1,6 @@
 import ArgumentParser
 import EDMMClient
+import EDMMCore
 import EDMMProtocol
 import Glibc
 
@@ -89,7 +90,7 @@ struct TopCommand: AsyncParsableCommand {
                     let status = try await connection.status()
                     let enclaves = try await connection.allEnclaves()
                     let since = clock.now - start
-                    elapsed = Double(since.components.seconds) + Double(since.components.attoseconds) / 1e18
+                    elapsed = since.inSeconds
                     screen.update(status: status, enclaves: enclaves, at: elapsed)
                 } catch {
                     failure = error

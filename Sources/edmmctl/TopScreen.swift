@@ -56,7 +56,10 @@ struct TopScreen {
         }
         ioctlsPerSecond = rate(status.ioctlsTotal, previous?.ioctls)
         self.status = status
-        previous = (seconds, status.ioctlsTotal, Dictionary(enclaves.map { ($0.enclave, ($0.requests, $0.ioctls)) }, uniquingKeysWith: { a, _ in a }))
+        previous = (
+            seconds, status.ioctlsTotal,
+            Dictionary(enclaves.map { ($0.enclave, ($0.requests, $0.ioctls)) }, uniquingKeysWith: { a, _ in a })
+        )
     }
 
     var sortedRows: [Row] {
@@ -79,9 +82,18 @@ struct TopScreen {
         let share = status.epcTotalBytes > 0 ? " (\(percent(status.epcCommittedBytes, of: status.epcTotalBytes)))" : ""
         let resident = status.mode == .simulated ? ", \(bytes(status.epcResidentBytes)) resident" : ""
         var lines = [
-            "edmmd \(status.daemonVersion) (\(status.mode)), pid \(status.daemonPID), up \(duration(Double(status.uptimeMicros) / 1e6)): \(status.enclaves) enclaves, \(status.connections) connections",
-            "EPC \(bytes(status.epcCommittedBytes)) committed of \(bytes(status.epcTotalBytes))\(share)\(resident)\(status.underPressure ? "  UNDER PRESSURE" : "")",
-            "\(String(format1: status.requestsPerSecond)) requests/s, \(ioctlsPerSecond.map { String(format1: $0) } ?? "-") ioctls/s, batching \(status.batching ? "on" : "off")",
+            """
+            edmmd \(status.daemonVersion) (\(status.mode)), pid \(status.daemonPID), up \(duration(Double(status.uptimeMicros) / 1e6)): \
+            \(status.enclaves) enclaves, \(status.connections) connections
+            """,
+            """
+            EPC \(bytes(status.epcCommittedBytes)) committed of \
+            \(bytes(status.epcTotalBytes))\(share)\(resident)\(status.underPressure ? "  UNDER PRESSURE" : "")
+            """,
+            """
+            \(String(format1: status.requestsPerSecond)) requests/s, \(ioctlsPerSecond.map { String(format1: $0) } ?? "-") ioctls/s, \
+            batching \(status.batching ? "on" : "off")
+            """,
             "",
         ]
         var table = Table([

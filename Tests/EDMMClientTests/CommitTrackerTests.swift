@@ -1,5 +1,6 @@
 import EDMMClient
 import EDMMCore
+import EDMMSimHost
 import Testing
 
 /// The enclave's own page record: what it accepts from edmmd and what it refuses.
@@ -64,7 +65,9 @@ import Testing
     @Test func aGrantMustBePartitionedByItsFreshAndReusedRanges() throws {
         var t = CommitTracker(managed: managed)
         #expect(throws: HostSafetyViolation.self) {
-            try t.admitGrant(granted: PageRange(first: 300, count: 4), fresh: [PageRange(first: 300, count: 3)], reused: [], asked: nil, permissions: .rw)
+            try t.admitGrant(
+                granted: PageRange(first: 300, count: 4), fresh: [PageRange(first: 300, count: 3)], reused: [], asked: nil, permissions: .rw
+            )
         }
         #expect(throws: HostSafetyViolation.self) {
             try t.admitGrant(

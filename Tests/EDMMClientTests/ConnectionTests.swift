@@ -152,7 +152,8 @@ import Testing
         let daemon = try FakeDaemon()
         defer { daemon.stop() }
         let connection = try await connect(daemon)
-        let refusal = WireError(.quotaExceeded, "enclave quota", detail: .quota(scope: .enclave, askedPages: 64, usedPages: 960, limitPages: 1000))
+        let refusal = WireError(
+            .quotaExceeded, "enclave quota", detail: .quota(scope: .enclave, askedPages: 64, usedPages: 960, limitPages: 1000))
         daemon.state.withLock { s in
             s.lie = { op, _ in
                 guard case .allocate = op.request else { return nil }
@@ -177,7 +178,9 @@ import Testing
         }
         let fine = try await connection.free(7, WireRange(offset: 0x1000, length: 0x1000), fireAndForget: true)
         #expect(fine == nil)
-        let submission = try await connection.submit([OutgoingRequest(.free(RangeRequest(enclave: 7, range: WireRange(offset: 0x5000, length: 0x1000))), fireAndForget: true)])
+        let submission = try await connection.submit([
+            OutgoingRequest(.free(RangeRequest(enclave: 7, range: WireRange(offset: 0x5000, length: 0x1000))), fireAndForget: true)
+        ])
         try await connection.sync(7)  // the fake answers in order: the failure came before this
         let failed = events.events.compactMap { event -> (UInt64, WireErrorCode)? in
             if case .fireAndForgetFailed(let id, _, let error) = event { return (id, error.code) }
@@ -192,7 +195,9 @@ import Testing
         defer { daemon.stop() }
         let connection = try await connect(daemon)
         await #expect(throws: EDMMClientError.self) {
-            _ = try await connection.submit([OutgoingRequest(.trim(RangeRequest(enclave: 7, range: WireRange(offset: 0, length: 4096))), fireAndForget: true)])
+            _ = try await connection.submit([
+                OutgoingRequest(.trim(RangeRequest(enclave: 7, range: WireRange(offset: 0, length: 4096))), fireAndForget: true)
+            ])
         }
     }
 

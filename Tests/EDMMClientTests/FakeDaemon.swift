@@ -2,6 +2,7 @@ import CEDMMShims
 import EDMMClient
 import EDMMCore
 import EDMMProtocol
+import EDMMSystem
 import Glibc
 import SGXDevice
 import SGXSimulator
@@ -47,7 +48,7 @@ final class FakeDaemon: Sendable {
         self.limits = limits
         self.simulated = simulated
         machine = try SimulatedMachine.create(.init(epcPages: epcPages, enclaveCapacity: 16))
-        let started = DetachedThread.start { [self] in serve() }
+        let started = OSThread.startDetached { [self] in serve() }
         guard started else { throw FakeDaemonError.system("pthread_create", EAGAIN) }
     }
 
@@ -68,12 +69,11 @@ final class FakeDaemon: Sendable {
     private func serve() {
         var buffer = [UInt8](repeating: 0, count: 1 << 17)
         while true {
-            var fds = [Int32](repeating: -1, count: 16)
-            var count = 16
-            var truncation: Int32 = 0
-            let n = edmm_recv_with_fds(socket, &buffer, buffer.count, &fds, &count, &truncation)
-            guard n > 0 else { return }
-            let descriptors = Array(fds[0..<count])
+            guard case .success(let received) = buffer.withUnsafeMutableBytes({ SeqpacketIO.receive(socket, into: $0) }),
+                received.length > 0
+            else { return }
+            let n = received.length
+            let descriptors = received.descriptors
             guard let decoded = try? MessageCodec.decodeRequests(Array(buffer[0..<n]), limits: limits) else { return }
             let operations = decoded.compactMap { try? $0.get() }
             let reverse = state.withLock { s in
@@ -98,9 +98,7 @@ final class FakeDaemon: Sendable {
     }
 
     func send(_ bytes: [UInt8], descriptors: [Int32] = []) {
-        _ = bytes.withUnsafeBytes { b in
-            descriptors.withUnsafeBufferPointer { edmm_send_with_fds(socket, b.baseAddress, b.count, $0.baseAddress, $0.count) }
-        }
+        _ = SeqpacketIO.send(socket, bytes, descriptors: descriptors)
     }
 
     /// Sends a RECLAIM_NOTICE for `ranges` (pages), after running EMODT(TRIM) on them as edmmd does.
@@ -130,8 +128,10 @@ final class FakeDaemon: Sendable {
         switch op.request {
         case .hello:
             outcome = .success(
-                .hello(HelloReply(version: 1, mode: simulated ? .simulated : .kernel, daemonVersion: "fake", daemonPID: UInt32(getpid()),
-                                  limits: limits, carriesMachineDescriptor: simulated)))
+                .hello(
+                    HelloReply(
+                        version: 1, mode: simulated ? .simulated : .kernel, daemonVersion: "fake", daemonPID: UInt32(getpid()),
+                        limits: limits, carriesMachineDescriptor: simulated)))
         case .register(let r):
             outcome = register(r, descriptors)
         case .allocate(let a):
@@ -191,10 +191,16 @@ final class FakeDaemon: Sendable {
             if a.offset == WireRange.anywhere, let index = s.pool.firstIndex(where: { $0.count >= count }) {
                 let run = s.pool[index]
                 let granted = PageRange(first: run.first, count: count)
-                if run.count == count { s.pool.remove(at: index) } else { s.pool[index] = PageRange(first: run.first + count, end: run.end) }
+                if run.count == count {
+                    s.pool.remove(at: index)
+                } else {
+                    s.pool[index] = PageRange(first: run.first + count, end: run.end)
+                }
                 return AllocateReply(granted: WireRange(granted), permissions: .rw, reused: [WireRange(granted)], fresh: [])
             }
-            let granted = a.offset == WireRange.anywhere ? PageRange(first: s.next, count: count) : Self.pages(WireRange(offset: a.offset, length: a.length))
+            let granted =
+                a.offset == WireRange.anywhere
+                ? PageRange(first: s.next, count: count) : Self.pages(WireRange(offset: a.offset, length: a.length))
             if a.offset == WireRange.anywhere { s.next += count }
             return AllocateReply(granted: WireRange(granted), permissions: .rw, reused: [], fresh: [WireRange(granted)])
         }

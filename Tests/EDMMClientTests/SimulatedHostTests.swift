@@ -1,6 +1,7 @@
 import EDMMClient
 import EDMMCore
 import EDMMProtocol
+import EDMMSimHost
 import Glibc
 import SGXDevice
 import SGXSimulator
@@ -9,7 +10,9 @@ import Testing
 /// The simulated enclave host's flows against an honest fake daemon that runs the real
 /// (simulated) ioctls: what it EACCEPTs, what it does not, and what the EPCM looks like after.
 @Suite struct SimulatedHostTests {
-    static func launch(_ daemon: FakeDaemon, _ blueprint: EnclaveBlueprint = EnclaveBlueprint(label: "t")) async throws -> SimulatedEnclaveHost {
+    static func launch(_ daemon: FakeDaemon, _ blueprint: EnclaveBlueprint = EnclaveBlueprint(label: "t")) async throws
+        -> SimulatedEnclaveHost
+    {
         try await SimulatedEnclaveHost.launch(adoptingSocket: daemon.clientSocket, blueprint: blueprint)
     }
 

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Testing
 
 @testable import EDMMConfig
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 @Suite struct ConfigParserTests {
     private func errors(_ toml: String) -> [ConfigError] {
@@ -78,10 +79,11 @@ import Testing
         #expect(config.simulator.faults.seed == 7)
         #expect(DaemonConfig().simulator.faults == DaemonConfig.Faults())
         let e = errors("[simulator]\nfault_eaug_sigbus = 1.5\nfault_load_ebusy = \"often\"\n")
-        #expect(e.map(\.description) == [
-            "test.toml:2: [simulator] fault_eaug_sigbus: 1.5 is out of range; allowed 0...1",
-            "test.toml:3: [simulator] fault_load_ebusy: expected a number from 0 to 1, got the string \"often\"",
-        ])
+        #expect(
+            e.map(\.description) == [
+                "test.toml:2: [simulator] fault_eaug_sigbus: 1.5 is out of range; allowed 0...1",
+                "test.toml:3: [simulator] fault_load_ebusy: expected a number from 0 to 1, got the string \"often\"",
+            ])
     }
 
     @Test func anUnknownKeyIsAnErrorWithItsLineAndASuggestion() {
@@ -107,7 +109,8 @@ import Testing
     }
 
     @Test func anOutOfRangeValueIsAnError() {
-        #expect(errors("[pool]\nthreshold_percent = 101\n").first?.message == "[pool] threshold_percent: 101 is out of range; allowed 0...100")
+        #expect(
+            errors("[pool]\nthreshold_percent = 101\n").first?.message == "[pool] threshold_percent: 101 is out of range; allowed 0...100")
     }
 
     @Test func aSizeThatIsNotAPageMultipleIsAnError() {
@@ -150,7 +153,9 @@ import Testing
     }
 
     @Test func anUnknownDeviceModeListsTheChoices() {
-        #expect(errors("[daemon]\ndevice = \"gpu\"\n").first?.message == "[daemon] device: \"gpu\" is not one of \"auto\", \"kernel\", \"simulated\"")
+        #expect(
+            errors("[daemon]\ndevice = \"gpu\"\n").first?.message
+                == "[daemon] device: \"gpu\" is not one of \"auto\", \"kernel\", \"simulated\"")
     }
 
     @Test func aSyntaxErrorCarriesTheParsersLine() {
@@ -231,7 +236,11 @@ func readAll(_ path: String) throws -> [UInt8] {
     }
 
     @Test func theSupportedSubsetPasses() {
-        let text = "# c\n[batch] # c\n[ \"quota\" . uid_overrides ]\n1000 = \"512MiB\" # c\nx.y = 'lit'\na = -0x1F\nb = 1_000\nc = true\nd = \"e\\\"f\"\n"
+        let text =
+            """
+            # c\n[batch] # c\n[ \"quota\" . uid_overrides ]\n1000 = \"512MiB\" # c\nx.y = 'lit'\na = -0x1F\nb = 1_000\nc = true\nd = \
+            \"e\\\"f\"\n
+            """
         #expect(TOMLPreflight.firstProblem(in: text) == nil)
     }
 

@@ -1,14 +1,16 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Testing
 
 @testable import EDMMConfig
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Every input ConfigFuzz ever crashed on (FuzzTesting/Regressions/config/) must now be a
 /// configuration error, not a crash.
 @Suite struct ConfigFuzzRegressionTests {
-    static let directory = #filePath.replacingOccurrences(of: "Tests/EDMMConfigTests/FuzzRegressionTests.swift", with: "FuzzTesting/Regressions/config")
+    static let directory = #filePath.replacingOccurrences(
+        of: "Tests/EDMMConfigTests/FuzzRegressionTests.swift", with: "FuzzTesting/Regressions/config")
 
     static var inputs: [String] {
         guard let dir = opendir(directory) else { return [] }

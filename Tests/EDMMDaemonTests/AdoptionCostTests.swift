@@ -1,9 +1,10 @@
 import EDMMCore
-@testable import EDMMDaemon
 import EDMMProtocol
 import Glibc
 import SGXSimulator
 import Testing
+
+@testable import EDMMDaemon
 
 /// REGISTER's `adopted` pages cost work in proportion to the pages that exist, never to the
 /// address range they cover: before, adopting the whole ELRANGE of an empty 16 TiB simulated
@@ -53,14 +54,10 @@ import Testing
         let enclave = try TestEnclave(machine: machine, base: Self.sixteenTiB, size: Self.sixteenTiB)
         for page in [0, 1 << 20, 1 << 30] as [UInt64] { #expect(enclave.acceptFresh([pages(page, 1)]) == 0) }
         let whole = [PageRange(first: 0, count: Self.sixteenTiB >> 12)]
-        guard case .success(let runs) = AdoptedState.runs(whole, in: enclave.enclave, maxEntries: 3 * 512) else {
-            Issue.record("three leaf blocks fit a budget of three")
-            return
-        }
+        let runs = try AdoptedState.runs(whole, in: SimulatedEnclaveHandle(enclave.enclave), maxEntries: 3 * 512)
         #expect(runs.map(\.range.first) == [0, 1 << 20, 1 << 30])
-        guard case .failure(let error) = AdoptedState.runs(whole, in: enclave.enclave, maxEntries: 1000) else {
-            Issue.record("a budget of 1000 entries holds less than three leaf blocks")
-            return
+        let error = try #require(throws: WireError.self) {
+            try AdoptedState.runs(whole, in: SimulatedEnclaveHandle(enclave.enclave), maxEntries: 1000)
         }
         #expect(error.code == .invalidArgument)
         #expect(error.detail == .limit(limit: 1000, actual: 1024))

@@ -1,6 +1,6 @@
 import EDMMCore
-import Glibc
 import EDMMProtocol
+import Glibc
 import SGXSimulator
 import Testing
 
@@ -32,7 +32,9 @@ import Testing
             let (enclave, handle, clients, ranges) = try fourClients(daemon, pagesEach: 2)
             let before = enclave.enclave.counters[.ioctlModifyTypes]
             // The fourth request fills the window to max_pages and flushes it.
-            let ids = try zip(clients, ranges).map { client, range in try client.send([.trim(RangeRequest(enclave: handle, range: range))])[0] }
+            let ids = try zip(clients, ranges).map { client, range in
+                try client.send([.trim(RangeRequest(enclave: handle, range: range))])[0]
+            }
             let replies = try zip(clients, ids).map { client, id in try client.response(to: id) }
             #expect(replies.allSatisfy { $0.error == nil })
             #expect(replies.allSatisfy { $0.done?.batchedRequests == 4 && $0.done?.ioctls == 1 })
@@ -54,7 +56,9 @@ import Testing
         try await withDaemon({ $0.batch.enabled = false }) { daemon in
             let (enclave, handle, clients, ranges) = try fourClients(daemon, pagesEach: 2)
             let before = enclave.enclave.counters[.ioctlModifyTypes]
-            let ids = try zip(clients, ranges).map { client, range in try client.send([.trim(RangeRequest(enclave: handle, range: range))])[0] }
+            let ids = try zip(clients, ranges).map { client, range in
+                try client.send([.trim(RangeRequest(enclave: handle, range: range))])[0]
+            }
             let replies = try zip(clients, ids).map { client, id in try client.response(to: id) }
             #expect(replies.allSatisfy { $0.done?.batchedRequests == 1 && $0.done?.ioctls == 1 })
             #expect(enclave.enclave.counters[.ioctlModifyTypes] - before == 4)

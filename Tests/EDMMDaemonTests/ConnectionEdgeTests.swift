@@ -16,7 +16,10 @@ import Testing
             let (handle, _) = try client.register(enclave)
             let grant = try client.allocate(AllocateRequest(enclave: handle, offset: 0, length: 8 * 4096))
             enclave.acceptFresh(grant.fresh)
-            let ids = try client.send([.status, .free(RangeRequest(enclave: handle, range: pages(0, 2))), .trim(RangeRequest(enclave: handle, range: pages(2, 2))), .sync(handle)])
+            let ids = try client.send([
+                .status, .free(RangeRequest(enclave: handle, range: pages(0, 2))), .trim(RangeRequest(enclave: handle, range: pages(2, 2))),
+                .sync(handle),
+            ])
             #expect(shutdown(client.fd, Int32(SHUT_WR)) == 0)
             let replies = try client.responses(to: ids)
             #expect(replies.allSatisfy { $0.error == nil }, "\(replies.map(\.outcome))")

@@ -1,9 +1,10 @@
 import EDMMCore
-@testable import EDMMDaemon
 import EDMMProtocol
 import Glibc
 import SGXSimulator
 import Testing
+
+@testable import EDMMDaemon
 
 /// One enclave, one ledger: a second REGISTER of an enclave edmmd already manages is refused,
 /// whatever descriptor number or connection it arrives on, and names ATTACH. Before, each REGISTER
@@ -153,8 +154,9 @@ import Testing
         let records = handles.map { handle in
             PersistedState.Enclave(
                 record: EnclaveRecord(
-                    handle: handle, label: "twice", owner: owner, device: .simulated, base: enclave.base, size: enclave.size,
-                    managed: PageRange(first: 0, count: enclave.size >> Page.shift), pages: []),
+                    identity: EnclaveIdentity(
+                        handle: handle, label: "twice", owner: owner, device: .simulated, base: enclave.base, size: enclave.size,
+                        managed: PageRange(first: 0, count: enclave.size >> Page.shift)), pages: []),
                 counters: EnclaveCounters())
         }
         let slots = try StateSlots.create().get()

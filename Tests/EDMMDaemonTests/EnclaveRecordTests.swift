@@ -36,8 +36,9 @@ import Testing
     @Test func aDamagedRecordIsRejectedWithAReason() {
         #expect(throws: DecodeError.self) { try EnclaveRecord(decoding: [1, 2, 3]) }
         let record = EnclaveRecord(
-            handle: 1, label: "x", owner: PeerCredentials(pid: 1, uid: 0, gid: 0), device: .simulated, base: 1 << 32,
-            size: 1 << 24, managed: PageRange(first: 0, count: 4096), pages: [])
+            identity: EnclaveIdentity(
+                handle: 1, label: "x", owner: PeerCredentials(pid: 1, uid: 0, gid: 0), device: .simulated, base: 1 << 32,
+                size: 1 << 24, managed: PageRange(first: 0, count: 4096)), pages: [])
         var bytes = record.encoded()
         bytes.append(0)
         #expect(throws: DecodeError.self) { try EnclaveRecord(decoding: bytes) }

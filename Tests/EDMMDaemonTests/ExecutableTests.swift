@@ -29,9 +29,14 @@ import Testing
             rmdir(dir)
         }
         try write("[daemon]\nlog_level = \"warning\"\n", to: config)
-        let daemon = try ChildProcess("edmmd", ["--config", config, "--socket", socket, "--simulate", "--epc-size", "8MiB", "--metrics", ""])
+        let daemon = try ChildProcess(
+            "edmmd", ["--config", config, "--socket", socket, "--simulate", "--epc-size", "8MiB", "--metrics", ""])
         var client: TestClient?
-        #expect(eventually { client = try? TestClient(path: socket); return client != nil })
+        #expect(
+            eventually {
+                client = try? TestClient(path: socket)
+                return client != nil
+            })
         let connection = try #require(client)
         try connection.hello()
         let status = try connection.status()
@@ -93,7 +98,9 @@ import Testing
     /// A start-up failure ends edmmd within a few seconds with status 3 and one line saying what
     /// failed, also when the metrics endpoint was already serving. Before, edmmd printed "serving
     /// /metrics" and hung forever, deaf to SIGTERM.
-    private func expectPromptStartupFailure(_ process: ChildProcess, naming problem: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    private func expectPromptStartupFailure(
+        _ process: ChildProcess, naming problem: String, sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         guard let status = process.wait(timeout: .seconds(10)) else {
             Issue.record("edmmd did not exit within 10 s of a start-up failure", sourceLocation: sourceLocation)
             process.signal(SIGKILL)
@@ -120,7 +127,8 @@ import Testing
             unlink(socket)
             rmdir(dir)
         }
-        let first = try ChildProcess("edmmd", ["--socket", socket, "--simulate", "--epc-size", "8MiB", "--log-level", "warning", "--metrics", ""])
+        let first = try ChildProcess(
+            "edmmd", ["--socket", socket, "--simulate", "--epc-size", "8MiB", "--log-level", "warning", "--metrics", ""])
         #expect(eventually { (try? TestClient(path: socket)) != nil })
         let port = try freeLoopbackPort()
         let second = try ChildProcess(
@@ -144,7 +152,11 @@ import Testing
         let daemon = try ChildProcess(
             "edmmd", ["--config", config, "--socket", socket, "--simulate", "--epc-size", "8MiB", "--metrics", "127.0.0.1:\(port)"])
         var client: TestClient?
-        #expect(eventually { client = try? TestClient(path: socket); return client != nil })
+        #expect(
+            eventually {
+                client = try? TestClient(path: socket)
+                return client != nil
+            })
         let connection = try #require(client)
         try connection.hello()
         #expect(try connection.status().batching)
@@ -173,7 +185,8 @@ import Testing
             let socket = dir + "/ctl-\(delay).sock"
             let port = try freeLoopbackPort()
             let daemon = try ChildProcess(
-                "edmmd", ["--socket", socket, "--simulate", "--epc-size", "8MiB", "--log-level", "warning", "--metrics", "127.0.0.1:\(port)"])
+                "edmmd",
+                ["--socket", socket, "--simulate", "--epc-size", "8MiB", "--log-level", "warning", "--metrics", "127.0.0.1:\(port)"])
             usleep(delay * 1000)
             daemon.signal(SIGTERM)
             let status = daemon.wait(timeout: .seconds(10))

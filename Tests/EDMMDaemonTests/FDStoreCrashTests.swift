@@ -2,6 +2,7 @@ import CEDMMShims
 import EDMMClient
 import EDMMCore
 import EDMMProtocol
+import EDMMSimHost
 import Glibc
 import Testing
 

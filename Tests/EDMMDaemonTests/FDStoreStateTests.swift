@@ -1,8 +1,9 @@
 import EDMMCore
-@testable import EDMMDaemon
 import EDMMProtocol
 import Glibc
 import Testing
+
+@testable import EDMMDaemon
 
 /// What the FD store keeps besides descriptors: the state (records, counters, last handle, clean
 /// flag) and its two alternating memfds; and how passed descriptors are sorted by name.
@@ -15,8 +16,9 @@ import Testing
         let enclaves = handles.map { handle in
             PersistedState.Enclave(
                 record: EnclaveRecord(
-                    handle: handle, label: "e\(handle)", owner: PeerCredentials(pid: 10, uid: 1000, gid: 1000, groups: [27]),
-                    device: .simulated, base: 1 << 32, size: 1 << 24, managed: PageRange(first: 16, count: 4080),
+                    identity: EnclaveIdentity(
+                        handle: handle, label: "e\(handle)", owner: PeerCredentials(pid: 10, uid: 1000, gid: 1000, groups: [27]),
+                        device: .simulated, base: 1 << 32, size: 1 << 24, managed: PageRange(first: 16, count: 4080)),
                     pages: [.init(range: PageRange(first: 16, count: 8), value: .committed(.rw))]),
                 counters: counters)
         }
@@ -110,9 +112,10 @@ enum StoredStateReader {
     static func pooledPages(_ first: Int32, _ second: Int32) -> UInt64? {
         state(first, second).map { state in
             state.enclaves.reduce(0) { total, enclave in
-                total + enclave.record.pages.reduce(0) { sum, entry in
-                    if case .pooled = entry.value { sum + entry.range.count } else { sum }
-                }
+                total
+                    + enclave.record.pages.reduce(0) { sum, entry in
+                        if case .pooled = entry.value { sum + entry.range.count } else { sum }
+                    }
             }
         }
     }

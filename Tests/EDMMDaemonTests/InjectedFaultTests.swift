@@ -2,6 +2,7 @@ import EDMMClient
 import EDMMConfig
 import EDMMCore
 import EDMMProtocol
+import EDMMSimHost
 import Glibc
 import SGXDevice
 import SGXSimulator

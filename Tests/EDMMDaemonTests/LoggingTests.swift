@@ -17,7 +17,9 @@ import Testing
     }
 
     @Test func journalPrioritiesAreSyslogs() {
-        let levels: [(Logger.Level, Int)] = [(.trace, 7), (.debug, 7), (.info, 6), (.notice, 5), (.warning, 4), (.error, 3), (.critical, 2)]
+        let levels: [(Logger.Level, Int)] = [
+            (.trace, 7), (.debug, 7), (.info, 6), (.notice, 5), (.warning, 4), (.error, 3), (.critical, 2),
+        ]
         for (level, priority) in levels { #expect(Journal.priority(level) == priority, "\(level)") }
     }
 

@@ -100,7 +100,8 @@ import Testing
         // enclave writes a valid TCS before accepting one; these stay TCS|MODIFIED); 7 EMODT(TRIM)
         // not yet accepted; 8 trimmed and accepted; 9 a hole (removed before the crash).
         #expect(enclave.acceptFresh([pages(0, 9)]) == 0)
-        var restrict = RestrictPermissionsParams(offset: 4 * Page.size, length: Page.size, permissions: UInt64(PagePermissions.read.rawValue))
+        var restrict = RestrictPermissionsParams(
+            offset: 4 * Page.size, length: Page.size, permissions: UInt64(PagePermissions.read.rawValue))
         #expect(enclave.enclave.restrictPermissions(&restrict) == 0)
         var tcs = ModifyTypesParams(offset: 5 * Page.size, length: 2 * Page.size, pageType: UInt64(SGXPageType.tcs.rawValue))
         #expect(enclave.enclave.modifyTypes(&tcs) == 0)

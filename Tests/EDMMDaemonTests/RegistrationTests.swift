@@ -47,7 +47,8 @@ import Testing
             let outside = RegisterRequest(
                 base: enclave.base, size: enclave.size, label: "x", managed: WireRange(offset: enclave.size, length: 4096))
             #expect(try client.expectError(.register(outside), descriptors: [enclave.fd]).code == .outOfRange)
-            let unaligned = RegisterRequest(base: enclave.base, size: enclave.size, label: "x", managed: WireRange(offset: 100, length: 4096))
+            let unaligned = RegisterRequest(
+                base: enclave.base, size: enclave.size, label: "x", managed: WireRange(offset: 100, length: 4096))
             #expect(try client.expectError(.register(unaligned), descriptors: [enclave.fd]).code == .notAligned)
             let outsideAdopted = RegisterRequest(
                 base: enclave.base, size: enclave.size, label: "x", adopted: [WireRange(offset: enclave.size - 4096, length: 8192)])
@@ -81,7 +82,8 @@ import Testing
         try await withDaemon { daemon in
             let client = try daemon.connect()
             let enclave = try TestEnclave(machine: try daemon.machine(from: client))
-            let ids = try client.send([enclave.registerRequest(label: "a"), enclave.registerRequest(label: "b")], descriptors: [enclave.fd])
+            let ids = try client.send(
+                [enclave.registerRequest(label: "a"), enclave.registerRequest(label: "b")], descriptors: [enclave.fd])
             let replies = try client.responses(to: ids)
             #expect(replies[0].error == nil)
             #expect(replies[1].error?.code == .badDescriptor)

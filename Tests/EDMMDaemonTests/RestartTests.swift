@@ -3,6 +3,7 @@ import EDMMConfig
 import EDMMCore
 import EDMMDaemon
 import EDMMProtocol
+import EDMMSimHost
 import Glibc
 import Logging
 import SGXSimulator
@@ -191,11 +192,12 @@ import Testing
         _ = try client.done(.free(RangeRequest(enclave: handle, range: pages(0, 2))))
         // What systemd would hold had this daemon died now: the periodic state, not a final one.
         var stored: [String: Int32] = [:]
-        #expect(eventually(timeout: .seconds(10)) {
-            stored.values.forEach { close($0) }
-            stored = site.store.copies()
-            return Self.storedPool(stored) == 2
-        })
+        #expect(
+            eventually(timeout: .seconds(10)) {
+                stored.values.forEach { close($0) }
+                stored = site.store.copies()
+                return Self.storedPool(stored) == 2
+            })
 
         let second = try site.startDaemon(passing: stored, socket: site.otherSocket)
         let again = try site.connect(to: site.otherSocket)

@@ -2,6 +2,7 @@ import CEDMMShims
 import EDMMClient
 import EDMMCore
 import EDMMProtocol
+import EDMMSimHost
 import Glibc
 import SGXSimulator
 import Testing
@@ -135,14 +136,15 @@ import Testing
         defer { host.close() }
         let granted = try await host.allocate(pages: 16)
         // Wait until the stored state has the grant (it is written within 100 ms of a change).
-        #expect(await waitUntil {
-            let copies = scene.manager.storedCopies()
-            defer { copies.forEach { close($0.fd) } }
-            guard let a = copies.first(where: { $0.name == "state.0" }), let b = copies.first(where: { $0.name == "state.1" }) else {
-                return false
-            }
-            return StoredStateReader.trackedPages(a.fd, b.fd) == 16
-        })
+        #expect(
+            await waitUntil {
+                let copies = scene.manager.storedCopies()
+                defer { copies.forEach { close($0.fd) } }
+                guard let a = copies.first(where: { $0.name == "state.0" }), let b = copies.first(where: { $0.name == "state.1" }) else {
+                    return false
+                }
+                return StoredStateReader.trackedPages(a.fd, b.fd) == 16
+            })
         // A daemon that reads nothing any more, then dies: the two requests stay unanswered.
         first.signal(SIGSTOP)
         #expect(await waitUntil { first.state == "T" })
@@ -176,11 +178,12 @@ import Testing
         first.signal(SIGTERM)
         #expect(first.wait() == 0)
         // Only the simulated EPC comes back: this daemon has no record of the enclave.
-        let second = try scene.start(scene.manager.storedCopies().filter { entry in
-            if entry.name == "machine" { return true }
-            close(entry.fd)
-            return false
-        })
+        let second = try scene.start(
+            scene.manager.storedCopies().filter { entry in
+                if entry.name == "machine" { return true }
+                close(entry.fd)
+                return false
+            })
         #expect(await waitUntil { host.reconnections == 1 })
         let stats = try await host.connection.stats(host.handle)
         // A new registration: this daemon never saw the ALLOCATE.

@@ -47,7 +47,9 @@ final class StoppedLockHolder {
         let line = Array("{\"op\":\"stop_holding_lock\",\"enclave\":\"A\",\"type\":\"\(lock.rawValue)\"}\n".utf8)
         _ = line.withUnsafeBytes { write(toChild, $0.baseAddress, $0.count) }
         guard readLine() == #"{"holding":true}"# else { throw TestClient.Failure.unexpected("the helper did not take the lock") }
-        guard eventually(timeout: .seconds(5), { processState(child) == "T" }) else { throw TestClient.Failure.unexpected("the helper did not stop") }
+        guard eventually(timeout: .seconds(5), { processState(child) == "T" }) else {
+            throw TestClient.Failure.unexpected("the helper did not stop")
+        }
     }
 
     /// SIGCONT: the helper releases the lock and answers.

@@ -41,7 +41,8 @@ import Testing
             var seen: [EnclaveHandle] = []
             var startAfter: EnclaveHandle = 0
             repeat {
-                guard case .enclaves(let page) = try client.expect(.enclaves(EnclaveListRequest(startAfter: startAfter, maxCount: 2))) else {
+                guard case .enclaves(let page) = try client.expect(.enclaves(EnclaveListRequest(startAfter: startAfter, maxCount: 2)))
+                else {
                     return
                 }
                 #expect(page.total == 5)
@@ -113,8 +114,11 @@ import Testing
             let (handle, registered) = try client.register(enclave, preheatPages: 2)
             enclave.acceptFresh(registered.preheat)
             let page = registered.preheat[0]
-            #expect(try client.expectError(.trim(RangeRequest(enclave: handle, range: WireRange(offset: 100, length: 4096)))).code == .notAligned)
-            #expect(try client.expectError(.trim(RangeRequest(enclave: handle, range: WireRange(offset: 0, length: 0)))).code == .notAligned)
+            #expect(
+                try client.expectError(.trim(RangeRequest(enclave: handle, range: WireRange(offset: 100, length: 4096)))).code
+                    == .notAligned)
+            #expect(
+                try client.expectError(.trim(RangeRequest(enclave: handle, range: WireRange(offset: 0, length: 0)))).code == .notAligned)
             #expect(
                 try client.expectError(.trim(RangeRequest(enclave: handle, range: WireRange(offset: enclave.size, length: 4096)))).code
                     == .outOfRange)

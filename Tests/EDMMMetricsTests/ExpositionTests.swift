@@ -4,6 +4,7 @@ import EDMMCore
 import EDMMDaemon
 import EDMMMetrics
 import EDMMProtocol
+import EDMMSimHost
 import Glibc
 import Synchronization
 import Testing
@@ -37,7 +38,9 @@ import Testing
             let counters = Dictionary(stats.counters.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
             func counter(_ name: String) -> UInt64 { counters[name] ?? 0 }
             let id = ["enclave": host.blueprint.label, "uid": "\(stats.summary.uid)"]
-            #expect(exposition.value("edmmd_enclave_info", id.merging(["enclave_id": "\(host.handle)", "label": host.blueprint.label]) { a, _ in a }) == 1)
+            #expect(
+                exposition.value(
+                    "edmmd_enclave_info", id.merging(["enclave_id": "\(host.handle)", "label": host.blueprint.label]) { a, _ in a }) == 1)
             #expect(exposition.value("edmmd_enclave_committed_bytes", id) == Self.bytes(stats.summary.committedPages))
             #expect(exposition.value("edmmd_enclave_lazy_pool_bytes", id) == Self.bytes(counter("pages_pooled")))
             #expect(
@@ -49,12 +52,16 @@ import Testing
             #expect(exposition.values("edmmd_enclave_quota_bytes", id).isEmpty, "no quota configured: no quota series")
             let requests = counters.filter { $0.key.hasPrefix("requests_") }
             #expect(exposition.value("edmmd_enclave_requests_total", id) == Double(requests.values.reduce(0, +)))
-            #expect(exposition.value("edmmd_enclave_request_failures_total", id) == Double(requests.filter { $0.key.hasSuffix("_failed") }.values.reduce(0, +)))
+            #expect(
+                exposition.value("edmmd_enclave_request_failures_total", id)
+                    == Double(requests.filter { $0.key.hasSuffix("_failed") }.values.reduce(0, +)))
             let ioctls = ["modify_types", "restrict_permissions", "remove_pages"].reduce(UInt64(0)) { $0 + counter("ioctl_\($1)_calls") }
             #expect(exposition.value("edmmd_enclave_ioctls_total", id) == Double(ioctls))
             #expect(exposition.value("edmmd_enclave_ioctl_errors_total", id) == Double(counter("ioctl_errors")))
             #expect(exposition.value("edmmd_enclave_reclaimed_bytes_total", id) == Self.bytes(counter("reclaimed_pages")))
-            #expect(exposition.samples.filter { $0.name.hasPrefix("edmmd_enclave_") && $0.labels["enclave"] == host.blueprint.label }.count == 10)
+            #expect(
+                exposition.samples.filter { $0.name.hasPrefix("edmmd_enclave_") && $0.labels["enclave"] == host.blueprint.label }.count
+                    == 10)
         }
         let status = try await connection.status()
         #expect(exposition.value("edmmd_epc_committed_bytes").map { UInt64($0) } == status.epcCommittedBytes)
@@ -84,8 +91,11 @@ import Testing
             "every ioctl so far belongs to an enclave still registered")
         #expect(exposition.value("edmmd_epc_lazy_pool_bytes") == exposition.values("edmmd_enclave_lazy_pool_bytes").reduce(0, +))
         #expect(exposition.value("edmmd_epc_trimming_bytes") == exposition.values("edmmd_enclave_trimming_bytes").reduce(0, +))
-        #expect(exposition.value("edmmd_requests_total", ["verb": "allocate", "result": "ok"]).map { UInt64($0) } == tallies["requests_allocate_ok"])
-        #expect(exposition.value("edmmd_connection_events_total", ["event": "accepted"]).map { UInt64($0) } == tallies["connections_accepted"])
+        #expect(
+            exposition.value("edmmd_requests_total", ["verb": "allocate", "result": "ok"]).map { UInt64($0) }
+                == tallies["requests_allocate_ok"])
+        #expect(
+            exposition.value("edmmd_connection_events_total", ["event": "accepted"]).map { UInt64($0) } == tallies["connections_accepted"])
         #expect(exposition.value("edmmd_config_last_reload_successful") == 1)
         #expect(exposition.values("edmmd_fd_store_descriptors").isEmpty, "no FD store: no FD store series")
         connection.close()
@@ -148,7 +158,8 @@ import Testing
         #expect(exposition.value("edmmd_enclave_quota_bytes", ["enclave": "capped"]) == Self.bytes(256))
         #expect(exposition.value("edmmd_quota_limit_bytes", ["quota": "enclave"]) == Self.bytes(256))
         #expect(exposition.values("edmmd_quota_limit_bytes", ["quota": "uid"]).isEmpty, "[quota] uid is unlimited")
-        #expect(exposition.value("edmmd_quota_limit_bytes", ["quota": "machine"]) == Double(16 << 20), "the machine quota defaults to the EPC")
+        #expect(
+            exposition.value("edmmd_quota_limit_bytes", ["quota": "machine"]) == Double(16 << 20), "the machine quota defaults to the EPC")
         #expect(exposition.value("edmmd_uid_quota_bytes", ["uid": "\(getuid())"]) == Self.bytes(512), "the uid's override")
         host.close()
         await fixture.stop()
@@ -165,7 +176,8 @@ import Testing
         #expect(both.value("edmmd_enclave_info", ["enclave": "twin#\(second.handle)", "label": "twin"]) == 1)
         try await first.unregister()
         let after = Exposition(fixture.exporter.renderText())
-        #expect(after.value("edmmd_enclave_committed_bytes", ["enclave": "twin#\(second.handle)"]) == Self.bytes(4), "its series stay its own")
+        #expect(
+            after.value("edmmd_enclave_committed_bytes", ["enclave": "twin#\(second.handle)"]) == Self.bytes(4), "its series stay its own")
         #expect(after.values("edmmd_enclave_committed_bytes", ["enclave": "twin"]).isEmpty)
         first.close()
         second.close()
@@ -180,7 +192,11 @@ import Testing
             let text = fixture.exporter.renderText()
             #expect(!text.contains(secret), "\(policy): the label leaks")
             let name = Exposition(text).samples.first { $0.name == "edmmd_enclave_info" }?.labels["enclave"]
-            if policy == .none { #expect(name == "\(host.handle)") } else { #expect(name?.count == 16 && name?.allSatisfy(\.isHexDigit) == true) }
+            if policy == .none {
+                #expect(name == "\(host.handle)")
+            } else {
+                #expect(name?.count == 16 && name?.allSatisfy(\.isHexDigit) == true)
+            }
             host.close()
             await fixture.stop()
         }
@@ -223,12 +239,12 @@ import Testing
         let started = try #require(Exposition(fixture.exporter.renderText()).value("edmmd_config_last_reload_success_timestamp_seconds"))
         #expect(abs(started - WallClock.seconds) < 60)
         write("[pool]\nthreshold_percent = 500\n")
-        #expect((try? fixture.daemon.reload().get()) == nil)
+        #expect((try? fixture.daemon.reload()) == nil)
         let refused = Exposition(fixture.exporter.renderText())
         #expect(refused.value("edmmd_config_last_reload_successful") == 0)
         #expect(refused.value("edmmd_config_last_reload_success_timestamp_seconds") == started)
         write("[pool]\nthreshold_percent = 40\n")
-        #expect((try? fixture.daemon.reload().get()) != nil)
+        #expect((try? fixture.daemon.reload()) != nil)
         let applied = Exposition(fixture.exporter.renderText())
         #expect(applied.value("edmmd_config_last_reload_successful") == 1)
         #expect((applied.value("edmmd_config_last_reload_success_timestamp_seconds") ?? 0) > started)
@@ -238,7 +254,10 @@ import Testing
     /// An FD store that only remembers names, to count what edmmd keeps there.
     final class NamesStore: DescriptorStore {
         let names = Mutex<Set<String>>([])
-        func store(_ fd: Int32, name: String) -> Bool { names.withLock { _ = $0.insert(name) }; return true }
+        func store(_ fd: Int32, name: String) -> Bool {
+            names.withLock { _ = $0.insert(name) }
+            return true
+        }
         func remove(name: String) { names.withLock { _ = $0.remove(name) } }
     }
 
@@ -328,7 +347,9 @@ import Testing
         }
         #expect(Set(exposition.types.keys) == Set(MetricCatalog.all.map(\.name)), "no family outside the catalog")
         for sample in exposition.samples {
-            let family = MetricCatalog.all.first { sample.name == $0.name || ($0.kind == .histogram && sample.name.hasPrefix($0.name + "_")) }
+            let family = MetricCatalog.all.first {
+                sample.name == $0.name || ($0.kind == .histogram && sample.name.hasPrefix($0.name + "_"))
+            }
             let spec = try #require(family, "\(sample.name)")
             #expect(Set(sample.labels.keys).subtracting(["le"]).isSubset(of: Set(spec.labels)), "\(sample.name) \(sample.labels)")
         }

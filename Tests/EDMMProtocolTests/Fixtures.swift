@@ -45,13 +45,21 @@ let exampleSummary = EnclaveSummary(
 let everyResponse: [ResponseOperation] = [
     ResponseOperation(
         id: 1, verb: .hello,
-        outcome: .success(.hello(HelloReply(version: 1, mode: .simulated, daemonVersion: "0.1.0", daemonPID: 77, limits: .default, carriesMachineDescriptor: true)))),
+        outcome: .success(
+            .hello(
+                HelloReply(
+                    version: 1, mode: .simulated, daemonVersion: "0.1.0", daemonPID: 77, limits: .default, carriesMachineDescriptor: true)))
+    ),
     ResponseOperation(
         id: 2, verb: .register,
-        outcome: .success(.register(RegisterReply(enclave: 5, device: .kernel, quotaPages: 4096, preheat: [WireRange(offset: 0, length: 0x10000)])))),
+        outcome: .success(
+            .register(RegisterReply(enclave: 5, device: .kernel, quotaPages: 4096, preheat: [WireRange(offset: 0, length: 0x10000)])))),
     ResponseOperation(
         id: 3, verb: .attach,
-        outcome: .success(.attach(AttachReply(base: 1 << 32, size: 1 << 20, label: "a", device: .simulated, managed: WireRange(offset: 0, length: 1 << 20))))),
+        outcome: .success(
+            .attach(
+                AttachReply(
+                    base: 1 << 32, size: 1 << 20, label: "a", device: .simulated, managed: WireRange(offset: 0, length: 1 << 20))))),
     ResponseOperation(
         id: 4, verb: .allocate,
         outcome: .success(
@@ -74,7 +82,11 @@ let everyResponse: [ResponseOperation] = [
         outcome: .success(.enclaves(EnclaveListReply(enclaves: [exampleSummary, exampleSummary], nextStartAfter: 3, total: 9)))),
     ResponseOperation(
         id: 8, verb: .stats,
-        outcome: .success(.stats(EnclaveStatsReply(summary: exampleSummary, managed: WireRange(offset: 0, length: 4096), counters: [WireCounter("requests_trim_ok", 4)])))),
+        outcome: .success(
+            .stats(
+                EnclaveStatsReply(
+                    summary: exampleSummary, managed: WireRange(offset: 0, length: 4096),
+                    counters: [WireCounter("requests_trim_ok", 4)])))),
     ResponseOperation(id: 9, verb: .reclaim, outcome: .success(.reclaim(ReclaimReply(scheduledPages: 12, enclaves: 2)))),
     ResponseOperation(id: 10, verb: .reload, outcome: .success(.reload(ReloadReply(summary: "quota.enclave_pages=100")))),
     ResponseOperation(id: 11, verb: .metrics, outcome: .success(.metrics(MetricsReply(totalBytes: 10, offset: 0, text: "# TYPE x\n")))),
@@ -101,7 +113,8 @@ let everyResponse: [ResponseOperation] = [
         id: 20, verb: .allocate,
         outcome: .failure(
             WireError(.quotaExceeded, "container quota", detail: .quota(scope: .container, askedPages: 1, usedPages: 0, limitPages: 0)))),
-    ResponseOperation(id: 0, verbCode: 0, outcome: .failure(WireError(.messageTooLarge, "big", detail: .limit(limit: 65536, actual: 70000)))),
+    ResponseOperation(
+        id: 0, verbCode: 0, outcome: .failure(WireError(.messageTooLarge, "big", detail: .limit(limit: 65536, actual: 70000)))),
     // Swift only, as above.
     ResponseOperation(id: 17, verb: .setScope, outcome: .success(.setScope(SetScopeReply(enclaves: 2, usedPages: 300)))),
     ResponseOperation(id: 18, verb: .dropScope, outcome: .success(.dropScope(DropScopeReply(scopes: 3, enclaves: 1)))),

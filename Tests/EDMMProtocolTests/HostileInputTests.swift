@@ -112,7 +112,9 @@ import Testing
     }
 
     @Test func permissionBitsBeyondRWXAreAMalformedOperation() throws {
-        var op = MessageCodec.encode(RequestOperation(id: 1, .restrict(PermissionsRequest(enclave: 1, range: WireRange(offset: 0, length: 4096), permissions: .read))))
+        var op = MessageCodec.encode(
+            RequestOperation(
+                id: 1, .restrict(PermissionsRequest(enclave: 1, range: WireRange(offset: 0, length: 4096), permissions: .read))))
         op[op.count - 1] = 0x8
         #expect(try operationError(MessageCodec.frame(.request, operations: [op])) == .malformedOperation)
     }
@@ -137,7 +139,9 @@ import Testing
     }
 
     @Test func noReplyIsRefusedOnVerbsThatMustAnswer() throws {
-        let bytes = MessageCodec.encodeRequests([RequestOperation(id: 1, flags: .noReply, .trim(RangeRequest(enclave: 1, range: WireRange(offset: 0, length: 4096))))])
+        let bytes = MessageCodec.encodeRequests([
+            RequestOperation(id: 1, flags: .noReply, .trim(RangeRequest(enclave: 1, range: WireRange(offset: 0, length: 4096))))
+        ])
         #expect(try operationError(bytes) == .invalidFlags)
     }
 

@@ -117,11 +117,18 @@ import Testing
         try server(
             "push", "reclaim",
             MessageCodec.encodePushes([
-                PushOperation(sequence: 1, .reclaim(ReclaimNotice(enclave: 4, reason: .epcPressure, ranges: [WireRange(offset: 0x1000, length: 0x3000), WireRange(offset: 0x10000, length: 0x1000)])))
+                PushOperation(
+                    sequence: 1,
+                    .reclaim(
+                        ReclaimNotice(
+                            enclave: 4, reason: .epcPressure,
+                            ranges: [WireRange(offset: 0x1000, length: 0x3000), WireRange(offset: 0x10000, length: 0x1000)])))
             ]))
         try server(
             "push", "shutdown",
-            MessageCodec.encodePushes([PushOperation(sequence: 2, .shutdown(ShutdownNotice(restarting: true, message: "systemctl restart")))]))
+            MessageCodec.encodePushes([
+                PushOperation(sequence: 2, .shutdown(ShutdownNotice(restarting: true, message: "systemctl restart")))
+            ]))
         for (name, bytes) in rejects() {
             #expect(throws: WireError.self, "\(name)") { try MessageCodec.decodeServerMessage(bytes, limits: .default) }
             out += "reject \(name) \(hex(bytes))\n"
@@ -136,7 +143,9 @@ import Testing
         let allocate = MessageCodec.encodeResponses([everyResponse[3]])
         let reload = MessageCodec.encodeResponses([everyResponse[9]])
         let kernel = MessageCodec.encodeResponses([everyResponse[12]])
-        let reclaim = MessageCodec.encodePushes([PushOperation(sequence: 1, .reclaim(ReclaimNotice(enclave: 4, reason: .admin, ranges: [])))])
+        let reclaim = MessageCodec.encodePushes([
+            PushOperation(sequence: 1, .reclaim(ReclaimNotice(enclave: 4, reason: .admin, ranges: [])))
+        ])
         let header = WireSize.messageHeader
         let body = header + WireSize.operationHeader
 
@@ -216,16 +225,23 @@ import Testing
         switch body {
         case .hello(let h):
             let l = h.limits
-            let limits = [l.maxMessageBytes, l.maxOperationsPerMessage, l.maxInFlightRequests, l.maxEnclavesPerConnection,
-                          l.maxDescriptorsPerMessage, l.maxRangesPerList, l.maxLabelBytes, l.maxStringBytes]
+            let limits = [
+                l.maxMessageBytes, l.maxOperationsPerMessage, l.maxInFlightRequests, l.maxEnclavesPerConnection,
+                l.maxDescriptorsPerMessage, l.maxRangesPerList, l.maxLabelBytes, l.maxStringBytes,
+            ]
             return "hello version=\(h.version) mode=\(h.mode.rawValue) daemon=\(quote(h.daemonVersion)) pid=\(h.daemonPID) "
                 + "limits=\(limits.map(String.init).joined(separator: ",")) machine=\(bit(h.carriesMachineDescriptor))"
         case .register(let r):
             return "register enclave=\(r.enclave) device=\(r.device.rawValue) quota=\(r.quotaPages) preheat=\(ranges(r.preheat))"
         case .attach(let a):
-            return "attach base=\(hex(a.base)) size=\(hex(a.size)) label=\(quote(a.label)) device=\(a.device.rawValue) managed=\(range(a.managed))"
+            return
+                """
+                attach base=\(hex(a.base)) size=\(hex(a.size)) label=\(quote(a.label)) device=\(a.device.rawValue) \
+                managed=\(range(a.managed))
+                """
         case .allocate(let a):
-            return "allocate granted=\(range(a.granted)) perms=\(a.permissions.rawValue) reused=\(ranges(a.reused)) fresh=\(ranges(a.fresh))"
+            return
+                "allocate granted=\(range(a.granted)) perms=\(a.permissions.rawValue) reused=\(ranges(a.reused)) fresh=\(ranges(a.fresh))"
         case .done(let d):
             return "done pages=\(d.pages) ioctls=\(d.ioctls) batched=\(d.batchedRequests)"
         case .status(let s):
@@ -252,7 +268,11 @@ import Testing
     static func render(_ op: PushOperation) -> String {
         switch op.push {
         case .reclaim(let n):
-            return "seq=\(op.sequence) push=\(op.push.verb.rawValue) reclaim enclave=\(n.enclave) reason=\(n.reason.rawValue) ranges=\(ranges(n.ranges))"
+            return
+                """
+                seq=\(op.sequence) push=\(op.push.verb.rawValue) reclaim enclave=\(n.enclave) reason=\(n.reason.rawValue) \
+                ranges=\(ranges(n.ranges))
+                """
         case .shutdown(let n):
             return "seq=\(op.sequence) push=\(op.push.verb.rawValue) shutdown restarting=\(bit(n.restarting)) message=\(quote(n.message))"
         }

@@ -1,6 +1,7 @@
 import EDMMClient
 import EDMMCore
 import EDMMProtocol
+import EDMMSimHost
 import Glibc
 import SGXDevice
 import Testing
@@ -67,7 +68,8 @@ extension EndToEnd {
             for page in pages.first..<pages.end {
                 #expect(host.cpu.eaccept(host.enclave.base + page * 4096, flags: [.pageType(.trim), .modified]) == .success)
             }
-            let removals = try await eachConnection(connections, pages) { c, page in try await c.trimAccepted(host.handle, WireRange(page)) }
+            let removals = try await eachConnection(connections, pages) { c, page in try await c.trimAccepted(host.handle, WireRange(page))
+            }
 
             let spent = host.enclave.counters.since(before)
             if batching {

@@ -46,5 +46,18 @@ extension EndToEnd {
             let message = try #require(readFile(log))
             #expect(message.contains(path))
         }
+
+        /// `make install` generates the completions: the friendlier "unknown command" check must
+        /// not take the option's value (`bash`) for a command.
+        @Test func completionScriptsAreGeneratedForEveryShell() throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            for shell in ["bash", "zsh", "fish"] {
+                let (status, output) = try runToCompletion(
+                    try Products.path("edmmctl"), ["--generate-completion-script", shell], stderrPath: directory.path + "/err")
+                #expect(status == 0, "\(shell): \(readFile(directory.path + "/err") ?? "")")
+                #expect(output.contains("edmmctl"))
+            }
+        }
     }
 }

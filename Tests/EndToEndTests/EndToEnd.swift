@@ -1,4 +1,5 @@
 import EDMMClient
+import EDMMSimHost
 import FoundationEssentials
 import Testing
 

@@ -1,6 +1,7 @@
 import EDMMClient
 import EDMMCore
 import EDMMProtocol
+import EDMMSimHost
 import Testing
 
 extension EndToEnd {

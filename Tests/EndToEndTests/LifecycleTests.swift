@@ -1,5 +1,6 @@
 import EDMMClient
 import EDMMProtocol
+import EDMMSimHost
 import Glibc
 import SGXSimulator
 import Testing
@@ -20,7 +21,10 @@ extension EndToEnd {
 
             let victim = try Spawned(
                 try Products.path("edmm-sim"),
-                ["run-host", "--socket", daemon.socketPath, "--workload", "server", "--seed", "7", "--label", "victim", "--working-set", "256"],
+                [
+                    "run-host", "--socket", daemon.socketPath, "--workload", "server", "--seed", "7", "--label", "victim", "--working-set",
+                    "256",
+                ],
                 stderrPath: daemon.directory.path + "/victim.log")
             #expect(victim.readLine()?.contains("ready") == true)
             // Let it commit memory: a few progress reports with requests in them.

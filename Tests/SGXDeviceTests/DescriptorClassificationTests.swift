@@ -1,9 +1,10 @@
 import CEDMMShims
 import SGXKernel
+import SGXKernelTesting
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Which descriptors are kernel SGX enclaves. Real descriptors for the negative cases; the
@@ -89,7 +90,10 @@ import Glibc
     @Test func descriptorReceivedOverASocketIsClassifiedLikeTheOriginal() throws {
         // The daemon's path: the host sends its enclave fd, the daemon classifies what arrives.
         let (a, b) = try makeSeqpacketPair()
-        defer { close(a); close(b) }
+        defer {
+            close(a)
+            close(b)
+        }
         var sent = try openPath("/dev/null")
         defer { close(sent) }
         var received: Int32 = -1

@@ -2,7 +2,7 @@ import CEDMMShims
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// SCM_RIGHTS through the C shim over a real SOCK_SEQPACKET socketpair.

@@ -3,7 +3,7 @@ import SGXKernel
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A kernel enclave is its open file: descriptors that share one (dup(2), SCM_RIGHTS) are one

@@ -1,10 +1,11 @@
 import EDMMCore
 import SGXDevice
 import SGXKernel
+import SGXKernelTesting
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The retry loop, driven through `KernelEnclaveDevice` on a fake kernel.
@@ -258,8 +259,7 @@ import Glibc
     }
 
     @Test func initialBackoffAboveMaximumIsRejected() {
-        #expect(throws: RetryPolicy.InvalidValue.backoffRangeInverted(initial: .milliseconds(2), max: .milliseconds(1)))
-        {
+        #expect(throws: RetryPolicy.InvalidValue.backoffRangeInverted(initial: .milliseconds(2), max: .milliseconds(1))) {
             try RetryPolicy(
                 initialBackoff: .milliseconds(2), maxBackoff: .milliseconds(1), maxRetriesWithoutProgress: 1,
                 maxTotalWait: .seconds(1))

@@ -1,9 +1,10 @@
 import SGXDevice
 import SGXKernel
+import SGXKernelTesting
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite struct SGX2ProbeTests {

@@ -1,11 +1,12 @@
 import CEDMMShims
 import SGXDevice
 import SGXKernel
+import SGXKernelTesting
 import Synchronization
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The SGX device node as the fake file system presents it (misc major 10, a dynamic minor).

@@ -2,7 +2,7 @@ import CEDMMShims
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The SOCK_SEQPACKET helpers of the C shim on real sockets.

@@ -2,8 +2,9 @@ import CEDMMShims
 import EDMMCore
 import Glibc
 import SGXDevice
-@testable import SGXSimulator
 import Testing
+
+@testable import SGXSimulator
 
 /// A walk over an enclave's present pages reads the page table where it has entries, never the
 /// address range: the work REGISTER's `adopted` pages and an FD-store restore may cost.
@@ -22,7 +23,9 @@ import Testing
         return (enclave, [0, last / 2, last])
     }
 
-    private func presentPages(_ enclave: SimulatedEnclave, _ ranges: [PageRange], maxEntries: UInt64 = .max) -> ([UInt64], SimulatedEnclave.PageTableWalk) {
+    private func presentPages(_ enclave: SimulatedEnclave, _ ranges: [PageRange], maxEntries: UInt64 = .max) -> (
+        [UInt64], SimulatedEnclave.PageTableWalk
+    ) {
         var found: [UInt64] = []
         let walk = enclave.forEachPresentPage(in: ranges, maxEntries: maxEntries) { page, info in
             #expect(info.state == .reg)

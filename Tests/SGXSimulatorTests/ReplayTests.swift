@@ -42,8 +42,10 @@ import Testing
                 #"{"op":"ioctl","enclave":"A","cmd":"remove_pages","offset":4096,"length":4096,"count":0}"#,
                 #"{"op":"eaccept","enclave":"A","page":1,"flags":1040}"#,
                 #"{"op":"ioctl","enclave":"A","cmd":"remove_pages","offset":4096,"length":4096,"count":0}"#,
-                #"{"op":"ioctl","enclave":"A","cmd":"restrict_permissions","offset":8192,"length":4096,"permissions":1,"count":7,"result":3}"#,
-                #"{"op":"ioctl","enclave":"A","cmd":"restrict_permissions","offset":8192,"length":8192,"permissions":1,"count":0,"result":0}"#,
+                #"{"op":"ioctl","enclave":"A","cmd":"restrict_permissions","offset":8192,"length":4096,"permissions":1,"#
+                    + #""count":7,"result":3}"#,
+                #"{"op":"ioctl","enclave":"A","cmd":"restrict_permissions","offset":8192,"length":8192,"permissions":1,"#
+                    + #""count":0,"result":0}"#,
                 #"{"op":"state","enclave":"A","page":2}"#,
             ])
         #expect(

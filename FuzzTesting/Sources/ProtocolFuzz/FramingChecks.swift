@@ -12,7 +12,8 @@ func checkFramingError(_ error: WireError, message: [UInt8], limits: ProtocolLim
             "message-too-large with detail \(error.detail)")
     case .tooManyOperations:
         guard case .limit(let limit, let actual) = error.detail else { violation("too-many-operations with detail \(error.detail)") }
-        require(limit == UInt64(limits.maxOperationsPerMessage) && actual > limit, "too-many-operations with limit \(limit), actual \(actual)")
+        require(
+            limit == UInt64(limits.maxOperationsPerMessage) && actual > limit, "too-many-operations with limit \(limit), actual \(actual)")
     default:
         violation("a message was rejected with \(error.code): \(error.message)")
     }

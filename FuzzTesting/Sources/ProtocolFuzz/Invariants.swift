@@ -93,7 +93,10 @@ func checkInvariants(_ body: ResponseBody, limits: ProtocolLimits) {
         checkString(reload.summary, max: limits.maxStringBytes, "reload.summary")
     case .metrics(let metrics):
         checkString(metrics.text, max: limits.maxStringBytes, "metrics.text")
-    case .done, .reclaim:
+    case .scopes(let scopes):
+        checkCount(scopes.scopes, max: 4_096, "scopes.list")
+        for scope in scopes.scopes { checkCount(scope.enclaves, max: limits.maxRangesPerList, "scope.enclaves") }
+    case .done, .reclaim, .setScope, .dropScope:
         break
     }
 }

@@ -24,7 +24,9 @@ let requestSeeds: [Seed] = [
     Seed("unregister", requests: [request(4, .unregister(7))]),
     Seed(
         "allocate",
-        requests: [request(5, .allocate(AllocateRequest(enclave: 7, offset: 32 * page, length: 8 * page, permissions: .rx, allowGrowth: true)))]),
+        requests: [
+            request(5, .allocate(AllocateRequest(enclave: 7, offset: 32 * page, length: 8 * page, permissions: .rx, allowGrowth: true)))
+        ]),
     Seed("free", requests: [request(6, .free(RangeRequest(enclave: 7, range: pages(32, 2))))]),
     Seed("trim", requests: [request(7, .trim(RangeRequest(enclave: 7, range: pages(34, 1))))]),
     Seed("trim-accepted", requests: [request(8, .trimAccepted(RangeRequest(enclave: 7, range: pages(34, 1))))]),

@@ -22,22 +22,29 @@ let responseSeeds: [Seed] = [
             reply(
                 1, .hello,
                 .hello(
-                    HelloReply(version: 1, mode: .simulated, daemonVersion: "0.1.0", daemonPID: 77, limits: .default, carriesMachineDescriptor: true))
+                    HelloReply(
+                        version: 1, mode: .simulated, daemonVersion: "0.1.0", daemonPID: 77, limits: .default,
+                        carriesMachineDescriptor: true))
             )
         ]
     ),
     Seed(
         "register",
-        responses: [reply(2, .register, .register(RegisterReply(enclave: 5, device: .kernel, quotaPages: 4096, preheat: [pages(16, 16)])))]),
+        responses: [
+            reply(2, .register, .register(RegisterReply(enclave: 5, device: .kernel, quotaPages: 4096, preheat: [pages(16, 16)])))
+        ]),
     Seed(
         "attach",
         responses: [
-            reply(3, .attach, .attach(AttachReply(base: 1 << 32, size: 1 << 30, label: "redis-0", device: .simulated, managed: pages(0, 1 << 18))))
+            reply(
+                3, .attach,
+                .attach(AttachReply(base: 1 << 32, size: 1 << 30, label: "redis-0", device: .simulated, managed: pages(0, 1 << 18))))
         ]),
     Seed(
         "allocate",
         responses: [
-            reply(4, .allocate, .allocate(AllocateReply(granted: pages(0, 3), permissions: .rw, reused: [pages(0, 1)], fresh: [pages(1, 2)])))
+            reply(
+                4, .allocate, .allocate(AllocateReply(granted: pages(0, 3), permissions: .rw, reused: [pages(0, 1)], fresh: [pages(1, 2)])))
         ]
     ),
     Seed("done", responses: [reply(5, .trim, .done(DoneReply(pages: 3, ioctls: 1, batchedRequests: 8)))]),
@@ -54,24 +61,30 @@ let responseSeeds: [Seed] = [
                         ioctlsTotal: 4, counters: [WireCounter("reclaimed_pages", 1), WireCounter("ioctl_errors", 0)])))
         ]
     ),
-    Seed("enclaves", responses: [reply(7, .enclaves, .enclaves(EnclaveListReply(enclaves: [summary, summary], nextStartAfter: 3, total: 9)))]),
+    Seed(
+        "enclaves",
+        responses: [reply(7, .enclaves, .enclaves(EnclaveListReply(enclaves: [summary, summary], nextStartAfter: 3, total: 9)))]),
     Seed(
         "stats",
         responses: [
-            reply(8, .stats, .stats(EnclaveStatsReply(summary: summary, managed: pages(0, 1 << 18), counters: [WireCounter("requests_trim_ok", 4)])))
+            reply(
+                8, .stats,
+                .stats(EnclaveStatsReply(summary: summary, managed: pages(0, 1 << 18), counters: [WireCounter("requests_trim_ok", 4)])))
         ]
     ),
     Seed("reclaim", responses: [reply(9, .reclaim, .reclaim(ReclaimReply(scheduledPages: 12, enclaves: 2)))]),
     Seed("reload", responses: [reply(10, .reload, .reload(ReloadReply(summary: "quota.enclave_pages=100")))]),
     Seed(
-        "metrics", responses: [reply(11, .metrics, .metrics(MetricsReply(totalBytes: 40, offset: 0, text: "# TYPE edmmd_committed_pages gauge\n")))]),
+        "metrics",
+        responses: [reply(11, .metrics, .metrics(MetricsReply(totalBytes: 40, offset: 0, text: "# TYPE edmmd_committed_pages gauge\n")))]),
 
     Seed("error-no-detail", responses: [failure(12, .attach, WireError(.notOwner, "enclave 7 belongs to uid 1001"))]),
     Seed(
         "error-quota",
         responses: [
             failure(
-                13, .allocate, WireError(.quotaExceeded, "uid quota", detail: .quota(scope: .uid, askedPages: 10, usedPages: 95, limitPages: 100)))
+                13, .allocate,
+                WireError(.quotaExceeded, "uid quota", detail: .quota(scope: .uid, askedPages: 10, usedPages: 95, limitPages: 100)))
         ]
     ),
     Seed(
@@ -85,17 +98,22 @@ let responseSeeds: [Seed] = [
     Seed(
         "error-kernel-without-result",
         responses: [
-            failure(15, .trimAccepted, WireError(.kernelError, "EPERM", detail: .kernel(ioctl: .removePages, errno: 1, countBytes: 0, result: nil)))
+            failure(
+                15, .trimAccepted,
+                WireError(.kernelError, "EPERM", detail: .kernel(ioctl: .removePages, errno: 1, countBytes: 0, result: nil)))
         ]
     ),
     Seed(
         "error-page-state",
-        responses: [failure(16, .trimAccepted, WireError(.invalidPageState, "not trimmed", detail: .page(offset: 0x2000, state: "committed")))]),
+        responses: [
+            failure(16, .trimAccepted, WireError(.invalidPageState, "not trimmed", detail: .page(offset: 0x2000, state: "committed")))
+        ]),
     Seed(
         "error-whole-message",
         responses: [
             ResponseOperation(
-                id: 0, verbCode: 0, outcome: .failure(WireError(.messageTooLarge, "too big", detail: .limit(limit: 65_536, actual: 70_000))))
+                id: 0, verbCode: 0, outcome: .failure(WireError(.messageTooLarge, "too big", detail: .limit(limit: 65_536, actual: 70_000)))
+            )
         ]
     ),
     Seed(
@@ -112,6 +130,10 @@ let responseSeeds: [Seed] = [
 let pushSeeds: [Seed] = [
     Seed(
         "reclaim-notice",
-        pushes: [PushOperation(sequence: 1, .reclaim(ReclaimNotice(enclave: 4, reason: .epcPressure, ranges: [pages(1, 3), pages(9, 1)])))]),
-    Seed("shutdown-notice", pushes: [PushOperation(sequence: 2, .shutdown(ShutdownNotice(restarting: true, message: "systemctl restart edmmd")))]),
+        pushes: [
+            PushOperation(sequence: 1, .reclaim(ReclaimNotice(enclave: 4, reason: .epcPressure, ranges: [pages(1, 3), pages(9, 1)])))
+        ]),
+    Seed(
+        "shutdown-notice",
+        pushes: [PushOperation(sequence: 2, .shutdown(ShutdownNotice(restarting: true, message: "systemctl restart edmmd")))]),
 ]

@@ -1,3 +1,4 @@
+import EDMMSystem
 import Glibc
 import SGXDevice
 
@@ -35,9 +36,10 @@ extension Checks {
     }
 
     /// An ioctl's rc/errno (0 = success), `count` and optionally `result`.
-    func expectIoctl(_ label: String, errno: Int32, expected: Int32, count: UInt64, _ expectedCount: UInt64,
-        result: UInt64? = nil, _ expectedResult: UInt64? = nil)
-    {
+    func expectIoctl(
+        _ label: String, errno: Int32, expected: Int32, count: UInt64, _ expectedCount: UInt64,
+        result: UInt64? = nil, _ expectedResult: UInt64? = nil
+    ) {
         expect("\(label): rc", errno == 0 ? 0 : -1, expected == 0 ? 0 : -1)
         expect("\(label): errno", errnoName(errno), errnoName(expected))
         expect("\(label): count", count, expectedCount)

@@ -3,7 +3,8 @@
 /// and K1...K6 (what the unmodified selftests need from it through c/kselftest), run the same
 /// way by `edmm-sim conformance` and by the Swift tests.
 public enum ConformanceSuite {
-    public static let cases: [ConformanceCase] = SelftestCases.all + DerivedCases.all + FaultInjectionCases.all + FidelityCases.all
+    public static let cases: [ConformanceCase] =
+        SelftestCases.all + DerivedCases.all + FaultInjectionCases.all + FidelityCases.all
         + HarnessCases.all
 
     public static func named(_ name: String) -> ConformanceCase? { cases.first { $0.name == name } }

@@ -1,4 +1,5 @@
 import EDMMCore
+import EDMMSystem
 import Glibc
 import SGXDevice
 import Synchronization

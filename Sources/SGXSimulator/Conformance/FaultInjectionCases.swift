@@ -45,7 +45,9 @@ enum FaultInjectionCases {
             c.expectIoctl("MODIFY_TYPES(TCS)", errno: rc, expected: EAGAIN, count: m.count, 0, result: m.result, 0)
             let info = t.enclave.pageInfo(offset: hole)
             // out_entry_changed: vm_max_prot_bits back to the EAUG'ed page's RWX; the page stays REG.
-            c.expect("page after the EAGAIN", "\(info.state) \(info.kernelType.map { "\($0)" } ?? "-") cap \(info.vmMaxProtection)", "reg REG cap rwx")
+            c.expect(
+                "page after the EAGAIN", "\(info.state) \(info.kernelType.map { "\($0)" } ?? "-") cap \(info.vmMaxProtection)",
+                "reg REG cap rwx")
             // MODIFY_TYPES(TRIM) does not unmark the page; the accepted trim then meets the reclaimer.
             var trimIt = ModifyTypesParams(offset: hole, length: 4096, pageType: trim)
             try c.require("MODIFY_TYPES(TRIM) errno", errnoName(t.enclave.modifyTypes(&trimIt)), "0")
@@ -103,7 +105,8 @@ enum FaultInjectionCases {
             let hole = try DerivedCases.acceptedHole(c, t) - t.base
             var m = ModifyTypesParams(offset: hole, length: 4096, pageType: tcsType)
             let mrc = t.enclave.modifyTypes(&m)
-            c.expectIoctl("MODIFY_TYPES(TCS)", errno: mrc, expected: EFAULT, count: m.count, 0, result: m.result, SGXErrorCode.epcPageConflict)
+            c.expectIoctl(
+                "MODIFY_TYPES(TCS)", errno: mrc, expected: EFAULT, count: m.count, 0, result: m.result, SGXErrorCode.epcPageConflict)
             let info = t.enclave.pageInfo(offset: hole)
             c.expect("page after the conflict", "\(info.state) cap \(info.vmMaxProtection)", "reg cap rwx")
             t.machine.setFaults(.off)

@@ -23,7 +23,9 @@ enum FidelityCases {
             c.expect("destination contents", t.cpu.read(dest).map(hex), .success(hex(SelftestEnclave.magic)))
             c.expect("execute the destination", t.cpu.execute(dest).failure, nil)
             c.expect("write the destination", t.cpu.write(dest, 1).failure, .pageFault(errorCode: 0x8007, address: dest))
-            c.expect("EACCEPTCOPY onto it again", t.cpu.eacceptcopy(dest, source: t.dataStart, flags: regRX), .returned(SGXErrorCode.pageAttributesMismatch))
+            c.expect(
+                "EACCEPTCOPY onto it again", t.cpu.eacceptcopy(dest, source: t.dataStart, flags: regRX),
+                .returned(SGXErrorCode.pageAttributesMismatch))
         },
         ConformanceCase(
             name: "C2_eacceptcopy_unreadable_source", summary: "a source with EPCM R=0 is #PF on the source, SGX bit set"
@@ -64,7 +66,9 @@ enum FidelityCases {
             c.expect(
                 "EACCEPTCOPY between two holes", t.cpu.eacceptcopy(dest, source: source, flags: regRX),
                 .exception(.pageFault(errorCode: 0x8005, address: source)))
-            c.expect("destination and source", [0, 1].map { t.enclave.pageInfo(offset: t.totalSize + $0 * 4096).state }, [.regPending, .regPending])
+            c.expect(
+                "destination and source", [0, 1].map { t.enclave.pageInfo(offset: t.totalSize + $0 * 4096).state },
+                [.regPending, .regPending])
             // A bad SECINFO (W without R) is #GP, but only after the destination resolved.
             c.expect(
                 "EACCEPTCOPY(REG|W) to the third hole", t.cpu.eacceptcopy(third, source: t.dataStart, flags: [.pageType(.reg), .w]),
@@ -77,7 +81,8 @@ enum FidelityCases {
                 .exception(.generalProtection))
         },
         ConformanceCase(
-            name: "C5_eacceptcopy_ignores_pending_modified_pr", summary: "PENDING, MODIFIED and PR in EACCEPTCOPY's SECINFO are not reserved"
+            name: "C5_eacceptcopy_ignores_pending_modified_pr",
+            summary: "PENDING, MODIFIED and PR in EACCEPTCOPY's SECINFO are not reserved"
         ) { c in
             let t = try SelftestEnclave()
             let dest = t.base + t.totalSize
@@ -95,7 +100,8 @@ enum FidelityCases {
             } catch {
                 refused = "\(error)"
             }
-            c.expect("ECREATE of 4096 bytes", refused, "invalid configuration: ECREATE: ELRANGE size 4096 is under two pages: ECREATE #GP (EIO)")
+            c.expect(
+                "ECREATE of 4096 bytes", refused, "invalid configuration: ECREATE: ELRANGE size 4096 is under two pages: ECREATE #GP (EIO)")
             c.expect("EPC used", machine.stats.usedPages, 0)
             let two = try SimulatedEnclave.create(machine: machine, base: 1 << 30, size: 8192)
             c.expect("ECREATE of 8192 bytes: SECS and VA page", two.epcUsage, EPCUsage(enclavePages: 0, secsPages: 1, vaPages: 1))
@@ -116,12 +122,14 @@ enum FidelityCases {
             try c.require("mprotect(RWX)", errnoName(t.enclave.mprotect(address: hole, length: 4096, protection: .rwx)), "0")
             c.expect("fetch with VMA RWX", t.cpu.execute(hole).failure, nil)
             let none = hole + 4096
-            try c.require("mmap(PROT_NONE) of the next hole", errnoName(t.enclave.mmap(address: none, length: 4096, protection: .none)), "0")
+            try c.require(
+                "mmap(PROT_NONE) of the next hole", errnoName(t.enclave.mmap(address: none, length: 4096, protection: .none)), "0")
             c.expect("fetch from PROT_NONE", t.cpu.execute(none).failure, .pageFault(errorCode: 0x14, address: none))
             c.expect("PROT_NONE hole not EAUG'ed", t.enclave.pageInfo(offset: t.totalSize + 4096).state, .hole)
         },
         ConformanceCase(
-            name: "E1_va_pages_outlive_removal", summary: "a VA page per 512 pages grown, kept by REMOVE_PAGES (sgx_encl_shrink(encl, NULL))"
+            name: "E1_va_pages_outlive_removal",
+            summary: "a VA page per 512 pages grown, kept by REMOVE_PAGES (sgx_encl_shrink(encl, NULL))"
         ) { c in
             let machine = try SimulatedMachine.create(.init(epcPages: 2048, enclaveCapacity: 4))
             let enclave = try SimulatedEnclave.create(machine: machine, base: 1 << 30, size: 1024 * 4096)

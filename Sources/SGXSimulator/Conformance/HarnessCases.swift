@@ -68,7 +68,9 @@ enum HarnessCases {
             func refused(_ fields: (offset: Int, value: UInt64, size: Int)...) -> Bool {
                 var bytes = [UInt8](repeating: 0, count: SigStruct.byteCount)
                 for f in fields {
-                    withUnsafeBytes(of: f.value.littleEndian) { bytes.replaceSubrange(f.offset..<f.offset + f.size, with: $0.prefix(f.size)) }
+                    withUnsafeBytes(of: f.value.littleEndian) {
+                        bytes.replaceSubrange(f.offset..<f.offset + f.size, with: $0.prefix(f.size))
+                    }
                 }
                 return bytes.withUnsafeBytes { SigStruct(bytes: $0) }.initRefusal != nil
             }
@@ -135,8 +137,12 @@ enum HarnessCases {
             c.expect("EENTER of a misaligned TCS", t.cpu.enterTCS(t.tcs1 + 8, leaf: ENCLULeaf.eenter).failure, .generalProtection)
             c.expect("leaf EEXIT", t.cpu.enterTCS(t.tcs1, leaf: ENCLULeaf.eexit).failure, .generalProtection)
             let after = t.enclave.counters
-            c.expect("EENTER, ERESUME, EEXIT, AEX counted", [after[.eenter] - before[.eenter], after[.eresume] - before[.eresume],
-                after[.eexit] - before[.eexit], after[.aex] - before[.aex]], [2, 1, 2, 1])
+            c.expect(
+                "EENTER, ERESUME, EEXIT, AEX counted",
+                [
+                    after[.eenter] - before[.eenter], after[.eresume] - before[.eresume],
+                    after[.eexit] - before[.eexit], after[.aex] - before[.aex],
+                ], [2, 1, 2, 1])
         },
         ConformanceCase(
             name: "K5_probe_grants_vma_and_epcm", summary: "what a page lets native code do: VMA and EPCM in common, else the fault"
@@ -149,7 +155,8 @@ enum HarnessCases {
             c.expect("read a TCS", t.cpu.probe(t.tcs1, .read).failure, .pageFault(errorCode: 0x8005, address: t.tcs1))
             try c.require("mprotect(R)", errnoName(t.enclave.mprotect(address: t.dataStart, length: 4096, protection: .read)), "0")
             c.expect("read under a read-only VMA", t.cpu.probe(t.dataStart, .read), .success(.read))
-            c.expect("write under a read-only VMA", t.cpu.probe(t.dataStart, .write).failure, .pageFault(errorCode: 0x7, address: t.dataStart))
+            c.expect(
+                "write under a read-only VMA", t.cpu.probe(t.dataStart, .write).failure, .pageFault(errorCode: 0x7, address: t.dataStart))
             try c.require("mprotect(RW)", errnoName(t.enclave.mprotect(address: t.dataStart, length: 4096, protection: .rw)), "0")
             var r = RestrictPermissionsParams(offset: t.dataStart - t.base, length: 4096, permissions: 1)
             try c.require("RESTRICT(R)", errnoName(t.enclave.restrictPermissions(&r)), "0")

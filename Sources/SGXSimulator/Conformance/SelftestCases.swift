@@ -59,7 +59,8 @@ enum SelftestCases {
             var run = VDSORun(tcs: t.tcs1)
             let rc = t.call(&op, &run)
             c.expectException("PUT MAGIC2", (rc, run, op), vector: 14, errorCode: 0x7, address: t.dataStart)
-            try c.require("mprotect(PROT_READ|PROT_WRITE)", errnoName(t.enclave.mprotect(address: t.dataStart, length: 4096, protection: .rw)), "0")
+            try c.require(
+                "mprotect(PROT_READ|PROT_WRITE)", errnoName(t.enclave.mprotect(address: t.dataStart, length: 4096, protection: .rw)), "0")
             run.clearException()
             let resumed = t.call(&op, &run, leaf: ENCLULeaf.eresume)
             c.expectCleanExit("ERESUME", (resumed, run, op))

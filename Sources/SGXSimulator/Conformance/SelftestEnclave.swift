@@ -1,4 +1,5 @@
 import EDMMCore
+import EDMMSystem
 import Glibc
 import SGXDevice
 import Synchronization
@@ -8,7 +9,8 @@ import Synchronization
 /// back like the enclave writes them into the caller's struct.
 public struct EnclaveOp: Sendable, Equatable {
     public enum Kind: UInt64, Sendable {
-        case putToBuffer = 0, getFromBuffer, putToAddress, getFromAddress, nop, eaccept, emodpe, initTCSPage
+        case putToBuffer = 0
+        case getFromBuffer, putToAddress, getFromAddress, nop, eaccept, emodpe, initTCSPage
     }
 
     public var kind: Kind
@@ -85,9 +87,10 @@ public final class SelftestEnclave: @unchecked Sendable {
 
     /// Builds the enclave on `machine` (a new one with `epcPages` when nil). `heapPages` defaults
     /// to the selftests' one page; the oversubscribed cases pass the EPC size.
-    public init(machine: SimulatedMachine? = nil, epcPages: UInt64 = 1024, sgx2: Bool = true, heapPages: UInt64 = 1,
-        initialize: Bool = true) throws
-    {
+    public init(
+        machine: SimulatedMachine? = nil, epcPages: UInt64 = 1024, sgx2: Bool = true, heapPages: UInt64 = 1,
+        initialize: Bool = true
+    ) throws {
         self.machine = try machine ?? SimulatedMachine.create(.init(epcPages: epcPages, enclaveCapacity: 16, sgx2: sgx2))
         let tcs = Segment(offset: 0, size: 2 * Page.size, secinfo: .pageType(.tcs), protection: .rw)
         let text = Segment(offset: 2 * Page.size, size: 2 * Page.size, secinfo: [.pageType(.reg), .r, .x], protection: .rx)

@@ -82,7 +82,7 @@ public final class SimulatedEnclave: EnclaveDevice, @unchecked Sendable {
             throw .invalidConfiguration("ECREATE: \(problem)")
         }
         let layout = EnclaveLayout(size: size)
-        let fd = try OwnedDescriptor.memfd(name: "edmm-sim-enclave", size: layout.regionSize)
+        let fd = try SharedDescriptor.memfd(name: "edmm-sim-enclave", size: layout.regionSize)
         let (index, incarnation) = try machine.registerEnclave()
         do throws(SimulatorError) {
             guard machine.locked({ machine.placeControlPages(owner: index) }) == true else {
@@ -127,7 +127,7 @@ public final class SimulatedEnclave: EnclaveDevice, @unchecked Sendable {
         fd: Int32, machine: SimulatedMachine, mapContents: Bool = true
     ) throws(SimulatorError) -> SimulatedEnclave {
         _ = try RegionProbe.read(fd: fd, expected: .enclave, headerSize: MemoryLayout<edmm_enclave_header>.size)
-        let owned = try OwnedDescriptor.duplicate(fd)
+        let owned = try SharedDescriptor.duplicate(fd)
         var header = edmm_enclave_header()
         let got = withUnsafeMutableBytes(of: &header) { pread(owned.fd, $0.baseAddress, $0.count, 0) }
         guard got == MemoryLayout<edmm_enclave_header>.size else { throw .system(call: "pread", errno: errno) }
@@ -174,8 +174,9 @@ public final class SimulatedEnclave: EnclaveDevice, @unchecked Sendable {
     /// The page at `offset` bytes from base.
     public func pageInfo(offset: UInt64) -> PageInfo {
         let page = offset >> Page.shift
-        return (try? region.withLock { info(page) }) ?? PageInfo(
-            state: .hole, permissions: .none, kernelType: nil, vmMaxProtection: .none, resident: false)
+        return (try? region.withLock { info(page) })
+            ?? PageInfo(
+                state: .hole, permissions: .none, kernelType: nil, vmMaxProtection: .none, resident: false)
     }
 
     func info(_ page: UInt64) -> PageInfo {

@@ -1,4 +1,5 @@
 import EDMMCore
+import EDMMSystem
 import FoundationEssentials
 import Glibc
 import SGXDevice
@@ -279,7 +280,8 @@ public final class Replay {
             "field \"\(ctx.codingPath.map(\.stringValue).joined(separator: "."))\" has the wrong type or range"
         case DecodingError.dataCorrupted(let ctx):
             ctx.codingPath.isEmpty
-                ? "not a JSON object with the fields of an operation" : "field \"\(ctx.codingPath.map(\.stringValue).joined(separator: "."))\" is invalid"
+                ? "not a JSON object with the fields of an operation"
+                : "field \"\(ctx.codingPath.map(\.stringValue).joined(separator: "."))\" is invalid"
         default: "\(error)"
         }
     }

@@ -9,7 +9,7 @@ import Glibc
 /// (the kernel's `encl->lock`); `flags` and the counters are atomics; `ioctl_busy` is the
 /// kernel's SGX_ENCL_IOCTL bit.
 final class EnclaveRegion: @unchecked Sendable {
-    let descriptor: OwnedDescriptor
+    let descriptor: SharedDescriptor
     let metadata: MappedRegion
     let contents: MappedRegion?
     let layout: EnclaveLayout
@@ -23,7 +23,7 @@ final class EnclaveRegion: @unchecked Sendable {
 
     /// `base` and `size` are the validated ELRANGE (never re-read here: another process may
     /// rewrite the header at any time, and `pageCount` bounds every page-table access).
-    init(descriptor: OwnedDescriptor, layout: EnclaveLayout, base: UInt64, size: UInt64, mapContents: Bool) throws(SimulatorError) {
+    init(descriptor: SharedDescriptor, layout: EnclaveLayout, base: UInt64, size: UInt64, mapContents: Bool) throws(SimulatorError) {
         self.descriptor = descriptor
         self.layout = layout
         metadata = try MappedRegion(fd: descriptor.fd, offset: 0, length: layout.metadataSize)

@@ -1,5 +1,5 @@
-import EDMMCore
 import CEDMMShims
+import EDMMCore
 
 /// Where each table of a machine region lives; a pure function of the configuration, so that
 /// `open` can recompute it and reject any header that disagrees.

@@ -1,5 +1,5 @@
-import EDMMCore
 import CEDMMShims
+import EDMMCore
 import Glibc
 
 /// A shared mapping of (part of) a memfd region, unmapped when the last reference goes.
@@ -26,25 +26,25 @@ final class MappedRegion: @unchecked Sendable {
 }
 
 /// An fd this process owns (a private duplicate of whatever it was opened from).
-final class OwnedDescriptor: @unchecked Sendable {
+final class SharedDescriptor: @unchecked Sendable {
     let fd: Int32
     init(_ fd: Int32) { self.fd = fd }
     deinit { close(fd) }
 
     /// Duplicates `fd` (close-on-exec), leaving the caller's descriptor untouched.
-    static func duplicate(_ fd: Int32) throws(SimulatorError) -> OwnedDescriptor {
+    static func duplicate(_ fd: Int32) throws(SimulatorError) -> SharedDescriptor {
         let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
         guard copy >= 0 else {
             throw errno == EBADF ? .notARegion("descriptor \(fd) is not open") : .system(call: "dup", errno: errno)
         }
-        return OwnedDescriptor(copy)
+        return SharedDescriptor(copy)
     }
 
     /// A new, sized, sealed memfd.
-    static func memfd(name: String, size: UInt64) throws(SimulatorError) -> OwnedDescriptor {
+    static func memfd(name: String, size: UInt64) throws(SimulatorError) -> SharedDescriptor {
         let fd = edmm_memfd_create(name, 1)
         guard fd >= 0 else { throw .system(call: "memfd_create", errno: -fd) }
-        let owned = OwnedDescriptor(fd)
+        let owned = SharedDescriptor(fd)
         guard ftruncate(fd, off_t(truncatingIfNeeded: size)) == 0 else { throw .system(call: "ftruncate", errno: errno) }
         let rc = edmm_seal_size(fd)
         guard rc == 0 else { throw .system(call: "fcntl(F_ADD_SEALS)", errno: -rc) }

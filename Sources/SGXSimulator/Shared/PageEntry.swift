@@ -59,19 +59,7 @@ struct PageWord: Equatable {
     var state: EPCMState { EPCMState(self) }
 }
 
-/// The named EPCM states of reference §9.1 (and the replay `state` op's vocabulary).
-public enum EPCMState: String, Sendable, CaseIterable {
-    case hole
-    case regPending = "reg_pending"
-    case reg
-    case regPR = "reg_pr"
-    case tcsModified = "tcs_modified"
-    case tcs
-    case trimModified = "trim_modified"
-    case trim
-    /// A combination of fields no legal instruction sequence produces (an invariant violation).
-    case invalid
-
+extension EPCMState {
     init(_ w: PageWord) {
         guard w.present else {
             self = .hole

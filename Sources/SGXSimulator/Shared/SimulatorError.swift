@@ -1,3 +1,4 @@
+import EDMMSystem
 import SGXDevice
 
 /// Why a simulated machine or enclave could not be created, opened or used.

@@ -1,5 +1,6 @@
 import CEDMMShims
 import EDMMClient
+import EDMMSystem
 import Glibc
 import Synchronization
 
@@ -28,7 +29,7 @@ final class FakeServiceManager: Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard bound == 0 else { throw TestClient.Failure.system("bind \(path)", errno) }
-        guard DetachedThread.start({ [self] in receive() }) else { throw TestClient.Failure.system("pthread_create", EAGAIN) }
+        guard OSThread.startDetached({ [self] in receive() }) else { throw TestClient.Failure.system("pthread_create", EAGAIN) }
     }
 
     /// Stops receiving and closes everything still stored.
@@ -93,17 +94,15 @@ final class FakeServiceManager: Sendable {
     private func receive() {
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
-            var fds = [Int32](repeating: -1, count: 16)
-            var count = fds.count
-            var truncated: Int32 = 0
-            let n = edmm_recv_with_fds(socket, &buffer, buffer.count, &fds, &count, &truncated)
-            guard n > 0, buffer[0] != 0 else {
-                for fd in fds[0..<count] { close(fd) }
-                if n < 0, errno == EINTR { continue }
-                return
+            let message: SeqpacketIO.Received
+            switch buffer.withUnsafeMutableBytes({ SeqpacketIO.receive(socket, into: $0) }) {
+            case .failure(let failure) where failure.errno == EINTR: continue
+            case .failure: return
+            case .success(let received): message = received
             }
-            let text = String(decoding: buffer[0..<n], as: UTF8.self)
-            let received = Array(fds[0..<count])
+            guard message.length > 0, buffer[0] != 0 else { return message.closeDescriptors() }
+            let text = String(decoding: buffer[0..<message.length], as: UTF8.self)
+            let received = message.descriptors
             books.withLock { b in
                 b.messages.append(text)
                 let fields = Self.fields(text)

@@ -1,6 +1,7 @@
 import CEDMMShims
 import EDMMCore
 import EDMMProtocol
+import EDMMSystem
 import Glibc
 
 /// A minimal edmmd client made of the codec and the socket shim: blocking sends, receives with a
@@ -55,10 +56,11 @@ final class TestClient {
     // MARK: Sending
 
     func sendRaw(_ bytes: [UInt8], descriptors: [Int32] = []) throws {
-        let sent = bytes.withUnsafeBytes { buffer in
-            descriptors.withUnsafeBufferPointer { edmm_send_with_fds(fd, buffer.baseAddress, buffer.count, $0.baseAddress, $0.count) }
+        switch SeqpacketIO.send(fd, bytes, descriptors: descriptors) {
+        case .success(let sent) where sent == bytes.count: break
+        case .success: throw Failure.system("send", EMSGSIZE)
+        case .failure(let failure): throw Failure.system("send", failure.errno)
         }
-        guard sent == bytes.count else { throw Failure.system("send", errno) }
     }
 
     /// Sends the operations in one message; returns their ids.
@@ -78,14 +80,15 @@ final class TestClient {
         let ready = poll(&poller, 1, millis)
         guard ready > 0 else { throw Failure.timeout("a message from edmmd") }
         var buffer = [UInt8](repeating: 0, count: 70_000)
-        var fds = [Int32](repeating: -1, count: 8)
-        var count = 8
-        var truncation: Int32 = 0
-        let n = edmm_recv_with_fds(fd, &buffer, buffer.count, &fds, &count, &truncation)
+        let received: SeqpacketIO.Received
+        switch buffer.withUnsafeMutableBytes({ SeqpacketIO.receive(fd, into: $0, maxDescriptors: 8) }) {
         // Unread requests make the daemon's close a reset.
-        if n < 0 && errno == ECONNRESET { return nil }
-        guard n >= 0 else { throw Failure.system("recv", errno) }
-        receivedDescriptors += fds[0..<count]
+        case .failure(let failure) where failure.errno == ECONNRESET: return nil
+        case .failure(let failure): throw Failure.system("recv", failure.errno)
+        case .success(let message): received = message
+        }
+        receivedDescriptors += received.descriptors
+        let n = received.length
         guard n > 0 else { return nil }
         messagesReceived += 1
         let message = try MessageCodec.decodeServerMessage(Array(buffer[0..<n]), limits: .default)

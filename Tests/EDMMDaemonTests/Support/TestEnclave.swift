@@ -51,8 +51,9 @@ final class TestEnclave {
 extension TestClient {
     /// Registers `enclave` over this connection and returns its handle.
     func register(_ enclave: TestEnclave, label: String = "test", preheatPages: UInt64 = 0) throws -> (EnclaveHandle, RegisterReply) {
-        guard case .register(let reply) = try expect(
-            enclave.registerRequest(label: label, preheatPages: preheatPages), descriptors: [enclave.fd])
+        guard
+            case .register(let reply) = try expect(
+                enclave.registerRequest(label: label, preheatPages: preheatPages), descriptors: [enclave.fd])
         else { throw Failure.unexpected("not a register reply") }
         return (reply.enclave, reply)
     }

@@ -1,4 +1,5 @@
 import CEDMMShims
+import EDMMSystem
 import Glibc
 
 /// A connection to `socketPath` made by a child process that dropped to uid/gid 65534 (nobody,
@@ -30,10 +31,9 @@ func connectAsNobody(_ socketPath: String) throws -> TestClient {
     var status: Int32 = 0
     defer { waitpid(child, &status, 0) }
     var byte: UInt8 = 0
-    var fds: [Int32] = [-1]
-    var count = 1
-    var truncation: Int32 = 0
-    let n = edmm_recv_with_fds(pair[0], &byte, 1, &fds, &count, &truncation)
-    guard n == 1, count == 1 else { throw TestClient.Failure.unexpected("the unprivileged child did not hand over a connection") }
-    return TestClient(connected: fds[0])
+    let received = withUnsafeMutableBytes(of: &byte) { SeqpacketIO.receive(pair[0], into: $0, maxDescriptors: 1) }
+    guard case .success(let message) = received, message.length == 1, let fd = message.descriptors.first else {
+        throw TestClient.Failure.unexpected("the unprivileged child did not hand over a connection")
+    }
+    return TestClient(connected: fd)
 }

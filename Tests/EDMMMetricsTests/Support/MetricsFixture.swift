@@ -2,6 +2,7 @@ import EDMMClient
 import EDMMConfig
 import EDMMDaemon
 import EDMMMetrics
+import EDMMSimHost
 import Glibc
 import Logging
 

@@ -1,6 +1,7 @@
 import EDMMClient
 import EDMMCore
 import EDMMProtocol
+import EDMMSimHost
 import Synchronization
 
 /// A simulated enclave host that reconnects by itself and keeps every kind of request in flight

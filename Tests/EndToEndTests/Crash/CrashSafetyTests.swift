@@ -28,7 +28,10 @@ extension EndToEnd {
                 let label = "victim-\(round)"
                 let victim = try Spawned(
                     try Products.path("edmm-sim"),
-                    ["run-host", "--socket", daemon.socketPath, "--workload", "gc", "--seed", "\(round)", "--label", label, "--working-set", "256"],
+                    [
+                        "run-host", "--socket", daemon.socketPath, "--workload", "gc", "--seed", "\(round)", "--label", label,
+                        "--working-set", "256",
+                    ],
                     stderrPath: daemon.directory.path + "/\(label).log")
                 #expect(victim.readLine()?.contains("ready") == true)
                 // SIGKILL the moment edmmd has the victim's pages between EMODT(TRIM) and REMOVE:
@@ -47,7 +50,11 @@ extension EndToEnd {
                 #expect(victim.wait() == 128 + SIGKILL)
                 let stats = try #require(inFlow, "\(label) never had pages in its trim flow")
                 caught.append(
-                    "\(stats.summary.trimmingPages) trimming, \(stats.summary.removingPages) removing, \(stats.counters.first { $0.name == "queued_requests" }?.value ?? 0) queued")
+                    """
+                    \(stats.summary.trimmingPages) trimming, \(stats.summary.removingPages) removing, \
+                    \(stats.counters.first { $0.name == "queued_requests" }?.value ?? 0) queued
+                    """
+                )
 
                 let after = try await daemon.status(on: observer) { $0.enclaves == before.enclaves && $0.connections == before.connections }
                 #expect(after.enclaves == before.enclaves && after.connections == before.connections, "after \(label)")
@@ -57,7 +64,8 @@ extension EndToEnd {
                     try await Task.sleep(for: .milliseconds(25))
                     descriptors = daemon.openDescriptors()
                 }
-                #expect(descriptors == descriptorsBefore, "edmmd holds \(descriptors) descriptors after \(label), \(descriptorsBefore) before")
+                #expect(
+                    descriptors == descriptorsBefore, "edmmd holds \(descriptors) descriptors after \(label), \(descriptorsBefore) before")
                 // edmmd releases the dead client's enclave from the EPC at its next sweep.
                 for _ in 0..<200 where machine.stats.usedPages != usedBefore { try await Task.sleep(for: .milliseconds(25)) }
                 #expect(machine.stats.usedPages == usedBefore, "EPC pages in use after \(label)")
@@ -73,12 +81,17 @@ extension EndToEnd {
             let observer = try await daemon.connect()
             defer { observer.close() }
             let machine = try SimulatedMachine.open(fd: try #require(observer.machineDescriptor))
+            // Counted once the connection that found the daemon accepting has gone.
+            _ = try await daemon.status(on: observer) { $0.connections == 1 }
             let descriptorsBefore = daemon.openDescriptors()
             let fleet = try (0..<4).map { index in
                 try Spawned(
                     try Products.path("edmm-sim"),
-                    ["run-host", "--socket", daemon.socketPath, "--workload", index % 2 == 0 ? "server" : "fragmented", "--seed", "\(index)",
-                     "--label", "fleet-\(index)", "--working-set", "256"],
+                    [
+                        "run-host", "--socket", daemon.socketPath, "--workload", index % 2 == 0 ? "server" : "fragmented", "--seed",
+                        "\(index)",
+                        "--label", "fleet-\(index)", "--working-set", "256",
+                    ],
                     stderrPath: daemon.directory.path + "/fleet-\(index).log")
             }
             for host in fleet { #expect(host.awaitReady()) }
@@ -89,10 +102,13 @@ extension EndToEnd {
             #expect(try await observer.status().enclaves == 3, "the others carry on")
             for (index, host) in fleet.enumerated() where index != 1 {
                 let report = try #require(host.stopAndReport(), "fleet-\(index) reported nothing")
-                #expect(report.hostMatchesEPCM && report.ledger.problems.isEmpty && report.problems.isEmpty, "fleet-\(index): \(report.problems)")
+                #expect(
+                    report.hostMatchesEPCM && report.ledger.problems.isEmpty && report.problems.isEmpty,
+                    "fleet-\(index): \(report.problems)")
             }
             let after = try await daemon.status(on: observer) { $0.enclaves == 0 && $0.connections == 1 }
-            #expect(after.enclaves == 0 && after.epcCommittedBytes == 0, "\(after.enclaves) enclaves and \(after.epcCommittedBytes) bytes left")
+            #expect(
+                after.enclaves == 0 && after.epcCommittedBytes == 0, "\(after.enclaves) enclaves and \(after.epcCommittedBytes) bytes left")
             var descriptors = daemon.openDescriptors()
             for _ in 0..<200 where descriptors != descriptorsBefore {
                 try await Task.sleep(for: .milliseconds(25))
@@ -143,7 +159,8 @@ extension EndToEnd {
             let status = try await observer.status()
             var ledgerPages: UInt64 = 0
             for enclave in try await observer.allEnclaves() {
-                ledgerPages += enclave.committedPages + enclave.pooledPages + enclave.trimmingPages + enclave.removingPages + enclave.tcsPages
+                ledgerPages +=
+                    enclave.committedPages + enclave.pooledPages + enclave.trimmingPages + enclave.removingPages + enclave.tcsPages
             }
             #expect(status.enclaves == 4 && status.epcCommittedBytes == ledgerPages * Page.size)
             #expect(machine.checkInvariants().isEmpty)

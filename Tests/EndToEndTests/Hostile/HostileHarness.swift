@@ -1,6 +1,8 @@
 import EDMMClient
 import EDMMCore
 import EDMMProtocol
+import EDMMSimHost
+import EDMMSystem
 import Glibc
 import SGXDevice
 import SGXSimulator
@@ -179,7 +181,9 @@ func runHostile(_ hostile: HostileCase) async throws {
         try await Task.sleep(for: .milliseconds(25))
         status = try await host.connection.status()
     }
-    #expect(status.connections == 1 && status.enclaves == 1, "edmmd still serves \(status.connections) connections, \(status.enclaves) enclaves")
+    #expect(
+        status.connections == 1 && status.enclaves == 1, "edmmd still serves \(status.connections) connections, \(status.enclaves) enclaves"
+    )
     var descriptors = daemon.openDescriptors()
     for _ in 0..<400 where descriptors != descriptorsBefore {
         try await Task.sleep(for: .milliseconds(25))
@@ -190,7 +194,9 @@ func runHostile(_ hostile: HostileCase) async throws {
     let stats = try await host.connection.stats(host.handle).summary
     let bystanderPages = stats.committedPages + stats.pooledPages + stats.trimmingPages + stats.removingPages + stats.tcsPages
     status = try await host.connection.status()
-    #expect(status.epcCommittedBytes == bystanderPages * Page.size, "edmmd accounts \(status.epcCommittedBytes) bytes, the bystander holds \(bystanderPages) pages")
+    #expect(
+        status.epcCommittedBytes == bystanderPages * Page.size,
+        "edmmd accounts \(status.epcCommittedBytes) bytes, the bystander holds \(bystanderPages) pages")
     host.close()
     #expect(daemon.stop() == 0, "edmmd did not exit 0 on SIGTERM")
 }
@@ -198,7 +204,7 @@ func runHostile(_ hostile: HostileCase) async throws {
 /// Runs blocking code on an OS thread of its own, so it never holds up the concurrency pool.
 private func onOwnThread(_ body: @escaping @Sendable () throws -> Void) async -> (any Error)? {
     await withCheckedContinuation { (continuation: CheckedContinuation<(any Error)?, Never>) in
-        let started = DetachedThread.start {
+        let started = OSThread.startDetached {
             do {
                 try body()
                 continuation.resume(returning: nil)

@@ -50,7 +50,7 @@ enum HostileInputTable {
         replyRow("reserved message flags set", .malformedMessage) { patched(status, at: 14, UInt16(1)) },
         replyRow("a response sent to the daemon", .malformedMessage) { patched(status, at: 6, UInt16(2)) },
         replyRow("random garbage", .malformedMessage) {
-            var random = SplitMix(seed: 7)
+            var random = SplitMix64(seed: 7)
             return (0..<1000).map { _ in UInt8(truncatingIfNeeded: random.next()) }
         },
         replyRow("an unknown protocol version", .unsupportedVersion) { patched(status, at: 4, UInt16(7)) },
@@ -59,14 +59,18 @@ enum HostileInputTable {
             try connection.sendRaw([UInt8](repeating: 0x45, count: 70_000))
             let error = try connection.messageError()
             c.expect(error?.code == .messageTooLarge, "message-too-large, got \(String(describing: error))")
-            c.expect(error?.detail == .limit(limit: 65_536, actual: 65_537), "the limit and the kernel-cut size, got \(String(describing: error?.detail))")
+            c.expect(
+                error?.detail == .limit(limit: 65_536, actual: 65_537),
+                "the limit and the kernel-cut size, got \(String(describing: error?.detail))")
             c.expect(connection.stillServed, "the connection stays open")
         },
         HostileCase(name: "more operations than the limit") { c in
             let connection = try c.connect()
             try connection.send(Array(repeating: .status, count: 257))
             let error = try connection.messageError()
-            c.expect(error?.code == .tooManyOperations && error?.detail == .limit(limit: 256, actual: 257), "too-many-operations (256, 257), got \(String(describing: error))")
+            c.expect(
+                error?.code == .tooManyOperations && error?.detail == .limit(limit: 256, actual: 257),
+                "too-many-operations (256, 257), got \(String(describing: error))")
             c.expect(connection.stillServed, "the connection stays open")
         },
         HostileCase(name: "an empty record, which SOCK_SEQPACKET cannot tell from the end of the stream") { c in
@@ -113,7 +117,8 @@ enum HostileInputTable {
         },
         HostileCase(name: "no-reply on a verb that must answer") { c in
             let connection = try c.connect()
-            let error = try connection.error(of: .trim(RangeRequest(enclave: c.bystanderEnclave, range: WireRange(offset: 0, length: 4096))), flags: .noReply)
+            let error = try connection.error(
+                of: .trim(RangeRequest(enclave: c.bystanderEnclave, range: WireRange(offset: 0, length: 4096))), flags: .noReply)
             c.expect(error?.code == .invalidFlags, "invalid-flags, got \(String(describing: error))")
         },
         HostileCase(name: "a request before HELLO") { c in
@@ -214,7 +219,10 @@ enum HostileInputTable {
             let enclave = try AttackerEnclave(machine: c.machine)
             let request = RegisterRequest(
                 base: enclave.base, size: enclave.size, label: "attacker", managed: WireRange(offset: 0, length: 64 * 4096))
-            guard case .success(.register(let registered)) = try connection.reply(to: try connection.send([.register(request)], descriptors: [enclave.fd])[0]).outcome
+            guard
+                case .success(.register(let registered)) = try connection.reply(
+                    to: try connection.send([.register(request)], descriptors: [enclave.fd])[0]
+                ).outcome
             else { throw HostileSetupFailure("REGISTER") }
             let error = try connection.error(of: .allocate(AllocateRequest(enclave: registered.enclave, offset: 64 * 4096, length: 4096)))
             c.expect(error?.code == .outOfRange, "out-of-range, got \(String(describing: error))")
@@ -226,7 +234,8 @@ enum HostileInputTable {
     static let ownershipAndState: [HostileCase] = [
         HostileCase(name: "a TRIM of another connection's enclave") { c in
             let connection = try c.connect()
-            let error = try connection.error(of: .trim(RangeRequest(enclave: c.bystanderEnclave, range: WireRange(offset: 1 << 20, length: 4096))))
+            let error = try connection.error(
+                of: .trim(RangeRequest(enclave: c.bystanderEnclave, range: WireRange(offset: 1 << 20, length: 4096))))
             c.expect(error?.code == .notOwner, "not-owner, got \(String(describing: error))")
         },
         HostileCase(name: "an UNREGISTER of another connection's enclave") { c in
@@ -244,16 +253,20 @@ enum HostileInputTable {
         HostileCase(name: "TRIM_ACCEPTED for pages that were never trimmed") { c in
             let connection = try c.connect()
             let enclave = try c.registeredEnclave(on: connection, pages: 4)
-            let error = try connection.error(of: .trimAccepted(RangeRequest(enclave: enclave.handle, range: WireRange(offset: 0, length: 4 * 4096))))
+            let error = try connection.error(
+                of: .trimAccepted(RangeRequest(enclave: enclave.handle, range: WireRange(offset: 0, length: 4 * 4096))))
             c.expect(error?.code == .invalidPageState, "invalid-page-state, got \(String(describing: error))")
-            if case .page(let offset, _)? = error?.detail { c.expect(offset == 0, "the first offending page, got \(offset)") } else {
+            if case .page(let offset, _)? = error?.detail {
+                c.expect(offset == 0, "the first offending page, got \(offset)")
+            } else {
                 c.expect(false, "a page detail, got \(String(describing: error?.detail))")
             }
         },
         HostileCase(name: "a FREE of pages never allocated") { c in
             let connection = try c.connect()
             let enclave = try c.registeredEnclave(on: connection, pages: 1)
-            let error = try connection.error(of: .free(RangeRequest(enclave: enclave.handle, range: WireRange(offset: 8 * 4096, length: 4096))))
+            let error = try connection.error(
+                of: .free(RangeRequest(enclave: enclave.handle, range: WireRange(offset: 8 * 4096, length: 4096))))
             c.expect(error?.code == .invalidPageState, "invalid-page-state, got \(String(describing: error))")
         },
         HostileCase(name: "a request id replayed while it is in flight", config: "[batch]\nwindow_us = 200000\n") { c in
@@ -265,7 +278,8 @@ enum HostileInputTable {
             let second = try connection.reply(to: 500)
             let replay = [first, second].first { $0.verb == .status }
             let original = [first, second].first { $0.verb == .trim }
-            c.expect(replay?.error?.code == .duplicateRequestID, "duplicate-request-id for the replay, got \(String(describing: replay?.error))")
+            c.expect(
+                replay?.error?.code == .duplicateRequestID, "duplicate-request-id for the replay, got \(String(describing: replay?.error))")
             c.expect(original != nil && original?.error == nil, "the first request completes")
         },
     ]
@@ -276,11 +290,14 @@ enum HostileInputTable {
         HostileCase(name: "a flood past the in-flight limit", config: "[limits]\nmax_in_flight = 16\n[batch]\nwindow_us = 200000\n") { c in
             let connection = try c.connect()
             let enclave = try c.registeredEnclave(on: connection, pages: 40)
-            let ids = try connection.send((0..<40).map { .trim(RangeRequest(enclave: enclave.handle, range: WireRange(offset: UInt64($0) * 4096, length: 4096))) })
+            let ids = try connection.send(
+                (0..<40).map { .trim(RangeRequest(enclave: enclave.handle, range: WireRange(offset: UInt64($0) * 4096, length: 4096))) })
             let replies = try ids.map { try connection.reply(to: $0) }
             c.expect(replies[0..<16].allSatisfy { $0.error == nil }, "the first 16 are served")
             c.expect(replies[16...].allSatisfy { $0.error?.code == .tooManyInFlight }, "every later one is too-many-in-flight")
-            c.expect(replies[16].error?.detail == .limit(limit: 16, actual: 17), "with the limit, got \(String(describing: replies[16].error?.detail))")
+            c.expect(
+                replies[16].error?.detail == .limit(limit: 16, actual: 17),
+                "with the limit, got \(String(describing: replies[16].error?.detail))")
         },
         HostileCase(name: "a reader that never reads its replies", config: "[limits]\nreply_queue = \"64KiB\"\n") { c in
             let connection = try c.connect()
@@ -299,7 +316,8 @@ enum HostileInputTable {
             let connection = try c.connect()
             let enclave = try c.registeredEnclave(on: connection, pages: 8)
             // Pipelined work, then nothing: no reads, no more requests, no close.
-            try connection.send((0..<8).map { .trim(RangeRequest(enclave: enclave.handle, range: WireRange(offset: UInt64($0) * 4096, length: 4096))) })
+            try connection.send(
+                (0..<8).map { .trim(RangeRequest(enclave: enclave.handle, range: WireRange(offset: UInt64($0) * 4096, length: 4096))) })
             try connection.send([.allocate(AllocateRequest(enclave: enclave.handle, length: 16 * 4096))])
             usleep(500_000)
             let observer = try c.connect()
@@ -315,112 +333,11 @@ enum HostileInputTable {
             let first = try c.connect()
             let refused = try c.connect(hello: false)
             let error = try refused.messageError()
-            c.expect(error?.code == .tooManyConnections && error?.detail == .limit(limit: 2, actual: 3), "too-many-connections (2, 3), got \(String(describing: error))")
+            c.expect(
+                error?.code == .tooManyConnections && error?.detail == .limit(limit: 2, actual: 3),
+                "too-many-connections (2, 3), got \(String(describing: error))")
             c.expect(refused.closedByDaemon(), "edmmd closes the refused connection")
             c.expect(first.stillServed, "the connection within the limit is served")
         },
     ]
-}
-
-// MARK: Row builders
-
-extension HostileInputTable {
-    /// A valid one-operation STATUS message (id 1), for framing attacks to damage.
-    static let status = MessageCodec.encodeRequests([RequestOperation(id: 1, .status)])
-    /// An ALLOCATE body: enclave 1, offset 0, one page, RW, no growth (permissions at 24, bool at 25).
-    static let allocateBody: [UInt8] = le(UInt64(1)) + le(UInt64(0)) + le(UInt64(4096)) + [3, 0]
-
-    /// Bytes that cannot be decoded as a message: answered with `code` (id 0), connection open.
-    static func replyRow(_ name: String, _ code: WireErrorCode, _ bytes: @escaping @Sendable () -> [UInt8]) -> HostileCase {
-        HostileCase(name: name) { c in
-            let connection = try c.connect()
-            try connection.sendRaw(bytes())
-            let error = try connection.messageError()
-            c.expect(error?.code == code, "\(code), got \(String(describing: error))")
-            c.expect(connection.stillServed, "the connection stays open")
-        }
-    }
-
-    /// An ALLOCATE operation (id 9) whose body is `body`: answered with `code` for that operation.
-    static func operationRow(_ name: String, _ code: WireErrorCode, _ body: @escaping @Sendable () -> [UInt8]) -> HostileCase {
-        HostileCase(name: name) { c in
-            let connection = try c.connect()
-            try connection.sendRaw(MessageCodec.frame(.request, operations: [RawOp(verb: Verb.allocate.rawValue, body: body()).bytes(id: 9)]))
-            let error = try connection.reply(to: 9).error
-            c.expect(error?.code == code, "\(code), got \(String(describing: error))")
-            c.expect(connection.stillServed, "the connection stays open")
-        }
-    }
-
-    /// A REGISTER carrying the descriptor `make` opens: bad-descriptor, and edmmd keeps no copy.
-    static func descriptorRow(_ name: String, _ make: @escaping @Sendable (SimulatedMachine) throws -> Int32) -> HostileCase {
-        HostileCase(name: name) { c in
-            let connection = try c.connect()
-            let fd = try make(c.machine)
-            guard fd >= 0 else { throw HostileSetupFailure("opening \(name): \(String(cString: strerror(errno)))") }
-            defer { close(fd) }
-            let enclave = try AttackerEnclave(machine: c.machine)
-            let error = try connection.error(of: registerRequest(enclave), descriptors: [fd])
-            c.expect(error?.code == .badDescriptor, "bad-descriptor, got \(String(describing: error))")
-            c.expect(connection.stillServed, "the connection stays open")
-        }
-    }
-
-    static func descriptorRow(_ name: String, _ make: @escaping @Sendable () throws -> Int32) -> HostileCase {
-        descriptorRow(name) { (_: SimulatedMachine) in try make() }
-    }
-
-    /// TRIM of `range` on the attacker's own enclave (4 MiB ELRANGE): answered with `code`.
-    static func rangeRow(_ name: String, _ code: WireErrorCode, _ range: WireRange) -> HostileCase {
-        HostileCase(name: name) { c in
-            let connection = try c.connect()
-            let enclave = try c.registeredEnclave(on: connection, pages: 1)
-            let error = try connection.error(of: .trim(RangeRequest(enclave: enclave.handle, range: range)))
-            c.expect(error?.code == code, "\(code), got \(String(describing: error))")
-            c.expect(connection.stillServed, "the connection stays open")
-        }
-    }
-
-    static func registerRequest(_ enclave: AttackerEnclave) -> Request {
-        .register(RegisterRequest(base: enclave.base, size: enclave.size, label: "attacker"))
-    }
-}
-
-/// An operation with any verb code and body, encoded by hand.
-struct RawOp {
-    var verb: UInt16
-    var word: UInt16 = 0
-    var body: [UInt8]
-
-    func bytes(id: UInt64) -> [UInt8] { le(verb) + le(word) + le(UInt32(body.count)) + le(id) + body }
-}
-
-func le<T: FixedWidthInteger>(_ value: T) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) { Array($0) } }
-
-/// `bytes` with `value` written little-endian at `offset`.
-func patched<T: FixedWidthInteger>(_ bytes: [UInt8], at offset: Int, _ value: T) -> [UInt8] {
-    var copy = bytes
-    copy.replaceSubrange(offset..<offset + MemoryLayout<T>.size, with: le(value))
-    return copy
-}
-
-/// A pipe; (read end, write end), both close-on-exec.
-func makePipe() throws -> (read: Int32, write: Int32) {
-    var ends: [Int32] = [0, 0]
-    guard pipe(&ends) == 0 else { throw HostileSetupFailure("pipe: \(String(cString: strerror(errno)))") }
-    for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
-    return (ends[0], ends[1])
-}
-
-/// SplitMix64, for reproducible garbage.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }

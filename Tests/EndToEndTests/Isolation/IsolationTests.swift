@@ -44,7 +44,9 @@ extension EndToEnd {
 
             let stranger = try connect(as: Self.stranger, to: daemon.socketPath, log: daemon.directory.path + "/stranger.log")
             try stranger.hello()
-            guard case .success(.enclaves(let list)) = try stranger.reply(to: try stranger.send([.enclaves(EnclaveListRequest())])[0]).outcome else {
+            guard
+                case .success(.enclaves(let list)) = try stranger.reply(to: try stranger.send([.enclaves(EnclaveListRequest())])[0]).outcome
+            else {
                 Issue.record("ENCLAVES failed")
                 return
             }

@@ -1,4 +1,5 @@
 import CEDMMShims
+import EDMMSystem
 import FoundationEssentials
 import Glibc
 
@@ -13,7 +14,10 @@ struct Credentials: CustomStringConvertible {
     static let setprivPath = "/usr/bin/setpriv"
 
     var setprivArguments: [String] {
-        ["--reuid=\(uid)", "--regid=\(gid)", groups.isEmpty ? "--clear-groups" : "--groups=" + groups.map(String.init).joined(separator: ","), "--"]
+        [
+            "--reuid=\(uid)", "--regid=\(gid)",
+            groups.isEmpty ? "--clear-groups" : "--groups=" + groups.map(String.init).joined(separator: ","), "--",
+        ]
     }
 
     var description: String { "uid \(uid) gid \(gid)" + (groups.isEmpty ? "" : " groups \(groups)") }
@@ -40,7 +44,9 @@ func edmmSimForAnyone(in directory: String) throws -> String {
     while true {
         let n = read(source, &buffer, buffer.count)
         guard n > 0 else { break }
-        guard write(target, buffer, n) == n else { throw ConnectionRefused(description: "copying edmm-sim: \(String(cString: strerror(errno)))") }
+        guard write(target, buffer, n) == n else {
+            throw ConnectionRefused(description: "copying edmm-sim: \(String(cString: strerror(errno)))")
+        }
     }
     fchmod(target, 0o755)
     return copy
@@ -58,7 +64,10 @@ func connect(as credentials: Credentials, to socketPath: String, log: String) th
     posix_spawn_file_actions_adddup2(&actions, pair[1], 3)
     posix_spawn_file_actions_addopen(&actions, 2, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
     let directory = String(socketPath[..<(socketPath.lastIndex(of: "/") ?? socketPath.startIndex)])
-    let arguments = [Credentials.setprivPath] + credentials.setprivArguments + [try edmmSimForAnyone(in: directory), "hand-over", "--socket", socketPath, "--to-fd", "3"]
+    let arguments =
+        [Credentials.setprivPath] + credentials.setprivArguments + [
+            try edmmSimForAnyone(in: directory), "hand-over", "--socket", socketPath, "--to-fd", "3",
+        ]
     let argv = arguments.map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
     var child = pid_t()
@@ -68,14 +77,13 @@ func connect(as credentials: Credentials, to socketPath: String, log: String) th
     var status: Int32 = 0
     while waitpid(child, &status, 0) < 0 && errno == EINTR {}
     var marker: UInt8 = 0
-    var fds: [Int32] = [-1]
-    var count = 1
-    var truncation: Int32 = 0
     var poller = pollfd(fd: pair[0], events: Int16(POLLIN), revents: 0)
-    guard poll(&poller, 1, 0) > 0, edmm_recv_with_fds(pair[0], &marker, 1, &fds, &count, &truncation) == 1, count == 1 else {
+    let received =
+        poll(&poller, 1, 0) > 0 ? withUnsafeMutableBytes(of: &marker) { SeqpacketIO.receive(pair[0], into: $0, maxDescriptors: 1) } : nil
+    guard case .success(let message)? = received, message.length == 1, let fd = message.descriptors.first else {
         throw ConnectionRefused(description: "a process of \(credentials) could not connect: \(readFile(log) ?? "")")
     }
-    return RawConnection(adopting: fds[0])
+    return RawConnection(adopting: fd)
 }
 
 /// `edmm-sim run-host` as `credentials`: a simulated enclave host process of another user.
@@ -83,7 +91,8 @@ func spawnHost(as credentials: Credentials, daemon: DaemonProcess, label: String
     try Spawned(
         Credentials.setprivPath,
         credentials.setprivArguments + [
-            try edmmSimForAnyone(in: daemon.directory.path), "run-host", "--socket", daemon.socketPath, "--workload", "server", "--seed", "3",
+            try edmmSimForAnyone(in: daemon.directory.path), "run-host", "--socket", daemon.socketPath, "--workload", "server", "--seed",
+            "3",
             "--label", label, "--working-set", "128",
         ],
         stderrPath: daemon.directory.path + "/\(label).log")
@@ -112,7 +121,9 @@ extension Spawned {
         send("check")
         var report: HostReportLine.Report?
         while let line = readLine() {
-            guard let decoded = try? JSONDecoder().decode(HostReportLine.self, from: Data(line.utf8)), decoded.kind == "report" else { continue }
+            guard let decoded = try? JSONDecoder().decode(HostReportLine.self, from: Data(line.utf8)), decoded.kind == "report" else {
+                continue
+            }
             report = decoded.report
             break
         }

@@ -1,6 +1,7 @@
 import CEDMMShims
 import EDMMClient
 import EDMMProtocol
+import EDMMSimHost
 import Glibc
 
 /// A real edmmd process on the simulated EPC, with its socket, configuration file and log in a

@@ -10,7 +10,10 @@ final class TmuxTerminal {
     init(columns: Int = 140, rows: Int = 40) throws {
         scratch = try TemporaryDirectory()
         server = "edmm-e2e-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try tmux(["new-session", "-d", "-s", "main", "-x", "\(columns)", "-y", "\(rows)", "env -i PATH=/usr/bin:/bin TERM=xterm-256color HOME=/tmp bash --norc --noprofile"])
+        try tmux([
+            "new-session", "-d", "-s", "main", "-x", "\(columns)", "-y", "\(rows)",
+            "env -i PATH=/usr/bin:/bin TERM=xterm-256color HOME=/tmp bash --norc --noprofile",
+        ])
     }
 
     /// Ends the tmux server with everything running in it.

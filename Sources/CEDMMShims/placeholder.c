@@ -1,2 +1,0 @@
-// Implementation files: sgx.c, socket.c, shm.c
-#include "CEDMMShims.h"

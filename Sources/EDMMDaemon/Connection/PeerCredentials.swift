@@ -1,0 +1,73 @@
+import CEDMMShims
+import EDMMSystem
+import Glibc
+
+/// Who is on the other end of a connection, as the kernel reported it when the peer connected
+/// (SO_PEERCRED), plus the peer's supplementary groups at that moment (SO_PEERGROUPS, or /proc).
+/// Nothing a client sends can change it.
+public struct PeerCredentials: Sendable, Hashable, CustomStringConvertible {
+    public var pid: Int32
+    public var uid: UInt32
+    public var gid: UInt32
+    /// Supplementary groups (empty if /proc could not be read: then only `gid` counts).
+    public var groups: [UInt32]
+
+    public init(pid: Int32, uid: UInt32, gid: UInt32, groups: [UInt32] = []) {
+        self.pid = pid
+        self.uid = uid
+        self.gid = gid
+        self.groups = groups
+    }
+
+    /// The credentials of the peer of a connected AF_UNIX socket.
+    static func of(socket fd: Int32) -> PeerCredentials? {
+        var pid: pid_t = 0
+        var uid: uid_t = 0
+        var gid: gid_t = 0
+        guard edmm_peer_credentials(fd, &pid, &uid, &gid) == 0 else { return nil }
+        return PeerCredentials(pid: pid, uid: uid, gid: gid, groups: peerGroups(socket: fd) ?? supplementaryGroups(pid: pid))
+    }
+
+    /// The peer's supplementary groups as the kernel captured them when it connected
+    /// (SO_PEERGROUPS, Linux >= 4.13); nil where the option is missing. /proc is only the fallback:
+    /// a peer that exits (or changes its groups) right after connecting is no longer there.
+    static func peerGroups(socket fd: Int32) -> [UInt32]? {
+        let soPeerGroups: Int32 = 59  // <asm-generic/socket.h>
+        var capacity = 64
+        while true {
+            var groups = [gid_t](repeating: 0, count: capacity)
+            var length = socklen_t(capacity * MemoryLayout<gid_t>.size)
+            if getsockopt(fd, SOL_SOCKET, soPeerGroups, &groups, &length) == 0 {
+                return Array(groups.prefix(Int(length) / MemoryLayout<gid_t>.size))
+            }
+            // ERANGE: the kernel wrote the length it needs.
+            guard errno == ERANGE, Int(length) / MemoryLayout<gid_t>.size > capacity else { return nil }
+            capacity = Int(length) / MemoryLayout<gid_t>.size
+        }
+    }
+
+    var isRoot: Bool { uid == 0 }
+
+    /// Root, or a member (primary or supplementary) of the admin group.
+    func isAdmin(adminGroup: UInt32?) -> Bool {
+        if isRoot { return true }
+        guard let adminGroup else { return false }
+        return gid == adminGroup || groups.contains(adminGroup)
+    }
+
+    /// May this peer see an enclave owned by `owner`?
+    func canView(owner: UInt32, adminGroup: UInt32?) -> Bool { owner == uid || isAdmin(adminGroup: adminGroup) }
+
+    public var description: String { "pid \(pid) uid \(uid) gid \(gid)" }
+
+    /// The `Groups:` line of /proc/<pid>/status.
+    static func supplementaryGroups(pid: Int32) -> [UInt32] {
+        guard pid > 0, let status = readSmallFile("/proc/\(pid)/status") else { return [] }
+        for line in status.split(separator: "\n") where line.hasPrefix("Groups:") {
+            return line.dropFirst("Groups:".count).split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap {
+                UInt32($0)
+            }
+        }
+        return []
+    }
+}

@@ -1,0 +1,77 @@
+import EDMMCore
+import EDMMProtocol
+
+/// REGISTER and ATTACH: a connection takes an enclave on (a new one from its descriptor, or one
+/// another connection registered), within its enclave limit.
+extension SessionState {
+    var enclaveSlotsLeft: Int { limits.protocolLimits.maxEnclavesPerConnection - enclaves.count - pendingAttachments }
+
+    func tooManyEnclaves() -> WireError {
+        let limit = limits.protocolLimits.maxEnclavesPerConnection
+        return WireError(
+            .tooManyEnclaves, "this connection already uses \(enclaves.count + pendingAttachments) enclaves, the limit",
+            detail: .limit(limit: UInt64(limit), actual: UInt64(enclaves.count + pendingAttachments + 1)))
+    }
+
+    /// Opens the enclave a REGISTER names and hands the registration to its queue, which answers;
+    /// throws the refusals it can tell at once.
+    func register(_ request: RegisterRequest, target: ReplyTarget, descriptors: MessageDescriptors) throws(WireError) {
+        let index = Int(request.descriptorIndex)
+        if descriptors.truncated {
+            throw WireError(
+                .badDescriptor,
+                "the message carried more than \(limits.protocolLimits.maxDescriptorsPerMessage) descriptors; all were closed",
+                detail: .limit(limit: UInt64(limits.protocolLimits.maxDescriptorsPerMessage), actual: UInt64(descriptors.count + 1)))
+        }
+        if descriptors.wasClaimed(index) {
+            throw WireError(.badDescriptor, "descriptor \(index) of this message was already used by another REGISTER")
+        }
+        guard let fd = descriptors.claim(index) else {
+            throw WireError(.badDescriptor, "no descriptor at index \(index): the message carried \(descriptors.count)")
+        }
+        guard enclaveSlotsLeft > 0 else { throw tooManyEnclaves() }
+        let settings = core.settings
+        let registration = try ValidatedRegistration(request, maxPreheatPages: settings.maxPreheatPages)
+        let device = try core.backend.openEnclave(fd)
+        if let elrange = device.elrange, elrange.base != registration.base || elrange.size != registration.size {
+            device.close()
+            throw WireError(
+                .invalidArgument,
+                """
+                ELRANGE [0x\(String(registration.base, radix: 16)), +0x\(String(registration.size, radix: 16))) does not match the \
+                \(device.kind) enclave's [0x\(String(elrange.base, radix: 16)), +0x\(String(elrange.size, radix: 16)))
+                """
+            )
+        }
+        let identity = EnclaveIdentity(
+            handle: core.registry.newHandle(), label: registration.label, owner: peer, device: device.kind, base: registration.base,
+            size: registration.size, managed: registration.managed)
+        let enclave = EnclaveContext(identity: identity, device: device, core: core)
+        switch core.registry.claim(device, for: enclave.handle, owner: peer.uid, registering: enclave) {
+        case .claimed: break
+        case .unchecked(let error): core.noteUncheckedRegistration(error)
+        case .taken(let existing, let owner):
+            enclave.close(reason: "a second REGISTER of enclave \(existing)") {}
+            throw WireError.alreadyRegistered(existing, owner: owner, asker: peer)
+        }
+        pendingAttachments += 1
+        enclave.activate(registration, target: target)
+    }
+
+    func attach(_ handle: EnclaveHandle, target: ReplyTarget) throws(WireError) {
+        if let enclave = enclaves[handle] {
+            let reply = AttachReply(
+                base: enclave.base, size: enclave.size, label: enclave.label, device: enclave.device, managed: WireRange(enclave.managed))
+            return answer(id: target.id, verbCode: target.verb.rawValue, .success(.attach(reply)))
+        }
+        guard let enclave = core.registry.lookupIncludingRegistering(handle) else {
+            throw WireError(.unknownEnclave, "no registered enclave has handle \(handle)")
+        }
+        guard enclave.owner.uid == peer.uid || peer.isRoot else {
+            throw WireError(.notOwner, "enclave \(handle) belongs to uid \(enclave.owner.uid); only that uid (or root) may attach it")
+        }
+        guard enclaveSlotsLeft > 0 else { throw tooManyEnclaves() }
+        pendingAttachments += 1
+        enclave.attach(target)
+    }
+}

@@ -1,0 +1,161 @@
+import Dispatch
+import EDMMCore
+import EDMMProtocol
+import Logging
+import Synchronization
+
+/// Where an enclave sends the answer to one request.
+struct ReplyTarget: Sendable {
+    let session: Session
+    let id: UInt64
+    let verb: Verb
+    /// FREE/RELAX with the no-reply flag: nothing is sent on success (errors still are).
+    let silentOnSuccess: Bool
+}
+
+/// A client request routed to an enclave's queue.
+struct EnclaveCall: Sendable {
+    let target: ReplyTarget
+    let request: Request
+}
+
+/// One registered enclave, as sessions, the registry, the supervisor and the FD store hold it.
+///
+/// Concurrency: the enclave's work (its ledger, device, batch queue, connections and counters) is
+/// an `EnclaveState` that only `queue` reaches (`QueueBound`). `queue` is a serial queue of this
+/// enclave alone: requests of every connection that uses the enclave run there in arrival order,
+/// and so do its flushes (ioctls), its batch timer and its reclaims. The methods here may be
+/// called from any queue and hop onto `queue`; what other queues read directly is `identity` and
+/// `snapshot`, a copy the queue publishes after every change.
+@dynamicMemberLookup
+final class EnclaveContext: Sendable {
+    let identity: EnclaveIdentity
+    let queue: DispatchQueue
+    let core: DaemonCore
+    let state: QueueBound<EnclaveState>
+    private let published: Mutex<EnclaveSnapshot>
+
+    init(identity: EnclaveIdentity, device: any OpenedEnclave, core: DaemonCore) {
+        self.identity = identity
+        self.core = core
+        queue = DispatchQueue(label: "edmmd.enclave.\(identity.handle)")
+        let settings = EnclaveSettings(core.settings, uid: identity.owner.uid)
+        let now = MonotonicInstant.now
+        published = Mutex(
+            EnclaveSnapshot(
+                identity: identity, pages: PageCounts(), quotaPages: settings.quota.enclaveLimit, connections: 0,
+                lastActivity: now, counters: EnclaveCounters()))
+        state = QueueBound(queue: queue)
+        state.fill(EnclaveState(self, device: device, settings: settings, now: now))
+    }
+
+    subscript<T>(dynamicMember keyPath: KeyPath<EnclaveIdentity, T>) -> T { identity[keyPath: keyPath] }
+
+    /// The enclave as last published by its queue.
+    var snapshot: EnclaveSnapshot { published.withLock { $0 } }
+
+    /// Publishes a new snapshot (the queue, after every change).
+    func publish(_ snapshot: EnclaveSnapshot) { published.withLock { $0 = snapshot } }
+
+    var logger: Logger {
+        var logger = core.logger
+        logger[metadataKey: "enclave"] = "\(identity.handle)"
+        logger[metadataKey: "uid"] = "\(identity.owner.uid)"
+        return logger
+    }
+
+    // MARK: Entry points (any queue)
+
+    /// Runs `body` with the state on the queue, later; the enclave lives until then (the state
+    /// refers back to it).
+    func onQueue(_ body: @escaping @Sendable (EnclaveState) -> Void) {
+        queue.async { body(self.state.value) }
+    }
+
+    /// Runs a client request on the enclave's queue, called from the session's queue. Synchronous:
+    /// an idle enclave queue then runs the request on the session's own thread, which saves a
+    /// thread wakeup per request (measured: docs/benchmarks.md). It cannot deadlock: an enclave
+    /// queue never waits for a session queue (its answers go back with `Session.deliver`, async).
+    func submit(_ call: EnclaveCall) {
+        state.sync { $0.handle(call) }
+    }
+
+    /// Runs a request on the enclave's queue without waiting for it: for a connection that does
+    /// not use the enclave (a viewer's STATS), which must not stall behind the enclave's work.
+    func submitLater(_ call: EnclaveCall) {
+        onQueue { $0.handle(call) }
+    }
+
+    /// Adds a connection (ATTACH) and answers it.
+    func attach(_ target: ReplyTarget) {
+        onQueue { $0.attach(target) }
+    }
+
+    /// A connection closed: forget it; the last one to go unregisters the enclave.
+    func detach(_ session: Session) {
+        onQueue { $0.detach(session) }
+    }
+
+    /// Queues EMODT(TRIM) of up to `pages` of the oldest pooled pages and reports how many it took.
+    func reclaim(pages: UInt64, reason: ReclaimReason, completion: @escaping @Sendable (UInt64) -> Void) {
+        onQueue { completion($0.reclaim(pages: pages, reason: reason)) }
+    }
+
+    /// Shutdown: runs every queued request now and every later one at once.
+    func drain(completion: @escaping @Sendable () -> Void) {
+        onQueue { state in
+            if state.phase == .active { state.act(state.flushPolicy.shutdown()) }
+            completion()
+        }
+    }
+
+    /// Closes the enclave's descriptor and returns its accounting (daemon exit).
+    func close(reason: String, completion: @escaping @Sendable () -> Void) {
+        onQueue { state in
+            state.close(reason: reason)
+            completion()
+        }
+    }
+
+    /// New settings after a RELOAD; what is queued is flushed under the old batch settings.
+    func apply(_ daemonSettings: DaemonSettings) {
+        onQueue { $0.apply(EnclaveSettings(daemonSettings, uid: self.identity.owner.uid)) }
+    }
+}
+
+/// The settings one enclave works with.
+struct EnclaveSettings: Equatable {
+    var flush: FlushPolicy.Configuration
+    var poolEnabled: Bool
+    var growth: GrowthPolicy
+    /// The quotas of the enclave's owner.
+    var quota: QuotaPolicy
+
+    init(_ settings: DaemonSettings, uid: UInt32) {
+        flush = settings.flush
+        poolEnabled = settings.poolEnabled
+        growth = settings.growth
+        quota = settings.quota.policy(uid: uid)
+    }
+}
+
+/// A completed request on its way back to its connection.
+struct Completion: Sendable {
+    let id: UInt64
+    let verb: Verb
+    let outcome: Result<ResponseBody, WireError>
+    let silentOnSuccess: Bool
+    /// REGISTER/ATTACH: the enclave the connection may now use.
+    let attaching: EnclaveContext?
+    /// REGISTER/ATTACH: the connection reserved a slot of its enclave limit for this request.
+    let reservedSlot: Bool
+
+    init(_ target: ReplyTarget, _ outcome: Result<ResponseBody, WireError>, attaching: EnclaveContext? = nil) {
+        id = target.id
+        verb = target.verb
+        self.outcome = outcome
+        silentOnSuccess = target.silentOnSuccess
+        self.attaching = attaching
+        reservedSlot = target.verb == .register || target.verb == .attach
+    }
+}

@@ -1,0 +1,166 @@
+import CEDMMShims
+import Glibc
+
+/// The machine's enclave table: registration, attachment by each process, release.
+extension SimulatedMachine {
+    // MARK: Enclave table
+
+    func record(_ index: UInt32) -> UnsafeMutablePointer<edmm_enclave_record> { records + Int(index) }
+
+    static let attachedOffset = MemoryLayout<edmm_enclave_record>.offset(of: \edmm_enclave_record.attached)!
+
+    func attachments(_ index: UInt32) -> UnsafeMutableBufferPointer<edmm_attachment> {
+        let base = (UnsafeMutableRawPointer(record(index)) + Self.attachedOffset)
+            .assumingMemoryBound(to: edmm_attachment.self)
+        return UnsafeMutableBufferPointer(start: base, count: Int(EDMM_MAX_ATTACHED))
+    }
+
+    /// Takes a free (or released) entry of the enclave table for a new enclave, attached to this
+    /// process. Returns its index and incarnation.
+    func registerEnclave() throws(SimulatorError) -> (index: UInt32, incarnation: UInt32) {
+        try withLock { () throws(SimulatorError) -> (index: UInt32, incarnation: UInt32) in
+            if let entry = claimEntry() { return entry }
+            _ = sweepDeadEnclavesLocked()
+            if let entry = claimEntry() { return entry }
+            throw .machineFull(enclaveCapacity: enclaveCapacity)
+        }
+    }
+
+    private func claimEntry() -> (index: UInt32, incarnation: UInt32)? {
+        for i in 0..<enclaveCapacity where records[Int(i)].state != EDMM_ENCLAVE_ALIVE {
+            let r = record(i)
+            r.pointee.incarnation &+= 1
+            r.pointee.resident_pages = 0
+            r.pointee.ewb = 0
+            r.pointee.flags = 0
+            r.pointee.page_cnt = 0
+            r.pointee.va_pages = 0
+            r.pointee.secs_slot = 0
+            for j in 0..<Int(EDMM_MAX_ATTACHED) { attachments(i)[j] = edmm_attachment() }
+            r.pointee.attached_count = 0
+            r.pointee.state = EDMM_ENCLAVE_ALIVE
+            attach(index: i)
+            return (i, r.pointee.incarnation)
+        }
+        return nil
+    }
+
+    /// Registers this process on an enclave it opened; fails if the enclave is gone.
+    func attach(index: UInt32, incarnation: UInt32) throws(SimulatorError) {
+        guard index < enclaveCapacity else { throw .corruptHeader("enclave index \(index) out of range") }
+        try withLock { () throws(SimulatorError) in
+            let r = record(index)
+            guard r.pointee.state == EDMM_ENCLAVE_ALIVE, r.pointee.incarnation == incarnation else {
+                throw .enclaveReleased(index: index)
+            }
+            guard attach(index: index) else { throw .tooManyAttachedProcesses(limit: Int(EDMM_MAX_ATTACHED)) }
+        }
+    }
+
+    @discardableResult
+    private func attach(index: UInt32) -> Bool {
+        let me = ProcessIdentity.current
+        let list = attachments(index)
+        if let i = list.firstIndex(where: { $0.pid == me.pid && $0.start_time == me.startTime && $0.refs > 0 }) {
+            guard list[i].refs < UInt32.max else { return false }
+            list[i].refs += 1
+            return true
+        }
+        guard let i = list.firstIndex(where: { $0.refs == 0 }) else { return false }
+        list[i] = edmm_attachment(pid: me.pid, refs: 1, start_time: me.startTime)
+        edmm_store32(&record(index).pointee.attached_count, record(index).pointee.attached_count &+ 1)
+        return true
+    }
+
+    /// Drops this process's reference; the last reference from any process releases the
+    /// enclave's EPC, as the kernel does when the last fd and mapping go.
+    func detach(index: UInt32, incarnation: UInt32) {
+        _ = locked {
+            let r = record(index)
+            guard r.pointee.state == EDMM_ENCLAVE_ALIVE, r.pointee.incarnation == incarnation else { return }
+            let me = ProcessIdentity.current
+            let list = attachments(index)
+            if let i = list.firstIndex(where: { $0.pid == me.pid && $0.start_time == me.startTime && $0.refs > 0 }) {
+                list[i].refs -= 1
+                if list[i].refs == 0 {
+                    list[i] = edmm_attachment()
+                    edmm_store32(&r.pointee.attached_count, r.pointee.attached_count &- 1)
+                }
+            }
+            if !list.contains(where: { $0.refs > 0 }) { release(index: index) }
+        }
+    }
+
+    /// Lock-free: processes attached to the enclave (the IPI fan-out of one ETRACK).
+    func attachedProcessCount(index: UInt32) -> UInt64 {
+        UInt64(edmm_load32(&record(index).pointee.attached_count))
+    }
+
+    func isAlive(index: UInt32, incarnation: UInt32) -> Bool {
+        index < enclaveCapacity && records[Int(index)].state == EDMM_ENCLAVE_ALIVE
+            && records[Int(index)].incarnation == incarnation
+    }
+
+    private func release(index: UInt32) {
+        let owner = UInt64(index) + 1
+        let highWater = Int(min(header.pointee.high_water, epcPages))
+        let r = record(index)
+        // The counts are client-writable: clamped, they only end the scan early.
+        var remaining =
+            min(r.pointee.resident_pages, epcPages) + min(UInt64(r.pointee.va_pages), epcPages)
+            + (r.pointee.secs_slot != 0 ? 1 : 0)
+        var i = 0
+        while remaining > 0, i < highWater {
+            if slots[i].tag & 0xFFFF_FFFF == owner {
+                releaseSlot(i)
+                remaining -= 1
+            }
+            i += 1
+        }
+        r.pointee.resident_pages = 0
+        r.pointee.va_pages = 0
+        r.pointee.secs_slot = 0
+        r.pointee.state = EDMM_ENCLAVE_RELEASED
+    }
+
+    /// Releases every enclave no live process has open (their holders died without closing).
+    /// Returns how many were released. Runs by itself when the EPC is full, at most once per
+    /// revolution of the clock.
+    @discardableResult
+    public func sweepDeadEnclaves() -> Int { locked { sweepDeadEnclavesLocked() } ?? 0 }
+
+    /// `sweepDeadEnclaves` for a caller that serves others and must not wait on a lock a client
+    /// can hold (a client stopped by a debugger holds it for as long as it is stopped): nil, and
+    /// nothing done, when the machine lock is held now.
+    public func sweepDeadEnclavesIfIdle() -> Int? { withLockIfFree { sweepDeadEnclavesLocked() } }
+
+    private func sweepDeadEnclavesLocked() -> Int {
+        header.pointee.sweeps &+= 1
+        header.pointee.ewb_at_last_sweep = header.pointee.ewb
+        var released = 0
+        for i in 0..<enclaveCapacity where records[Int(i)].state == EDMM_ENCLAVE_ALIVE {
+            let list = attachments(i)
+            var live: UInt32 = 0
+            for j in 0..<list.count where list[j].refs > 0 {
+                if ProcessIdentity(pid: list[j].pid, startTime: list[j].start_time).isAlive {
+                    live += 1
+                } else {
+                    list[j] = edmm_attachment()
+                }
+            }
+            edmm_store32(&records[Int(i)].attached_count, live)
+            if live == 0 {
+                release(index: i)
+                released += 1
+            }
+        }
+        return released
+    }
+
+    func sweepIfDue() -> Bool {
+        guard header.pointee.sweeps == 0 || header.pointee.ewb &- header.pointee.ewb_at_last_sweep >= epcPages else {
+            return false
+        }
+        return sweepDeadEnclavesLocked() > 0
+    }
+}
