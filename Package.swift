@@ -77,7 +77,7 @@ let package = Package(
             name: "EDMMDaemon",
             dependencies: [
                 "EDMMCore", "EDMMConfig", "EDMMProtocol", "EDMMSystem", "SGXDevice", "SGXKernel", "SGXSimulator", "CEDMMShims",
-                "CSystemd", "EDMMVersion",
+                "CSystemd", "EDMMVersion", "EDMMKubernetes",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -88,7 +88,7 @@ let package = Package(
         .target(
             name: "EDMMMetrics",
             dependencies: [
-                "EDMMDaemon", "EDMMCore", "EDMMProtocol", "EDMMConfig",
+                "EDMMDaemon", "EDMMCore", "EDMMProtocol", "EDMMConfig", "EDMMKubernetes",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -167,14 +167,14 @@ let package = Package(
         .testTarget(
             name: "EDMMDaemonTests",
             dependencies: [
-                "EDMMDaemon", "EDMMClient", "EDMMSimHost", "EDMMConfig", "EDMMCore", "EDMMProtocol", "SGXDevice", "SGXSimulator",
+                "EDMMDaemon", "EDMMKubernetes", "EDMMClient", "EDMMSimHost", "EDMMConfig", "EDMMCore", "EDMMProtocol", "SGXDevice", "SGXSimulator",
                 "SGXKernel", "SGXKernelTesting", "EDMMSystem", "CEDMMShims", .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
         .testTarget(
             name: "EDMMMetricsTests",
             dependencies: [
-                "EDMMMetrics", "EDMMDaemon", "EDMMClient", "EDMMSimHost", "EDMMCore", "EDMMProtocol", "EDMMConfig",
+                "EDMMMetrics", "EDMMDaemon", "EDMMKubernetes", "EDMMClient", "EDMMSimHost", "EDMMCore", "EDMMProtocol", "EDMMConfig",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],

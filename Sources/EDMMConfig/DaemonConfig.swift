@@ -128,6 +128,16 @@ public struct DaemonConfig: Equatable, Sendable {
         case none
     }
 
+    /// Kubernetes mode (docs/kubernetes.md): clients in pods are told apart by their pod and
+    /// container, not their uid.
+    public struct Kubernetes: Equatable, Sendable {
+        public var enabled = false
+        /// The quota of a container whose container and pod have no quota of their own (no
+        /// SET_SCOPE, e.g. no NRI hook ran for it). nil: unlimited; 0 (the default): it may
+        /// register enclaves but commit no EPC through edmmd.
+        public var defaultContainerBytes: UInt64? = 0
+    }
+
     public struct Systemd: Equatable, Sendable {
         /// Send WATCHDOG=1 when the service has WatchdogSec= set.
         public var watchdog = true
@@ -145,6 +155,7 @@ public struct DaemonConfig: Equatable, Sendable {
     public var limits = Limits()
     public var metrics = Metrics()
     public var systemd = Systemd()
+    public var kubernetes = Kubernetes()
 
     public init() {}
 }
