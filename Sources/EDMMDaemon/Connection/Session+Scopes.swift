@@ -13,6 +13,7 @@ extension SessionState {
             quotaPages: request.quotaPages == .max ? nil : request.quotaPages)
         let reply = try core.quotas.withState { state throws(WireError) in
             state.scopes.registrations[scope] = registration
+            core.fdStore?.scopesChanged(state.scopes.registrations)
             return SetScopeReply(
                 enclaves: UInt32(clamping: state.enclaves(in: scope).count), usedPages: state.scopes.usedPages(scope))
         }
@@ -30,6 +31,7 @@ extension SessionState {
         let scope = try Self.scope(podUID: request.podUID, containerID: request.containerID)
         let reply = try core.quotas.withState { state throws(WireError) in
             let dropped = state.scopes.drop(scope)
+            core.fdStore?.scopesChanged(state.scopes.registrations)
             return DropScopeReply(scopes: UInt32(clamping: dropped.count), enclaves: UInt32(clamping: state.enclaves(in: scope).count))
         }
         logger.info("scope dropped", metadata: ["scope": "\(scope)", "scopes": "\(reply.scopes)", "enclaves": "\(reply.enclaves)"])

@@ -126,3 +126,10 @@ extension QuotaBook {
         }
     }
 }
+
+extension QuotaBook {
+    /// The scopes a previous daemon registered (FD store), before any client connects.
+    func restoreScopes(_ scopes: [ContainerScope: ScopeRegistration]) {
+        state.withLock { $0.scopes.registrations = scopes }
+    }
+}
