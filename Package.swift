@@ -167,7 +167,8 @@ let package = Package(
         .testTarget(
             name: "EDMMDaemonTests",
             dependencies: [
-                "EDMMDaemon", "EDMMKubernetes", "EDMMClient", "EDMMSimHost", "EDMMConfig", "EDMMCore", "EDMMProtocol", "SGXDevice", "SGXSimulator",
+                "EDMMDaemon", "EDMMKubernetes", "EDMMClient", "EDMMSimHost", "EDMMConfig", "EDMMCore", "EDMMProtocol", "SGXDevice",
+                "SGXSimulator",
                 "SGXKernel", "SGXKernelTesting", "EDMMSystem", "CEDMMShims", .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),

@@ -13,8 +13,10 @@ public enum CgroupIdentity: Hashable, Sendable {
 ///
 /// | driver | path of a container's process |
 /// |---|---|
-/// | cgroupfs | `/kubepods[/burstable\|/besteffort]/pod<uid>/<id>` (containerd, docker), `.../pod<uid>/crio-<id>` (CRI-O) |
-/// | systemd | `/kubepods.slice[/kubepods-<qos>.slice]/kubepods[-<qos>]-pod<uid_>.slice/<runtime>-<id>.scope` with `cri-containerd`, `crio`, `docker` |
+/// | cgroupfs | `/kubepods[/burstable\|/besteffort]/pod<uid>/<id>` (containerd, docker), `.../pod<uid>/crio-<id>` |
+/// | systemd | `/kubepods.slice[/kubepods-<qos>.slice]/kubepods[-<qos>]-pod<uid_>.slice/<runtime>-<id>.scope` |
+///
+/// (`<runtime>`: `cri-containerd`, `crio` or `docker`)
 ///
 /// on cgroup v2 (one `0::<path>` line) and v1 or hybrid (one line per hierarchy). The kubelet's
 /// cgroup root may sit deeper (`/kubelet.slice/...`, a node in a container); a container that
@@ -74,7 +76,9 @@ public enum CgroupScopeParser {
         else {
             // The kubelet's own QoS cgroups hold no process; anything else here is a layout we do not know.
             let rest = components[(kubepods + 1)...]
-            if rest.allSatisfy(isQoSLevel) { return .unrecognised("in the kubelet's QoS cgroup \(rest.joined(separator: "/")), not a pod's") }
+            if rest.allSatisfy(isQoSLevel) {
+                return .unrecognised("in the kubelet's QoS cgroup \(rest.joined(separator: "/")), not a pod's")
+            }
             return .unrecognised("no pod cgroup in \"/\(components.joined(separator: "/").prefix(200))\"")
         }
         guard podIndex + 1 < components.count else { return .container(ContainerScope(podUID: uid)) }

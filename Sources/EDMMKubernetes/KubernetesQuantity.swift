@@ -62,7 +62,9 @@ public enum KubernetesQuantity {
         case "P": exponent10 = 15
         case "E": exponent10 = 18
         default:
-            guard suffix.first == "e" || suffix.first == "E", let exponent = Int(suffix.dropFirst()) else { throw fail("unknown suffix \"\(suffix)\" (Ki Mi Gi Ti Pi Ei, n u m k M G T P E, or e<exponent>)") }
+            guard suffix.first == "e" || suffix.first == "E", let exponent = Int(suffix.dropFirst()) else {
+                throw fail("unknown suffix \"\(suffix)\" (Ki Mi Gi Ti Pi Ei, n u m k M G T P E, or e<exponent>)")
+            }
             guard (-100...100).contains(exponent) else { throw fail("exponent \(exponent) out of range") }
             exponent10 = exponent
         }

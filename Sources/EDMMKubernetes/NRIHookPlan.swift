@@ -41,7 +41,10 @@ public enum NRIHookPlan: Equatable, Sendable {
         guard request.state == "create" || request.state == "delete" else { return .none }
         let names = Names(request)
         guard let podUID = names.podUID else {
-            throw Failure(message: "no pod UID in the request (cgroupsPath \(request.spec?.cgroupsPath ?? "none"), no sandbox-uid annotation or pod.uid label): is this a Kubernetes container?")
+            let path = request.spec?.cgroupsPath ?? "none"
+            throw Failure(
+                message: "no pod UID in the request (cgroupsPath \(path), no sandbox-uid annotation or pod.uid label): "
+                    + "is this a Kubernetes container?")
         }
         let podScope = ContainerScope(podUID: podUID)
         let annotations = request.annotations
@@ -99,7 +102,8 @@ public enum NRIHookPlan: Equatable, Sendable {
         }
 
         func pod(_ scope: ContainerScope, limit: EPCLimit?) -> ScopeRegistration {
-            ScopeRegistration(scope: scope, namespace: namespace, pod: pod, container: "", quotaBytes: limit?.bytes, source: limit?.annotation)
+            ScopeRegistration(
+                scope: scope, namespace: namespace, pod: pod, container: "", quotaBytes: limit?.bytes, source: limit?.annotation)
         }
     }
 }

@@ -31,7 +31,9 @@ public enum PeerScopeResolver {
     }
 
     public static func resolve(socket fd: Int32, pid: Int32) -> Result<Resolution, Failure> {
-        guard pid > 0 else { return .failure(Failure(message: "the kernel gave no pid for the peer (it is in another pid namespace edmmd cannot see)")) }
+        guard pid > 0 else {
+            return .failure(Failure(message: "the kernel gave no pid for the peer (it is in another pid namespace edmmd cannot see)"))
+        }
         let pidfd = edmm_peer_pidfd(fd)
         let noPidfd = errno
         defer { if pidfd >= 0 { close(pidfd) } }
@@ -55,7 +57,10 @@ public enum PeerScopeResolver {
     public static var kernelHasPeerPidfd: Bool {
         var pair: [Int32] = [-1, -1]
         guard edmm_seqpacket_pair(&pair, 0) == 0 else { return false }
-        defer { close(pair[0]); close(pair[1]) }
+        defer {
+            close(pair[0])
+            close(pair[1])
+        }
         let pidfd = edmm_peer_pidfd(pair[0])
         if pidfd >= 0 { close(pidfd) }
         return pidfd >= 0

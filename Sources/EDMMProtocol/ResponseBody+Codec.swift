@@ -156,12 +156,8 @@ extension ResponseBody {
                 MetricsReply(
                     totalBytes: try r.u32("metrics.totalBytes"), offset: try r.u32("metrics.offset"),
                     text: try r.string("metrics.text", maxBytes: limits.maxStringBytes)))
-        case .setScope:
-            body = .setScope(SetScopeReply(enclaves: try r.u32("setScope.enclaves"), usedPages: try r.u64("setScope.usedPages")))
-        case .dropScope:
-            body = .dropScope(DropScopeReply(scopes: try r.u32("dropScope.scopes"), enclaves: try r.u32("dropScope.enclaves")))
-        case .scopes:
-            body = .scopes(try ScopeListReply.decode(&r, limits: limits))
+        case .setScope, .dropScope, .scopes:
+            body = try decodeScopeBody(verb: verb, &r, limits: limits)
         }
         try r.expectEnd("\(verb) reply")
         return body

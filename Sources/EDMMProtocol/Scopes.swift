@@ -18,7 +18,8 @@ public struct SetScopeRequest: Equatable, Sendable {
     /// the daemon's default).
     public var quotaPages: UInt64
 
-    public init(podUID: String, containerID: String = "", namespace: String, pod: String, container: String = "", quotaPages: UInt64 = .max) {
+    public init(podUID: String, containerID: String = "", namespace: String, pod: String, container: String = "", quotaPages: UInt64 = .max)
+    {
         self.podUID = podUID
         self.containerID = containerID
         self.namespace = namespace
@@ -158,7 +159,8 @@ public struct ScopeSummary: Equatable, Sendable {
         ScopeSummary(
             podUID: try r.string("scope.podUID", maxBytes: maxScopeKeyBytes),
             containerID: try r.string("scope.containerID", maxBytes: maxScopeKeyBytes),
-            namespace: try r.string("scope.namespace", maxBytes: maxScopeNameBytes), pod: try r.string("scope.pod", maxBytes: maxScopeNameBytes),
+            namespace: try r.string("scope.namespace", maxBytes: maxScopeNameBytes),
+            pod: try r.string("scope.pod", maxBytes: maxScopeNameBytes),
             container: try r.string("scope.container", maxBytes: maxScopeNameBytes), quotaPages: try r.u64("scope.quotaPages"),
             effectiveQuotaPages: try r.u64("scope.effectiveQuotaPages"), usedPages: try r.u64("scope.usedPages"),
             enclaves: try r.list("scope.enclaves", maxCount: limits.maxRangesPerList, minElementBytes: 8) {
@@ -189,5 +191,16 @@ public struct ScopeListReply: Equatable, Sendable {
                 (r: inout WireReader) throws(DecodeError) in try ScopeSummary.decode(&r, limits: limits)
             },
             total: try r.u32("scopes.total"))
+    }
+}
+
+extension ResponseBody {
+    /// The replies of SET_SCOPE, DROP_SCOPE and SCOPES.
+    static func decodeScopeBody(verb: Verb, _ r: inout WireReader, limits: ProtocolLimits) throws(DecodeError) -> ResponseBody {
+        switch verb {
+        case .setScope: .setScope(SetScopeReply(enclaves: try r.u32("setScope.enclaves"), usedPages: try r.u64("setScope.usedPages")))
+        case .dropScope: .dropScope(DropScopeReply(scopes: try r.u32("dropScope.scopes"), enclaves: try r.u32("dropScope.enclaves")))
+        default: .scopes(try ScopeListReply.decode(&r, limits: limits))
+        }
     }
 }

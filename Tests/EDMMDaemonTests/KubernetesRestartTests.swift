@@ -20,7 +20,8 @@ import Testing
         _ = try app.allocate(AllocateRequest(enclave: handle, length: 12 * 4096))
         await first.shutdown(restarting: true)
 
-        let second = try site.startDaemon(passing: site.store.copies(), scopes: ScriptedScopes(nil, TestPods.batchJob, TestPods.shopSidecar))
+        let second = try site.startDaemon(
+            passing: site.store.copies(), scopes: ScriptedScopes(nil, TestPods.batchJob, TestPods.shopSidecar))
         let admin = try site.connect()
         guard case .scopes(let list) = try admin.expect(.scopes(ScopeListRequest())) else { return }
         let pod = list.scopes.first { $0.containerID.isEmpty }

@@ -67,7 +67,9 @@ struct CgroupScopeParserTests {
             name: "a static pod: its UID is 32 hex digits",
             text: "0::/kubepods/burstable/pod0123456789abcdef0123456789abcdef/\(id)\n",
             expected: .container(ContainerScope(podUID: "0123456789abcdef0123456789abcdef", containerID: id))),
-        Case(name: "upper-case digits are canonicalised", text: "0::/kubepods/pod\(uid.uppercased())/\(id.uppercased())\n", expected: .container(scope)),
+        Case(
+            name: "upper-case digits are canonicalised", text: "0::/kubepods/pod\(uid.uppercased())/\(id.uppercased())\n",
+            expected: .container(scope)),
         Case(name: "a host process, v2", text: "0::/user.slice/user-1000.slice/session-3.scope\n", expected: .host),
         Case(name: "a host process at the root, hybrid", text: "9:name=systemd:/\n4:memory:/\n0::/\n", expected: .host),
         Case(name: "a system service, v2", text: "0::/system.slice/edmmd.service\n", expected: .host),
@@ -81,7 +83,8 @@ struct CgroupScopeParserTests {
             expected: .unrecognised("\"not-a-container\" in pod \(uid) is not a container's cgroup")),
         Case(
             name: "a malformed pod UID",
-            text: "0::/kubepods/burstable/pod1234/\(id)\n", expected: .unrecognised("no pod cgroup in \"/kubepods/burstable/pod1234/\(id)\"")),
+            text: "0::/kubepods/burstable/pod1234/\(id)\n",
+            expected: .unrecognised("no pod cgroup in \"/kubepods/burstable/pod1234/\(id)\"")),
         Case(
             name: "hierarchies that disagree",
             text: "4:memory:/kubepods/pod\(uid)/\(id)\n0::/kubepods/pod\(uid)/\(String(id.reversed()))\n",

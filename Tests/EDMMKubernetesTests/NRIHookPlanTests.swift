@@ -31,7 +31,8 @@ struct NRIHookPlanTests {
     static let app = ContainerScope(podUID: uid, containerID: containerID)
 
     static func podRegistration(_ bytes: UInt64?) -> ScopeRegistration {
-        ScopeRegistration(scope: pod, namespace: "shop", pod: "web", container: "", quotaBytes: bytes, source: bytes == nil ? nil : "sgx.intel.com/epc")
+        ScopeRegistration(
+            scope: pod, namespace: "shop", pod: "web", container: "", quotaBytes: bytes, source: bytes == nil ? nil : "sgx.intel.com/epc")
     }
 
     static func appRegistration(_ bytes: UInt64?, _ source: String?) -> ScopeRegistration {
@@ -44,10 +45,14 @@ struct NRIHookPlanTests {
     }
 
     @Test(arguments: [
-        (["epc-limit.nri.io/container.app": "8388608", "epc-limit.nri.io/pod": "1Mi", "epc-limit.nri.io": "2Mi"], UInt64(8 << 20),
-            "epc-limit.nri.io/container.app"),
-        (["epc-limit.nri.io/container.other": "8Mi", "epc-limit.nri.io/pod": "1Mi", "epc-limit.nri.io": "2Mi"], UInt64(1 << 20),
-            "epc-limit.nri.io/pod"),
+        (
+            ["epc-limit.nri.io/container.app": "8388608", "epc-limit.nri.io/pod": "1Mi", "epc-limit.nri.io": "2Mi"], UInt64(8 << 20),
+            "epc-limit.nri.io/container.app"
+        ),
+        (
+            ["epc-limit.nri.io/container.other": "8Mi", "epc-limit.nri.io/pod": "1Mi", "epc-limit.nri.io": "2Mi"], UInt64(1 << 20),
+            "epc-limit.nri.io/pod"
+        ),
         (["epc-limit.nri.io/container.other": "8Mi", "epc-limit.nri.io": "2Mi"], UInt64(2 << 20), "epc-limit.nri.io"),
     ])
     func containerAnnotationsWinInTheirOrder(_ annotations: [String: String], _ bytes: UInt64, _ source: String) throws {
@@ -81,7 +86,9 @@ struct NRIHookPlanTests {
     @Test func aBadQuantityFailsTheCreateWithTheAnnotationsValue() {
         #expect(
             throws: NRIHookPlan.Failure(
-                message: "\"64MiB\" is not a Kubernetes quantity of bytes: unknown suffix \"MiB\" (Ki Mi Gi Ti Pi Ei, n u m k M G T P E, or e<exponent>)")
+                message: "\"64MiB\" is not a Kubernetes quantity of bytes: unknown suffix \"MiB\" "
+                    + "(Ki Mi Gi Ti Pi Ei, n u m k M G T P E, or e<exponent>)"
+            )
         ) { try NRIHookPlan.plan(for: Self.request(podAnnotations: ["sgx.intel.com/epc": "64MiB"])) }
     }
 

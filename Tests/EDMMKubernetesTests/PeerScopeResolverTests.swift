@@ -8,7 +8,10 @@ struct PeerScopeResolverTests {
     @Test func aPeerOnThisHostResolvesToItsOwnCgroupsIdentity() throws {
         var pair: [Int32] = [-1, -1]
         try #require(edmm_seqpacket_pair(&pair, 0) == 0)
-        defer { close(pair[0]); close(pair[1]) }
+        defer {
+            close(pair[0])
+            close(pair[1])
+        }
         let resolution = try PeerScopeResolver.resolve(socket: pair[0], pid: getpid()).get()
         let own = CgroupScopeParser.identity(procCgroup: try #require(readText("/proc/self/cgroup")))
         #expect(resolution.identity == own)

@@ -126,10 +126,12 @@ let everyResponse: [ResponseOperation] = [
                     scopes: [
                         ScopeSummary(
                             podUID: "8f2c1a4e-3b5d-4c6e-9f70-1a2b3c4d5e6f", containerID: "", namespace: "shop", pod: "web-0",
-                            container: "", quotaPages: 16384, effectiveQuotaPages: 16384, usedPages: 12, enclaves: [3, 4], registered: true),
+                            container: "", quotaPages: 16384, effectiveQuotaPages: 16384, usedPages: 12, enclaves: [3, 4],
+                            registered: true),
                         ScopeSummary(
                             podUID: "8f2c1a4e-3b5d-4c6e-9f70-1a2b3c4d5e6f", containerID: String(repeating: "d", count: 64), namespace: "",
-                            pod: "", container: "", quotaPages: .max, effectiveQuotaPages: 0, usedPages: 0, enclaves: [], registered: false),
+                            pod: "", container: "", quotaPages: .max, effectiveQuotaPages: 0, usedPages: 0, enclaves: [],
+                            registered: false),
                     ], total: 7)))),
 ]
 
