@@ -110,7 +110,8 @@ public struct DaemonConfig: Equatable, Sendable {
     public struct Metrics: Equatable, Sendable {
         /// `HOST:PORT` of the Prometheus endpoint; nil disables it.
         public var listen: String? = "127.0.0.1:9464"
-        /// Export the series of each enclave; false: machine-wide and per-uid series only.
+        /// Export the series of each enclave; false: machine-wide, per-uid and per-container series
+        /// only. Unless the file says, false with `[kubernetes] enabled`.
         public var perEnclave = true
         /// What the `enclave` label of per-enclave series shows.
         public var enclaveLabels = EnclaveLabels.label
