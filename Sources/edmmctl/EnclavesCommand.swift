@@ -50,7 +50,7 @@ struct EnclavesCommand: AsyncParsableCommand {
             ])
         for row in rows {
             table.rows.append(
-                ["\(row.id)", row.label] + (showPods ? [terminalSafe(placement.text(of: row.id))] : []) + [
+                ["\(row.id)", row.label] + (showPods ? [placement.text(of: row.id)] : []) + [
                     "\(row.uid)", "\(row.pid)", pageBytes(row.committedPages), pageBytes(row.lazyPoolPages),
                     pageBytes(row.trimmingPages + row.removingPages), "\(row.tcsPages)", row.quotaPages.map(pageBytes) ?? "-",
                     "\(row.connections)", "\(row.requests)", "\(row.ioctls)", duration(row.idleSeconds),

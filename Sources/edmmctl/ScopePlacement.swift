@@ -13,10 +13,10 @@ struct ScopePlacement {
     private var places: [EnclaveHandle: Place] = [:]
 
     init(_ scopes: [ScopeSummary]) {
-        // A container's row names its enclaves; a pod's row lists them all again.
+        // A pod's row lists all its containers' enclaves; their own rows, read after, name the container.
         for scope in scopes.sorted(by: { $0.containerID.isEmpty && !$1.containerID.isEmpty }) {
             let place = Place(namespace: scope.namespace, pod: scope.pod, container: scope.container, podUID: scope.podUID)
-            for handle in scope.enclaves where places[handle] == nil || !scope.containerID.isEmpty { places[handle] = place }
+            for handle in scope.enclaves { places[handle] = place }
         }
     }
 

@@ -88,8 +88,8 @@ struct ScopesCommand: AsyncParsableCommand {
         ])
         for row in rows {
             table.rows.append([
-                row.podUid, terminalSafe(row.pod.isEmpty ? "-" : "\(row.namespace)/\(row.pod)"),
-                terminalSafe(row.containerId == nil ? "(pod)" : row.container.isEmpty ? "-" : row.container),
+                row.podUid, row.pod.isEmpty ? "-" : "\(row.namespace)/\(row.pod)",
+                row.containerId == nil ? "(pod)" : row.container.isEmpty ? "-" : row.container,
                 row.containerId.map { String($0.prefix(12)) } ?? "-", row.quotaPages.map(pageBytes) ?? "-",
                 row.limitPages.map(pageBytes) ?? "unlimited", pageBytes(row.usedPages), "\(row.enclaves.count)",
                 row.registered ? "yes" : "no",

@@ -11,11 +11,11 @@ extension SessionState {
         let registration = ScopeRegistration(
             namespace: request.namespace, pod: request.pod, container: request.container,
             quotaPages: request.quotaPages == .max ? nil : request.quotaPages)
-        let reply = try core.quotas.withState { state throws(WireError) in
+        let reply = core.quotas.withState { state in
             state.scopes.registrations[scope] = registration
             core.fdStore?.scopesChanged(state.scopes.registrations)
             return SetScopeReply(
-                enclaves: UInt32(clamping: state.enclaves(in: scope).count), usedPages: state.scopes.usedPages(scope))
+                enclaves: UInt32(clamping: state.enclavesByScope()[scope]?.count ?? 0), usedPages: state.scopes.usedPages(scope))
         }
         logger.info(
             "scope set",
@@ -29,10 +29,11 @@ extension SessionState {
     func dropScope(_ request: DropScopeRequest) throws(WireError) -> ResponseBody {
         try requireAdmin(.dropScope)
         let scope = try Self.scope(podUID: request.podUID, containerID: request.containerID)
-        let reply = try core.quotas.withState { state throws(WireError) in
+        let reply = core.quotas.withState { state in
             let dropped = state.scopes.drop(scope)
             core.fdStore?.scopesChanged(state.scopes.registrations)
-            return DropScopeReply(scopes: UInt32(clamping: dropped.count), enclaves: UInt32(clamping: state.enclaves(in: scope).count))
+            return DropScopeReply(
+                scopes: UInt32(clamping: dropped.count), enclaves: UInt32(clamping: state.enclavesByScope()[scope]?.count ?? 0))
         }
         logger.info("scope dropped", metadata: ["scope": "\(scope)", "scopes": "\(reply.scopes)", "enclaves": "\(reply.enclaves)"])
         return .dropScope(reply)
@@ -43,9 +44,11 @@ extension SessionState {
     func scopes(_ request: ScopeListRequest) throws(WireError) -> ResponseBody {
         let isAdmin = peer.isAdmin(adminGroup: core.settings.adminGroupID)
         let maxEnclaves = limits.protocolLimits.maxRangesPerList
-        let rows = try core.quotas.withState { state throws(WireError) in
-            state.scopes.known.filter { isAdmin || $0.podUID == peer.scope?.podUID }.map { scope in
-                Self.summary(scope, state, maxEnclaves: maxEnclaves)
+        let viewerPod = peer.scope?.podUID
+        let rows = core.quotas.withState { state in
+            let enclaves = state.enclavesByScope()
+            return state.scopes.known.filter { isAdmin || $0.podUID == viewerPod }.map { scope in
+                Self.summary(scope, state, enclaves: Array((enclaves[scope] ?? []).prefix(maxEnclaves)))
             }
         }
         var budget = limits.protocolLimits.maxMessageBytes - WireSize.messageHeader - WireSize.operationHeader - 16
@@ -75,7 +78,7 @@ extension SessionState {
         return ContainerScope(podUID: pod, containerID: container)
     }
 
-    private static func summary(_ scope: ContainerScope, _ state: QuotaBook.State, maxEnclaves: Int) -> ScopeSummary {
+    private static func summary(_ scope: ContainerScope, _ state: QuotaBook.State, enclaves: [EnclaveHandle]) -> ScopeSummary {
         let own = state.scopes.registrations[scope]
         // A container without names of its own shows its pod's.
         let names = own ?? state.scopes.registrations[scope.pod]
@@ -83,7 +86,7 @@ extension SessionState {
         return ScopeSummary(
             podUID: scope.podUID, containerID: scope.containerID ?? "", namespace: names?.namespace ?? "", pod: names?.pod ?? "",
             container: own?.container ?? "", quotaPages: own?.quotaPages ?? .max, effectiveQuotaPages: effective ?? .max,
-            usedPages: state.scopes.usedPages(scope), enclaves: Array(state.enclaves(in: scope).prefix(maxEnclaves)),
+            usedPages: state.scopes.usedPages(scope), enclaves: enclaves,
             registered: own != nil)
     }
 }

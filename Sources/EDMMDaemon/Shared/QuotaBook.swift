@@ -41,12 +41,16 @@ final class QuotaBook: Sendable {
                 scope: owner.scope.map { scopes.charge($0) })
         }
 
-        /// The enclaves charged to `scope` (a pod's: all its containers').
-        func enclaves(in scope: ContainerScope) -> [EnclaveHandle] {
-            enclaves.filter { entry in
-                guard let owner = entry.value.owner.scope else { return false }
-                return scope.containerID == nil ? owner.podUID == scope.podUID : owner == scope
-            }.keys.sorted()
+        /// The enclaves charged to each scope, in one pass: a container's under its scope, and
+        /// all of a pod's under the pod's.
+        func enclavesByScope() -> [ContainerScope: [EnclaveHandle]] {
+            var byScope: [ContainerScope: [EnclaveHandle]] = [:]
+            for (handle, entry) in enclaves {
+                guard let scope = entry.owner.scope else { continue }
+                byScope[scope, default: []].append(handle)
+                if scope.containerID != nil { byScope[scope.pod, default: []].append(handle) }
+            }
+            return byScope.mapValues { $0.sorted() }
         }
     }
 
@@ -86,8 +90,8 @@ final class QuotaBook: Sendable {
     }
 
     /// Runs `body` on the book under its lock (the scope verbs and views).
-    func withState<T>(_ body: (inout State) throws(WireError) -> T) throws(WireError) -> T {
-        try state.withLock { (state: inout State) throws(WireError) -> T in try body(&state) }
+    func withState<T>(_ body: (inout State) -> T) -> T {
+        state.withLock { body(&$0) }
     }
 }
 
@@ -95,6 +99,26 @@ extension QuotaBook {
     /// `[kubernetes] default_container_quota` (at start and on RELOAD).
     func setDefaultContainerPages(_ pages: UInt64?) {
         state.withLock { $0.scopes.defaultContainerPages = pages }
+    }
+
+    /// Every container scope registered or charged.
+    func containerFigures() -> [ContainerFigures] {
+        state.withLock { state in
+            let enclaves = state.enclavesByScope()
+            return state.scopes.known.filter { $0.containerID != nil }.map { scope in
+                let own = state.scopes.registrations[scope]
+                let pod = state.scopes.registrations[scope.pod]
+                return ContainerFigures(
+                    scope: scope, namespace: own?.namespace ?? pod?.namespace ?? "", pod: own?.pod ?? pod?.pod ?? "",
+                    container: own?.container ?? "", enclaves: enclaves[scope]?.count ?? 0, pages: state.scopes.usedPages(scope),
+                    limitPages: state.scopes.charge(scope).limitPages)
+            }
+        }
+    }
+
+    /// The scopes a previous daemon registered (FD store), before any client connects.
+    func restoreScopes(_ scopes: [ContainerScope: ScopeRegistration]) {
+        state.withLock { $0.scopes.registrations = scopes }
     }
 }
 
@@ -109,27 +133,4 @@ public struct ContainerFigures: Sendable, Equatable {
     public var pages: UInt64
     /// The quota its enclaves are checked against; nil: unlimited.
     public var limitPages: UInt64?
-}
-
-extension QuotaBook {
-    /// Every container scope registered or charged.
-    func containerFigures() -> [ContainerFigures] {
-        state.withLock { state in
-            state.scopes.known.filter { $0.containerID != nil }.map { scope in
-                let own = state.scopes.registrations[scope]
-                let pod = state.scopes.registrations[scope.pod]
-                return ContainerFigures(
-                    scope: scope, namespace: own?.namespace ?? pod?.namespace ?? "", pod: own?.pod ?? pod?.pod ?? "",
-                    container: own?.container ?? "", enclaves: state.enclaves(in: scope).count, pages: state.scopes.usedPages(scope),
-                    limitPages: state.scopes.charge(scope).limitPages)
-            }
-        }
-    }
-}
-
-extension QuotaBook {
-    /// The scopes a previous daemon registered (FD store), before any client connects.
-    func restoreScopes(_ scopes: [ContainerScope: ScopeRegistration]) {
-        state.withLock { $0.scopes.registrations = scopes }
-    }
 }

@@ -33,7 +33,7 @@ struct ScopeBook {
     /// The quota that binds enclaves of `scope` and what it is charged: the container's own, else
     /// its pod's (shared by the pod's containers), else the default for containers.
     func charge(_ scope: ContainerScope) -> ScopeCharge {
-        if let own = registrations[scope]?.quotaPages {
+        if scope.containerID != nil, let own = registrations[scope]?.quotaPages {
             return ScopeCharge(scope: .container, usedPages: containerPages[scope] ?? 0, limitPages: own)
         }
         if let pod = registrations[scope.pod]?.quotaPages {
