@@ -223,6 +223,14 @@ def checks(stage):
     status, out, err = stage.exec(c, ["/busybox", "sh", "-c", f"{hold} hold --pages 16385 --label over </dev/null"])
     check("pod-c is refused one page beyond it", status != 0 and "quota" in (out + err), (out + err)[-300:])
 
+    # Pod D: a container's own limit wins over the pod's total.
+    d = stage.run_pod("pod-d", {"sgx.intel.com/epc": "64Mi", "epc-limit.nri.io/container.app": "4194304"},
+                      ["/busybox", "sleep", "2147483647"])
+    status, out, err = stage.exec(d, ["/busybox", "sh", "-c", f"{hold} hold --pages 1024 --label small </dev/null"])
+    check("pod-d's container commits its own 4 MiB", status == 0 and '"ready"' in out, (out + err)[-300:])
+    status, out, err = stage.exec(d, ["/busybox", "sh", "-c", f"{hold} hold --pages 1025 --label big </dev/null"])
+    check("pod-d's container limit wins over the pod's 64Mi", status != 0 and "container quota" in (out + err), (out + err)[-300:])
+
     # Pod B: no annotation, so the fail-closed default; it sees nothing of pod A.
     status, out, err = stage.exec(b, ["/busybox", "sh", "-c", f"{hold} hold --pages 16 --label b </dev/null"])
     check("pod-b without an EPC annotation commits nothing (fail closed)", status != 0 and "quota" in (out + err), (out + err)[-300:])
