@@ -47,8 +47,8 @@ public enum MetricCatalog {
     static let epcUsed = MetricSpec(
         "edmmd_epc_used_bytes", .gauge, .machine,
         """
-        EPC in use: every page of the simulated EPC in use (SECS and VA pages included), or on the kernel device the pages edmmd's \
-        ledgers hold.
+        EPC in use: every page of the simulated EPC in use (SECS and VA pages included), or on the kernel device a lower bound: \
+        the pages edmmd's ledgers hold and one SECS page per registered enclave (Linux publishes no EPC use).
         """
     )
     static let epcFree = MetricSpec("edmmd_epc_free_bytes", .gauge, .machine, "edmmd_epc_total_bytes minus edmmd_epc_used_bytes.")
@@ -63,6 +63,13 @@ public enum MetricCatalog {
     static let underPressure = MetricSpec(
         "edmmd_epc_under_pressure", .gauge, .machine,
         "1 while machine-wide EPC use is above the high watermark and pools are being reclaimed.")
+    static let deviceReclaiming = MetricSpec(
+        "edmmd_epc_device_reclaiming", .gauge, .machine,
+        """
+        1 when the device evicted EPC pages before the last pressure check: ksgxd ran (Linux runs it only with fewer than 64 EPC \
+        pages free), or the simulated EPC wrote pages back. Pressure counts it as a full EPC.
+        """
+    )
     static let quotaLimit = MetricSpec(
         "edmmd_quota_limit_bytes", .gauge, .machine, labels: ["quota"],
         "The quotas in force: per enclave, per uid ([quota] uid, before overrides) and for the machine; absent when unlimited.")
@@ -188,7 +195,8 @@ public enum MetricCatalog {
 
     /// Every family, in exposition order.
     public static let all: [MetricSpec] = [
-        buildInfo, device, epcTotal, epcUsed, epcFree, epcCommitted, epcPool, epcTrimming, underPressure, quotaLimit, enclaves,
+        buildInfo, device, epcTotal, epcUsed, epcFree, epcCommitted, epcPool, epcTrimming, underPressure, deviceReclaiming, quotaLimit,
+        enclaves,
         connections, requests, ioctls, ioctlErrors, ioctlRetries, connectionEvents, registrations, uncheckedRegistrations,
         malformedMessages, reclaimNotices, reclaimed, reloadSuccessful, reloadTime, fdStoreDescriptors, fdStoreMax, fdStoreLastWrite,
         fdStoreWriteFailures, cpu, resident, virtualMemory, openFDs, maxFDs, startTime, uidEnclaves, uidEPC, uidQuota, containerEnclaves,

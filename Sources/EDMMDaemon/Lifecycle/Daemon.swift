@@ -245,7 +245,7 @@ public final class Daemon: Sendable {
         let enclaves = core.registry.all.map(\.snapshot)
         return DaemonSnapshot(
             mode: core.backend.mode, modeReason: core.backend.reason, epcTotalPages: core.backend.epcTotalPages,
-            committedPages: core.quotas.machinePages, residentPages: core.backend.epcUsedPages,
+            committedPages: core.quotas.machinePages, epc: core.epcOccupancy(),
             underPressure: core.underPressure.load(ordering: .relaxed), connections: core.sessionCount,
             requestsTotal: core.counters.requestsTotal, requestsPerSecond: core.requestsPerSecond,
             counters: core.counters.named, enclaves: enclaves, requestFailures: core.counters.failures,
@@ -298,8 +298,8 @@ public struct DaemonSnapshot: Sendable {
     public var epcTotalPages: UInt64
     /// Pages the ledgers hold (every enclave, lazy-free pools included).
     public var committedPages: UInt64
-    /// Pages resident in the simulated EPC; nil on the kernel device.
-    public var residentPages: UInt64?
+    /// The EPC's use as the device tells it (the figure pressure is judged by).
+    public var epc: EPCOccupancy
     public var underPressure: Bool
     public var connections: Int
     public var requestsTotal: UInt64

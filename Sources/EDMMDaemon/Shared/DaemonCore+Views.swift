@@ -6,10 +6,21 @@ import Synchronization
 
 /// STATUS, ENCLAVES and RECLAIM, built from the enclaves' published snapshots.
 extension DaemonCore {
+    /// The EPC's use as the device tells it: the simulated EPC counts every page; the kernel tells
+    /// nothing, so edmmd's ledgers and one SECS page per registered enclave are a lower bound.
+    func epcOccupancy() -> EPCOccupancy {
+        let counted = backend.epcUsedPages
+        return EPCOccupancy(
+            totalPages: backend.epcTotalPages, usedPages: counted ?? quotas.machinePages &+ UInt64(registry.count),
+            measure: counted == nil ? .ledgers : .device, deviceReclaiming: deviceReclaiming.load(ordering: .relaxed))
+    }
+
     /// STATUS for `viewer`: a peer in a pod counts only its pod's enclaves (the EPC figures are
     /// the machine's, for everyone).
     func statusReply(viewer: PeerCredentials? = nil) -> StatusReply {
-        let counters = self.counters.named + backend.statusCounters
+        let counters =
+            self.counters.named + backend.statusCounters
+            + [WireCounter("epc_device_reclaiming", deviceReclaiming.load(ordering: .relaxed) ? 1 : 0)]
         let enclaves =
             if let viewer, viewer.scope != nil {
                 registry.all.count { viewer.canView(owner: $0.owner, adminGroup: nil) }

@@ -34,6 +34,8 @@ final class DaemonCore: Sendable {
     let peerScopes: any PeerScopeSource
     let shuttingDown = Atomic<Bool>(false)
     let underPressure = Atomic<Bool>(false)
+    /// The device's reclaim at its last sample (the supervisor's tick).
+    let deviceReclaiming = Atomic<Bool>(false)
     private let settingsBox: Mutex<DaemonSettings>
     private let sessionsBox = Mutex<[UInt64: Session]>([:])
     private let nextSessionID = Atomic<UInt64>(1)
