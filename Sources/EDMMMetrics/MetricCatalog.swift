@@ -7,9 +7,9 @@ import Prometheus
 public struct MetricSpec: Sendable, Equatable {
     public enum Kind: String, Sendable { case gauge, counter, histogram }
 
-    /// Whose series a family has: one per machine, per process, per uid with enclaves, or per
-    /// enclave. Issue 19 adds a per-container scope beside `uid`.
-    public enum Scope: String, Sendable { case machine, process, uid, enclave }
+    /// Whose series a family has: one per machine, per process, per uid with enclaves, per
+    /// Kubernetes container edmmd knows, or per enclave.
+    public enum Scope: String, Sendable { case machine, process, uid, container, enclave }
 
     public let name: String
     public let kind: Kind
@@ -143,6 +143,18 @@ public enum MetricCatalog {
     static let uidQuota = MetricSpec(
         "edmmd_uid_quota_bytes", .gauge, .uid, labels: ["uid"], "The uid's quota (its override, else [quota] uid); absent when unlimited.")
 
+    // MARK: Per Kubernetes container ([kubernetes] enabled): the per-workload view
+
+    static let containerLabels = ["namespace", "pod", "container"]
+    static let containerEnclaves = MetricSpec(
+        "edmmd_container_enclaves", .gauge, .container, labels: containerLabels, "Registered enclaves of the Kubernetes container.")
+    static let containerEPC = MetricSpec(
+        "edmmd_container_epc_bytes", .gauge, .container, labels: containerLabels,
+        "EPC the container's enclaves hold, as its quota counts it (pools and trims included).")
+    static let containerQuota = MetricSpec(
+        "edmmd_container_quota_bytes", .gauge, .container, labels: containerLabels,
+        "The quota the container's enclaves are checked against (its own, its pod's, or the default); absent when unlimited.")
+
     // MARK: Per enclave: what an operator acts on, labelled enclave and uid
 
     static let enclaveLabels = ["enclave", "uid"]
@@ -194,7 +206,8 @@ public enum MetricCatalog {
         enclaves,
         connections, requests, ioctls, ioctlErrors, ioctlRetries, connectionEvents, registrations, uncheckedRegistrations,
         malformedMessages, reclaimNotices, reclaimed, reloadSuccessful, reloadTime, fdStoreDescriptors, fdStoreMax, fdStoreLastWrite,
-        fdStoreWriteFailures, cpu, resident, virtualMemory, openFDs, maxFDs, startTime, uidEnclaves, uidEPC, uidQuota, enclaveInfo,
+        fdStoreWriteFailures, cpu, resident, virtualMemory, openFDs, maxFDs, startTime, uidEnclaves, uidEPC, uidQuota, containerEnclaves,
+        containerEPC, containerQuota, enclaveInfo,
         enclaveEPC, enclaveCommitted, enclaveCommittedLowerBound, enclavePool, enclaveTrimming, enclaveQuota, enclaveRequests,
         enclaveFailures, enclaveIoctls,
         enclaveIoctlErrors, enclaveReclaimed, requestDuration, flushRequests, ioctlPages,

@@ -1,4 +1,5 @@
 import EDMMCore
+import EDMMKubernetes
 import EDMMProtocol
 
 /// What REGISTER established about an enclave, fixed for its life: the handle edmmd gave it, the
@@ -44,6 +45,8 @@ extension EnclaveIdentity {
         w.u32(owner.uid)
         w.u32(owner.gid)
         w.list(owner.groups) { w, gid in w.u32(gid) }
+        w.string(owner.scope?.podUID ?? "")
+        w.string(owner.scope?.containerID ?? "")
         w.u8(device.rawValue)
         w.u64(base)
         w.u64(size)
@@ -52,7 +55,7 @@ extension EnclaveIdentity {
         w.u16(options.rawValue)
     }
 
-    /// `recordVersion` 1 records have no options.
+    /// Records of version 1 have no scope, those before version 3 no options.
     init(decoding r: inout WireReader, recordVersion: UInt16) throws(DecodeError) {
         handle = try r.u64("handle")
         label = try r.string("label", maxBytes: 64)
@@ -63,13 +66,22 @@ extension EnclaveIdentity {
             try r.u32("group")
         }
         owner = PeerCredentials(pid: pid, uid: uid, gid: gid, groups: groups)
+        if recordVersion >= 2 {
+            let scopeAt = r.position
+            let pod = try r.string("scope.podUID", maxBytes: maxScopeKeyBytes)
+            let container = try r.string("scope.containerID", maxBytes: maxScopeKeyBytes)
+            if !pod.isEmpty {
+                guard let podUID = ContainerScope.canonicalPodUID(pod) else { throw DecodeError("bad pod UID", at: scopeAt) }
+                owner.scope = ContainerScope(podUID: podUID, containerID: container.isEmpty ? nil : container)
+            }
+        }
         let deviceAt = r.position
         guard let device = WireDeviceKind(rawValue: try r.u8("device")) else { throw DecodeError("unknown device", at: deviceAt) }
         self.device = device
         base = try r.u64("base")
         size = try r.u64("size")
         managed = try EnclaveRecord.range(&r, "managed")
-        if recordVersion >= 2 {
+        if recordVersion >= 3 {
             let optionsAt = r.position
             options = RequestFlags(rawValue: try r.u16("options"))
             guard RequestFlags.registration.isSuperset(of: options) else { throw DecodeError("unknown options", at: optionsAt) }

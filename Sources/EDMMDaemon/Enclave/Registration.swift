@@ -119,14 +119,14 @@ extension EnclaveState {
     private func admit(_ registration: ValidatedRegistration) throws(WireError) -> (
         adopted: [AdoptedState.Run], preheat: [PageRange]
     ) {
-        let owner = identity.owner.uid
+        let owner = QuotaBook.Owner(identity.owner)
         // A host-only client's adopted pages exist already (EADD, or EAUG edmmd never saw) and the
         // kernel lets the enclave hold them, paging if it must: refusing them would only lose
         // their accounting. They are charged, not admitted; only a preheat is admitted.
         let adoptedAdmitted = !identity.committedIsLowerBound
         // The walk of the adopted ranges stops past the pages the quotas could admit: a REGISTER
         // buys no more work than its enclave may hold (the admission below decides).
-        let headroom = settings.quota.headroom(usage: core.quotas.usage(handle, uid: owner))
+        let headroom = settings.quota.headroom(usage: core.quotas.usage(handle, owner: owner))
         let adopted = try AdoptedState.runs(
             registration.adopted, in: device?.epcm,
             maxPages: adoptedAdmitted ? headroom - min(headroom, registration.preheatPages) : .max)
@@ -134,10 +134,12 @@ extension EnclaveState {
         let (asked, overflow) = (adoptedAdmitted ? adoptedPages : 0).addingReportingOverflow(registration.preheatPages)
         let charged = adoptedAdmitted ? 0 : adoptedPages
         let quota = settings.quota
-        let preheat = try core.quotas.admit(handle, uid: owner) { (usage: QuotaUsage) throws(WireError) in
-            let before = QuotaUsage(
-                enclavePages: usage.enclavePages &+ charged, uidPages: usage.uidPages &+ charged,
-                machinePages: usage.machinePages &+ charged)
+        let preheat = try core.quotas.admit(handle, owner: owner) { (usage: QuotaUsage) throws(WireError) in
+            var before = usage
+            before.enclavePages &+= charged
+            before.uidPages &+= charged
+            before.machinePages &+= charged
+            before.scope?.usedPages &+= charged
             if asked > 0 || overflow, let refusal = quota.check(asked: overflow ? .max : asked, usage: before) { throw WireError(refusal) }
             do throws(LedgerError) {
                 for run in adopted { try ledger.adopt(run.range, as: run.state) }

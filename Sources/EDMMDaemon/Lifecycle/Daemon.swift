@@ -36,6 +36,8 @@ public struct DaemonOptions: Sendable {
     public var storedDescriptors: [String: Int32] = [:]
     /// How long a restored enclave waits for a client to ATTACH it again before it is unregistered.
     public var reattachGrace: Duration = .seconds(60)
+    /// Where HELLO finds a peer's pod and container with `[kubernetes] enabled` (tests inject scopes).
+    public var peerScopes: any PeerScopeSource = CgroupPeerScopeSource()
 
     public init(logger: Logger, logLevel: SharedLogLevel) {
         self.logger = logger
@@ -77,7 +79,7 @@ public final class Daemon: Sendable {
         core = DaemonCore(
             backend: backend, settings: settings, logger: options.logger, logLevel: options.logLevel,
             notifier: options.notifier, faultInjection: options.faultInjection, metricsText: options.metricsText,
-            instruments: options.instruments, fdStore: fdStore)
+            instruments: options.instruments, fdStore: fdStore, peerScopes: options.peerScopes)
         supervisor = Supervisor(core: core)
         listenerSource =
             options.listener ?? .bind(path: config.daemon.socket, mode: config.daemon.socketMode, group: config.daemon.socketGroup)
@@ -249,7 +251,7 @@ public final class Daemon: Sendable {
             counters: core.counters.named, enclaves: enclaves, requestFailures: core.counters.failures,
             quotas: QuotaLimits(core.settings.quota), lastReload: lastReload.withLock { $0 },
             fdStore: core.fdStore?.figures(enclaves: enclaves.count, machine: core.backend.storableDescriptor != nil),
-            metrics: configuration.metrics)
+            metrics: configuration.metrics, containers: core.quotas.containerFigures())
     }
 
     /// Every registered enclave's record (for systemd's FD store), each taken on its own queue.
@@ -313,4 +315,6 @@ public struct DaemonSnapshot: Sendable {
     public var fdStore: FDStoreFigures?
     /// `[metrics]` in force (what the exposition shows may change on reload).
     public var metrics: DaemonConfig.Metrics
+    /// Every Kubernetes container edmmd knows (registered or holding enclaves), in order.
+    public var containers: [ContainerFigures]
 }

@@ -21,8 +21,9 @@ public struct EnclaveRecord: Equatable, Sendable {
     public subscript<T>(dynamicMember keyPath: KeyPath<EnclaveIdentity, T>) -> T { identity[keyPath: keyPath] }
 
     static let magic: UInt64 = 0x4745_444C_4D4D_4445  // "EDMMLDEG" in byte order
-    /// 2 added the identity's options (records of version 1 are still read).
-    static let version: UInt16 = 2
+    /// 2 added the owner's Kubernetes scope, 3 the identity's options; older records are still
+    /// read (without them).
+    static let version: UInt16 = 3
 
     /// The ledger these pages describe, rebuilt through the ledger's own transitions.
     public func rebuildLedger() throws(LedgerError) -> EnclaveLedger {
