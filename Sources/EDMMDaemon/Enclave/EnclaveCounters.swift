@@ -65,9 +65,10 @@ public struct EnclaveCounters: Sendable, Equatable {
 /// right after publishing the previous snapshot, and an array shared with that snapshot would be
 /// copied on every request (copy-on-write).
 public struct VerbCounts: Sendable, Equatable {
+    private typealias Storage = InlineArray<19, UInt64>
     /// Slots for the codes 0...18; `Verb.allCases` must fit (EnclaveCountersTests checks it).
-    public static let slots = 19
-    private var storage = InlineArray<19, UInt64>(repeating: 0)
+    public static let slots = Storage(repeating: 0).count
+    private var storage = Storage(repeating: 0)
 
     public init() {}
 
@@ -78,11 +79,11 @@ public struct VerbCounts: Sendable, Equatable {
         set { storage[code] = newValue }
     }
 
-    public var total: UInt64 { values.reduce(0, +) }
+    public var total: UInt64 { (0..<Self.slots).reduce(0) { $0 + storage[$1] } }
 
     public var values: [UInt64] { (0..<Self.slots).map { storage[$0] } }
 
-    public static func == (a: VerbCounts, b: VerbCounts) -> Bool { a.values == b.values }
+    public static func == (a: VerbCounts, b: VerbCounts) -> Bool { (0..<slots).allSatisfy { a.storage[$0] == b.storage[$0] } }
 }
 
 /// A count per SGX2 ioctl.
