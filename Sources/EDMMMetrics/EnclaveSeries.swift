@@ -101,7 +101,7 @@ enum OwnerSeries {
         each(MetricCatalog.enclaveTrimming) { Page.bytes($0.pages.trimming + $0.pages.removing) }
         each(MetricCatalog.enclaveQuota) { $0.quotaPages.map(Page.bytes) }
         each(MetricCatalog.enclaveRequests) { $0.counters.requests }
-        each(MetricCatalog.enclaveFailures) { $0.counters.requestsFailed.total }
+        each(MetricCatalog.enclaveFailures) { $0.counters.requestsFailed.reduce(0, +) }
         each(MetricCatalog.enclaveIoctls) { $0.counters.ioctls }
         each(MetricCatalog.enclaveIoctlErrors) { $0.counters.ioctlErrors }
         each(MetricCatalog.enclaveReclaimed) { Page.bytes($0.counters.reclaimedPages) }

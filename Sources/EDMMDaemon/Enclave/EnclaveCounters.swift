@@ -6,8 +6,8 @@ import SGXDevice
 /// The names in `named` are the STATS counter names of docs/protocol.md.
 public struct EnclaveCounters: Sendable, Equatable {
     /// Answered requests by verb (index: verb code), successful and failed.
-    public var requestsOK = VerbCounts()
-    public var requestsFailed = VerbCounts()
+    public var requestsOK = [UInt64](repeating: 0, count: Verb.allCases.count + 1)
+    public var requestsFailed = [UInt64](repeating: 0, count: Verb.allCases.count + 1)
     public var ioctlCalls = IoctlKindCounts()
     public var ioctlPages = IoctlKindCounts()
     public var retriesEBUSY: UInt64 = 0
@@ -23,7 +23,7 @@ public struct EnclaveCounters: Sendable, Equatable {
 
     public init() {}
 
-    public var requests: UInt64 { requestsOK.total + requestsFailed.total }
+    public var requests: UInt64 { requestsOK.reduce(0, +) + requestsFailed.reduce(0, +) }
     public var ioctls: UInt64 { ioctlCalls.total }
 
     mutating func record(_ verb: Verb, ok: Bool) {
@@ -59,31 +59,6 @@ public struct EnclaveCounters: Sendable, Equatable {
         ]
         return counters
     }
-}
-
-/// A count per verb code (slot 0 for none), stored inline: the queue records one per request
-/// right after publishing the previous snapshot, and an array shared with that snapshot would be
-/// copied on every request (copy-on-write).
-public struct VerbCounts: Sendable, Equatable {
-    private typealias Storage = InlineArray<19, UInt64>
-    /// Slots for the codes 0...18; `Verb.allCases` must fit (EnclaveCountersTests checks it).
-    public static let slots = Storage(repeating: 0).count
-    private var storage = Storage(repeating: 0)
-
-    public init() {}
-
-    public var count: Int { Self.slots }
-
-    public subscript(code: Int) -> UInt64 {
-        get { storage[code] }
-        set { storage[code] = newValue }
-    }
-
-    public var total: UInt64 { (0..<Self.slots).reduce(0) { $0 + storage[$1] } }
-
-    public var values: [UInt64] { (0..<Self.slots).map { storage[$0] } }
-
-    public static func == (a: VerbCounts, b: VerbCounts) -> Bool { (0..<slots).allSatisfy { a.storage[$0] == b.storage[$0] } }
 }
 
 /// A count per SGX2 ioctl.

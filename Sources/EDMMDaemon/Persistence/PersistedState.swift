@@ -64,8 +64,8 @@ struct PersistedState: Equatable {
 
 extension EnclaveCounters {
     func encode(into w: inout WireWriter) {
-        w.list(requestsOK.values) { w, value in w.u64(value) }
-        w.list(requestsFailed.values) { w, value in w.u64(value) }
+        w.list(requestsOK) { w, value in w.u64(value) }
+        w.list(requestsFailed) { w, value in w.u64(value) }
         for kind in [WireIoctl.modifyTypes, .restrictPermissions, .removePages] {
             w.u64(ioctlCalls[kind])
             w.u64(ioctlPages[kind])
