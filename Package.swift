@@ -67,6 +67,9 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: strict),
+        // Kubernetes identity: pod and container from a peer's cgroup (SO_PEERPIDFD or /proc),
+        // quantities, EPC limit annotations, NRI v0.1's JSON. Pure except PeerScopeResolver.
+        .target(name: "EDMMKubernetes", dependencies: ["CEDMMShims"], swiftSettings: strict),
         // Wire format and codec. No I/O.
         .target(name: "EDMMProtocol", dependencies: ["EDMMCore"], swiftSettings: strict),
         // The service.
@@ -74,7 +77,7 @@ let package = Package(
             name: "EDMMDaemon",
             dependencies: [
                 "EDMMCore", "EDMMConfig", "EDMMProtocol", "EDMMSystem", "SGXDevice", "SGXKernel", "SGXSimulator", "CEDMMShims",
-                "CSystemd", "EDMMVersion",
+                "CSystemd", "EDMMVersion", "EDMMKubernetes",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -85,7 +88,7 @@ let package = Package(
         .target(
             name: "EDMMMetrics",
             dependencies: [
-                "EDMMDaemon", "EDMMCore", "EDMMProtocol", "EDMMConfig",
+                "EDMMDaemon", "EDMMCore", "EDMMProtocol", "EDMMConfig", "EDMMKubernetes",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -127,7 +130,7 @@ let package = Package(
         .executableTarget(
             name: "edmmctl",
             dependencies: [
-                "EDMMProtocol", "EDMMClient", "EDMMConfig", "EDMMCore", "EDMMSystem", "EDMMBuildInfo",
+                "EDMMProtocol", "EDMMClient", "EDMMConfig", "EDMMCore", "EDMMSystem", "EDMMBuildInfo", "EDMMKubernetes",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -155,6 +158,7 @@ let package = Package(
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: strict),
+        .testTarget(name: "EDMMKubernetesTests", dependencies: ["EDMMKubernetes", "CEDMMShims"], swiftSettings: strict),
         .testTarget(name: "EDMMConfigTests", dependencies: ["EDMMConfig"], swiftSettings: strict),
         .testTarget(
             name: "EDMMProtocolTests",
@@ -163,14 +167,15 @@ let package = Package(
         .testTarget(
             name: "EDMMDaemonTests",
             dependencies: [
-                "EDMMDaemon", "EDMMClient", "EDMMSimHost", "EDMMConfig", "EDMMCore", "EDMMProtocol", "SGXDevice", "SGXSimulator",
+                "EDMMDaemon", "EDMMKubernetes", "EDMMClient", "EDMMSimHost", "EDMMConfig", "EDMMCore", "EDMMProtocol", "SGXDevice",
+                "SGXSimulator",
                 "SGXKernel", "SGXKernelTesting", "EDMMSystem", "CEDMMShims", .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
         .testTarget(
             name: "EDMMMetricsTests",
             dependencies: [
-                "EDMMMetrics", "EDMMDaemon", "EDMMClient", "EDMMSimHost", "EDMMCore", "EDMMProtocol", "EDMMConfig",
+                "EDMMMetrics", "EDMMDaemon", "EDMMKubernetes", "EDMMClient", "EDMMSimHost", "EDMMCore", "EDMMProtocol", "EDMMConfig",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],

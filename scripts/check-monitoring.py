@@ -10,7 +10,7 @@
 - Every metric an expression names is a family of the scrape FILE (its `# TYPE` lines: edmmd
   writes one for every family it can export, even without samples; a histogram also has its
   _bucket, _sum and _count series), a recording rule of the rules file, or a series Prometheus
-  makes itself (up, scrape_*).
+  makes itself (up, scrape_*), or one of kube-state-metrics' that the Kubernetes rules join.
 - Every alert of the rules file has, in the rules' unit tests, a case where it fires and a case
   where it does not (promtool test rules checks that they do).
 - --self-test: the checks reject a dashboard with an unknown metric, an expression that does not
@@ -30,6 +30,8 @@ import yaml
 
 # Series Prometheus adds to every target itself.
 PROMETHEUS_SERIES = {"up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_post_metric_relabeling", "scrape_series_added"}
+# kube-state-metrics' series, which the Kubernetes rules join (docs/kubernetes.md).
+KUBE_STATE_METRICS = {"kube_pod_info", "kube_pod_container_resource_limits"}
 KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless", "offset", "inf", "nan", "atan2"}
 GRAFANA_VARIABLES = [(r"\$__rate_interval|\$\{__rate_interval\}", "5m"), (r"\$__interval|\$\{__interval\}", "1m"),
                      (r"\$__range|\$\{__range\}", "1h"), (r"\$\{?[A-Za-z_]+\}?", ".*")]
@@ -154,7 +156,7 @@ def coverage_problems(alerts, tests):
 def check(scrape_text, rules, tests, dashboard):
     rule_exprs, recorded, alerts = rules_expressions(rules)
     expressions = rule_exprs + dashboard_expressions(dashboard)
-    known = exported_names(scrape_text) | recorded | PROMETHEUS_SERIES
+    known = exported_names(scrape_text) | recorded | PROMETHEUS_SERIES | KUBE_STATE_METRICS
     if not exported_names(scrape_text):
         return ["the scrape has no # TYPE lines: not an edmmd exposition"]
     return parse_problems(expressions) + name_problems(expressions, known) + coverage_problems(alerts, tests)

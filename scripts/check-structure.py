@@ -30,6 +30,7 @@ ALLOWED = {
     "EDMMCore": set(),
     "EDMMSystem": {"CEDMMShims"},
     "EDMMProtocol": {"EDMMCore"},
+    "EDMMKubernetes": {"CEDMMShims"},
     "EDMMConfig": {"TOMLKit", "SystemPackage"},
     "EDMMVersion": set(),
     "EDMMBuildInfo": {"EDMMVersion"},
@@ -41,15 +42,17 @@ ALLOWED = {
     "EDMMClient": {"EDMMCore", "EDMMProtocol", "EDMMSystem", "CEDMMShims"},
     "EDMMSimHost": {"EDMMClient", "EDMMCore", "EDMMProtocol", "EDMMSystem", "SGXDevice", "SGXSimulator"},
     "EDMMDaemon": {
-        "EDMMCore", "EDMMConfig", "EDMMProtocol", "EDMMSystem", "EDMMVersion", "SGXDevice", "SGXKernel", "SGXSimulator",
-        "CEDMMShims", "CSystemd", "Logging", "Metrics", "ServiceLifecycle", "UnixSignals",
+        "EDMMCore", "EDMMConfig", "EDMMProtocol", "EDMMSystem", "EDMMVersion", "EDMMKubernetes", "SGXDevice", "SGXKernel",
+        "SGXSimulator", "CEDMMShims", "CSystemd", "Logging", "Metrics", "ServiceLifecycle", "UnixSignals",
     },
     "EDMMMetrics": {
-        "EDMMDaemon", "EDMMCore", "EDMMProtocol", "EDMMConfig", "Logging", "Prometheus", "NIOCore", "NIOPosix", "NIOHTTP1",
-        "NIOHTTPCompression", "ServiceLifecycle",
+        "EDMMDaemon", "EDMMCore", "EDMMProtocol", "EDMMConfig", "EDMMKubernetes", "Logging", "Prometheus", "NIOCore", "NIOPosix",
+        "NIOHTTP1", "NIOHTTPCompression", "ServiceLifecycle",
     },
     "edmmd": {"EDMMDaemon", "EDMMMetrics", "EDMMConfig", "EDMMSystem", "EDMMBuildInfo", "ArgumentParser", "Logging", "ServiceLifecycle"},
-    "edmmctl": {"EDMMProtocol", "EDMMClient", "EDMMConfig", "EDMMCore", "EDMMSystem", "EDMMBuildInfo", "ArgumentParser"},
+    "edmmctl": {
+        "EDMMProtocol", "EDMMClient", "EDMMConfig", "EDMMCore", "EDMMSystem", "EDMMBuildInfo", "EDMMKubernetes", "ArgumentParser",
+    },
     "edmm-sim": {
         "EDMMClient", "EDMMSimHost", "EDMMProtocol", "EDMMSystem", "SGXSimulator", "SGXDevice", "EDMMCore", "CEDMMShims",
         "EDMMBuildInfo", "ArgumentParser",

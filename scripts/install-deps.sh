@@ -8,7 +8,8 @@
 #          (systemd-container, debootstrap), promtool (prometheus), tmux (edmmctl top in a real
 #          terminal), clang's runtime for the fuzzers, iproute2/procps/util-linux for process
 #          checks, strace (the C library's one-sendmsg-one-recvmsg fast path), python3-yaml
-#          (the rules and dashboard checker), and what kselftest needs.
+#          (the rules and dashboard checker), containerd, runc, busybox-static and python3-venv
+#          (the kubernetes stage; its CRI client comes from PyPI), and what kselftest needs.
 #   kselftest: the kernel's SGX selftests (scripts/test-kselftest-sgx.sh): the kernel tree of
 #          linux-source-6.12 (bookworm-security; linux-source-6.1 where 6.12 is not offered)
 #          and libssl-dev (their sigstruct.c signs the test enclave with libcrypto).
@@ -21,7 +22,8 @@ if [ "$mode" = deb ] || [ "$mode" = test ]; then
   packages+=(dpkg-dev debhelper fakeroot lintian)
 fi
 if [ "$mode" = test ]; then
-  packages+=(systemd-container debootstrap prometheus tmux procps util-linux python3-yaml curl strace libssl-dev xz-utils)
+  packages+=(systemd-container debootstrap prometheus tmux procps util-linux python3-yaml curl strace libssl-dev xz-utils
+    containerd runc busybox-static python3-venv file)
   kernel_source=yes
 elif [ "$mode" = kselftest ]; then
   packages+=(libssl-dev xz-utils)

@@ -33,6 +33,7 @@ stage systemd scripts/test-systemd.sh
 stage packages scripts/test-packages.sh
 stage fuzz scripts/fuzz.sh
 stage observability scripts/test-observability.sh
+stage kubernetes scripts/test-kubernetes.sh
 stage soak scripts/soak.sh --duration 120 --kill-every 2 --churn 0.01
 # The same soak with every transient failure of SGX2 hardware and the Linux driver injected.
 stage soak-faults env SOAK_FAULTS="all=0.03,seed=1" scripts/soak.sh --duration 60 --kill-every 2 --churn 0.01 --require-faults

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -86,6 +87,27 @@ int edmm_peer_credentials(int sock, pid_t *pid, uid_t *uid, gid_t *gid) {
     *uid = cred.uid;
     *gid = cred.gid;
     return 0;
+}
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77 /* <asm-generic/socket.h>, Linux 6.5 */
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+
+int edmm_peer_pidfd(int sock) {
+    int pidfd = -1;
+    socklen_t size = sizeof(pidfd);
+    if (getsockopt(sock, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &size) != 0) return -1;
+    return pidfd;
+}
+
+int edmm_pidfd_alive(int pidfd) {
+    if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0) return 1;
+    if (errno == ESRCH) return 0;
+    if (errno == EPERM) return 1; /* it exists; we may not signal it */
+    return -1;
 }
 
 int edmm_accept(int listen_fd) {

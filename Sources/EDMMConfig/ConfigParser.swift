@@ -119,6 +119,8 @@ private struct Parser {
                 }
             }
         }
+        // Per-enclave series are opt-in on Kubernetes nodes: the per-container ones are the view there.
+        if config.kubernetes.enabled, root["metrics"]?.table?["per_enclave"] == nil { config.metrics.perEnclave = false }
     }
 
     mutating func applyUIDOverrides(_ value: any TOMLValueConvertible) {

@@ -139,6 +139,11 @@ enum ConfigSchema {
         },
         ConfigKey(section: "systemd", name: "watchdog") { c, v throws(ConfigValueError) in c.systemd.watchdog = try ConfigValue.bool(v) },
         ConfigKey(section: "systemd", name: "fd_store") { c, v throws(ConfigValueError) in c.systemd.fdStore = try ConfigValue.bool(v) },
+        ConfigKey(section: "kubernetes", name: "enabled") { c, v throws(ConfigValueError) in c.kubernetes.enabled = try ConfigValue.bool(v)
+        },
+        ConfigKey(section: "kubernetes", name: "default_container_quota") { c, v throws(ConfigValueError) in
+            c.kubernetes.defaultContainerBytes = try ConfigValue.bytes(v, multipleOf: 4096, allowUnlimited: true)
+        },
     ]
 
     /// Tables whose keys are not fixed: `[quota.uid_overrides]` maps a uid to its size limit.

@@ -112,7 +112,8 @@ public struct DaemonConfig: Equatable, Sendable {
     public struct Metrics: Equatable, Sendable {
         /// `HOST:PORT` of the Prometheus endpoint; nil disables it.
         public var listen: String? = "127.0.0.1:9464"
-        /// Export the series of each enclave; false: machine-wide and per-uid series only.
+        /// Export the series of each enclave; false: machine-wide, per-uid and per-container series
+        /// only. Unless the file says, false with `[kubernetes] enabled`.
         public var perEnclave = true
         /// What the `enclave` label of per-enclave series shows.
         public var enclaveLabels = EnclaveLabels.label
@@ -128,6 +129,16 @@ public struct DaemonConfig: Equatable, Sendable {
         case hash
         /// The enclave's handle (the id edmmctl shows): nothing the client chose.
         case none
+    }
+
+    /// Kubernetes mode (docs/kubernetes.md): clients in pods are told apart by their pod and
+    /// container, not their uid.
+    public struct Kubernetes: Equatable, Sendable {
+        public var enabled = false
+        /// The quota of a container whose container and pod have no quota of their own (no
+        /// SET_SCOPE, e.g. no NRI hook ran for it). nil: unlimited; 0 (the default): it may
+        /// register enclaves but commit no EPC through edmmd.
+        public var defaultContainerBytes: UInt64? = 0
     }
 
     public struct Systemd: Equatable, Sendable {
@@ -147,6 +158,7 @@ public struct DaemonConfig: Equatable, Sendable {
     public var limits = Limits()
     public var metrics = Metrics()
     public var systemd = Systemd()
+    public var kubernetes = Kubernetes()
 
     public init() {}
 }

@@ -99,11 +99,15 @@ public struct PoolReclaimPolicy: Hashable, Sendable {
     /// Both rules over all enclaves: one order per enclave that must give pages back, least
     /// recently active first.
     public mutating func plan(enclaves: [EnclavePool], machineUsedPages: UInt64, machineTotalPages: UInt64) -> [Order] {
+        orders(enclaves, pressureDeficit: pressureDeficit(usedPages: machineUsedPages, totalPages: machineTotalPages))
+    }
+
+    private func orders(_ enclaves: [EnclavePool], pressureDeficit: UInt64) -> [Order] {
         let idleFirst = enclaves.sorted { ($0.lastActivity, $0.enclave) < ($1.lastActivity, $1.enclave) }
         var orders = idleFirst.map {
             Order(enclave: $0.enclave, pages: thresholdExcess(pooledPages: $0.pooledPages, epcPages: $0.epcPages))
         }
-        var deficit = pressureDeficit(usedPages: machineUsedPages, totalPages: machineTotalPages)
+        var deficit = pressureDeficit
         deficit -= Swift.min(deficit, orders.reduce(0) { $0 + $1.pages })
         for (index, enclave) in idleFirst.enumerated() where deficit > 0 {
             let more = Swift.min(enclave.pooledPages - orders[index].pages, deficit)
@@ -111,6 +115,18 @@ public struct PoolReclaimPolicy: Hashable, Sendable {
             deficit -= more
         }
         return orders.filter { $0.pages > 0 }
+    }
+
+    /// `plan` from what the device tells of the EPC. `leavingPages` are already on their way out
+    /// (trims and removals queued) and not counted again, or each evaluation would reclaim them
+    /// anew. With the EPC's size unknown only the per-enclave threshold applies.
+    public mutating func plan(enclaves: [EnclavePool], occupancy: EPCOccupancy, leavingPages: UInt64) -> [Order] {
+        guard occupancy.totalPages > 0 else {
+            underPressure = false
+            return orders(enclaves, pressureDeficit: 0)
+        }
+        let used = occupancy.effectiveUsedPages
+        return plan(enclaves: enclaves, machineUsedPages: used - Swift.min(used, leavingPages), machineTotalPages: occupancy.totalPages)
     }
 
     /// `plan`, then the ranges: `reclaim` queues the reclaim of that many of the enclave's oldest

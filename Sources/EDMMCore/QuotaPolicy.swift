@@ -1,6 +1,10 @@
 /// Which limit refused an allocation.
 public enum QuotaScope: String, Hashable, Sendable, CaseIterable {
     case enclave, uid, machine
+    /// A Kubernetes container's quota, or the default for containers without one.
+    case container
+    /// A Kubernetes pod's quota, shared by its containers without one of their own.
+    case pod
 }
 
 /// An allocation refused by a quota, with the numbers the client needs to understand why.
@@ -29,11 +33,32 @@ public struct QuotaUsage: Hashable, Sendable {
     public var enclavePages: UInt64
     public var uidPages: UInt64
     public var machinePages: UInt64
+    /// The enclave's Kubernetes scope, if its owner runs in a pod.
+    public var scope: ScopeCharge?
 
-    public init(enclavePages: UInt64, uidPages: UInt64, machinePages: UInt64) {
+    public init(enclavePages: UInt64, uidPages: UInt64, machinePages: UInt64, scope: ScopeCharge? = nil) {
         self.enclavePages = enclavePages
         self.uidPages = uidPages
         self.machinePages = machinePages
+        self.scope = scope
+    }
+}
+
+/// The pages charged to the Kubernetes scope whose quota binds an enclave, and that quota: the
+/// container's own, else its pod's (shared by the pod's containers), else the default for
+/// containers. The limit travels with the usage because it changes while enclaves run (an
+/// admin sets and drops scopes), unlike the configured limits of `QuotaPolicy`.
+public struct ScopeCharge: Hashable, Sendable {
+    /// `.container` or `.pod`.
+    public var scope: QuotaScope
+    public var usedPages: UInt64
+    /// nil: unlimited.
+    public var limitPages: UInt64?
+
+    public init(scope: QuotaScope, usedPages: UInt64, limitPages: UInt64?) {
+        self.scope = scope
+        self.usedPages = usedPages
+        self.limitPages = limitPages
     }
 }
 
@@ -55,7 +80,7 @@ public struct QuotaPolicy: Hashable, Sendable {
     }
 
     /// Nil when `asked` more fresh pages fit every limit; otherwise the refusal of the narrowest
-    /// scope that does not fit (enclave, then uid, then machine).
+    /// scope that does not fit (enclave, then the Kubernetes scope, then uid, then machine).
     public func check(asked: UInt64, usage: QuotaUsage) -> QuotaRefusal? {
         for (scope, used, limit) in scopes(usage) {
             guard let limit else { continue }
@@ -75,10 +100,10 @@ public struct QuotaPolicy: Hashable, Sendable {
     }
 
     private func scopes(_ usage: QuotaUsage) -> [(scope: QuotaScope, used: UInt64, limit: UInt64?)] {
-        [
-            (.enclave, usage.enclavePages, enclaveLimit),
-            (.uid, usage.uidPages, uidLimit),
-            (.machine, usage.machinePages, machineLimit),
-        ]
+        var scopes: [(scope: QuotaScope, used: UInt64, limit: UInt64?)] = [(.enclave, usage.enclavePages, enclaveLimit)]
+        if let charge = usage.scope { scopes.append((charge.scope, charge.usedPages, charge.limitPages)) }
+        scopes.append((.uid, usage.uidPages, uidLimit))
+        scopes.append((.machine, usage.machinePages, machineLimit))
+        return scopes
     }
 }

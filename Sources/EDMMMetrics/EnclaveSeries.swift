@@ -1,6 +1,7 @@
 import EDMMConfig
 import EDMMCore
 import EDMMDaemon
+import EDMMKubernetes
 import EDMMProtocol
 
 /// The `enclave` label of every registered enclave, chosen when a scrape first sees it and kept
@@ -71,7 +72,7 @@ struct EnclaveNames {
 enum OwnerSeries {
     static func writeUIDs(_ snapshot: DaemonSnapshot, viewer: MetricsViewer, into writer: inout ExpositionWriter) {
         var byUID: [UInt32: (enclaves: UInt64, pages: UInt64)] = [:]
-        for enclave in snapshot.enclaves where viewer.sees(uid: enclave.owner.uid) {
+        for enclave in snapshot.enclaves where viewer.sees(enclave.owner) {
             byUID[enclave.owner.uid, default: (0, 0)].enclaves += 1
             byUID[enclave.owner.uid, default: (0, 0)].pages += enclave.pages.epcPages
         }
@@ -83,6 +84,25 @@ enum OwnerSeries {
         writer.family(MetricCatalog.uidQuota)
         for uid in uids {
             if let limit = snapshot.quotas.uidPages(for: uid.uid) { writer.sample(MetricCatalog.uidQuota, uid.labels, Page.bytes(limit)) }
+        }
+    }
+
+    /// The Kubernetes containers `viewer` may see. A container without names from SET_SCOPE
+    /// shows its pod's UID and the first 12 digits of its ID, so that its series still join.
+    static func writeContainers(_ snapshot: DaemonSnapshot, viewer: MetricsViewer, into writer: inout ExpositionWriter) {
+        let containers = snapshot.containers.filter { viewer.sees(PeerCredentials(pid: 0, uid: 0, gid: 0, scope: $0.scope)) }.map {
+            container in
+            let pod = container.pod.isEmpty ? container.scope.podUID : container.pod
+            let name = container.container.isEmpty ? ContainerScope.shortID(container.scope.containerID ?? "") : container.container
+            return (figures: container, labels: LabelSet([("namespace", container.namespace), ("pod", pod), ("container", name)]))
+        }
+        writer.family(MetricCatalog.containerEnclaves)
+        for c in containers { writer.sample(MetricCatalog.containerEnclaves, c.labels, UInt64(c.figures.enclaves)) }
+        writer.family(MetricCatalog.containerEPC)
+        for c in containers { writer.sample(MetricCatalog.containerEPC, c.labels, Page.bytes(c.figures.pages)) }
+        writer.family(MetricCatalog.containerQuota)
+        for c in containers {
+            if let limit = c.figures.limitPages { writer.sample(MetricCatalog.containerQuota, c.labels, Page.bytes(limit)) }
         }
     }
 

@@ -13,7 +13,7 @@ enum MachineSeries {
         // Page counts may come from the simulated EPC's shared memory (clamped where read) or a
         // kernel enclave's adopted pages: the products saturate rather than trap.
         let total = Page.bytes(snapshot.epcTotalPages)
-        let used = Page.bytes(snapshot.residentPages ?? snapshot.committedPages)
+        let used = Page.bytes(snapshot.epc.usedPages)
         writer.single(MetricCatalog.epcTotal, total)
         writer.single(MetricCatalog.epcUsed, used)
         writer.single(MetricCatalog.epcFree, total > used ? total - used : 0)
@@ -21,6 +21,7 @@ enum MachineSeries {
         writer.single(MetricCatalog.epcPool, Page.bytes(snapshot.enclaves.reduce(0) { $0 &+ $1.pages.pooled }))
         writer.single(MetricCatalog.epcTrimming, Page.bytes(snapshot.enclaves.reduce(0) { $0 &+ $1.pages.trimming &+ $1.pages.removing }))
         writer.single(MetricCatalog.underPressure, snapshot.underPressure ? 1 : 0)
+        writer.single(MetricCatalog.deviceReclaiming, snapshot.epc.deviceReclaiming ? 1 : 0)
         writer.family(MetricCatalog.quotaLimit)
         let quotas = [
             ("enclave", snapshot.quotas.enclavePages), ("uid", snapshot.quotas.uidPages), ("machine", snapshot.quotas.machinePages),

@@ -7,9 +7,9 @@ import Prometheus
 public struct MetricSpec: Sendable, Equatable {
     public enum Kind: String, Sendable { case gauge, counter, histogram }
 
-    /// Whose series a family has: one per machine, per process, per uid with enclaves, or per
-    /// enclave. Issue 19 adds a per-container scope beside `uid`.
-    public enum Scope: String, Sendable { case machine, process, uid, enclave }
+    /// Whose series a family has: one per machine, per process, per uid with enclaves, per
+    /// Kubernetes container edmmd knows, or per enclave.
+    public enum Scope: String, Sendable { case machine, process, uid, container, enclave }
 
     public let name: String
     public let kind: Kind
@@ -47,8 +47,8 @@ public enum MetricCatalog {
     static let epcUsed = MetricSpec(
         "edmmd_epc_used_bytes", .gauge, .machine,
         """
-        EPC in use: every page of the simulated EPC in use (SECS and VA pages included), or on the kernel device the pages edmmd's \
-        ledgers hold.
+        EPC in use: every page of the simulated EPC in use (SECS and VA pages included), or on the kernel device a lower bound: \
+        the pages edmmd's ledgers hold and one SECS page per registered enclave (Linux publishes no EPC use).
         """
     )
     static let epcFree = MetricSpec("edmmd_epc_free_bytes", .gauge, .machine, "edmmd_epc_total_bytes minus edmmd_epc_used_bytes.")
@@ -63,6 +63,13 @@ public enum MetricCatalog {
     static let underPressure = MetricSpec(
         "edmmd_epc_under_pressure", .gauge, .machine,
         "1 while machine-wide EPC use is above the high watermark and pools are being reclaimed.")
+    static let deviceReclaiming = MetricSpec(
+        "edmmd_epc_device_reclaiming", .gauge, .machine,
+        """
+        1 when the device evicted EPC pages before the last pressure check: ksgxd ran (Linux runs it only with fewer than 64 EPC \
+        pages free), or the simulated EPC wrote pages back. Pressure counts it as a full EPC.
+        """
+    )
     static let quotaLimit = MetricSpec(
         "edmmd_quota_limit_bytes", .gauge, .machine, labels: ["quota"],
         "The quotas in force: per enclave, per uid ([quota] uid, before overrides) and for the machine; absent when unlimited.")
@@ -136,6 +143,18 @@ public enum MetricCatalog {
     static let uidQuota = MetricSpec(
         "edmmd_uid_quota_bytes", .gauge, .uid, labels: ["uid"], "The uid's quota (its override, else [quota] uid); absent when unlimited.")
 
+    // MARK: Per Kubernetes container ([kubernetes] enabled): the per-workload view
+
+    static let containerLabels = ["namespace", "pod", "container"]
+    static let containerEnclaves = MetricSpec(
+        "edmmd_container_enclaves", .gauge, .container, labels: containerLabels, "Registered enclaves of the Kubernetes container.")
+    static let containerEPC = MetricSpec(
+        "edmmd_container_epc_bytes", .gauge, .container, labels: containerLabels,
+        "EPC the container's enclaves hold, as its quota counts it (pools and trims included).")
+    static let containerQuota = MetricSpec(
+        "edmmd_container_quota_bytes", .gauge, .container, labels: containerLabels,
+        "The quota the container's enclaves are checked against (its own, its pod's, or the default); absent when unlimited.")
+
     // MARK: Per enclave: what an operator acts on, labelled enclave and uid
 
     static let enclaveLabels = ["enclave", "uid"]
@@ -176,10 +195,12 @@ public enum MetricCatalog {
 
     /// Every family, in exposition order.
     public static let all: [MetricSpec] = [
-        buildInfo, device, epcTotal, epcUsed, epcFree, epcCommitted, epcPool, epcTrimming, underPressure, quotaLimit, enclaves,
+        buildInfo, device, epcTotal, epcUsed, epcFree, epcCommitted, epcPool, epcTrimming, underPressure, deviceReclaiming, quotaLimit,
+        enclaves,
         connections, requests, ioctls, ioctlErrors, ioctlRetries, connectionEvents, registrations, uncheckedRegistrations,
         malformedMessages, reclaimNotices, reclaimed, reloadSuccessful, reloadTime, fdStoreDescriptors, fdStoreMax, fdStoreLastWrite,
-        fdStoreWriteFailures, cpu, resident, virtualMemory, openFDs, maxFDs, startTime, uidEnclaves, uidEPC, uidQuota, enclaveInfo,
+        fdStoreWriteFailures, cpu, resident, virtualMemory, openFDs, maxFDs, startTime, uidEnclaves, uidEPC, uidQuota, containerEnclaves,
+        containerEPC, containerQuota, enclaveInfo,
         enclaveEPC, enclaveCommitted, enclavePool, enclaveTrimming, enclaveQuota, enclaveRequests, enclaveFailures, enclaveIoctls,
         enclaveIoctlErrors, enclaveReclaimed, requestDuration, flushRequests, ioctlPages,
     ]

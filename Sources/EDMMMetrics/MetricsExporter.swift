@@ -69,10 +69,11 @@ public final class MetricsExporter: Sendable {
         }
         if let snapshot {
             OwnerSeries.writeUIDs(snapshot, viewer: viewer, into: &writer)
+            OwnerSeries.writeContainers(snapshot, viewer: viewer, into: &writer)
             if snapshot.metrics.perEnclave {
                 // Named all together (a name depends on the others'), then filtered.
                 let named = state.names.update(snapshot.enclaves, policy: snapshot.metrics.enclaveLabels)
-                OwnerSeries.writeEnclaves(named.filter { viewer.sees(uid: $0.0.owner.uid) }, into: &writer)
+                OwnerSeries.writeEnclaves(named.filter { viewer.sees($0.0.owner) }, into: &writer)
             }
         }
         var bytes = writer.bytes

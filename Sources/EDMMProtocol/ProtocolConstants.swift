@@ -39,6 +39,9 @@ public enum Verb: UInt16, Sendable, CaseIterable, CustomStringConvertible {
     case reclaim = 16
     case reload = 17
     case metrics = 18
+    case setScope = 19
+    case dropScope = 20
+    case scopes = 21
 
     public var description: String {
         switch self {
@@ -60,11 +63,14 @@ public enum Verb: UInt16, Sendable, CaseIterable, CustomStringConvertible {
         case .reclaim: "RECLAIM"
         case .reload: "RELOAD"
         case .metrics: "METRICS"
+        case .setScope: "SET_SCOPE"
+        case .dropScope: "DROP_SCOPE"
+        case .scopes: "SCOPES"
         }
     }
 
     /// Verbs that only root or the configured admin group may use.
-    public var isAdmin: Bool { self == .reclaim || self == .reload }
+    public var isAdmin: Bool { [.reclaim, .reload, .setScope, .dropScope].contains(self) }
 }
 
 /// Verbs of daemon-initiated pushes.

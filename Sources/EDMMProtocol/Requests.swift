@@ -136,6 +136,9 @@ public enum Request: Equatable, Sendable {
     case reclaim(ReclaimRequest)
     case reload
     case metrics(MetricsRequest)
+    case setScope(SetScopeRequest)
+    case dropScope(DropScopeRequest)
+    case scopes(ScopeListRequest)
 
     public var verb: Verb {
         switch self {
@@ -157,6 +160,9 @@ public enum Request: Equatable, Sendable {
         case .reclaim: .reclaim
         case .reload: .reload
         case .metrics: .metrics
+        case .setScope: .setScope
+        case .dropScope: .dropScope
+        case .scopes: .scopes
         }
     }
 
@@ -168,7 +174,7 @@ public enum Request: Equatable, Sendable {
         case .free(let r), .trim(let r), .trimAccepted(let r), .makeTCS(let r): r.enclave
         case .restrict(let p), .relax(let p): p.enclave
         case .reclaim(let r): r.enclave == 0 ? nil : r.enclave
-        case .hello, .register, .status, .enclaves, .reload, .metrics: nil
+        case .hello, .register, .status, .enclaves, .reload, .metrics, .setScope, .dropScope, .scopes: nil
         }
     }
 
@@ -211,6 +217,13 @@ public enum Request: Equatable, Sendable {
             w.u64(r.targetPages)
         case .metrics(let m):
             w.u32(m.offset)
+        case .setScope(let s):
+            s.encode(&w)
+        case .dropScope(let d):
+            d.encode(&w)
+        case .scopes(let q):
+            w.u32(q.offset)
+            w.u16(q.maxCount)
         }
     }
 
@@ -255,6 +268,9 @@ public enum Request: Equatable, Sendable {
             request = .reclaim(ReclaimRequest(enclave: try r.u64("reclaim.enclave"), targetPages: try r.u64("reclaim.targetPages")))
         case .metrics:
             request = .metrics(MetricsRequest(offset: try r.u32("metrics.offset")))
+        case .setScope: request = .setScope(try SetScopeRequest.decode(&r))
+        case .dropScope: request = .dropScope(try DropScopeRequest.decode(&r))
+        case .scopes: request = .scopes(ScopeListRequest(offset: try r.u32("scopes.offset"), maxCount: try r.u16("scopes.maxCount")))
         }
         try r.expectEnd("\(verb) body")
         return request

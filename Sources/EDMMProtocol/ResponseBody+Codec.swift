@@ -71,6 +71,14 @@ extension ResponseBody {
             w.u32(m.totalBytes)
             w.u32(m.offset)
             w.string(m.text)
+        case .setScope(let s):
+            w.u32(s.enclaves)
+            w.u64(s.usedPages)
+        case .dropScope(let d):
+            w.u32(d.scopes)
+            w.u32(d.enclaves)
+        case .scopes(let s):
+            s.encode(&w)
         }
     }
 
@@ -148,6 +156,8 @@ extension ResponseBody {
                 MetricsReply(
                     totalBytes: try r.u32("metrics.totalBytes"), offset: try r.u32("metrics.offset"),
                     text: try r.string("metrics.text", maxBytes: limits.maxStringBytes)))
+        case .setScope, .dropScope, .scopes:
+            body = try decodeScopeBody(verb: verb, &r, limits: limits)
         }
         try r.expectEnd("\(verb) reply")
         return body

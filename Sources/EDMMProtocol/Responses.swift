@@ -280,13 +280,16 @@ public enum ResponseBody: Equatable, Sendable {
     case reclaim(ReclaimReply)
     case reload(ReloadReply)
     case metrics(MetricsReply)
+    case setScope(SetScopeReply)
+    case dropScope(DropScopeReply)
+    case scopes(ScopeListReply)
 
     /// Whether this body shape answers `verb`.
     public func answers(_ verb: Verb) -> Bool {
         switch (self, verb) {
         case (.hello, .hello), (.register, .register), (.attach, .attach), (.allocate, .allocate),
             (.status, .status), (.enclaves, .enclaves), (.stats, .stats), (.reclaim, .reclaim), (.reload, .reload),
-            (.metrics, .metrics):
+            (.metrics, .metrics), (.setScope, .setScope), (.dropScope, .dropScope), (.scopes, .scopes):
             true
         case (.done, .free), (.done, .trim), (.done, .trimAccepted), (.done, .restrict), (.done, .relax),
             (.done, .makeTCS), (.done, .sync), (.done, .unregister):

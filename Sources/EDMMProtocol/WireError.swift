@@ -5,11 +5,17 @@ public enum QuotaScope: UInt8, Sendable, CustomStringConvertible {
     case enclave = 1
     case uid = 2
     case machine = 3
+    /// A Kubernetes container's quota (its own, or edmmd's default for containers).
+    case container = 4
+    /// A Kubernetes pod's quota, shared by its containers without one of their own.
+    case pod = 5
     public var description: String {
         switch self {
         case .enclave: "enclave"
         case .uid: "uid"
         case .machine: "machine"
+        case .container: "container"
+        case .pod: "pod"
         }
     }
 }

@@ -29,10 +29,21 @@ func simulator<T>(_ body: () throws(SimulatorError) -> T) throws(SimError) -> T 
 
 @_cdecl("edmm_sim_machine_create")
 public func edmmSimMachineCreate(_ epcPages: UInt64, _ machineFD: UnsafeMutablePointer<Int32>?) -> Int32 {
+    edmmSimMachineCreateWithFaults(epcPages, nil, machineFD)
+}
+
+@_cdecl("edmm_sim_machine_create_with_faults")
+public func edmmSimMachineCreateWithFaults(
+    _ epcPages: UInt64, _ faults: UnsafePointer<CChar>?, _ machineFD: UnsafeMutablePointer<Int32>?
+) -> Int32 {
     guarded { registry throws(SimError) in
         guard let machineFD else { return -EINVAL }
         var configuration = SimulatedMachine.Configuration()
         if epcPages != 0 { configuration.epcPages = epcPages }
+        if let faults {
+            guard let parsed = try? SimulatorFaults(parsing: String(cString: faults)) else { return -EINVAL }
+            configuration.faults = parsed
+        }
         let machine = try simulator { () throws(SimulatorError) in try SimulatedMachine.create(configuration) }
         let fd = fcntl(machine.fd, F_DUPFD_CLOEXEC, 0)
         guard fd >= 0 else { return -errno }

@@ -45,7 +45,7 @@ struct EdmmCtl: AsyncParsableCommand {
         // Each command lives in its own file; add new ones here.
         subcommands: [
             StatusCommand.self, EnclavesCommand.self, ShowCommand.self, TopCommand.self, ReclaimCommand.self, ReloadCommand.self,
-            ConfigCommand.self, MetricsCommand.self,
+            ConfigCommand.self, MetricsCommand.self, ScopesCommand.self, NRIHookCommand.self,
         ])
 
     @OptionGroup var global: GlobalOptions

@@ -22,8 +22,12 @@ struct EnclaveRow: Encodable {
     var requests: UInt64
     var ioctls: UInt64
     var idleSeconds: Double
+    /// The Kubernetes pod the enclave belongs to (nil: a host enclave).
+    var namespace: String?
+    var pod: String?
+    var container: String?
 
-    init(_ s: EnclaveSummary) {
+    init(_ s: EnclaveSummary, placement: ScopePlacement = ScopePlacement([])) {
         id = s.enclave
         label = s.label
         uid = s.uid
@@ -42,6 +46,11 @@ struct EnclaveRow: Encodable {
         requests = s.requests
         ioctls = s.ioctls
         idleSeconds = Double(s.idleMicros) / 1e6
+        if let place = placement.place(of: s.enclave) {
+            namespace = place.namespace
+            pod = place.pod.isEmpty ? place.podUID : place.pod
+            container = place.container
+        }
     }
 
     // Explicit so that an unlimited quota is written as null rather than left out.
@@ -65,11 +74,14 @@ struct EnclaveRow: Encodable {
         try c.encode(requests, forKey: .requests)
         try c.encode(ioctls, forKey: .ioctls)
         try c.encode(idleSeconds, forKey: .idleSeconds)
+        try c.encode(namespace, forKey: .namespace)
+        try c.encode(pod, forKey: .pod)
+        try c.encode(container, forKey: .container)
     }
 
     private enum CodingKeys: String, CodingKey {
         case id, label, uid, gid, pid, device, base, sizeBytes, committedPages, lazyPoolPages, trimmingPages, removingPages
-        case tcsPages, quotaPages, connections, requests, ioctls, idleSeconds
+        case tcsPages, quotaPages, connections, requests, ioctls, idleSeconds, namespace, pod, container
     }
 }
 

@@ -16,7 +16,9 @@ struct EnclavesCommand: AsyncParsableCommand {
             --json prints {"enclaves": [...]}, one object per enclave with "id", "label", "uid", \
             "gid", "pid", "device", "base", "size_bytes", "committed_pages", "lazy_pool_pages", \
             "trimming_pages", "removing_pages", "tcs_pages", "quota_pages" (null: unlimited), \
-            "connections", "requests", "ioctls" and "idle_seconds".
+            "connections", "requests", "ioctls", "idle_seconds", and "namespace", "pod" and \
+            "container" (null for a host enclave; edmmd in Kubernetes mode, docs/kubernetes.md).
+            The POD column (namespace/pod/container) appears when some enclave is in a pod.
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -27,8 +29,11 @@ struct EnclavesCommand: AsyncParsableCommand {
     struct Listing: Encodable { var enclaves: [EnclaveRow] }
 
     func run() async throws {
-        let summaries = try await DaemonSession.with(global) { connection throws(EDMMClientError) in try await connection.allEnclaves() }
-        let rows = sort.sorted(summaries).map(EnclaveRow.init)
+        let (summaries, scopes) = try await DaemonSession.with(global) { connection throws(EDMMClientError) in
+            (try await connection.allEnclaves(), try await connection.allScopes())
+        }
+        let placement = ScopePlacement(scopes)
+        let rows = sort.sorted(summaries).map { EnclaveRow($0, placement: placement) }
         if global.json {
             print(jsonText(Listing(enclaves: rows)))
             return
@@ -37,17 +42,19 @@ struct EnclavesCommand: AsyncParsableCommand {
             print("no enclaves registered (or none visible to uid \(getuid()))")
             return
         }
-        var table = Table([
-            ("ID", .right), ("LABEL", .left), ("UID", .right), ("PID", .right), ("COMMITTED", .right), ("POOL", .right),
-            ("TRIMMING", .right), ("TCS", .right), ("QUOTA", .right), ("CONN", .right), ("REQUESTS", .right),
-            ("IOCTLS", .right), ("IDLE", .right),
-        ])
-        for row in rows {
-            table.rows.append([
-                "\(row.id)", row.label, "\(row.uid)", "\(row.pid)", pageBytes(row.committedPages), pageBytes(row.lazyPoolPages),
-                pageBytes(row.trimmingPages + row.removingPages), "\(row.tcsPages)", row.quotaPages.map(pageBytes) ?? "-",
-                "\(row.connections)", "\(row.requests)", "\(row.ioctls)", duration(row.idleSeconds),
+        let showPods = rows.contains { $0.pod != nil }
+        var table = Table(
+            [("ID", .right), ("LABEL", .left)] + (showPods ? [("POD", .left)] : []) + [
+                ("UID", .right), ("PID", .right), ("COMMITTED", .right), ("POOL", .right), ("TRIMMING", .right), ("TCS", .right),
+                ("QUOTA", .right), ("CONN", .right), ("REQUESTS", .right), ("IOCTLS", .right), ("IDLE", .right),
             ])
+        for row in rows {
+            table.rows.append(
+                ["\(row.id)", row.label] + (showPods ? [placement.text(of: row.id)] : []) + [
+                    "\(row.uid)", "\(row.pid)", pageBytes(row.committedPages), pageBytes(row.lazyPoolPages),
+                    pageBytes(row.trimmingPages + row.removingPages), "\(row.tcsPages)", row.quotaPages.map(pageBytes) ?? "-",
+                    "\(row.connections)", "\(row.requests)", "\(row.ioctls)", duration(row.idleSeconds),
+                ])
         }
         print(table.lines().joined(separator: "\n"))
     }

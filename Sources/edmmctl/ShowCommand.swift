@@ -33,11 +33,12 @@ struct ShowCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let stats = try await DaemonSession.with(global) { connection throws(EDMMClientError) in
+        let (stats, scopes) = try await DaemonSession.with(global) { connection throws(EDMMClientError) in
             let handle = try await EnclaveLookup.handle(of: enclave, on: connection)
-            return try await connection.stats(handle)
+            return (try await connection.stats(handle), try await connection.allScopes())
         }
-        let row = EnclaveRow(stats.summary)
+        let placement = ScopePlacement(scopes)
+        let row = EnclaveRow(stats.summary, placement: placement)
         if global.json {
             let counters = Dictionary(stats.counters.map { ($0.name, $0.value) }, uniquingKeysWith: { _, last in last })
             print(
@@ -48,6 +49,7 @@ struct ShowCommand: AsyncParsableCommand {
         var lines = [
             "enclave \(row.id) \"\(terminalSafe(row.label))\" (\(row.device))",
             "  owner       uid \(row.uid), gid \(row.gid), pid \(row.pid); \(row.connections) connection\(row.connections == 1 ? "" : "s")",
+            "  pod         \(row.pod == nil ? "none (a host process)" : terminalSafe(placement.text(of: row.id)))",
             """
               ELRANGE     0x\(String(row.base, radix: 16)) + \(bytes(row.sizeBytes)); edmmd manages \
             [0x\(String(stats.managed.offset, radix: 16)), +\(bytes(stats.managed.length)))

@@ -81,3 +81,36 @@ func pool(_ id: UInt64, active: UInt64, pooled: UInt64, epc: UInt64) -> PoolRecl
         #expect(ledgers[EnclaveID(2)]?.counts.trimQueued == 120)
     }
 }
+
+@Suite struct PressureFromTheDeviceOccupancy {
+    let enclaves = [pool(1, active: 100, pooled: 300, epc: 400), pool(2, active: 200, pooled: 300, epc: 400)]
+    var policy = PoolReclaimPolicy(PoolReclaimPolicy.Configuration(minimumPoolPages: 1_000_000))
+
+    func occupancy(used: UInt64, _ measure: EPCOccupancy.Measure = .ledgers, reclaiming: Bool) -> EPCOccupancy {
+        EPCOccupancy(totalPages: 1000, usedPages: used, measure: measure, deviceReclaiming: reclaiming)
+    }
+
+    @Test mutating func aReclaimingDeviceMeansAFullEPCWhateverTheLowerBoundSays() {
+        // The ledgers see 500 of 1000 pages, but ksgxd ran: the EPC is full, so back to 80 %.
+        let orders = policy.plan(enclaves: enclaves, occupancy: occupancy(used: 500, reclaiming: true), leavingPages: 0)
+        #expect(orders == [PoolReclaimPolicy.Order(enclave: EnclaveID(1), pages: 200)])
+        #expect(policy.underPressure)
+    }
+
+    @Test mutating func aLowerBoundBelowTheWatermarkWithAnIdleReclaimerIsNoPressure() {
+        #expect(policy.plan(enclaves: enclaves, occupancy: occupancy(used: 500, reclaiming: false), leavingPages: 0).isEmpty)
+        #expect(!policy.underPressure)
+    }
+
+    @Test mutating func pagesAlreadyLeavingAreNotReclaimedAgain() {
+        // 1000 used, 50 already on their way out: 950 counts, 150 more to reach 800.
+        let orders = policy.plan(enclaves: enclaves, occupancy: occupancy(used: 1000, .device, reclaiming: false), leavingPages: 50)
+        #expect(orders == [PoolReclaimPolicy.Order(enclave: EnclaveID(1), pages: 150)])
+    }
+
+    @Test mutating func anUnknownEPCSizeLeavesOnlyThePerEnclaveThreshold() {
+        let unknown = EPCOccupancy(totalPages: 0, usedPages: 5000, measure: .ledgers, deviceReclaiming: true)
+        #expect(policy.plan(enclaves: enclaves, occupancy: unknown, leavingPages: 0).isEmpty)
+        #expect(!policy.underPressure)
+    }
+}

@@ -1,4 +1,5 @@
 import EDMMCore
+import EDMMKubernetes
 import EDMMProtocol
 import Glibc
 import Testing
@@ -26,7 +27,14 @@ import Testing
     }
 
     @Test func theStateRoundTripsWithRecordsCountersAndTheCleanFlag() throws {
-        let original = state(handles: [3, 5], clean: true)
+        var original = state(handles: [3, 5], clean: true)
+        original.scopes = [
+            ContainerScope(podUID: "8f2c1a4e-3b5d-4c6e-9f70-1a2b3c4d5e6f"): ScopeRegistration(
+                namespace: "shop", pod: "web-0", container: "", quotaPages: 16_384),
+            ContainerScope(podUID: "8f2c1a4e-3b5d-4c6e-9f70-1a2b3c4d5e6f", containerID: String(repeating: "a", count: 64)):
+                ScopeRegistration(namespace: "shop", pod: "web-0", container: "app", quotaPages: nil),
+        ]
+        original.enclaves[0].record.identity.owner.scope = ContainerScope(podUID: "8f2c1a4e-3b5d-4c6e-9f70-1a2b3c4d5e6f")
         let decoded = try PersistedState(decoding: original.encoded())
         #expect(decoded == original)
         #expect(decoded.enclaves[1].counters.requestsOK[Int(Verb.allocate.rawValue)] == 7)

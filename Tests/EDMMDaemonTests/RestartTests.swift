@@ -56,8 +56,12 @@ import Testing
             directory = String(cString: made)
         }
 
-        func startDaemon(grace: Duration = .seconds(60), passing stored: [String: Int32] = [:], socket: String? = nil) throws -> Daemon {
+        func startDaemon(
+            grace: Duration = .seconds(60), passing stored: [String: Int32] = [:], socket: String? = nil,
+            scopes: (any PeerScopeSource)? = nil
+        ) throws -> Daemon {
             var config = DaemonConfig()
+            config.kubernetes.enabled = scopes != nil
             config.daemon.socket = socket ?? self.socket
             config.daemon.device = .simulated
             config.daemon.logLevel = .warning
@@ -70,6 +74,7 @@ import Testing
             options.descriptorStore = store
             options.storedDescriptors = stored
             options.reattachGrace = grace
+            if let scopes { options.peerScopes = scopes }
             let daemon = try Daemon(config: config, options: options)
             try daemon.start()
             return daemon

@@ -166,7 +166,10 @@ final class StoppedLockHolder {
             await daemon.daemon.shutdown(drainTimeout: .milliseconds(500))
             stopped.store(true, ordering: .releasing)
         }
-        let ended = await waitUntil(timeout: .seconds(15)) { stopped.load(ordering: .acquiring) }
+        // The holder stays stopped while this waits: a stop that waited on it would never end. The
+        // bound is generous because the whole suite runs in parallel on two cores, where the
+        // stopping task itself may wait seconds for a thread.
+        let ended = await waitUntil(timeout: .seconds(60)) { stopped.load(ordering: .acquiring) }
         #expect(holder.resume() == #"{"ok":true}"#)
         #expect(ended, "the stop waited for the stopped client")
         _ = await waitUntil { stopped.load(ordering: .acquiring) }

@@ -217,10 +217,10 @@ import Testing
     @Test func aViewerThatIsNotAnAdminSeesOnlyItsOwnUIDsSeries() async throws {
         let fixture = try MetricsFixture()
         let host = try await fixture.host("mine")
-        let other = Exposition(fixture.exporter.renderText(for: .uid(getuid() &+ 1)))
+        let other = Exposition(fixture.exporter.renderText(for: .peer(PeerCredentials(pid: 1, uid: getuid() &+ 1, gid: 0))))
         #expect(!other.samples.contains { $0.labels["uid"] != nil }, "another uid sees no enclave or uid series")
         #expect(other.value("edmmd_enclaves") == 1, "the machine-wide series stay (STATUS shows them to everyone)")
-        let own = Exposition(fixture.exporter.renderText(for: .uid(getuid())))
+        let own = Exposition(fixture.exporter.renderText(for: .peer(PeerCredentials(pid: 1, uid: getuid(), gid: getgid()))))
         #expect(own.value("edmmd_enclave_info", ["enclave": "mine"]) == 1)
         host.close()
         await fixture.stop()

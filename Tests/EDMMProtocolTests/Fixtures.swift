@@ -27,6 +27,13 @@ let everyRequest: [Request] = [
     .reclaim(ReclaimRequest(enclave: 19, targetPages: 100)),
     .reload,
     .metrics(MetricsRequest(offset: 4096)),
+    // The Kubernetes admin verbs: Swift only (libedmm, and so the vector file, has no use for them).
+    .setScope(
+        SetScopeRequest(
+            podUID: "8f2c1a4e-3b5d-4c6e-9f70-1a2b3c4d5e6f", containerID: String(repeating: "c", count: 64), namespace: "shop",
+            pod: "web-0", container: "app", quotaPages: 16384)),
+    .dropScope(DropScopeRequest(podUID: "8f2c1a4e-3b5d-4c6e-9f70-1a2b3c4d5e6f")),
+    .scopes(ScopeListRequest(offset: 3, maxCount: 20)),
 ]
 
 let exampleSummary = EnclaveSummary(
@@ -99,7 +106,33 @@ let everyResponse: [ResponseOperation] = [
         id: 15, verb: .trimAccepted,
         outcome: .failure(WireError(.invalidPageState, "not trimmed", detail: .page(offset: 0x2000, state: "committed")))),
     ResponseOperation(
+        id: 16, verb: .allocate,
+        outcome: .failure(
+            WireError(.quotaExceeded, "pod quota", detail: .quota(scope: .pod, askedPages: 1, usedPages: 16384, limitPages: 16384)))),
+    ResponseOperation(
+        id: 20, verb: .allocate,
+        outcome: .failure(
+            WireError(.quotaExceeded, "container quota", detail: .quota(scope: .container, askedPages: 1, usedPages: 0, limitPages: 0)))),
+    ResponseOperation(
         id: 0, verbCode: 0, outcome: .failure(WireError(.messageTooLarge, "big", detail: .limit(limit: 65536, actual: 70000)))),
+    // Swift only, as above.
+    ResponseOperation(id: 17, verb: .setScope, outcome: .success(.setScope(SetScopeReply(enclaves: 2, usedPages: 300)))),
+    ResponseOperation(id: 18, verb: .dropScope, outcome: .success(.dropScope(DropScopeReply(scopes: 3, enclaves: 1)))),
+    ResponseOperation(
+        id: 19, verb: .scopes,
+        outcome: .success(
+            .scopes(
+                ScopeListReply(
+                    scopes: [
+                        ScopeSummary(
+                            podUID: "8f2c1a4e-3b5d-4c6e-9f70-1a2b3c4d5e6f", containerID: "", namespace: "shop", pod: "web-0",
+                            container: "", quotaPages: 16384, effectiveQuotaPages: 16384, usedPages: 12, enclaves: [3, 4],
+                            registered: true),
+                        ScopeSummary(
+                            podUID: "8f2c1a4e-3b5d-4c6e-9f70-1a2b3c4d5e6f", containerID: String(repeating: "d", count: 64), namespace: "",
+                            pod: "", container: "", quotaPages: .max, effectiveQuotaPages: 0, usedPages: 0, enclaves: [],
+                            registered: false),
+                    ], total: 7)))),
 ]
 
 func requestMessage(_ requests: [Request]) -> [UInt8] {

@@ -327,7 +327,7 @@ static void rerror(struct reader *r, struct edmm_werror *e) {
     case EDMM_DETAIL_NONE: break;
     case EDMM_DETAIL_QUOTA:
         e->d.quota.scope = r8(r, "error.quota.scope");
-        if (e->d.quota.scope < 1 || e->d.quota.scope > 3) fail(r, "error.quota.scope", "unknown scope");
+        if (e->d.quota.scope < EDMM_QUOTA_ENCLAVE || e->d.quota.scope > EDMM_QUOTA_POD) fail(r, "error.quota.scope", "unknown scope");
         e->d.quota.asked = r64(r, "error.quota.asked");
         e->d.quota.used = r64(r, "error.quota.used");
         e->d.quota.limit = r64(r, "error.quota.limit");

@@ -397,6 +397,49 @@ static void test_the_flows_on_the_simulated_cpu_end_in_the_sdm_states(void) {
     close(machine);
 }
 
+/* The simulator fails EAUG on the fault as the kernel does when it finds no EPC page to reclaim
+ * (SIGBUS, which the vDSO reports as a #PF on a fresh page): EACCEPT is retried, and a page whose
+ * EAUG keeps failing is reported, not taken for a held page. */
+static void test_a_failed_eaug_on_the_simulated_cpu_is_retried_by_eaccept(void) {
+    int machine = -1;
+    CHECK_RC(edmm_sim_machine_create_with_faults(1024, "eaug-sigbus=often", &machine), -EINVAL);
+    const uint64_t base = 1ull << 45, size = 1ull << 22;
+    const char *specs[] = {"eaug-sigbus=0.3,seed=11", "eaug-sigbus=1"};
+    for (int round = 0; round < 2; round++) {
+        int enclave = -1;
+        machine = -1;
+        CHECK_RC(edmm_sim_machine_create_with_faults(1024, specs[round], &machine), 0);
+        CHECK_RC(edmm_sim_enclave_create(machine, base, size, &enclave), 0);
+        if (machine < 0 || enclave < 0) return;
+        CHECK_RC(edmm_sim_mmap(enclave, base, size, EDMM_SIM_PROT_READ | EDMM_SIM_PROT_WRITE, EDMM_SIM_MAP_CONTENTS), 0);
+        struct edmm_enclu table = edmm_sim_enclu(enclave);
+        static uint8_t map[EDMM_TRACKER_BITMAP_BYTES(1024)];
+        struct edmm_tracker t;
+        struct edmm_tracker_config c = {base, 2 * PAGE, size - 2 * PAGE, map, sizeof map, &table, 0};
+        CHECK_RC(edmm_tracker_init(&t, &c), 0);
+        struct edmm_range fresh[] = {R(2, 64)};
+        struct edmm_grant g = {R(2, 64), EDMM_PERM_RW, 1, 0, fresh, NULL};
+        struct edmm_enclave_report r;
+        int rc = edmm_enclave_accept_grant(&t, &g, R(2, 64), false, &r);
+        if (round == 0) {
+            CHECK(rc == 0 && t.fault_retries > 0, "64 pages accepted with EAUG failing 30%% of the time: rc %d, %llu retries", rc,
+                  (unsigned long long)t.fault_retries);
+            CHECK(sim_state(enclave, 2 * PAGE) == EDMM_SIM_REG && sim_state(enclave, 65 * PAGE) == EDMM_SIM_REG, "every page in the EPCM");
+        } else {
+            CHECK_RC(rc, EDMM_ENCLAVE_E_FAULT_RETRIES);
+            CHECK(r.offset == 2 * PAGE && r.attempts == EDMM_EACCEPT_FAULT_RETRIES && r.faulted && r.fault.vector == EDMM_VECTOR_PF &&
+                      r.pages_done == 0,
+                  "EAUG never succeeds: page 0x%llx reported after %u attempts", (unsigned long long)r.offset, r.attempts);
+            CHECK(edmm_tracker_state(&t, 2 * PAGE) == EDMM_PAGE_ABSENT && sim_state(enclave, 2 * PAGE) == EDMM_SIM_HOLE,
+                  "the page stays a hole, in the tracker and in the EPCM");
+        }
+        CHECK_RC(edmm_sim_enclave_close(enclave), 0);
+        munmap((void *)(uintptr_t)base, size);
+        close(enclave);
+        close(machine);
+    }
+}
+
 int main(void) {
     memory = aligned_alloc(PAGE, PAGES * PAGE);
     memset(memory, 0, PAGES * PAGE);
@@ -408,6 +451,7 @@ int main(void) {
     test_the_other_flows_run_their_leaves();
     test_the_hardware_table_reports_a_faulting_enclu_through_the_fixup();
     test_the_flows_on_the_simulated_cpu_end_in_the_sdm_states();
+    test_a_failed_eaug_on_the_simulated_cpu_is_retried_by_eaccept();
     free(memory);
     return check_summary("enclave library");
 }

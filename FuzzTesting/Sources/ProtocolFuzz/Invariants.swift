@@ -34,7 +34,14 @@ func checkInvariants(_ op: RequestOperation, limits: ProtocolLimits) {
     case .restrict(let change), .relax(let change):
         checkPermissions(change.permissions, "\(op.request.verb).permissions")
         checkPageRangeConversion(change.range)
-    case .attach, .unregister, .sync, .status, .enclaves, .stats, .reclaim, .reload, .metrics:
+    case .setScope(let scope):
+        checkString(scope.podUID, max: maxScopeKeyBytes, "setScope.podUID")
+        checkString(scope.containerID, max: maxScopeKeyBytes, "setScope.containerID")
+        for name in [scope.namespace, scope.pod, scope.container] { checkString(name, max: maxScopeNameBytes, "setScope names") }
+    case .dropScope(let scope):
+        checkString(scope.podUID, max: maxScopeKeyBytes, "dropScope.podUID")
+        checkString(scope.containerID, max: maxScopeKeyBytes, "dropScope.containerID")
+    case .attach, .unregister, .sync, .status, .enclaves, .stats, .reclaim, .reload, .metrics, .scopes:
         break
     }
 }
@@ -93,7 +100,10 @@ func checkInvariants(_ body: ResponseBody, limits: ProtocolLimits) {
         checkString(reload.summary, max: limits.maxStringBytes, "reload.summary")
     case .metrics(let metrics):
         checkString(metrics.text, max: limits.maxStringBytes, "metrics.text")
-    case .done, .reclaim:
+    case .scopes(let scopes):
+        checkCount(scopes.scopes, max: 4_096, "scopes.list")
+        for scope in scopes.scopes { checkCount(scope.enclaves, max: limits.maxRangesPerList, "scope.enclaves") }
+    case .done, .reclaim, .setScope, .dropScope:
         break
     }
 }

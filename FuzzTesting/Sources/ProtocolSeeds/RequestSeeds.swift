@@ -40,6 +40,18 @@ let requestSeeds: [Seed] = [
     Seed("reclaim", requests: [request(16, .reclaim(ReclaimRequest(enclave: 0, targetPages: 256)))]),
     Seed("reload", requests: [request(17, .reload)]),
     Seed("metrics", requests: [request(18, .metrics(MetricsRequest(offset: 60_000)))]),
+    Seed(
+        "set-scope",
+        requests: [
+            request(
+                19,
+                .setScope(
+                    SetScopeRequest(
+                        podUID: "8f2c1a4e-3b5d-4c6e-9f70-1a2b3c4d5e6f", containerID: String(repeating: "c", count: 64), namespace: "shop",
+                        pod: "web-0", container: "app", quotaPages: 16_384)))
+        ]),
+    Seed("drop-scope", requests: [request(20, .dropScope(DropScopeRequest(podUID: "8f2c1a4e-3b5d-4c6e-9f70-1a2b3c4d5e6f")))]),
+    Seed("scopes", requests: [request(21, .scopes(ScopeListRequest(offset: 2, maxCount: 50)))]),
 
     Seed(
         "hello-longest-name",

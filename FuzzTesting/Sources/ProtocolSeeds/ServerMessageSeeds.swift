@@ -77,6 +77,22 @@ let responseSeeds: [Seed] = [
     Seed(
         "metrics",
         responses: [reply(11, .metrics, .metrics(MetricsReply(totalBytes: 40, offset: 0, text: "# TYPE edmmd_committed_pages gauge\n")))]),
+    Seed("set-scope", responses: [reply(19, .setScope, .setScope(SetScopeReply(enclaves: 2, usedPages: 300)))]),
+    Seed("drop-scope", responses: [reply(20, .dropScope, .dropScope(DropScopeReply(scopes: 3, enclaves: 1)))]),
+    Seed(
+        "scopes",
+        responses: [
+            reply(
+                21, .scopes,
+                .scopes(
+                    ScopeListReply(
+                        scopes: [
+                            ScopeSummary(
+                                podUID: "8f2c1a4e-3b5d-4c6e-9f70-1a2b3c4d5e6f", containerID: "", namespace: "shop", pod: "web-0",
+                                container: "", quotaPages: 16_384, effectiveQuotaPages: 16_384, usedPages: 12, enclaves: [3, 4],
+                                registered: true)
+                        ], total: 1)))
+        ]),
 
     Seed("error-no-detail", responses: [failure(12, .attach, WireError(.notOwner, "enclave 7 belongs to uid 1001"))]),
     Seed(

@@ -30,6 +30,15 @@ ssize_t edmm_recv_with_fds(int sock, void *buf, size_t len, int *fds, size_t *nf
 /// getsockopt(SO_PEERCRED): the peer's pid, uid and gid as of connect(2) / socketpair(2).
 int edmm_peer_credentials(int sock, pid_t *pid, uid_t *uid, gid_t *gid);
 
+/// getsockopt(SO_PEERPIDFD) (Linux >= 6.5): a pidfd (close-on-exec) of the peer as of
+/// connect(2), which stays that process's even after its pid is reused. Returns -1 with errno
+/// ENOPROTOOPT on older kernels.
+int edmm_peer_pidfd(int sock);
+
+/// Whether the process of a pidfd still runs (a zombie counts: its pid is not free yet):
+/// pidfd_send_signal(2) with signal 0. Returns 1, 0 when it is gone, or -1 with errno.
+int edmm_pidfd_alive(int pidfd);
+
 /// accept4(2) with SOCK_CLOEXEC | SOCK_NONBLOCK. Returns the new descriptor.
 int edmm_accept(int listen_fd);
 

@@ -48,12 +48,15 @@ extension SessionState {
         case .hello(let hello): try self.hello(hello, id: id, offersMachine: operation.flags.contains(.machine), descriptors: descriptors)
         case .register(let request): try register(request, target: target, descriptors: descriptors)
         case .attach(let handle): try attach(handle, target: target)
-        case .status: answer(id: id, verbCode: verb, .success(.status(core.statusReply())))
+        case .status: answer(id: id, verbCode: verb, .success(.status(core.statusReply(viewer: peer))))
         case .enclaves(let query):
             answer(id: id, verbCode: verb, .success(.enclaves(core.enclaveList(query, viewer: peer, limits: limits.protocolLimits))))
         case .reclaim(let request): try reclaim(request, id: id)
         case .reload: answer(id: id, verbCode: verb, .success(try reload()))
         case .metrics(let request): answer(id: id, verbCode: verb, .success(try metrics(request)))
+        case .setScope(let request): answer(id: id, verbCode: verb, .success(try setScope(request)))
+        case .dropScope(let request): answer(id: id, verbCode: verb, .success(try dropScope(request)))
+        case .scopes(let request): answer(id: id, verbCode: verb, .success(try scopes(request)))
         case .unregister, .allocate, .free, .trim, .trimAccepted, .restrict, .relax, .makeTCS, .sync, .stats:
             // The enclave verbs: each names its enclave and runs on that enclave's queue.
             guard let handle = operation.request.enclave else { throw WireError(.internalError, "\(target.verb) names no enclave") }
@@ -71,9 +74,9 @@ extension SessionState {
         let adminGroup = core.settings.adminGroupID
         // A viewer that does not use the enclave does not wait for its queue: a flush there may
         // wait on the enclave's simulated EPC lock, which its own client can hold.
-        if viewOnly, peer.canView(owner: enclave.owner.uid, adminGroup: adminGroup) { return enclave.submitLater(call) }
-        if enclave.owner.uid != peer.uid && !peer.isAdmin(adminGroup: adminGroup) {
-            throw WireError(.notOwner, "enclave \(handle) belongs to uid \(enclave.owner.uid)")
+        if viewOnly, peer.canView(owner: enclave.owner, adminGroup: adminGroup) { return enclave.submitLater(call) }
+        if !peer.canView(owner: enclave.owner, adminGroup: adminGroup) {
+            throw WireError(.notOwner, "enclave \(handle) belongs to \(enclave.owner.ownerDescription)")
         }
         throw WireError(.notOwner, "this connection has not registered or attached enclave \(handle); ATTACH it first")
     }

@@ -1,3 +1,4 @@
+import EDMMKubernetes
 import EDMMProtocol
 import EDMMSystem
 import Glibc
@@ -15,6 +16,7 @@ extension SessionState {
                 .unsupportedVersion,
                 "client speaks versions \(hello.minVersion)...\(hello.maxVersion), edmmd \(supported.lowerBound)...\(supported.upperBound)")
         }
+        if core.settings.kubernetes.enabled { peer.scope = try resolvedScope() }
         let handed = offersMachine ? try offeredDevice(descriptors) : core.backend.helloDescriptor
         phase = .ready
         helloDone()
@@ -25,6 +27,19 @@ extension SessionState {
             limits: limits.protocolLimits, carriesMachineDescriptor: handed != nil)
         logger.debug("hello", metadata: ["client": "\(hello.clientName)", "peer": "\(peer)"])
         answer(id: id, verbCode: Verb.hello.rawValue, .success(.hello(reply)), descriptor: handed?.fd)
+    }
+
+    /// The pod and container of the peer (nil: a host process). Read at HELLO, as early as the
+    /// protocol allows: without SO_PEERPIDFD the pid could be reused later.
+    private func resolvedScope() throws(WireError) -> ContainerScope? {
+        switch core.peerScopes.scope(socket: fd, pid: peer.pid) {
+        case .success(let scope):
+            if let scope { logger.debug("peer scope", metadata: ["scope": "\(scope)"]) }
+            return scope
+        case .failure(let failure):
+            logger.notice("connection refused: its Kubernetes scope is unknown", metadata: ["peer": "\(peer)", "reason": "\(failure)"])
+            throw WireError(.notOwner, "edmmd runs in Kubernetes mode and cannot tell which pod this process is in: \(failure)")
+        }
     }
 
     /// The device a HELLO with the machine flag carried (descriptor 0), once the daemon uses it:

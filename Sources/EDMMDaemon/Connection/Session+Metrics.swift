@@ -5,11 +5,11 @@ extension SessionState {
     /// METRICS pages through one rendering (docs/protocol.md): offset 0 takes a new one, later
     /// offsets read that same one, and the offset of its end gets an empty final chunk of it. An
     /// offset past 0 with no rendering taken on this connection is out-of-range. A peer that is
-    /// not an admin gets its own uid's series only, as ENCLAVES lists only its own enclaves.
+    /// not an admin gets the series of the enclaves ENCLAVES lists for it only.
     func metrics(_ request: MetricsRequest) throws(WireError) -> ResponseBody {
         guard let render = core.metricsText else { throw WireError(.invalidArgument, "this edmmd has no metrics exposition") }
         if request.offset == 0 {
-            let viewer: MetricsViewer = peer.isAdmin(adminGroup: core.settings.adminGroupID) ? .everyone : .uid(peer.uid)
+            let viewer: MetricsViewer = peer.isAdmin(adminGroup: core.settings.adminGroupID) ? .everyone : .peer(peer)
             metricsRendering = Array(render(viewer).utf8)
         }
         guard let text = metricsRendering else {

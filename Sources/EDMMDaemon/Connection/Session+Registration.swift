@@ -67,8 +67,9 @@ extension SessionState {
         guard let enclave = core.registry.lookupIncludingRegistering(handle) else {
             throw WireError(.unknownEnclave, "no registered enclave has handle \(handle)")
         }
-        guard enclave.owner.uid == peer.uid || peer.isRoot else {
-            throw WireError(.notOwner, "enclave \(handle) belongs to uid \(enclave.owner.uid); only that uid (or root) may attach it")
+        guard peer.canUse(owner: enclave.owner) else {
+            let who = enclave.owner.scope == nil ? "that uid (or root on the host)" : "that pod"
+            throw WireError(.notOwner, "enclave \(handle) belongs to \(enclave.owner.ownerDescription); only \(who) may attach it")
         }
         guard enclaveSlotsLeft > 0 else { throw tooManyEnclaves() }
         pendingAttachments += 1

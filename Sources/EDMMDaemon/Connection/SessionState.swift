@@ -9,6 +9,8 @@ import Logging
 /// Sendable, so no Dispatch closure can carry it anywhere else. Its methods run on that queue.
 final class SessionState {
     unowned let session: Session
+    /// The kernel's credentials of the peer, with its Kubernetes scope once HELLO resolved it.
+    var peer: PeerCredentials
 
     enum Phase { case awaitingHello, ready, closed }
     var phase = Phase.awaitingHello
@@ -50,6 +52,7 @@ final class SessionState {
 
     init(_ session: Session) {
         self.session = session
+        peer = session.peer
         receiveBuffer = .allocate(byteCount: session.limits.protocolLimits.maxMessageBytes + 1, alignment: 16)
     }
 
@@ -57,7 +60,6 @@ final class SessionState {
 
     var core: DaemonCore { session.core }
     var limits: ConnectionLimits { session.limits }
-    var peer: PeerCredentials { session.peer }
     var fd: Int32 { session.fd }
     var logger: Logger { session.logger }
 

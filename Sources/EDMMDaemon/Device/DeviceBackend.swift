@@ -19,6 +19,10 @@ protocol DeviceBackend: Sendable {
     /// EPC pages in use now, when the device can tell (the simulated EPC); nil: the ledgers'
     /// charges are the measure.
     var epcUsedPages: UInt64? { get }
+    /// Whether the device evicted EPC pages since the previous sample (ksgxd ran on Linux; the
+    /// simulated EPC wrote pages back); nil when it cannot tell. The supervisor alone samples, once
+    /// a tick.
+    func sampleReclaimActivity() -> Bool?
     /// The device's own STATUS counters (the simulated EPC's figures); empty for the kernel.
     var statusCounters: [WireCounter] { get }
     /// A clause for the service manager's status line (a simulated EPC lock held), or nil.

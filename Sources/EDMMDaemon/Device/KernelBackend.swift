@@ -45,6 +45,7 @@ struct KernelBackend: DeviceBackend {
     let reason: String
     let epcTotalPages: UInt64
     let access: KernelDeviceAccess
+    let reclaimer = KsgxdActivity()
 
     init(reason: String, access: KernelDeviceAccess) {
         self.reason = reason
@@ -54,6 +55,7 @@ struct KernelBackend: DeviceBackend {
 
     var mode: WireDeviceKind { .kernel }
     var epcUsedPages: UInt64? { nil }
+    func sampleReclaimActivity() -> Bool? { reclaimer.sample() }
     var statusCounters: [WireCounter] { [] }
     var statusNote: String? { nil }
     var helloDescriptor: (any SharedDeviceDescriptor)? { nil }
@@ -104,11 +106,8 @@ final class KernelEnclave: OpenedEnclave {
 /// (Linux >= 6.0 exposes one figure per NUMA node). 0 when none can be read.
 enum KernelEPCSize {
     static func totalBytes(nodesDirectory: String = "/sys/devices/system/node") -> UInt64 {
-        guard let dir = opendir(nodesDirectory) else { return 0 }
-        defer { closedir(dir) }
         var total: UInt64 = 0
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        for name in directoryEntries(nodesDirectory) ?? [] {
             guard name.hasPrefix("node"), UInt32(name.dropFirst(4)) != nil,
                 let text = readSmallFile("\(nodesDirectory)/\(name)/x86/sgx_total_bytes"),
                 let bytes = UInt64(text.trimmingCharacters(in: " \n\t"))

@@ -23,6 +23,8 @@ final class SimulatedBackend: DeviceBackend {
         var lastSweep = MonotonicInstant.now
         var lockBusy: (since: MonotonicInstant, holder: Int32)?
         var warnedOfBusyLock = false
+        /// EWBs at the last reclaim sample (the first: at start).
+        var lastWriteBacks: UInt64 = 0
     }
 
     /// The simulated EPC the previous daemon stored (`stored`), or a new one as `config` says. A
@@ -54,12 +56,23 @@ final class SimulatedBackend: DeviceBackend {
         self.reason = faults.isOff ? reason : "\(reason); injecting faults \(faults)"
         epcTotalPages = machine.epcPages
         epc = SimulatedEPC(machine)
+        upkeep.withLock { $0.lastWriteBacks = machine.stats.ewb }
         self.kernel = kernel
     }
 
     var mode: WireDeviceKind { .simulated }
     var machine: SimulatedMachine { epc.machine }
     var epcUsedPages: UInt64? { machine.stats.usedPages }
+
+    /// The simulated EPC evicts synchronously: a page written back (EWB) since the last sample is
+    /// its reclaim at work, as ksgxd's is on Linux.
+    func sampleReclaimActivity() -> Bool? {
+        let writeBacks = machine.stats.ewb
+        return upkeep.withLock { upkeep in
+            defer { upkeep.lastWriteBacks = writeBacks }
+            return writeBacks > upkeep.lastWriteBacks
+        }
+    }
 
     var statusCounters: [WireCounter] {
         let machine = machine.stats

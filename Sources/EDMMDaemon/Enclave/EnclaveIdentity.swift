@@ -1,4 +1,5 @@
 import EDMMCore
+import EDMMKubernetes
 import EDMMProtocol
 
 /// What REGISTER established about an enclave, fixed for its life: the handle edmmd gave it, the
@@ -37,6 +38,8 @@ extension EnclaveIdentity {
         w.u32(owner.uid)
         w.u32(owner.gid)
         w.list(owner.groups) { w, gid in w.u32(gid) }
+        w.string(owner.scope?.podUID ?? "")
+        w.string(owner.scope?.containerID ?? "")
         w.u8(device.rawValue)
         w.u64(base)
         w.u64(size)
@@ -44,7 +47,7 @@ extension EnclaveIdentity {
         w.u64(managed.count)
     }
 
-    init(decoding r: inout WireReader) throws(DecodeError) {
+    init(decoding r: inout WireReader, withScope: Bool) throws(DecodeError) {
         handle = try r.u64("handle")
         label = try r.string("label", maxBytes: 64)
         let pid = Int32(bitPattern: try r.u32("pid"))
@@ -54,6 +57,15 @@ extension EnclaveIdentity {
             try r.u32("group")
         }
         owner = PeerCredentials(pid: pid, uid: uid, gid: gid, groups: groups)
+        if withScope {
+            let scopeAt = r.position
+            let pod = try r.string("scope.podUID", maxBytes: maxScopeKeyBytes)
+            let container = try r.string("scope.containerID", maxBytes: maxScopeKeyBytes)
+            if !pod.isEmpty {
+                guard let podUID = ContainerScope.canonicalPodUID(pod) else { throw DecodeError("bad pod UID", at: scopeAt) }
+                owner.scope = ContainerScope(podUID: podUID, containerID: container.isEmpty ? nil : container)
+            }
+        }
         let deviceAt = r.position
         guard let device = WireDeviceKind(rawValue: try r.u8("device")) else { throw DecodeError("unknown device", at: deviceAt) }
         self.device = device

@@ -47,7 +47,7 @@ extension EnclaveState {
                 return
             case .stats:
                 answer(target, .success(.stats(stats())))
-            case .hello, .register, .attach, .status, .enclaves, .reclaim, .reload, .metrics:
+            case .hello, .register, .attach, .status, .enclaves, .reclaim, .reload, .metrics, .setScope, .dropScope, .scopes:
                 throw WireError(.internalError, "\(target.verb) was routed to an enclave")
             }
         } catch {
@@ -124,7 +124,8 @@ extension EnclaveState {
                     asked, permissions: request.permissions, quota: QuotaPolicy(), growth: growth,
                     usage: QuotaUsage(enclavePages: 0, uidPages: 0, machinePages: 0))
             } else {
-                grant = try core.quotas.admit(handle, uid: identity.owner.uid) { (usage: QuotaUsage) throws(AllocationError) in
+                grant = try core.quotas.admit(handle, owner: QuotaBook.Owner(identity.owner)) {
+                    (usage: QuotaUsage) throws(AllocationError) in
                     let grant = try ledger.allocate(asked, permissions: request.permissions, quota: quota, growth: growth, usage: usage)
                     return (grant, ledger.counts.epcPages)
                 }

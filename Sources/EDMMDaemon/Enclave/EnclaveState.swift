@@ -109,7 +109,7 @@ final class EnclaveState {
     func publish() {
         let pages = ledger.counts.epcPages
         if phase == .active, pages != chargedPages {
-            core.quotas.charge(handle, uid: identity.owner.uid, pages: pages)
+            core.quotas.charge(handle, owner: QuotaBook.Owner(identity.owner), pages: pages)
             chargedPages = pages
         }
         context.publish(

@@ -119,16 +119,16 @@ extension EnclaveState {
     private func admit(_ registration: ValidatedRegistration) throws(WireError) -> (
         adopted: [AdoptedState.Run], preheat: [PageRange]
     ) {
-        let owner = identity.owner.uid
+        let owner = QuotaBook.Owner(identity.owner)
         // The walk of the adopted ranges stops past the pages the quotas could admit: a REGISTER
         // buys no more work than its enclave may hold (the admission below decides).
-        let headroom = settings.quota.headroom(usage: core.quotas.usage(handle, uid: owner))
+        let headroom = settings.quota.headroom(usage: core.quotas.usage(handle, owner: owner))
         let adopted = try AdoptedState.runs(
             registration.adopted, in: device?.epcm, maxPages: headroom - min(headroom, registration.preheatPages))
         let adoptedPages = adopted.reduce(0) { $0 + $1.range.count }
         let (asked, overflow) = adoptedPages.addingReportingOverflow(registration.preheatPages)
         let quota = settings.quota
-        let preheat = try core.quotas.admit(handle, uid: owner) { (usage: QuotaUsage) throws(WireError) in
+        let preheat = try core.quotas.admit(handle, owner: owner) { (usage: QuotaUsage) throws(WireError) in
             if let refusal = quota.check(asked: overflow ? .max : asked, usage: usage) { throw WireError(refusal) }
             do throws(LedgerError) {
                 for run in adopted { try ledger.adopt(run.range, as: run.state) }

@@ -50,6 +50,8 @@ extension WireError {
             case .enclave: .enclave
             case .uid: .uid
             case .machine: .machine
+            case .container: .container
+            case .pod: .pod
             }
         self.init(
             .quotaExceeded,

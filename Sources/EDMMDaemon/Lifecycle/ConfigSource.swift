@@ -113,6 +113,8 @@ struct ConfigChanges: Equatable {
         note("metrics.per_enclave", old.metrics.perEnclave != new.metrics.perEnclave, live: true)
         note("metrics.enclave_labels", old.metrics.enclaveLabels != new.metrics.enclaveLabels, live: true)
         note("systemd", old.systemd != new.systemd, live: false)
+        // `enabled` applies to connections that say HELLO from then on, the default quota at once.
+        note("kubernetes", old.kubernetes != new.kubernetes, live: true)
     }
 
     var summary: String {

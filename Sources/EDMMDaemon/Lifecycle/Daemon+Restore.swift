@@ -12,6 +12,10 @@ extension Daemon {
         let logger = core.logger
         guard let state = keeper.restored else { return }
         core.registry.reserveHandles(through: state.lastHandle)
+        if !state.scopes.isEmpty {
+            core.quotas.restoreScopes(state.scopes)
+            logger.notice("restored \(state.scopes.count) Kubernetes scopes from the FD store")
+        }
         var restored = 0
         for saved in state.enclaves {
             let name = FDStoreKeeper.name(saved.record.handle)

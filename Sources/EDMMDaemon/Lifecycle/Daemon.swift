@@ -36,6 +36,8 @@ public struct DaemonOptions: Sendable {
     public var storedDescriptors: [String: Int32] = [:]
     /// How long a restored enclave waits for a client to ATTACH it again before it is unregistered.
     public var reattachGrace: Duration = .seconds(60)
+    /// Where HELLO finds a peer's pod and container with `[kubernetes] enabled` (tests inject scopes).
+    public var peerScopes: any PeerScopeSource = CgroupPeerScopeSource()
 
     public init(logger: Logger, logLevel: SharedLogLevel) {
         self.logger = logger
@@ -77,7 +79,7 @@ public final class Daemon: Sendable {
         core = DaemonCore(
             backend: backend, settings: settings, logger: options.logger, logLevel: options.logLevel,
             notifier: options.notifier, faultInjection: options.faultInjection, metricsText: options.metricsText,
-            instruments: options.instruments, fdStore: fdStore)
+            instruments: options.instruments, fdStore: fdStore, peerScopes: options.peerScopes)
         supervisor = Supervisor(core: core)
         listenerSource =
             options.listener ?? .bind(path: config.daemon.socket, mode: config.daemon.socketMode, group: config.daemon.socketGroup)
@@ -243,13 +245,13 @@ public final class Daemon: Sendable {
         let enclaves = core.registry.all.map(\.snapshot)
         return DaemonSnapshot(
             mode: core.backend.mode, modeReason: core.backend.reason, epcTotalPages: core.backend.epcTotalPages,
-            committedPages: core.quotas.machinePages, residentPages: core.backend.epcUsedPages,
+            committedPages: core.quotas.machinePages, epc: core.epcOccupancy(),
             underPressure: core.underPressure.load(ordering: .relaxed), connections: core.sessionCount,
             requestsTotal: core.counters.requestsTotal, requestsPerSecond: core.requestsPerSecond,
             counters: core.counters.named, enclaves: enclaves, requestFailures: core.counters.failures,
             quotas: QuotaLimits(core.settings.quota), lastReload: lastReload.withLock { $0 },
             fdStore: core.fdStore?.figures(enclaves: enclaves.count, machine: core.backend.storableDescriptor != nil),
-            metrics: configuration.metrics)
+            metrics: configuration.metrics, containers: core.quotas.containerFigures())
     }
 
     /// Every registered enclave's record (for systemd's FD store), each taken on its own queue.
@@ -296,8 +298,8 @@ public struct DaemonSnapshot: Sendable {
     public var epcTotalPages: UInt64
     /// Pages the ledgers hold (every enclave, lazy-free pools included).
     public var committedPages: UInt64
-    /// Pages resident in the simulated EPC; nil on the kernel device.
-    public var residentPages: UInt64?
+    /// The EPC's use as the device tells it (the figure pressure is judged by).
+    public var epc: EPCOccupancy
     public var underPressure: Bool
     public var connections: Int
     public var requestsTotal: UInt64
@@ -313,4 +315,6 @@ public struct DaemonSnapshot: Sendable {
     public var fdStore: FDStoreFigures?
     /// `[metrics]` in force (what the exposition shows may change on reload).
     public var metrics: DaemonConfig.Metrics
+    /// Every Kubernetes container edmmd knows (registered or holding enclaves), in order.
+    public var containers: [ContainerFigures]
 }

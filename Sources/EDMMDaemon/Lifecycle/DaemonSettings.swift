@@ -19,6 +19,7 @@ struct DaemonSettings: Sendable {
     var logLevel: Logger.Level
     /// Limits for connections accepted from now on; each connection keeps the ones it started with.
     var connection: ConnectionLimits
+    var kubernetes: KubernetesSettings
 
     init(_ config: DaemonConfig, epcTotalPages: UInt64) throws(SettingsError) {
         flush = FlushPolicy.Configuration(
@@ -51,6 +52,8 @@ struct DaemonSettings: Sendable {
         protocolLimits.maxOperationsPerMessage = config.limits.maxOperationsPerMessage
         protocolLimits.maxInFlightRequests = config.limits.maxInFlightRequests
         protocolLimits.maxEnclavesPerConnection = config.limits.maxEnclavesPerConnection
+        kubernetes = KubernetesSettings(
+            enabled: config.kubernetes.enabled, defaultContainerPages: config.kubernetes.defaultContainerBytes.map { $0 / Page.size })
         connection = ConnectionLimits(
             protocolLimits: protocolLimits, maxConnections: config.limits.maxConnections,
             replyQueueBytes: config.limits.replyQueueBytes,
@@ -70,6 +73,14 @@ struct QuotaSettings: Sendable, Equatable {
         QuotaPolicy(
             enclaveLimit: enclavePages, uidLimit: uidOverrides[uid] ?? uidPages, machineLimit: machinePages)
     }
+}
+
+/// `[kubernetes]`: whether HELLO resolves peers' pods, and the quota of containers without one.
+/// Turning it on or off on RELOAD applies to connections that say HELLO from then on.
+struct KubernetesSettings: Sendable, Equatable {
+    var enabled: Bool
+    /// nil: unlimited.
+    var defaultContainerPages: UInt64?
 }
 
 /// What one connection may do, fixed when it is accepted.

@@ -88,12 +88,9 @@ final class Supervisor: Sendable {
         }
         // Pages already on their way out are not counted again, or each tick would reclaim more.
         let leaving = enclaves.reduce(0) { $0 + $1.1.pages.trimming + $1.1.pages.removing }
-        var used = core.backend.epcUsedPages ?? core.quotas.machinePages
-        let total = core.backend.epcTotalPages
-        used -= min(used, leaving)
-        // Unknown EPC size (kernel without sysfs figures): only the per-enclave threshold applies.
-        let orders = plan.policy.plan(enclaves: pools, machineUsedPages: total == 0 ? 0 : used, machineTotalPages: total == 0 ? 1 : total)
-        core.underPressure.store(total > 0 && plan.policy.underPressure, ordering: .relaxed)
+        core.deviceReclaiming.store(core.backend.sampleReclaimActivity() ?? false, ordering: .relaxed)
+        let orders = plan.policy.plan(enclaves: pools, occupancy: core.epcOccupancy(), leavingPages: leaving)
+        core.underPressure.store(plan.policy.underPressure, ordering: .relaxed)
         let byID = Dictionary(uniqueKeysWithValues: enclaves.map { (EnclaveID($0.0.handle), $0) })
         for order in orders {
             guard let (enclave, snapshot) = byID[order.enclave] else { continue }

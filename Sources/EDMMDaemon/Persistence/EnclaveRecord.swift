@@ -21,7 +21,8 @@ public struct EnclaveRecord: Equatable, Sendable {
     public subscript<T>(dynamicMember keyPath: KeyPath<EnclaveIdentity, T>) -> T { identity[keyPath: keyPath] }
 
     static let magic: UInt64 = 0x4745_444C_4D4D_4445  // "EDMMLDEG" in byte order
-    static let version: UInt16 = 1
+    /// 2 added the owner's Kubernetes scope; version 1 records (no scope) are still read.
+    static let version: UInt16 = 2
 
     /// The ledger these pages describe, rebuilt through the ledger's own transitions.
     public func rebuildLedger() throws(LedgerError) -> EnclaveLedger {
@@ -98,8 +99,9 @@ public struct EnclaveRecord: Equatable, Sendable {
         var r = WireReader(bytes)
         guard try r.u64("magic") == Self.magic else { throw DecodeError("not an edmmd enclave record", at: 0) }
         let versionAt = r.position
-        guard try r.u16("version") == Self.version else { throw DecodeError("unsupported record version", at: versionAt) }
-        identity = try EnclaveIdentity(decoding: &r)
+        let version = try r.u16("version")
+        guard (1...Self.version).contains(version) else { throw DecodeError("unsupported record version", at: versionAt) }
+        identity = try EnclaveIdentity(decoding: &r, withScope: version >= 2)
         pages = try r.list("pages", maxCount: .max / 32, minElementBytes: 17) { (r: inout WireReader) throws(DecodeError) in
             let range = try Self.range(&r, "page range")
             let at = r.position

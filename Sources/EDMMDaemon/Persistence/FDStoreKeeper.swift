@@ -1,4 +1,5 @@
 import Dispatch
+import EDMMKubernetes
 import EDMMProtocol
 import Glibc
 import Logging
@@ -53,6 +54,7 @@ final class FDStoreKeeper: Sendable {
         let slots: StateSlots
         /// Each enclave's state as last collected.
         var cache: [EnclaveHandle: PersistedState.Enclave] = [:]
+        var scopes: [ContainerScope: ScopeRegistration] = [:]
         var collecting = false
         var writeFailed = false
 
@@ -62,6 +64,13 @@ final class FDStoreKeeper: Sendable {
     private struct Pending {
         var changed: [EnclaveHandle: EnclaveContext] = [:]
         var lastHandle: EnclaveHandle
+        /// The scopes as SET_SCOPE and DROP_SCOPE left them, when they changed since the last write.
+        var scopes: [ContainerScope: ScopeRegistration]?
+
+        mutating func takeScopes() -> [ContainerScope: ScopeRegistration]? {
+            defer { scopes = nil }
+            return scopes
+        }
     }
 
     /// Takes `state.0`/`state.1` out of `stored` (or creates them) and stores them. nil, with a
@@ -102,7 +111,9 @@ final class FDStoreKeeper: Sendable {
 
     private init(store: any DescriptorStore, slots: StateSlots, restored: PersistedState?, logger: Logger, interval: Duration) {
         self.store = store
-        writer = QueueBound(Writer(slots), queue: queue)
+        let writer = Writer(slots)
+        writer.scopes = restored?.scopes ?? [:]
+        self.writer = QueueBound(writer, queue: queue)
         self.restored = restored
         self.logger = logger
         self.interval = interval
@@ -155,6 +166,11 @@ final class FDStoreKeeper: Sendable {
         enclaveChanged(enclave)
     }
 
+    /// The Kubernetes scopes changed (SET_SCOPE, DROP_SCOPE): record them soon.
+    func scopesChanged(_ scopes: [ContainerScope: ScopeRegistration]) {
+        pending.withLock { $0.scopes = scopes }
+    }
+
     static func name(_ handle: EnclaveHandle) -> String { "enclave-\(handle)" }
 
     // MARK: Writing (queue)
@@ -162,11 +178,15 @@ final class FDStoreKeeper: Sendable {
     private func persistChanges() {
         let writer = self.writer.value
         guard !writer.collecting else { return }
-        let changed = pending.withLock { p in
+        let (changed, scopes) = pending.withLock { p in
             defer { p.changed = [:] }
-            return Array(p.changed.values)
+            return (Array(p.changed.values), p.takeScopes())
         }
-        guard !changed.isEmpty else { return }
+        if let scopes { writer.scopes = scopes }
+        guard !changed.isEmpty else {
+            if scopes != nil, !frozen.load(ordering: .acquiring) { write(clean: false) }
+            return
+        }
         writer.collecting = true
         collect(changed) { states in
             let writer = self.writer.value
@@ -184,6 +204,7 @@ final class FDStoreKeeper: Sendable {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             queue.async {
                 self.timer.source.cancel()
+                if let scopes = self.pending.withLock({ $0.takeScopes() }) { self.writer.value.scopes = scopes }
                 self.collect(enclaves) { states in
                     let writer = self.writer.value
                     writer.cache = [:]
@@ -215,7 +236,7 @@ final class FDStoreKeeper: Sendable {
         let writer = self.writer.value
         let state = PersistedState(
             lastHandle: pending.withLock { $0.lastHandle }, cleanShutdown: clean,
-            enclaves: writer.cache.keys.sorted().compactMap { writer.cache[$0] })
+            enclaves: writer.cache.keys.sorted().compactMap { writer.cache[$0] }, scopes: writer.scopes)
         switch writer.slots.write(state.encoded()) {
         case .success:
             lastWrite.store(WallClock.seconds.bitPattern, ordering: .relaxed)

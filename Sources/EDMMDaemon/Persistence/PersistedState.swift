@@ -1,4 +1,5 @@
 import EDMMCore
+import EDMMKubernetes
 import EDMMProtocol
 
 /// What the FD store's state memfd holds: every registered enclave's record and counters, the
@@ -13,9 +14,13 @@ struct PersistedState: Equatable {
     var lastHandle: EnclaveHandle
     var cleanShutdown: Bool
     var enclaves: [Enclave]
+    /// The Kubernetes scopes SET_SCOPE registered: the NRI hook runs only when a container is
+    /// created, so a restart must not forget them.
+    var scopes: [ContainerScope: ScopeRegistration] = [:]
 
     static let magic: UInt64 = 0x4554_5344_4D4D_4445  // "EDMMDSTE" in byte order
-    static let version: UInt16 = 1
+    /// 2 added the scopes; a version 1 state (none) is still read.
+    static let version: UInt16 = 2
 
     func encoded() -> [UInt8] {
         var w = WireWriter(capacity: 64 + enclaves.count * 512)
@@ -29,20 +34,29 @@ struct PersistedState: Equatable {
             w.raw(record)
             enclave.counters.encode(into: &w)
         }
+        w.list(scopes.keys.sorted()) { w, scope in
+            let registration = scopes[scope]!
+            for text in [scope.podUID, scope.containerID ?? "", registration.namespace, registration.pod, registration.container] {
+                w.string(text)
+            }
+            w.u64(registration.quotaPages ?? .max)
+        }
         return w.bytes
     }
 
-    init(lastHandle: EnclaveHandle, cleanShutdown: Bool, enclaves: [Enclave]) {
+    init(lastHandle: EnclaveHandle, cleanShutdown: Bool, enclaves: [Enclave], scopes: [ContainerScope: ScopeRegistration] = [:]) {
         self.lastHandle = lastHandle
         self.cleanShutdown = cleanShutdown
         self.enclaves = enclaves
+        self.scopes = scopes
     }
 
     init(decoding bytes: [UInt8]) throws(DecodeError) {
         var r = WireReader(bytes)
         guard try r.u64("magic") == Self.magic else { throw DecodeError("not an edmmd state", at: 0) }
         let versionAt = r.position
-        guard try r.u16("version") == Self.version else { throw DecodeError("unsupported state version", at: versionAt) }
+        let version = try r.u16("version")
+        guard (1...Self.version).contains(version) else { throw DecodeError("unsupported state version", at: versionAt) }
         lastHandle = try r.u64("last handle")
         cleanShutdown = try r.bool("clean shutdown")
         enclaves = try r.list("enclaves", maxCount: 1 << 20, minElementBytes: 4) { (r: inout WireReader) throws(DecodeError) in
@@ -58,7 +72,27 @@ struct PersistedState: Equatable {
             }
             return Enclave(record: record, counters: try EnclaveCounters(decoding: &r))
         }
+        if version >= 2 { scopes = try Self.decodeScopes(&r) }
         try r.expectEnd("state")
+    }
+
+    private static func decodeScopes(_ r: inout WireReader) throws(DecodeError) -> [ContainerScope: ScopeRegistration] {
+        let entries = try r.list("scopes", maxCount: 1 << 20, minElementBytes: 18) {
+            (r: inout WireReader) throws(DecodeError) -> (ContainerScope, ScopeRegistration) in
+            let at = r.position
+            let pod = try r.string("scope.podUID", maxBytes: maxScopeKeyBytes)
+            let container = try r.string("scope.containerID", maxBytes: maxScopeKeyBytes)
+            guard let podUID = ContainerScope.canonicalPodUID(pod) else { throw DecodeError("bad pod UID", at: at) }
+            let registration = ScopeRegistration(
+                namespace: try r.string("scope.namespace", maxBytes: maxScopeNameBytes),
+                pod: try r.string("scope.pod", maxBytes: maxScopeNameBytes),
+                container: try r.string("scope.container", maxBytes: maxScopeNameBytes), quotaPages: nil)
+            let quota = try r.u64("scope.quotaPages")
+            var withQuota = registration
+            withQuota.quotaPages = quota == .max ? nil : quota
+            return (ContainerScope(podUID: podUID, containerID: container.isEmpty ? nil : container), withQuota)
+        }
+        return Dictionary(entries, uniquingKeysWith: { _, last in last })
     }
 }
 

@@ -6,12 +6,31 @@ import Synchronization
 
 /// STATUS, ENCLAVES and RECLAIM, built from the enclaves' published snapshots.
 extension DaemonCore {
-    func statusReply() -> StatusReply {
-        let counters = self.counters.named + backend.statusCounters
+    /// The EPC's use as the device tells it: the simulated EPC counts every page; the kernel tells
+    /// nothing, so edmmd's ledgers and one SECS page per registered enclave are a lower bound.
+    func epcOccupancy() -> EPCOccupancy {
+        let counted = backend.epcUsedPages
+        return EPCOccupancy(
+            totalPages: backend.epcTotalPages, usedPages: counted ?? quotas.machinePages &+ UInt64(registry.count),
+            measure: counted == nil ? .ledgers : .device, deviceReclaiming: deviceReclaiming.load(ordering: .relaxed))
+    }
+
+    /// STATUS for `viewer`: a peer in a pod counts only its pod's enclaves (the EPC figures are
+    /// the machine's, for everyone).
+    func statusReply(viewer: PeerCredentials? = nil) -> StatusReply {
+        let counters =
+            self.counters.named + backend.statusCounters
+            + [WireCounter("epc_device_reclaiming", deviceReclaiming.load(ordering: .relaxed) ? 1 : 0)]
+        let enclaves =
+            if let viewer, viewer.scope != nil {
+                registry.all.count { viewer.canView(owner: $0.owner, adminGroup: nil) }
+            } else {
+                registry.count
+            }
         return StatusReply(
             daemonVersion: EDMMDVersion.string, mode: backend.mode, modeReason: backend.reason,
             daemonPID: UInt32(bitPattern: getpid()), uptimeMicros: MonotonicInstant.now.duration(since: startedAt).microsecondsClamped,
-            enclaves: UInt32(clamping: registry.count), connections: UInt32(clamping: sessionCount),
+            enclaves: UInt32(clamping: enclaves), connections: UInt32(clamping: sessionCount),
             epcTotalBytes: Page.bytes(backend.epcTotalPages), epcCommittedBytes: Page.bytes(quotas.machinePages),
             epcResidentBytes: Page.bytes(backend.epcUsedPages ?? 0), underPressure: underPressure.load(ordering: .relaxed),
             batching: settings.flush.batching, requestsTotal: self.counters.requestsTotal, requestsPerSecond: requestsPerSecond,
@@ -22,7 +41,7 @@ extension DaemonCore {
     /// as many as fit in one message.
     func enclaveList(_ query: EnclaveListRequest, viewer: PeerCredentials, limits: ProtocolLimits) -> EnclaveListReply {
         let adminGroup = settings.adminGroupID
-        let visible = registry.all.filter { viewer.canView(owner: $0.owner.uid, adminGroup: adminGroup) }
+        let visible = registry.all.filter { viewer.canView(owner: $0.owner, adminGroup: adminGroup) }
         let candidates = visible.filter { $0.handle > query.startAfter }
         var budget = limits.maxMessageBytes - WireSize.messageHeader - WireSize.operationHeader - 16
         var page: [EnclaveSummary] = []

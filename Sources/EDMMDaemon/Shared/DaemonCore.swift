@@ -30,8 +30,12 @@ final class DaemonCore: Sendable {
     let metricsText: (@Sendable (MetricsViewer) -> String)?
     /// The latency and batch-size histograms (no-ops unless a metrics module provides them).
     let instruments: DaemonInstruments
+    /// Where HELLO finds a peer's pod and container (`[kubernetes] enabled`).
+    let peerScopes: any PeerScopeSource
     let shuttingDown = Atomic<Bool>(false)
     let underPressure = Atomic<Bool>(false)
+    /// The device's reclaim at its last sample (the supervisor's tick).
+    let deviceReclaiming = Atomic<Bool>(false)
     private let settingsBox: Mutex<DaemonSettings>
     private let sessionsBox = Mutex<[UInt64: Session]>([:])
     private let nextSessionID = Atomic<UInt64>(1)
@@ -42,10 +46,12 @@ final class DaemonCore: Sendable {
     init(
         backend: any DeviceBackend, settings: DaemonSettings, logger: Logger, logLevel: SharedLogLevel,
         notifier: any ServiceNotifier, faultInjection: FaultInjection?, metricsText: (@Sendable (MetricsViewer) -> String)?,
-        instruments: DaemonInstruments, fdStore: FDStoreKeeper? = nil
+        instruments: DaemonInstruments, fdStore: FDStoreKeeper? = nil, peerScopes: any PeerScopeSource = CgroupPeerScopeSource()
     ) {
+        self.peerScopes = peerScopes
         self.backend = backend
         self.settingsBox = Mutex(settings)
+        quotas.setDefaultContainerPages(settings.kubernetes.defaultContainerPages)
         self.logger = logger
         self.logLevel = logLevel
         self.notifier = notifier
@@ -59,6 +65,7 @@ final class DaemonCore: Sendable {
 
     func replaceSettings(_ settings: DaemonSettings) {
         settingsBox.withLock { $0 = settings }
+        quotas.setDefaultContainerPages(settings.kubernetes.defaultContainerPages)
         logLevel.value = settings.logLevel
     }
 

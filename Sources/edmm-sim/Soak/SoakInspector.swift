@@ -84,8 +84,16 @@ final class SoakInspector {
     /// and enclave accounted for, descriptors exact, the EPC accounting equal to the ledgers, each
     /// ledger equal to its EPCM, the EPCM's own invariants.
     func quiescentCheck(clients: Int) async throws(Violation) {
-        let status = try await settled(connections: clients + 1, enclaves: clients)
-        guard let figures = ProcessFigures.of(pid: daemonPID) else { throw Violation(description: "edmmd (pid \(daemonPID)) is gone") }
+        // A descriptor can be in passage for a moment (a killed client's connection closing, a
+        // scrape's socket): a leak never settles, a race does, so the two are read until they agree.
+        var status = try await settled(connections: clients + 1, enclaves: clients)
+        guard var figures = ProcessFigures.of(pid: daemonPID) else { throw Violation(description: "edmmd (pid \(daemonPID)) is gone") }
+        for _ in 0..<50 where figures.descriptors != expectedDescriptors(status) {
+            try? await Task.sleep(for: .milliseconds(100))
+            status = try await settled(connections: clients + 1, enclaves: clients)
+            guard let again = ProcessFigures.of(pid: daemonPID) else { throw Violation(description: "edmmd (pid \(daemonPID)) is gone") }
+            figures = again
+        }
         if figures.descriptors != expectedDescriptors(status) {
             throw Violation(
                 description:

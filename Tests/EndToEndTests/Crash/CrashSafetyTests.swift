@@ -19,7 +19,9 @@ extension EndToEnd {
             let observer = try await daemon.connect()
             defer { observer.close() }
             let machine = try SimulatedMachine.open(fd: try #require(observer.machineDescriptor))
-            let before = try await observer.status()
+            // Counted once the connection that found the daemon accepting has gone (the survivor's
+            // and the observer's remain).
+            let before = try await daemon.status(on: observer) { $0.connections == 2 }
             let descriptorsBefore = daemon.openDescriptors()
             let usedBefore = machine.stats.usedPages
 

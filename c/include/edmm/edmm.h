@@ -120,7 +120,14 @@ enum edmm_detail_kind {
     EDMM_DETAIL_LIMIT = 4,  /* message-too-large, too-many-operations, too-many-connections, ... */
 };
 
-enum edmm_quota_scope { EDMM_QUOTA_ENCLAVE = 1, EDMM_QUOTA_UID = 2, EDMM_QUOTA_MACHINE = 3 };
+/* CONTAINER and POD: a Kubernetes scope's quota (edmmd with [kubernetes] enabled; docs/kubernetes.md). */
+enum edmm_quota_scope {
+    EDMM_QUOTA_ENCLAVE = 1,
+    EDMM_QUOTA_UID = 2,
+    EDMM_QUOTA_MACHINE = 3,
+    EDMM_QUOTA_CONTAINER = 4,
+    EDMM_QUOTA_POD = 5,
+};
 enum edmm_ioctl { EDMM_IOCTL_MODIFY_TYPES = 1, EDMM_IOCTL_RESTRICT_PERMISSIONS = 2, EDMM_IOCTL_REMOVE_PAGES = 3 };
 
 struct edmm_error {

@@ -47,6 +47,11 @@ struct edmm_sim_machine_info {
 /* A new machine of its own (no edmmd): `epc_pages` of EPC (0: 32768, 128 MiB), SGX2. For tests
  * and harnesses that drive the simulated driver directly; *machine_fd is the caller's. */
 int edmm_sim_machine_create(uint64_t epc_pages, int *machine_fd);
+/* edmm_sim_machine_create with the transient failures real hardware produces injected, so that
+ * a runtime's retry paths can be tested: `faults` is "kind=rate,...[,seed=N]" with kinds
+ * load-ebusy, unmark-reclaimable, eaug-sigbus, epc-page-conflict or all, rates from 0 to 1
+ * (docs/simulator.md, "Fault injection"). -EINVAL when `faults` does not parse. */
+int edmm_sim_machine_create_with_faults(uint64_t epc_pages, const char *faults, int *machine_fd);
 /* Validates a machine descriptor (as HELLO handed it over) and reads its figures. */
 int edmm_sim_machine_info(int machine_fd, struct edmm_sim_machine_info *info);
 
