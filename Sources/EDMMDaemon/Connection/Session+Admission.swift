@@ -93,7 +93,7 @@ extension SessionState {
         enclave.submit(call)
     }
 
-    func settle(_ completions: [Completion]) {
+    func settle(_ completions: some Sequence<Completion>) {
         for completion in completions {
             if completion.reservedSlot { pendingAttachments -= 1 }
             if let enclave = completion.attaching, case .success = completion.outcome {
