@@ -83,6 +83,9 @@ enum ConfigSchema {
         ConfigKey(section: "growth", name: "max_chunk_pages") { c, v throws(ConfigValueError) in
             c.growth.maxChunkPages = try ConfigValue.integer(v, in: 1...(1 << 20))
         },
+        ConfigKey(section: "growth", name: "held_percent") { c, v throws(ConfigValueError) in
+            c.growth.heldPercent = try ConfigValue.integer(v, in: 0...100)
+        },
         ConfigKey(section: "quota", name: "enclave") { c, v throws(ConfigValueError) in
             c.quota.enclaveBytes = try ConfigValue.bytes(v, multipleOf: 4096, allowUnlimited: true)
         },

@@ -81,6 +81,8 @@ public struct DaemonConfig: Equatable, Sendable {
         public var enabled = true
         public var minChunkPages: UInt64 = 16
         public var maxChunkPages: UInt64 = 1_024
+        /// Pages granted beyond the asked ones, at most this percentage of what the enclave holds.
+        public var heldPercent: UInt64 = 6
     }
 
     public struct Quota: Equatable, Sendable {

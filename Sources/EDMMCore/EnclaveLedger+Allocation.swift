@@ -115,7 +115,8 @@ extension EnclaveLedger {
             } else {
                 if let refusal = quota.check(asked: count, usage: usage) { throw .quota(refusal) }
                 let pages = policy.grant(
-                    asked: count, room: placement.room, headroom: quota.headroom(usage: usage), state: &growth)
+                    asked: count, room: placement.room, headroom: quota.headroom(usage: usage), held: counts.held,
+                    state: &growth)
                 range = PageRange(first: placement.range.first, count: pages)
             }
         }

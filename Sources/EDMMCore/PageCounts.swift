@@ -16,6 +16,8 @@ public struct PageCounts: Hashable, Sendable {
     public var trimming: UInt64 { trimQueued + trimmed }
     /// Pages whose REMOVE_PAGES is queued or in flight.
     public var removing: UInt64 { removeQueued }
+    /// Pages the enclave uses: committed (a permission change may be queued) and TCS pages.
+    public var held: UInt64 { committed + restrictQueued + tcsQueued + tcs }
     /// Every tracked page.
     public var epcPages: UInt64 {
         committed + pooled + trimQueued + trimmed + removeQueued + restrictQueued + tcsQueued + tcs

@@ -19,7 +19,7 @@ public struct WireReader {
 
     public init(_ bytes: [UInt8], from start: Int = 0, to end: Int? = nil) {
         self.bytes = bytes
-        self.position = start
+        self.position = max(0, start)
         self.end = min(end ?? bytes.count, bytes.count)
     }
 
@@ -98,9 +98,9 @@ public struct WireReader {
         guard remaining >= size else {
             throw DecodeError("\(field()): needs \(size) bytes, \(remaining) left", at: position)
         }
-        var value: T = 0
-        for i in 0..<size { value |= T(bytes[position + i]) << (8 * i) }
+        // `remaining` covers the field and `end` never passes `bytes.count`: one load, no per-byte checks.
+        let value = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: position, as: T.self) }
         position += size
-        return value
+        return T(littleEndian: value)
     }
 }

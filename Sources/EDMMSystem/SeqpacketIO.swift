@@ -45,12 +45,16 @@ public enum SeqpacketIO {
     public static func receive(
         _ socket: Int32, into buffer: UnsafeMutableRawBufferPointer, maxDescriptors: Int = Int(EDMM_MAX_FDS_PER_MESSAGE)
     ) -> Result<Received, Failure> {
-        var fds = [Int32](repeating: -1, count: maxDescriptors)
         var count = maxDescriptors
         var truncation: Int32 = 0
-        let n = edmm_recv_with_fds(socket, buffer.baseAddress, buffer.count, &fds, &count, &truncation)
-        let error = errno
-        let descriptors = Array(fds[0..<count])
+        var error: Int32 = 0
+        // The descriptor slots live on the stack: no heap allocation for a message without descriptors
+        // (nearly all of them), nor for the receive that ends a read with EAGAIN.
+        let (n, descriptors) = withUnsafeTemporaryAllocation(of: Int32.self, capacity: Swift.max(maxDescriptors, 1)) { fds in
+            let n = edmm_recv_with_fds(socket, buffer.baseAddress, buffer.count, fds.baseAddress, &count, &truncation)
+            error = errno
+            return (n, count > 0 ? Array(fds[0..<Swift.min(count, maxDescriptors)]) : [])
+        }
         guard n >= 0 else {
             for fd in descriptors { Glibc.close(fd) }
             return .failure(Failure(errno: error))

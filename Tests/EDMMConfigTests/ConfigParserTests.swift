@@ -174,6 +174,11 @@ import Testing
         #expect(errors("[growth]\nmin_chunk_pages = 64\nmax_chunk_pages = 8\n").first?.line == 2)
     }
 
+    @Test func growthHeldPercentIsAPercentage() throws {
+        #expect(try DaemonConfig.parse(toml: "[growth]\nheld_percent = 40\n", fileName: "t.toml").growth.heldPercent == 40)
+        #expect(errors("[growth]\nheld_percent = 101\n").first?.line == 2)
+    }
+
     @Test func aNonNumericUIDOverrideIsAnError() {
         #expect(errors("[quota.uid_overrides]\nalice = \"1MiB\"\n").first?.line == 2)
     }

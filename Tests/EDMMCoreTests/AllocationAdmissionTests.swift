@@ -51,8 +51,9 @@ let noUsage = QuotaUsage(enclavePages: 0, uidPages: 0, machinePages: 0)
     @Test func growthGrantsMoreThanAskedButStopsAtTheNextTrackedPage() throws {
         var ledger = makeLedger()
         _ = try ledger.allocate(pages(10, 1), permissions: .rw)
+        _ = try ledger.allocate(pages(200, 64), permissions: .rw)  // held pages, so that only the room bounds the grant
         let grant = try ledger.allocate(
-            .anywhere(pages: 2), permissions: .rw, quota: QuotaPolicy(), growth: GrowthPolicy(initialChunkPages: 64),
+            .anywhere(pages: 2), permissions: .rw, quota: QuotaPolicy(), growth: GrowthPolicy(initialChunkPages: 64, heldPercent: 100),
             usage: noUsage)
         #expect(grant.range == pages(0, 10))
         #expect(grant.fresh == [pages(0, 10)])
@@ -60,17 +61,19 @@ let noUsage = QuotaUsage(enclavePages: 0, uidPages: 0, machinePages: 0)
 
     @Test func growthNeverExceedsTheQuotaHeadroom() throws {
         var ledger = makeLedger()
+        _ = try ledger.allocate(pages(200, 64), permissions: .rw)  // held pages, so that only the headroom bounds the grant
         let usage = QuotaUsage(enclavePages: 0, uidPages: 0, machinePages: 95)
         let grant = try ledger.allocate(
             .anywhere(pages: 2), permissions: .rw, quota: QuotaPolicy(machineLimit: 100),
-            growth: GrowthPolicy(initialChunkPages: 64),
+            growth: GrowthPolicy(initialChunkPages: 64, heldPercent: 100),
             usage: usage)
         #expect(grant.range == pages(0, 5))
     }
 
     @Test func consecutiveGrowthDoublesTheChunkAndAFreeResetsIt() throws {
         var ledger = makeLedger()
-        let growth = GrowthPolicy(initialChunkPages: 4, maximumChunkPages: 16)
+        let growth = GrowthPolicy(initialChunkPages: 4, maximumChunkPages: 16, heldPercent: 100)
+        _ = try ledger.allocate(pages(100, 64), permissions: .rw)  // held pages, so that only the chunk bounds the grants
         func grow() throws -> UInt64 {
             try ledger.allocate(
                 .anywhere(pages: 1), permissions: .rw, quota: QuotaPolicy(), growth: growth, usage: noUsage
@@ -80,6 +83,23 @@ let noUsage = QuotaUsage(enclavePages: 0, uidPages: 0, machinePages: 0)
         try ledger.free(pages(0, 1), at: at(1))
         #expect(try grow() == 1)  // the freed page, from the pool: no growth
         #expect(try grow() == 4)
+    }
+
+    @Test func growthFollowsWhatTheEnclaveHoldsAndShrinksAfterATeardown() throws {
+        var ledger = makeLedger()
+        let growth = GrowthPolicy(initialChunkPages: 16, maximumChunkPages: 2048, heldPercent: 25)
+        func grow(_ asked: UInt64) throws -> PageRange {
+            try ledger.allocate(
+                .anywhere(pages: asked), permissions: .rw, quota: QuotaPolicy(), growth: growth, usage: noUsage
+            ).range
+        }
+        // Nothing held: the asked pages; then the chunk (16, 32, 64, 128) or a quarter of the held
+        // pages beyond the asked ones, whichever is smaller, but never less than asked.
+        #expect(try [grow(40), grow(40), grow(40), grow(40)].map(\.count) == [40, 40, 60, 75])
+        let held = ledger.counts.held
+        try ledger.trim(pages(0, held))
+        #expect(ledger.counts.held == 0)
+        #expect(try grow(40).count == 40)  // after the teardown, the heap starts again from nothing
     }
 
     @Test func anywhereAllocationWithoutRoomIsRefused() {
@@ -127,21 +147,46 @@ let noUsage = QuotaUsage(enclavePages: 0, uidPages: 0, machinePages: 0)
 @Suite struct GrowthGrants {
     @Test func disabledGrowthGrantsExactlyWhatWasAsked() {
         var state = GrowthState()
-        #expect(GrowthPolicy.disabled.grant(asked: 3, room: 100, headroom: 100, state: &state) == 3)
+        #expect(GrowthPolicy.disabled.grant(asked: 3, room: 100, headroom: 100, held: 1000, state: &state) == 3)
     }
 
     @Test func aGrantIsNeverBelowTheAskedPages() {
         var state = GrowthState()
-        #expect(GrowthPolicy(initialChunkPages: 16).grant(asked: 40, room: 100, headroom: 100, state: &state) == 40)
-        #expect(GrowthPolicy(initialChunkPages: 16).grant(asked: 4, room: 4, headroom: 0, state: &state) == 4)
+        let policy = GrowthPolicy(initialChunkPages: 16)
+        #expect(policy.grant(asked: 40, room: 100, headroom: 100, held: 1000, state: &state) == 40)
+        #expect(policy.grant(asked: 4, room: 4, headroom: 0, held: 1000, state: &state) == 4)
     }
 
     @Test func theChunkDoublesUpToTheMaximum() {
         var state = GrowthState()
-        let policy = GrowthPolicy(initialChunkPages: 16, maximumChunkPages: 64)
-        let grants = (0..<4).map { _ in policy.grant(asked: 1, room: 1000, headroom: 1000, state: &state) }
+        let policy = GrowthPolicy(initialChunkPages: 16, maximumChunkPages: 64, heldPercent: 100)
+        let grants = (0..<4).map { _ in policy.grant(asked: 1, room: 1000, headroom: 1000, held: 1000, state: &state) }
         #expect(grants == [16, 32, 64, 64])
         state.reset()
-        #expect(policy.grant(asked: 1, room: 1000, headroom: 1000, state: &state) == 16)
+        #expect(policy.grant(asked: 1, room: 1000, headroom: 1000, held: 1000, state: &state) == 16)
+    }
+
+    @Test func anEnclaveThatHoldsNothingIsGrantedWhatItAsks() {
+        var state = GrowthState()
+        let policy = GrowthPolicy(initialChunkPages: 16, heldPercent: 100)
+        #expect(policy.grant(asked: 3, room: 1000, headroom: 1000, held: 0, state: &state) == 3)
+    }
+
+    @Test func thePagesBeyondTheAskedOnesAreBoundedByAShareOfTheHeldPages() {
+        var state = GrowthState()
+        state.chunkPages = 2048
+        let policy = GrowthPolicy(initialChunkPages: 16, maximumChunkPages: 2048, heldPercent: 12)
+        #expect(policy.grant(asked: 40, room: 1 << 20, headroom: 1 << 20, held: 1000, state: &state) == 40 + 120)
+        #expect(policy.grant(asked: 40, room: 1 << 20, headroom: 1 << 20, held: 99, state: &state) == 40 + 11)
+        #expect(policy.grant(asked: 40, room: 1 << 20, headroom: 1 << 20, held: 1 << 40, state: &state) == 2048)
+    }
+
+    @Test func theHeldBoundNeitherOverflowsNorExceedsAHundredPercent() {
+        var state = GrowthState()
+        state.chunkPages = .max
+        let policy = GrowthPolicy(initialChunkPages: 16, maximumChunkPages: .max, heldPercent: 500)
+        #expect(policy.heldPercent == 100)
+        #expect(policy.grant(asked: 7, room: .max, headroom: .max, held: .max, state: &state) == .max)
+        #expect(policy.grant(asked: 7, room: .max, headroom: .max, held: 10, state: &state) == 17)
     }
 }

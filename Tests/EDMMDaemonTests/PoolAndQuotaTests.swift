@@ -71,20 +71,23 @@ import Testing
         }
     }
 
-    @Test func growthGrantsLargerChunksToAGrowingHeap() async throws {
+    @Test func growthGrantsLargerChunksToAGrowingHeapInProportionToWhatItHolds() async throws {
         try await withDaemon({
             $0.growth.minChunkPages = 16
             $0.growth.maxChunkPages = 64
+            $0.growth.heldPercent = 50
         }) { daemon in
             let client = try daemon.connect()
             let enclave = try TestEnclave(machine: try daemon.machine(from: client))
             let (handle, _) = try client.register(enclave)
-            let first = try client.allocate(AllocateRequest(enclave: handle, length: 4096, allowGrowth: true))
-            let second = try client.allocate(AllocateRequest(enclave: handle, length: 4096, allowGrowth: true))
-            let fixed = try client.allocate(AllocateRequest(enclave: handle, length: 4096, allowGrowth: false))
-            #expect(first.granted.length == 16 * 4096)
-            #expect(second.granted.length == 32 * 4096)
-            #expect(fixed.granted.length == 4096)
+            func allocate(pages: UInt64, growth: Bool) throws -> UInt64 {
+                try client.allocate(AllocateRequest(enclave: handle, length: pages * 4096, allowGrowth: growth)).granted.length / 4096
+            }
+            #expect(try allocate(pages: 1, growth: true) == 1)  // holds nothing yet: no growth
+            #expect(try allocate(pages: 63, growth: false) == 63)
+            #expect(try allocate(pages: 1, growth: true) == 32)  // the chunk (32) is below 1 + 64 / 2
+            #expect(try allocate(pages: 1, growth: true) == 49)  // 1 + 96 / 2 is below the chunk (64)
+            #expect(try allocate(pages: 1, growth: false) == 1)
         }
     }
 

@@ -94,7 +94,7 @@ extension SessionState {
         enclave.submit(call)
     }
 
-    func settle(_ completions: [Completion]) {
+    func settle(_ completions: some Sequence<Completion>) {
         for completion in completions {
             if completion.reservedSlot { pendingAttachments -= 1 }
             if let enclave = completion.attaching, case .success = completion.outcome {

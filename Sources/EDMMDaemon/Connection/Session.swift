@@ -64,8 +64,9 @@ final class Session: Sendable {
 
     // MARK: From enclaves (any queue)
 
-    /// Answers of requests an enclave completed, in the order given.
-    func deliver(_ completions: [Completion]) {
+    /// Answers of requests an enclave completed, in the order given. Generic so that a single
+    /// answer (`CollectionOfOne`, every request the enclave answers at once) needs no array.
+    func deliver<Completions: Collection & Sendable>(_ completions: Completions) where Completions.Element == Completion {
         // Only the thread that holds this session's queue inside `submitInline` stores its own id.
         // Answers an enclave handed over earlier and still on their way come first: replies of
         // one enclave leave in request order (docs/protocol.md).

@@ -43,7 +43,7 @@ extension EnclaveState {
     /// Sends one answer and counts it.
     func answer(_ target: ReplyTarget, _ outcome: Result<ResponseBody, WireError>) {
         if case .success = outcome { counters.record(target.verb, ok: true) } else { counters.record(target.verb, ok: false) }
-        target.session.deliver([Completion(target, outcome)])
+        target.session.deliver(CollectionOfOne(Completion(target, outcome)))
     }
 
     /// The request's byte range as pages of this enclave, or the typed error.

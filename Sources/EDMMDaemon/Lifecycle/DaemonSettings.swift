@@ -33,7 +33,7 @@ struct DaemonSettings: Sendable {
         checkInterval = .milliseconds(Int64(config.pressure.checkIntervalMillis))
         growth = GrowthPolicy(
             enabled: config.growth.enabled, initialChunkPages: config.growth.minChunkPages,
-            maximumChunkPages: config.growth.maxChunkPages)
+            maximumChunkPages: config.growth.maxChunkPages, heldPercent: config.growth.heldPercent)
         quota = QuotaSettings(
             enclavePages: config.quota.enclaveBytes.map { $0 / Page.size },
             uidPages: config.quota.uidBytes.map { $0 / Page.size },

@@ -127,21 +127,47 @@ protocol BenchClient {
 
 struct DaemonBenchClient: BenchClient {
     let host: SimulatedEnclaveHost
+    let reserve = GrowthReserve()
 
     init(_ host: SimulatedEnclaveHost) { self.host = host }
 
     func perform(_ steps: [Step], into heap: inout Heap, _ rng: inout SplitMix64, latency: inout LatencyHistogram) async -> [BenchFailure] {
+        // A workload that holds nothing exited: its allocator's kept pages go back with this batch.
+        let released = heap.isEmpty ? reserve.takeAll().map { HostOperation.trim($0) } : []
+        var results = [Result<HostOutcome, EnclaveHostError>?](repeating: nil, count: steps.count)
+        var sent: [Int] = []
+        for (index, step) in steps.enumerated() {
+            if case .allocate(let pages, true) = step.operation, let kept = reserve.take(pages) {
+                results[index] = .success(.allocated(kept, freshPages: 0, reusedPages: pages))
+            } else {
+                sent.append(index)
+            }
+        }
+        var failures: [BenchFailure] = []
         let start = ContinuousClock.now
-        let results = await host.perform(steps.map(\.operation))
+        if !released.isEmpty || !sent.isEmpty {
+            let replies = await host.perform(released + sent.map { steps[$0].operation })
+            for case .failure(let error) in replies.prefix(released.count) {
+                failures.append(BenchFailure(description: "trimming kept pages: \(error)"))
+            }
+            for (index, reply) in zip(sent, replies.dropFirst(released.count)) {
+                if case .allocate(let pages, true) = steps[index].operation {
+                    results[index] = reply.map { reserve.keepSurplus(of: $0, asked: pages) }
+                } else {
+                    results[index] = reply
+                }
+            }
+        }
         // The whole batch went out in one exit; every operation is usable when the batch returns.
         let elapsed = ContinuousClock.now - start
         for _ in steps { latency.record(elapsed) }
-        return heap.apply(steps, results, &rng).map { failure in
-            if case .client(.daemon(let error)) = failure {
-                return BenchFailure(refusal: error.code.description, description: "\(failure)")
+        return failures
+            + heap.apply(steps, results.compactMap { $0 }, &rng).map { failure in
+                if case .client(.daemon(let error)) = failure {
+                    return BenchFailure(refusal: error.code.description, description: "\(failure)")
+                }
+                return BenchFailure(description: "\(failure)")
             }
-            return BenchFailure(description: "\(failure)")
-        }
     }
 
     func finish() async -> [String] {
