@@ -9,7 +9,9 @@
 #          terminal), clang's runtime for the fuzzers, iproute2/procps/util-linux for process
 #          checks, strace (the C library's one-sendmsg-one-recvmsg fast path), python3-yaml
 #          (the rules and dashboard checker), containerd, runc, busybox-static and python3-venv
-#          (the kubernetes stage; its CRI client comes from PyPI), and what kselftest needs.
+#          (the kubernetes stage; its CRI client comes from PyPI), and what kselftest needs. The
+#          interpose stage needs nothing beyond build: gcc brings libasan and libubsan, and python3
+#          reads edmmctl's JSON.
 #   kselftest: the kernel's SGX selftests (scripts/test-kselftest-sgx.sh): the kernel tree of
 #          linux-source-6.12 (bookworm-security; linux-source-6.1 where 6.12 is not offered)
 #          and libssl-dev (their sigstruct.c signs the test enclave with libcrypto).

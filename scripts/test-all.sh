@@ -28,7 +28,9 @@ stage build swift build --build-tests
 stage unit-and-integration swift test --skip-build
 stage conformance .build/debug/edmm-sim conformance
 stage c-library scripts/test-c.sh
-stage kselftest-sgx scripts/test-kselftest-sgx.sh
+stage interpose scripts/test-interpose.sh
+# The kernel's SGX selftests, on the simulator directly and then through libedmm-interpose and edmmd.
+stage kselftest-sgx sh -c 'scripts/test-kselftest-sgx.sh && scripts/test-kselftest-sgx.sh --mode edmmd'
 stage systemd scripts/test-systemd.sh
 stage packages scripts/test-packages.sh
 stage fuzz scripts/fuzz.sh

@@ -112,7 +112,8 @@ install_check() {
     local stage=$work/stage
     make install DESTDIR="$stage" PREFIX=/usr >"$work/install.log" 2>&1 || { cat "$work/install.log"; return 1; }
     for f in usr/include/edmm/edmm.h usr/include/edmm/edmm_enclave.h usr/include/edmm/edmm_sim.h usr/lib/libedmm.so.0 \
-        usr/lib/libedmm.so usr/lib/libedmm.a usr/lib/libedmm_enclave.a usr/lib/libedmm_sim.so.0 usr/lib/pkgconfig/edmm.pc \
+        usr/lib/libedmm.so usr/lib/libedmm.a usr/lib/libedmm_enclave.a usr/lib/libedmm_sim.so.0 usr/lib/libedmm-interpose.so \
+        usr/include/edmm/edmm_interpose.h usr/lib/pkgconfig/edmm.pc \
         usr/lib/pkgconfig/edmm-enclave.pc usr/lib/pkgconfig/edmm-sim.pc; do
         [[ -e $stage/$f ]] || { echo "not staged: $f"; return 1; }
     done

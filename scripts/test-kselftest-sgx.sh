@@ -14,8 +14,10 @@
 # Usage: scripts/test-kselftest-sgx.sh [--mode direct|edmmd] [--epc-pages N] [--kernel X.Y]
 #                                       [--keep] [-- test_sgx options, e.g. -t augment]
 #   --mode direct   (default) the shim drives the simulated driver in the test process.
-#   --mode edmmd    the SGX2 ioctls go through libedmm-interpose.so to a live edmmd --simulate
-#                   (needs the interposer of issue 13; without it the mode is not run, exit 2).
+#   --mode edmmd    open, ioctl and close of the device go to libedmm-interpose.so (c/build,
+#                   or $EDMM_INTERPOSE_LIB), whose test device creates the enclave in the EPC
+#                   of a live edmmd --simulate (an EPC of --epc-pages) and sends the SGX2 ioctls
+#                   through it, registered with implicit-commit and kernel-errors (docs/interpose.md).
 #   --epc-pages N   the simulated EPC (default 32768 pages, 128 MiB): the oversubscription
 #                   tests build an enclave whose heap is the whole EPC, and one of them
 #                   EACCEPTs it page by page (about 6 s at this size).
@@ -23,8 +25,10 @@
 #   --keep          keep the run's log folder.
 # Prints the kselftest TAP, then "N passed, N failed" (a skipped test counts as failed: each
 # skip is something the simulator does not provide). Then the same tests run again with the
-# shim under AddressSanitizer and UndefinedBehaviorSanitizer (a 4096-page EPC), whose TAP is
-# shown only when it fails. Exit status 0 only if everything passed.
+# shim under AddressSanitizer and UndefinedBehaviorSanitizer (a 4096-page EPC; in the edmmd mode
+# the daemon's), whose TAP is shown only when it fails. In the edmmd mode the run also fails if
+# the interposer left any SGX2 ioctl to the device or edmmd's STATUS shows a kind it did not serve.
+# Exit status 0 only if everything passed.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -48,12 +52,8 @@ done
 [[ $mode == direct || $mode == edmmd ]] || { echo "test-kselftest-sgx.sh: --mode is direct or edmmd" >&2; exit 2; }
 [[ $epc_pages =~ ^[1-9][0-9]*$ ]] || { echo "test-kselftest-sgx.sh: --epc-pages is a page count" >&2; exit 2; }
 
-# The edmmd mode needs the interposer of issue 13, which does not exist yet.
+# The edmmd mode: the interposer this repository builds, unless one is named.
 interposer=${EDMM_INTERPOSE_LIB:-$root/c/build/libedmm-interpose.so}
-if [[ $mode == edmmd && ! -f $interposer ]]; then
-    echo "edmmd mode: $interposer does not exist (libedmm-interpose, issue 13): not run"
-    exit 2
-fi
 
 summary() {
     echo "$1 passed, $2 failed ($mode)"
@@ -126,7 +126,9 @@ trap cleanup EXIT
 
 echo "building libedmm_sim and test_sgx (linux-source-$kernel), plain and with the shim under ASan+UBSan"
 shim=(make -C c/kselftest KSRC="$tree" KVER="$kernel" SIM="$root/c/build")
-if ! make -C c sim >"$log/build.log" 2>&1 || ! "${shim[@]}" OUT="$out" >>"$log/build.log" 2>&1 ||
+c_targets=(sim)
+[[ $mode == edmmd && -z ${EDMM_INTERPOSE_LIB:-} ]] && c_targets+=(interpose)
+if ! make -C c "${c_targets[@]}" >"$log/build.log" 2>&1 || ! "${shim[@]}" OUT="$out" >>"$log/build.log" 2>&1 ||
     ! "${shim[@]}" OUT="$out_san" SAN=1 >>"$log/build.log" 2>&1; then
     grep -v '^make' "$log/build.log" | tail -40
     summary 0 1
@@ -145,7 +147,8 @@ if [[ $mode == edmmd ]]; then
     daemon_pid=$!
     for _ in $(seq 100); do [[ -S $log/edmmd.sock ]] && break; sleep 0.1; done
     [[ -S $log/edmmd.sock ]] || { cat "$log/edmmd.log"; summary 0 1; exit 1; }
-    run_env+=(EDMMD_SOCKET="$log/edmmd.sock" LD_PRELOAD="$interposer")
+    [[ -f $interposer ]] || { echo "no $interposer" >&2; summary 0 1; exit 1; }
+    run_env+=(EDMMD_SOCKET="$log/edmmd.sock" LD_PRELOAD="$interposer" EDMM_INTERPOSE_DEVICE=simulated)
 fi
 
 # run_tests DIR EPC_PAGES TAP: test_sgx of DIR (it loads test_encl.elf from its working
@@ -176,6 +179,32 @@ run_tests "$out_san" 4096 "$log/tap-san"
 if [[ $failed -ne 0 ]]; then cat "$log/tap-san"; fi
 echo "shim under ASan+UBSan: $passed passed, $failed failed"
 total_failed=$((total_failed + failed))
+
+# In the edmmd mode the tests passing is not enough: edmmd must have served every SGX2 ioctl. The
+# interposer says on stderr (in the TAP) whenever it left one to the device; edmmd's STATUS
+# counts what it served.
+if [[ $mode == edmmd ]]; then
+    if grep -h '^libedmm-interpose\[' "$log/tap" "$log/tap-san"; then
+        echo "edmmd mode: the interposer left SGX2 ioctls to the device (above)"
+        main_failed=$((main_failed + 1))
+        total_failed=$((total_failed + 1))
+    fi
+    status_json=$("${EDMMCTL:-$root/.build/debug/edmmctl}" status --json --socket "$log/edmmd.sock" 2>&1)
+    served=$(python3 -c '
+import json, sys
+c = json.loads(sys.argv[1])["counters"]
+verbs = ["register", "trim", "trim_accepted", "restrict", "make_tcs"]
+print(" ".join("%s=%d/%d" % (v, c.get("requests_%s_ok" % v, 0), c.get("requests_%s_failed" % v, 0)) for v in verbs))
+ok = all(c.get("requests_%s_ok" % v, 0) > 0 for v in verbs) and c.get("requests_register_failed", 0) == 0
+sys.exit(0 if ok else 1)' "$status_json")
+    verdict=$?
+    echo "edmmd served (ok/failed): $served"
+    if [[ $verdict -ne 0 ]]; then
+        echo "edmmd mode: edmmd did not serve every kind of SGX2 ioctl, or refused a registration"
+        main_failed=$((main_failed + 1))
+        total_failed=$((total_failed + 1))
+    fi
+fi
 
 summary "$main_passed" "$main_failed"
 [[ $total_failed -eq 0 ]]

@@ -181,6 +181,7 @@ check "apt-get install ./libedmm0 ./libedmm-sim0 ./libedmm-dev (no network)" apt
   "/mnt/debs/libedmm0_${VERSION}_$ARCH.deb" "/mnt/debs/libedmm-sim0_${VERSION}_$ARCH.deb" "/mnt/debs/libedmm-dev_${VERSION}_$ARCH.deb"
 multiarch=$($IN dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
 libfiles=(/usr/include/edmm/edmm.h /usr/include/edmm/edmm_enclave.h /usr/include/edmm/edmm_sim.h
+  /usr/include/edmm/edmm_interpose.h "/usr/lib/$multiarch/libedmm-interpose.so"
   "/usr/lib/$multiarch/libedmm.so.0" "/usr/lib/$multiarch/libedmm.so" "/usr/lib/$multiarch/libedmm.a"
   "/usr/lib/$multiarch/libedmm_enclave.a" "/usr/lib/$multiarch/libedmm_sim.so.0"
   "/usr/lib/$multiarch/pkgconfig/edmm.pc" "/usr/lib/$multiarch/pkgconfig/edmm-sim.pc")

@@ -1,5 +1,6 @@
-// The structs of edmm_sim.h are compiled into nothing; this file holds the one C helper of
-// EDMMSimC, which Swift cannot declare itself (process_vm_readv needs _GNU_SOURCE).
+// The structs of edmm_sim.h are compiled into nothing; this file holds the C helpers of
+// EDMMSimC that Swift cannot declare itself (process_vm_readv needs _GNU_SOURCE, a C11
+// thread-local).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -25,3 +26,10 @@ int edmmsim_device_memfd(int cloexec) {
 int edmmsim_replace_fd(int source, int target, int cloexec) {
     return dup3(source, target, cloexec ? O_CLOEXEC : 0) < 0 ? -errno : 0;
 }
+
+/* How deep the calling thread is in the library's exported functions (edmm_sim_active). */
+static _Thread_local unsigned depth;
+
+void edmmsim_enter(void) { depth++; }
+void edmmsim_leave(void) { depth--; }
+int edmm_sim_active(void) { return depth != 0; }

@@ -113,6 +113,26 @@ public struct EnclaveLedger: Sendable {
         try transition(.revert(operation), range, Self.revertRule(operation))
     }
 
+    /// Records what the device did to `range` when it ran `operation` on pages the ledger had
+    /// refused it for (a client that gets the kernel's answers: the kernel decided, and the
+    /// ledger follows). Never refuses a state; pages with queued work must have been flushed.
+    public mutating func follow(_ operation: QueuedOperation, doneOn range: PageRange) throws(LedgerError) {
+        try transition(.complete(operation), range) { state in
+            switch operation {
+            case .trim: .state(.trimmed)
+            case .remove: .hole
+            case .makeTCS: .state(.tcs)
+            case .restrict(let permissions):
+                if case .committed(let current) = state {
+                    .state(.committed(current.intersection(permissions)))
+                } else {
+                    .state(.committed(permissions))
+                }
+            }
+        }
+        if operation == .trim || operation == .remove { growth.reset() }
+    }
+
     static func completionRule(_ operation: QueuedOperation) -> (PageState?) -> Next {
         { state in
             switch (operation, state) {

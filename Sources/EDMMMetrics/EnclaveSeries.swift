@@ -117,6 +117,7 @@ enum OwnerSeries {
         each(MetricCatalog.enclaveInfo, { _ in 1 }, info: true)
         each(MetricCatalog.enclaveEPC) { Page.bytes($0.pages.epcPages) }
         each(MetricCatalog.enclaveCommitted) { Page.bytes($0.pages.committed + $0.pages.restrictQueued + $0.pages.tcsQueued) }
+        each(MetricCatalog.enclaveCommittedLowerBound) { $0.identity.committedIsLowerBound ? 1 : 0 }
         each(MetricCatalog.enclavePool) { Page.bytes($0.pages.pooled) }
         each(MetricCatalog.enclaveTrimming) { Page.bytes($0.pages.trimming + $0.pages.removing) }
         each(MetricCatalog.enclaveQuota) { $0.quotaPages.map(Page.bytes) }

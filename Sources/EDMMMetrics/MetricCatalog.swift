@@ -171,6 +171,13 @@ public enum MetricCatalog {
     static let enclaveCommitted = MetricSpec(
         "edmmd_enclave_committed_bytes", .gauge, .enclave, labels: enclaveLabels,
         "EPC in use by the enclave, pages with an EMODPR or EMODT(TCS) queued included (as ENCLAVES reports).")
+    static let enclaveCommittedLowerBound = MetricSpec(
+        "edmmd_enclave_committed_lower_bound", .gauge, .enclave, labels: enclaveLabels,
+        """
+        1 when the enclave's committed figures are a lower bound: a client that sees only the host side (REGISTER with \
+        implicit-commit) grows by fault-time EAUG that edmmd never sees.
+        """
+    )
     static let enclavePool = MetricSpec(
         "edmmd_enclave_lazy_pool_bytes", .gauge, .enclave, labels: enclaveLabels,
         "Freed EPC kept committed in the enclave's lazy-free pool.")
@@ -201,7 +208,8 @@ public enum MetricCatalog {
         malformedMessages, reclaimNotices, reclaimed, reloadSuccessful, reloadTime, fdStoreDescriptors, fdStoreMax, fdStoreLastWrite,
         fdStoreWriteFailures, cpu, resident, virtualMemory, openFDs, maxFDs, startTime, uidEnclaves, uidEPC, uidQuota, containerEnclaves,
         containerEPC, containerQuota, enclaveInfo,
-        enclaveEPC, enclaveCommitted, enclavePool, enclaveTrimming, enclaveQuota, enclaveRequests, enclaveFailures, enclaveIoctls,
+        enclaveEPC, enclaveCommitted, enclaveCommittedLowerBound, enclavePool, enclaveTrimming, enclaveQuota, enclaveRequests,
+        enclaveFailures, enclaveIoctls,
         enclaveIoctlErrors, enclaveReclaimed, requestDuration, flushRequests, ioctlPages,
     ]
 }

@@ -239,6 +239,13 @@ public enum MessageCodec {
                         id: op.id, verbCode: op.verbCode,
                         error: WireError(.invalidFlags, "the machine flag is only allowed on HELLO, not \(verb)")))
             }
+            if !flags.isDisjoint(with: .registration) && verb != .register {
+                return .failure(
+                    RequestOperationFailure(
+                        id: op.id, verbCode: op.verbCode,
+                        error: WireError(
+                            .invalidFlags, "implicit-commit, kernel-errors and fresh-only are only allowed on REGISTER, not \(verb)")))
+            }
             var r = WireReader(bytes, from: op.body.lowerBound, to: op.body.upperBound)
             do {
                 return .success(RequestOperation(id: op.id, flags: flags, try Request.decode(verb: verb, &r, limits: limits)))
@@ -262,10 +269,8 @@ public enum MessageCodec {
                     try ops.map { (op: RawOperation) throws -> ResponseOperation in
                         var r = WireReader(bytes, from: op.body.lowerBound, to: op.body.upperBound)
                         if op.word != 0 {
-                            guard let code = WireErrorCode(rawValue: op.word) else {
-                                throw WireError(.malformedMessage, "unknown error code \(op.word)")
-                            }
-                            let error = try WireError.decode(code: code, &r)
+                            // An unknown code is a newer daemon's error, not a broken message (Versioning).
+                            let error = try WireError.decode(code: WireErrorCode(rawValue: op.word), &r)
                             try r.expectEnd("error body")
                             return ResponseOperation(id: op.id, verbCode: op.verbCode, outcome: .failure(error))
                         }

@@ -95,7 +95,18 @@ public struct RequestFlags: OptionSet, Sendable, Hashable {
     /// HELLO only: the message carries the client's simulated EPC (its machine memfd) as
     /// descriptor 0, for a restarted daemon to adopt (docs/protocol.md, HELLO).
     public static let machine = RequestFlags(rawValue: 0x2)
-    public static let known: RequestFlags = [.noReply, .machine]
+    /// REGISTER only, for a client that sees only the host side of its enclave (an unmodified
+    /// runtime through libedmm-interpose; docs/protocol.md, "Clients that see only the host side"):
+    /// TRIM, RESTRICT and MAKE_TCS of pages the ledger holds as holes first record them as committed.
+    public static let implicitCommit = RequestFlags(rawValue: 0x4)
+    /// REGISTER only: TRIM, TRIM_ACCEPTED, RESTRICT and MAKE_TCS are answered with what the
+    /// kernel's ioctl returned, also where the ledger would have refused them.
+    public static let kernelErrors = RequestFlags(rawValue: 0x8)
+    /// REGISTER only: ALLOCATE never grants reused pool pages; FREE reclaims instead of pooling.
+    public static let freshOnly = RequestFlags(rawValue: 0x10)
+    /// The flags REGISTER keeps for the enclave's life.
+    public static let registration: RequestFlags = [.implicitCommit, .kernelErrors, .freshOnly]
+    public static let known: RequestFlags = [.noReply, .machine, .implicitCommit, .kernelErrors, .freshOnly]
 }
 
 /// Every limit of the protocol. The daemon announces its values in the HELLO reply; exceeding

@@ -8,8 +8,11 @@ import SGXSimulator
 // with @_cdecl from libedmm_sim.so. Each one returns 0 (or what the leaf or ioctl returns) or
 // -errno; none lets a Swift error or trap escape into C.
 
-/// Runs `body` under the registry's lock, turning a SimError into -errno.
+/// Runs `body` under the registry's lock, turning a SimError into -errno. The thread counts as
+/// inside the library meanwhile (edmm_sim_active), for an interposer of its libc calls.
 func guarded(_ body: (SimRegistry) throws(SimError) -> Int32) -> Int32 {
+    edmmsim_enter()
+    defer { edmmsim_leave() }
     do {
         return try SimRegistry.shared.withLock { () throws(SimError) -> Int32 in try body(SimRegistry.shared) }
     } catch {

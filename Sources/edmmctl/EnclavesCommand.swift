@@ -11,7 +11,9 @@ struct EnclavesCommand: AsyncParsableCommand {
         discussion: """
             Owners see their own enclaves; root and edmmd's admin group see every enclave. Sizes \
             are shown in bytes (pages are 4 KiB): COMMITTED pages in use, POOL freed pages kept in \
-            the lazy-free pool, TRIMMING pages on their way out, QUOTA the enclave's limit.
+            the lazy-free pool, TRIMMING pages on their way out, QUOTA the enclave's limit. The \
+            COMMITTED figure of a host-only client's enclave (libedmm-interpose) is a lower bound: \
+            a note under the table says how many there are, and `edmmctl show` marks each.
 
             --json prints {"enclaves": [...]}, one object per enclave with "id", "label", "uid", \
             "gid", "pid", "device", "base", "size_bytes", "committed_pages", "lazy_pool_pages", \
@@ -29,8 +31,8 @@ struct EnclavesCommand: AsyncParsableCommand {
     struct Listing: Encodable { var enclaves: [EnclaveRow] }
 
     func run() async throws {
-        let (summaries, scopes) = try await DaemonSession.with(global) { connection throws(EDMMClientError) in
-            (try await connection.allEnclaves(), try await connection.allScopes())
+        let (summaries, scopes, status) = try await DaemonSession.with(global) { connection throws(EDMMClientError) in
+            (try await connection.allEnclaves(), try await connection.allScopes(), try await connection.status())
         }
         let placement = ScopePlacement(scopes)
         let rows = sort.sorted(summaries).map { EnclaveRow($0, placement: placement) }
@@ -57,6 +59,14 @@ struct EnclavesCommand: AsyncParsableCommand {
                 ])
         }
         print(table.lines().joined(separator: "\n"))
+        let lowerBounds = status.counters.first { $0.name == "enclaves_committed_lower_bound" }?.value ?? 0
+        if lowerBounds > 0 {
+            print(
+                """
+                \(lowerBounds) of the enclaves belong to host-only clients (libedmm-interpose): their COMMITTED is a lower bound, \
+                since they grow by EAUG edmmd never sees (edmmctl show marks them)
+                """)
+        }
     }
 }
 

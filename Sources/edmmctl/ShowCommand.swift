@@ -54,7 +54,9 @@ struct ShowCommand: AsyncParsableCommand {
               ELRANGE     0x\(String(row.base, radix: 16)) + \(bytes(row.sizeBytes)); edmmd manages \
             [0x\(String(stats.managed.offset, radix: 16)), +\(bytes(stats.managed.length)))
             """,
-            "  committed   \(pageBytes(row.committedPages)) (\(row.committedPages) pages), \(row.tcsPages) TCS",
+            "  committed   \(pageBytes(row.committedPages)) (\(row.committedPages) pages), \(row.tcsPages) TCS"
+                + (stats.counters.contains { $0.name == "committed_lower_bound" && $0.value != 0 }
+                    ? "; a lower bound (a host-only client: the enclave grows by EAUG edmmd never sees)" : ""),
             "  lazy pool   \(pageBytes(row.lazyPoolPages)) (\(row.lazyPoolPages) pages)",
             "  leaving     \(row.trimmingPages) trimming, \(row.removingPages) removing",
             "  quota       \(row.quotaPages.map { "\(pageBytes($0)) (\($0) pages)" } ?? "unlimited")",

@@ -44,6 +44,12 @@ struct StatusReport: Encodable {
 
     var json: String { jsonText(self) }
 
+    /// Enclaves of clients that see only the host side count only the pages edmmd has seen.
+    private var lowerBounds: String {
+        let count = counters["enclaves_committed_lower_bound"] ?? 0
+        return count == 0 ? "" : "; a lower bound (\(count) host-only enclave\(count == 1 ? "" : "s") grow by EAUG edmmd never sees)"
+    }
+
     var text: String {
         let share = epc.totalBytes > 0 ? " (\(percent(epc.committedBytes, of: epc.totalBytes)))" : ""
         let lines = [
@@ -53,7 +59,8 @@ struct StatusReport: Encodable {
             """
             EPC          \(bytes(epc.committedBytes)) committed of \(bytes(epc.totalBytes))\(share), \(bytes(epc.residentBytes)) \
             resident\(epc.underPressure ? ", UNDER PRESSURE" : "")
-            """,
+            """
+                + lowerBounds,
             "batching     \(batching ? "on" : "off (--no-batch)")",
             "requests     \(requestsTotal) total, \(String(format1: requestsPerSecond))/s",
             "ioctls       \(ioctlsTotal)",

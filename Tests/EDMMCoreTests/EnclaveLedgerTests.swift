@@ -241,3 +241,28 @@ func makeLedger() -> EnclaveLedger { EnclaveLedger(managedRange: pages(0, 1024))
         #expect(ledger.placement(pages: 5, permissions: .rw)?.range == pages(5, 5))
     }
 }
+
+/// `follow`: the ledger records what the device did for a client that gets the kernel's answers.
+@Suite struct EnclaveLedgerFollowsTheDevice {
+    @Test func followRecordsEachOperationsResultWhateverThePagesWere() throws {
+        var ledger = makeLedger()
+        _ = try ledger.allocate(pages(0, 4), permissions: .rw)
+        try ledger.free(pages(2, 2), at: at(5))
+        try ledger.follow(.trim, doneOn: pages(1, 2))  // one committed and one pooled page
+        #expect(ledger.state(of: 1) == .trimmed && ledger.state(of: 2) == .trimmed)
+        #expect(ledger.counts.pooled == 1)
+        try ledger.follow(.remove, doneOn: pages(0, 2))  // a committed page never trimmed, and a trimmed one
+        #expect(ledger.state(of: 0) == nil && ledger.state(of: 1) == nil)
+        try ledger.follow(.restrict(.read), doneOn: pages(3, 1))
+        #expect(ledger.state(of: 3) == .committed(.read))
+        try ledger.follow(.makeTCS, doneOn: pages(8, 1))  // a hole the ledger never saw
+        #expect(ledger.state(of: 8) == .tcs)
+        #expect(ledger.counts.epcPages == 3)
+        try ledger.checkInvariants()
+    }
+
+    @Test func followStaysInsideTheManagedRange() {
+        var ledger = makeLedger()
+        #expect(throws: LedgerError.self) { try ledger.follow(.trim, doneOn: pages(1023, 2)) }
+    }
+}

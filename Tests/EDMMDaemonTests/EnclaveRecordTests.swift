@@ -43,4 +43,20 @@ import Testing
         bytes.append(0)
         #expect(throws: DecodeError.self) { try EnclaveRecord(decoding: bytes) }
     }
+
+    @Test func aRecordKeepsAHostOnlyClientsOptionsAndAVersionTwoRecordHasNone() throws {
+        let identity = EnclaveIdentity(
+            handle: 9, label: "sdk", owner: PeerCredentials(pid: 1, uid: 0, gid: 0), device: .kernel, base: 1 << 32, size: 1 << 24,
+            managed: PageRange(first: 0, count: 4096), options: [.implicitCommit, .kernelErrors])
+        let record = EnclaveRecord(identity: identity, pages: [.init(range: PageRange(first: 3, count: 2), value: .committed(.rw))])
+        #expect(try EnclaveRecord(decoding: record.encoded()) == record)
+        // A version 2 record (written before the options existed): no options field after the identity.
+        var old = record
+        old.identity.options = []
+        var bytes = old.encoded()
+        bytes[8] = 2
+        let optionsAt = 8 + 2 + 8 + 2 + 3 + 4 + 4 + 4 + 4 + 2 + 2 + 1 + 8 + 8 + 8 + 8
+        bytes.removeSubrange(optionsAt..<optionsAt + 2)
+        #expect(try EnclaveRecord(decoding: bytes) == old)
+    }
 }

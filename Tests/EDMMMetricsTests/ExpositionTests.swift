@@ -42,6 +42,7 @@ import Testing
                 exposition.value(
                     "edmmd_enclave_info", id.merging(["enclave_id": "\(host.handle)", "label": host.blueprint.label]) { a, _ in a }) == 1)
             #expect(exposition.value("edmmd_enclave_committed_bytes", id) == Self.bytes(stats.summary.committedPages))
+            #expect(exposition.value("edmmd_enclave_committed_lower_bound", id) == Double(counter("committed_lower_bound")))
             #expect(exposition.value("edmmd_enclave_lazy_pool_bytes", id) == Self.bytes(counter("pages_pooled")))
             #expect(
                 exposition.value("edmmd_enclave_trimming_bytes", id)
@@ -61,7 +62,7 @@ import Testing
             #expect(exposition.value("edmmd_enclave_reclaimed_bytes_total", id) == Self.bytes(counter("reclaimed_pages")))
             #expect(
                 exposition.samples.filter { $0.name.hasPrefix("edmmd_enclave_") && $0.labels["enclave"] == host.blueprint.label }.count
-                    == 10)
+                    == 11)
         }
         let status = try await connection.status()
         #expect(exposition.value("edmmd_epc_committed_bytes").map { UInt64($0) } == status.epcCommittedBytes)

@@ -97,6 +97,10 @@ import Testing
             RequestOperation(id: 1, flags: .machine, .hello(HelloRequest(clientName: "libedmm")))
         ])
         out += "request hello-machine \(hex(machineHello))\n"
+        let hostOnly = MessageCodec.encodeRequests([
+            RequestOperation(id: 1, flags: [.implicitCommit, .kernelErrors], everyRequest[1])
+        ])
+        out += "request register-host-only \(hex(hostOnly))\n"
 
         func server(_ kind: String, _ name: String, _ bytes: [UInt8]) throws {
             out += "\(kind) \(name) \(hex(bytes))\n"
@@ -108,6 +112,13 @@ import Testing
         for (name, response) in zip(responseNames, everyResponse) {
             try server("response", name, MessageCodec.encodeResponses([response]))
         }
+        // A newer daemon's error code decodes as an error of its own (docs/protocol.md, Versioning).
+        try server(
+            "response", "error-unknown-code",
+            MessageCodec.encodeResponses([
+                ResponseOperation(
+                    id: 16, verb: .trim, outcome: .failure(WireError(WireErrorCode(rawValue: 200), "an error of a newer edmmd")))
+            ]))
         try server("response", "several", MessageCodec.encodeResponses(Array(everyResponse[3...5])))
         try server(
             "response", "unicode",
@@ -182,7 +193,6 @@ import Testing
             poke(&$0, at: 8, UInt32($0.count))
             poke(&$0, at: header + 4, UInt32(17))
         }
-        mutate("unknown-error-code", done) { poke(&$0, at: header + 2, UInt16(26)) }
         mutate("unknown-reply-verb", done) { poke(&$0, at: header, UInt16(19)) }
         mutate("bool-not-0-or-1", hello) { $0[$0.count - 1] = 2 }
         mutate("unknown-device-kind", hello) { $0[body + 2] = 3 }

@@ -139,7 +139,7 @@ int main(int argc, char **argv) {
 
     int enclave_fd;
     if ((rc = edmm_sim_enclave_create(edmm_machine_fd(h), BASE, SIZE, &enclave_fd))) die("creating the enclave", rc);
-    struct edmm_register_args args = {enclave_fd, BASE, SIZE, "bench", {MANAGED, SIZE - MANAGED}, 0, NULL, 0};
+    struct edmm_register_args args = {enclave_fd, BASE, SIZE, "bench", {MANAGED, SIZE - MANAGED}, 0, NULL, 0, 0};
     struct edmm_registration reg;
     if ((rc = edmm_register_ex(h, &args, &reg))) die("REGISTER", rc);
     uint64_t enclave = reg.enclave;

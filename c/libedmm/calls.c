@@ -263,9 +263,11 @@ int edmm_register(struct edmm *h, int enclave_fd, uint64_t base, uint64_t size, 
 int edmm_register_ex(struct edmm *h, const struct edmm_register_args *args, struct edmm_registration *out) {
     int rc = edmm_usable(h);
     if (rc) return rc;
-    if (!args || !out || !args->label || (args->adopted_count && !args->adopted)) return edmm_fail(EDMM_E_INVALID_REQUEST, NULL);
+    if (!args || !out || !args->label || (args->adopted_count && !args->adopted) ||
+        (args->flags & ~(EDMM_REGISTER_IMPLICIT_COMMIT | EDMM_REGISTER_KERNEL_ERRORS | EDMM_REGISTER_FRESH_ONLY)))
+        return edmm_fail(EDMM_E_INVALID_REQUEST, NULL);
     memset(out, 0, sizeof *out);
-    struct edmm_request req = {.verb = EDMM_VERB_REGISTER};
+    struct edmm_request req = {.verb = EDMM_VERB_REGISTER, .flags = (uint16_t)args->flags};
     req.u.reg.descriptor_index = 0;
     req.u.reg.base = args->base;
     req.u.reg.size = args->size;

@@ -25,8 +25,9 @@ static bool build_request(const char *name, uint8_t *buf, size_t cap, size_t *le
         r->u.hello.min_version = 1, r->u.hello.max_version = 1;
         r->u.hello.client_name = name[5] ? "libedmm" : "gramine-pal 1.8";
         r->flags = name[5] ? EDMM_FLAG_MACHINE : 0;
-    } else if (!strcmp(name, "register")) {
+    } else if (!strcmp(name, "register") || !strcmp(name, "register-host-only")) {
         r->verb = EDMM_VERB_REGISTER;
+        r->flags = name[8] ? EDMM_REGISTER_IMPLICIT_COMMIT | EDMM_REGISTER_KERNEL_ERRORS : 0;
         r->u.reg.descriptor_index = 1;
         r->u.reg.base = 0x7f0000000000ull, r->u.reg.size = 1ull << 40;
         r->u.reg.label = "redis-0";

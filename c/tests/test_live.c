@@ -39,7 +39,7 @@ static int make_enclave(struct edmm *h, const char *label, struct enclave *e) {
     next_base += SIZE;
     int rc = edmm_sim_enclave_create(edmm_machine_fd(h), e->base, SIZE, &e->fd);
     if (rc) return rc;
-    struct edmm_register_args a = {e->fd, e->base, SIZE, label, {MANAGED, SIZE - MANAGED}, 0, NULL, 0};
+    struct edmm_register_args a = {e->fd, e->base, SIZE, label, {MANAGED, SIZE - MANAGED}, 0, NULL, 0, 0};
     struct edmm_registration r;
     rc = edmm_register_ex(h, &a, &r);
     e->handle = r.enclave;

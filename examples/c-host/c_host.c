@@ -256,7 +256,7 @@ int main(int argc, char **argv) {
     struct edmm_tracker_config config = {BASE, MANAGED_OFFSET, SIZE - MANAGED_OFFSET, bitmap, sizeof bitmap, &enclu, 0};
     if (edmm_tracker_init(&tracker, &config) < 0) return 1;
 
-    struct edmm_register_args args = {enclave_fd, BASE, SIZE, "c-host", {MANAGED_OFFSET, SIZE - MANAGED_OFFSET}, 0, NULL, 0};
+    struct edmm_register_args args = {enclave_fd, BASE, SIZE, "c-host", {MANAGED_OFFSET, SIZE - MANAGED_OFFSET}, 0, NULL, 0, 0};
     struct edmm_registration reg;
     if ((rc = edmm_register_ex(h, &args, &reg)) < 0) {
         fail("REGISTER", rc, NULL);

@@ -14,3 +14,6 @@ int edmmsim_copy_in(void *destination, uint64_t source, size_t length);
 int edmmsim_device_memfd(int cloexec);
 // dup3(source, target, cloexec ? O_CLOEXEC : 0): 0 or -errno.
 int edmmsim_replace_fd(int source, int target, int cloexec);
+// Around every exported function's work, for edmm_sim_active.
+void edmmsim_enter(void);
+void edmmsim_leave(void);

@@ -46,7 +46,8 @@ extension SessionState {
         let (id, verb) = (operation.id, operation.request.verb.rawValue)
         switch operation.request {
         case .hello(let hello): try self.hello(hello, id: id, offersMachine: operation.flags.contains(.machine), descriptors: descriptors)
-        case .register(let request): try register(request, target: target, descriptors: descriptors)
+        case .register(let request):
+            try register(request, options: operation.flags.intersection(.registration), target: target, descriptors: descriptors)
         case .attach(let handle): try attach(handle, target: target)
         case .status: answer(id: id, verbCode: verb, .success(.status(core.statusReply(viewer: peer))))
         case .enclaves(let query):

@@ -15,7 +15,9 @@ extension SessionState {
 
     /// Opens the enclave a REGISTER names and hands the registration to its queue, which answers;
     /// throws the refusals it can tell at once.
-    func register(_ request: RegisterRequest, target: ReplyTarget, descriptors: MessageDescriptors) throws(WireError) {
+    func register(
+        _ request: RegisterRequest, options: RequestFlags, target: ReplyTarget, descriptors: MessageDescriptors
+    ) throws(WireError) {
         let index = Int(request.descriptorIndex)
         if descriptors.truncated {
             throw WireError(
@@ -45,7 +47,7 @@ extension SessionState {
         }
         let identity = EnclaveIdentity(
             handle: core.registry.newHandle(), label: registration.label, owner: peer, device: device.kind, base: registration.base,
-            size: registration.size, managed: registration.managed)
+            size: registration.size, managed: registration.managed, options: options)
         let enclave = EnclaveContext(identity: identity, device: device, core: core)
         switch core.registry.claim(device, for: enclave.handle, owner: peer.uid, registering: enclave) {
         case .claimed: break

@@ -20,6 +20,9 @@ public struct EnclaveCounters: Sendable, Equatable {
     /// Flushes that ran at least one ioctl, and the most requests one flush served.
     public var flushes: UInt64 = 0
     public var largestFlush: UInt64 = 0
+    /// Holes an implicit-commit enclave's requests named, recorded as committed (since this
+    /// daemon started: not kept across a restart).
+    public var implicitlyCommitted: UInt64 = 0
 
     public init() {}
 
@@ -55,7 +58,7 @@ public struct EnclaveCounters: Sendable, Equatable {
             WireCounter("retries_ebusy", retriesEBUSY), WireCounter("retries_eagain", retriesEAGAIN),
             WireCounter("retries_eintr", retriesEINTR), WireCounter("ioctl_errors", ioctlErrors),
             WireCounter("reclaimed_pages", reclaimedPages), WireCounter("flushes", flushes),
-            WireCounter("largest_flush_requests", largestFlush),
+            WireCounter("largest_flush_requests", largestFlush), WireCounter("pages_implicitly_committed", implicitlyCommitted),
         ]
         return counters
     }

@@ -14,10 +14,12 @@ public struct EnclaveIdentity: Equatable, Sendable {
     public var base: UInt64
     public var size: UInt64
     public var managed: PageRange
+    /// REGISTER's flags for a client that sees only the host side (`RequestFlags.registration`).
+    public var options: RequestFlags
 
     public init(
         handle: EnclaveHandle, label: String, owner: PeerCredentials, device: WireDeviceKind, base: UInt64, size: UInt64,
-        managed: PageRange
+        managed: PageRange, options: RequestFlags = []
     ) {
         self.handle = handle
         self.label = label
@@ -26,7 +28,12 @@ public struct EnclaveIdentity: Equatable, Sendable {
         self.base = base
         self.size = size
         self.managed = managed
+        self.options = options
     }
+
+    /// The committed figure counts only the pages edmmd has seen: the enclave grows by
+    /// fault-time EAUG that its host never reports (implicit commit).
+    public var committedIsLowerBound: Bool { options.contains(.implicitCommit) }
 }
 
 extension EnclaveIdentity {
@@ -45,9 +52,11 @@ extension EnclaveIdentity {
         w.u64(size)
         w.u64(managed.first)
         w.u64(managed.count)
+        w.u16(options.rawValue)
     }
 
-    init(decoding r: inout WireReader, withScope: Bool) throws(DecodeError) {
+    /// Records of version 1 have no scope, those before version 3 no options.
+    init(decoding r: inout WireReader, recordVersion: UInt16) throws(DecodeError) {
         handle = try r.u64("handle")
         label = try r.string("label", maxBytes: 64)
         let pid = Int32(bitPattern: try r.u32("pid"))
@@ -57,7 +66,7 @@ extension EnclaveIdentity {
             try r.u32("group")
         }
         owner = PeerCredentials(pid: pid, uid: uid, gid: gid, groups: groups)
-        if withScope {
+        if recordVersion >= 2 {
             let scopeAt = r.position
             let pod = try r.string("scope.podUID", maxBytes: maxScopeKeyBytes)
             let container = try r.string("scope.containerID", maxBytes: maxScopeKeyBytes)
@@ -72,5 +81,12 @@ extension EnclaveIdentity {
         base = try r.u64("base")
         size = try r.u64("size")
         managed = try EnclaveRecord.range(&r, "managed")
+        if recordVersion >= 3 {
+            let optionsAt = r.position
+            options = RequestFlags(rawValue: try r.u16("options"))
+            guard RequestFlags.registration.isSuperset(of: options) else { throw DecodeError("unknown options", at: optionsAt) }
+        } else {
+            options = []
+        }
     }
 }

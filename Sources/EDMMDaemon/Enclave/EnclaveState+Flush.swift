@@ -47,11 +47,8 @@ extension EnclaveState {
             }
             pending = []
             for ioctl in plan {
-                core.instruments.recordIoctl(WireIoctl(ioctl.operation), pages: ioctl.range.count)
-                let outcome = core.runner.run(EnclaveIoctl(ioctl.operation), pages: ioctl.range, on: device.device)
+                let outcome = runIoctl(ioctl.operation, ioctl.range, on: device)
                 summary.ioctlCalls += outcome.ioctlCalls
-                counters.record(outcome, kind: WireIoctl(ioctl.operation))
-                core.counters.record(outcome, kind: WireIoctl(ioctl.operation))
                 pending += record(outcome, of: ioctl, into: &results)
             }
         }
@@ -61,6 +58,16 @@ extension EnclaveState {
         answer(work, results, summary)
         publish()
         return summary
+    }
+
+    /// Runs one ioctl through the retrying runner, and counts it.
+    func runIoctl(_ operation: QueuedOperation, _ range: PageRange, on device: any OpenedEnclave) -> IoctlRunResult {
+        let kind = WireIoctl(operation)
+        core.instruments.recordIoctl(kind, pages: range.count)
+        let outcome = core.runner.run(EnclaveIoctl(operation), pages: range, on: device.device)
+        counters.record(outcome, kind: kind)
+        core.counters.record(outcome, kind: kind)
+        return outcome
     }
 
     /// Applies one ioctl's outcome to the ledger and the results; returns the requests it never

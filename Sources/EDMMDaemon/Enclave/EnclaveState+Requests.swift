@@ -17,26 +17,10 @@ extension EnclaveState {
             case .allocate(let request): answer(target, .success(try allocate(request, limits: target.session.limits.protocolLimits)))
             case .free(let request): answer(target, .success(try free(request.range)))
             case .relax(let request): answer(target, .success(try relax(request.range, request.permissions)))
-            case .trim(let request):
-                try queueWork(target, request.range) { range throws(LedgerError) in
-                    try ledger.trim(range)
-                    return .trim
-                }
-            case .trimAccepted(let request):
-                try queueWork(target, request.range) { range throws(LedgerError) in
-                    try ledger.trimAccepted(range)
-                    return .remove
-                }
-            case .restrict(let request):
-                try queueWork(target, request.range) { range throws(LedgerError) in
-                    try ledger.restrict(range, to: request.permissions)
-                    return .restrict(request.permissions)
-                }
-            case .makeTCS(let request):
-                try queueWork(target, request.range) { range throws(LedgerError) in
-                    try ledger.makeTCS(range)
-                    return .makeTCS
-                }
+            case .trim(let request): try queueWork(target, request.range, .trim)
+            case .trimAccepted(let request): try queueWork(target, request.range, .remove)
+            case .restrict(let request): try queueWork(target, request.range, .restrict(request.permissions))
+            case .makeTCS(let request): try queueWork(target, request.range, .makeTCS)
             case .sync:
                 answer(target, .success(.done(flushNow().reply)))
             case .unregister:
@@ -65,24 +49,16 @@ extension EnclaveState {
     /// The request's byte range as pages of this enclave, or the typed error.
     func pages(_ range: WireRange) throws(WireError) -> PageRange { try range.pageRange(elrangeSize: identity.size).get() }
 
-    /// TRIM, TRIM_ACCEPTED, RESTRICT, MAKE_TCS: the ledger queues the pages, the flush answers.
-    func queueWork(
-        _ target: ReplyTarget, _ range: WireRange, _ transition: (PageRange) throws(LedgerError) -> QueuedOperation
-    ) throws(WireError) {
-        let pages = try self.pages(range)
-        let operation = try afterQueuedWork { () throws(LedgerError) in try transition(pages) }
-        enqueue(operation, pages, origin: .client(target))
-    }
-
     // MARK: Bookkeeping verbs
 
     func free(_ range: WireRange) throws(WireError) -> ResponseBody {
         let pages = try self.pages(range)
         try afterQueuedWork { () throws(LedgerError) in try ledger.free(pages, at: .now) }
         freshUnaccepted.remove(pages)
-        if !settings.poolEnabled {
-            // No lazy pool: the pages go back at once, through the same RECLAIM notice as any
-            // reclaim, so the client EACCEPTs and confirms them as usual.
+        if !settings.poolEnabled || identity.options.contains(.freshOnly) {
+            // No lazy pool (or a fresh-only client, which EACCEPTs every page it is granted): the
+            // pages go back at once, through the same RECLAIM notice as any reclaim, so the client
+            // EACCEPTs and confirms them as usual.
             do {
                 try ledger.reclaim(pages)
                 enqueue(.trim, pages, origin: .reclaim(.poolThreshold))

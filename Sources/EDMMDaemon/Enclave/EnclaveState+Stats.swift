@@ -15,6 +15,8 @@ extension EnclaveState {
             WireCounter("pages_restrict_queued", ledger.counts.restrictQueued),
             WireCounter("pages_tcs_queued", ledger.counts.tcsQueued), WireCounter("pages_tcs", ledger.counts.tcs),
             WireCounter("queued_requests", UInt64(queued.count)),
+            // 1: pages_committed counts only the pages edmmd has seen (implicit commit).
+            WireCounter("committed_lower_bound", identity.committedIsLowerBound ? 1 : 0),
         ]
         named += device?.statsCounters ?? []
         if let epcm = device?.epcm {
@@ -23,6 +25,7 @@ extension EnclaveState {
                 WireCounter("ledger_epcm_mismatches", check.mismatches),
                 WireCounter("ledger_epcm_checked_pages", check.checkedPages),
                 WireCounter("ledger_epcm_unaccepted_pages", check.unacceptedPages),
+                WireCounter("ledger_epcm_unseen_pages", check.unseenPages),
             ]
             if let first = check.firstMismatch { logger.notice("ledger differs from the simulated EPCM: \(first)") }
         }
@@ -34,6 +37,9 @@ extension EnclaveState {
         var mismatches: UInt64 = 0
         /// Fresh pages still waiting for the client's EACCEPT (not mismatches).
         var unacceptedPages: UInt64 = 0
+        /// Valid pages a host-only client's enclave grew into without edmmd seeing them (implicit
+        /// commit: not mismatches, the reason its committed figure is a lower bound).
+        var unseenPages: UInt64 = 0
         var firstMismatch: String?
     }
 
@@ -44,7 +50,8 @@ extension EnclaveState {
     /// EMODPR, REG with PR until the client's EACCEPT); fresh pages the client has not accepted yet
     /// may still be holes or PENDING and are counted apart; trimmed pages are TRIM (MODIFIED until
     /// accepted); TCS pages are TCS; queued pages are still in the state before their ioctl; a page
-    /// the ledger does not track is a hole.
+    /// the ledger does not track is a hole. For a host-only client (implicit commit), a valid page
+    /// the ledger does not track is unseen growth, and REG permissions may exceed the ledger's.
     func compareWithEPCM(_ epcm: any EPCMInspector) -> EPCMComparison {
         var result = EPCMComparison()
         var presentTracked: UInt64 = 0
@@ -71,7 +78,8 @@ extension EnclaveState {
             }
         }
         for range in confirmed { freshUnaccepted.remove(range) }
-        result.mismatches += untrackedValidPages(epcm, presentTracked: presentTracked, checked: &result.checkedPages)
+        let untracked = untrackedValidPages(epcm, presentTracked: presentTracked, checked: &result.checkedPages)
+        if identity.committedIsLowerBound { result.unseenPages = untracked } else { result.mismatches += untracked }
         return result
     }
 
@@ -94,7 +102,9 @@ extension EnclaveState {
                 }
             }
             let regular = info.state == .reg || info.state == .regPR
-            return regular && info.permissions == permissions ? .match : .mismatch(expected: "REG \(permissions)")
+            // A host-only client's enclave extends permissions (EMODPE) without its host saying so.
+            let extended = identity.committedIsLowerBound && info.permissions.isSuperset(of: permissions)
+            return regular && (info.permissions == permissions || extended) ? .match : .mismatch(expected: "REG \(permissions)")
         }
         switch state {
         case .committed(let permissions), .pooled(let permissions, _): return accepted(permissions)

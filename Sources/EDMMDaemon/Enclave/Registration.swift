@@ -120,16 +120,27 @@ extension EnclaveState {
         adopted: [AdoptedState.Run], preheat: [PageRange]
     ) {
         let owner = QuotaBook.Owner(identity.owner)
+        // A host-only client's adopted pages exist already (EADD, or EAUG edmmd never saw) and the
+        // kernel lets the enclave hold them, paging if it must: refusing them would only lose
+        // their accounting. They are charged, not admitted; only a preheat is admitted.
+        let adoptedAdmitted = !identity.committedIsLowerBound
         // The walk of the adopted ranges stops past the pages the quotas could admit: a REGISTER
         // buys no more work than its enclave may hold (the admission below decides).
         let headroom = settings.quota.headroom(usage: core.quotas.usage(handle, owner: owner))
         let adopted = try AdoptedState.runs(
-            registration.adopted, in: device?.epcm, maxPages: headroom - min(headroom, registration.preheatPages))
+            registration.adopted, in: device?.epcm,
+            maxPages: adoptedAdmitted ? headroom - min(headroom, registration.preheatPages) : .max)
         let adoptedPages = adopted.reduce(0) { $0 + $1.range.count }
-        let (asked, overflow) = adoptedPages.addingReportingOverflow(registration.preheatPages)
+        let (asked, overflow) = (adoptedAdmitted ? adoptedPages : 0).addingReportingOverflow(registration.preheatPages)
+        let charged = adoptedAdmitted ? 0 : adoptedPages
         let quota = settings.quota
         let preheat = try core.quotas.admit(handle, owner: owner) { (usage: QuotaUsage) throws(WireError) in
-            if let refusal = quota.check(asked: overflow ? .max : asked, usage: usage) { throw WireError(refusal) }
+            var before = usage
+            before.enclavePages &+= charged
+            before.uidPages &+= charged
+            before.machinePages &+= charged
+            before.scope?.usedPages &+= charged
+            if asked > 0 || overflow, let refusal = quota.check(asked: overflow ? .max : asked, usage: before) { throw WireError(refusal) }
             do throws(LedgerError) {
                 for run in adopted { try ledger.adopt(run.range, as: run.state) }
             } catch {

@@ -21,8 +21,9 @@ public struct EnclaveRecord: Equatable, Sendable {
     public subscript<T>(dynamicMember keyPath: KeyPath<EnclaveIdentity, T>) -> T { identity[keyPath: keyPath] }
 
     static let magic: UInt64 = 0x4745_444C_4D4D_4445  // "EDMMLDEG" in byte order
-    /// 2 added the owner's Kubernetes scope; version 1 records (no scope) are still read.
-    static let version: UInt16 = 2
+    /// 2 added the owner's Kubernetes scope, 3 the identity's options; older records are still
+    /// read (without them).
+    static let version: UInt16 = 3
 
     /// The ledger these pages describe, rebuilt through the ledger's own transitions.
     public func rebuildLedger() throws(LedgerError) -> EnclaveLedger {
@@ -101,7 +102,7 @@ public struct EnclaveRecord: Equatable, Sendable {
         let versionAt = r.position
         let version = try r.u16("version")
         guard (1...Self.version).contains(version) else { throw DecodeError("unsupported record version", at: versionAt) }
-        identity = try EnclaveIdentity(decoding: &r, withScope: version >= 2)
+        identity = try EnclaveIdentity(decoding: &r, recordVersion: version)
         pages = try r.list("pages", maxCount: .max / 32, minElementBytes: 17) { (r: inout WireReader) throws(DecodeError) in
             let range = try Self.range(&r, "page range")
             let at = r.position

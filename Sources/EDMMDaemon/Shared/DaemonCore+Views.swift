@@ -18,9 +18,14 @@ extension DaemonCore {
     /// STATUS for `viewer`: a peer in a pod counts only its pod's enclaves (the EPC figures are
     /// the machine's, for everyone).
     func statusReply(viewer: PeerCredentials? = nil) -> StatusReply {
+        // Enclaves whose committed figure (and so epcCommittedBytes) is a lower bound.
+        let lowerBounds = registry.all.count { $0.identity.committedIsLowerBound }
         let counters =
             self.counters.named + backend.statusCounters
-            + [WireCounter("epc_device_reclaiming", deviceReclaiming.load(ordering: .relaxed) ? 1 : 0)]
+            + [
+                WireCounter("epc_device_reclaiming", deviceReclaiming.load(ordering: .relaxed) ? 1 : 0),
+                WireCounter("enclaves_committed_lower_bound", UInt64(lowerBounds)),
+            ]
         let enclaves =
             if let viewer, viewer.scope != nil {
                 registry.all.count { viewer.canView(owner: $0.owner, adminGroup: nil) }

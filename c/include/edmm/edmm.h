@@ -226,7 +226,19 @@ struct edmm_register_args {
     uint64_t preheat_pages;           /* pages to grant at once (fresh: EACCEPT them) */
     const struct edmm_range *adopted; /* pages already committed and accepted */
     uint32_t adopted_count;
+    uint32_t flags;                   /* EDMM_REGISTER_* (0: none) */
 };
+/* REGISTER flags (docs/protocol.md, "Clients that see only the host side"):
+ * IMPLICIT_COMMIT: TRIM, RESTRICT and MAKE_TCS of pages edmmd holds as holes first record them
+ *   as committed (the enclave grew by fault-time EAUG, which the host never sees).
+ * KERNEL_ERRORS: every TRIM, TRIM_ACCEPTED, RESTRICT and MAKE_TCS is answered with what the
+ *   kernel returned for the ioctl (kernel-error: errno, count, result), also where edmmd's
+ *   ledger would have refused it.
+ * FRESH_ONLY: ALLOCATE never grants reused pool pages (for a client that EACCEPTs every page
+ *   it is granted); FREE reclaims the pages instead of pooling them. */
+#define EDMM_REGISTER_IMPLICIT_COMMIT 0x4u
+#define EDMM_REGISTER_KERNEL_ERRORS 0x8u
+#define EDMM_REGISTER_FRESH_ONLY 0x10u
 struct edmm_registration {
     uint64_t enclave;
     uint8_t device;      /* 1 kernel, 2 simulated */

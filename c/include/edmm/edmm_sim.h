@@ -72,6 +72,12 @@ int edmm_sim_cpuid(int machine_fd, uint32_t subleaf, uint32_t regs[4]);
  * anything, as the driver allows mapping an enclave with no pages. */
 int edmm_sim_device_open(int machine_fd, int flags, int *device_fd);
 
+/* Whether the calling thread is running a function of this library right now. For a library
+ * that stands in for libc's mmap, mprotect or munmap (libedmm-interpose): while this is true,
+ * those calls are this library's own and go straight to libc (calling back into the library
+ * from there would wait for its own lock). */
+int edmm_sim_active(void);
+
 /* ---- Building an enclave ---- */
 
 /* ECREATE in `machine_fd`: ELRANGE [base, base + size), size a power of two >= 4096, base
