@@ -20,6 +20,9 @@ public struct EnclaveCounters: Sendable, Equatable {
     /// Flushes that ran at least one ioctl, and the most requests one flush served.
     public var flushes: UInt64 = 0
     public var largestFlush: UInt64 = 0
+    /// The fewest ioctls the flushes could have run: one per maximal contiguous run of pages of
+    /// one operation (kind and target) in each flush, before retries (docs/benchmarks.md).
+    public var ioctlLowerBound: UInt64 = 0
 
     public init() {}
 
@@ -55,7 +58,7 @@ public struct EnclaveCounters: Sendable, Equatable {
             WireCounter("retries_ebusy", retriesEBUSY), WireCounter("retries_eagain", retriesEAGAIN),
             WireCounter("retries_eintr", retriesEINTR), WireCounter("ioctl_errors", ioctlErrors),
             WireCounter("reclaimed_pages", reclaimedPages), WireCounter("flushes", flushes),
-            WireCounter("largest_flush_requests", largestFlush),
+            WireCounter("largest_flush_requests", largestFlush), WireCounter("ioctl_lower_bound", ioctlLowerBound),
         ]
         return counters
     }
