@@ -94,7 +94,7 @@ struct BenchHostCommand: AsyncParsableCommand {
         report.endNanoseconds = monotonicNanoseconds()
         report.cpuSeconds = processCPUSeconds() - cpuBefore
         report.latencyBuckets = latency.buckets
-        client.fill(&report)
+        await client.fill(&report)
         channel.send(text: BenchLine(kind: .done, report: report).encoded)
 
         guard await channel.next() == "check" else { throw ExitCode(1) }
@@ -119,7 +119,7 @@ protocol BenchClient {
     /// Brings the enclave to rest after the workload (edmmd: TRIM_ACCEPTED backlog, SYNC, notices).
     func finish() async -> [String]
     /// Counters and protocol figures since setup.
-    func fill(_ report: inout BenchHostReport)
+    func fill(_ report: inout BenchHostReport) async
     /// Compares the EPCM with the enclave's record (and with edmmd's ledger).
     func check() async -> (Bool, [String])
     func close() async
@@ -180,7 +180,13 @@ struct DaemonBenchClient: BenchClient {
         return []
     }
 
-    func fill(_ report: inout BenchHostReport) {
+    func fill(_ report: inout BenchHostReport) async {
+        do {
+            let counters = try await host.connection.stats(host.handle).counters
+            report.ioctlLowerBound = counters.first { $0.name == "ioctl_lower_bound" }?.value
+        } catch {
+            report.problems.append("STATS for the ioctl lower bound: \(error)")
+        }
         let counters = host.countersSinceRegistration
         let stats = host.stats
         report.sim = SimTotals(counters)
@@ -225,6 +231,7 @@ struct PerRequestBenchClient: BenchClient {
         let counters = runtime.enclave.counters.since(baseline)
         report.sim = SimTotals(counters)
         report.cycles = CostModel.default.cycles(for: counters)
+        report.ioctlLowerBound = runtime.ioctlLowerBound
     }
 
     func check() async -> (Bool, [String]) {

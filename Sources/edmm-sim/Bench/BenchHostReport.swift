@@ -12,6 +12,9 @@ struct BenchHostReport: Codable {
     /// Request messages sent to edmmd (none for per-request).
     var messages: UInt64 = 0
     var sim = SimTotals()
+    /// The fewest ioctls the enclave's flushes could have run (docs/benchmarks.md); nil when
+    /// edmmd did not report it.
+    var ioctlLowerBound: UInt64?
     /// Modelled enclave cycles (`CostModel.default`) of everything counted for the enclave.
     var cycles: UInt64 = 0
     /// Per operation, from the enclave issuing it to the enclave holding its result.

@@ -24,6 +24,9 @@ struct BenchRow: Codable {
     var ioctls: UInt64
     var ioctlPages: UInt64
     var pagesPerIoctl: Double
+    /// The fewest ioctls the flushes could have run: one per maximal contiguous run of pages of one
+    /// operation (kind and target) in each flush (docs/benchmarks.md). nil if a client lacked it.
+    var ioctlLowerBound: UInt64?
     /// Modelled enclave exits: EEXIT (OCALLs and ECALL returns) and AEX (faults taken in the enclave).
     var exits: UInt64
     var exitsBreakdown: ExitBreakdown
@@ -65,6 +68,7 @@ struct BenchRow: Codable {
         requests = reports.reduce(0) { $0 + $1.operations }
         ioctls = sim.ioctls
         ioctlPages = sim.ioctlPages
+        ioctlLowerBound = reports.reduce(UInt64?.some(0)) { total, r in total.flatMap { t in r.ioctlLowerBound.map { t + $0 } } }
         pagesPerIoctl = sim.ioctls > 0 ? Double(sim.ioctlPages) / Double(sim.ioctls) : 0
         exits = sim.exits
         exitsBreakdown = sim.exitBreakdown

@@ -28,6 +28,11 @@ extension BenchReport {
             let detail = "edmmd-full vs per-request, \(workload.rawValue), 8 clients, per request"
             targets.append(.atMost("\(workload.rawValue)-8: modelled exits vs per-request", row?.ratios?.exits, 0.25, detail))
             targets.append(.atMost("\(workload.rawValue)-8: ioctls vs per-request", row?.ratios?.ioctls, 0.10, detail))
+            targets.append(
+                .atMost(
+                    "\(workload.rawValue)-8: ioctls vs their lower bound",
+                    ratio(row.map { Double($0.ioctls) }, row?.ioctlLowerBound.map(Double.init)), 1.0,
+                    "edmmd-full's ioctls over one per contiguous run of one operation per flush (1: no ioctl to spare)"))
         }
         if let reference {
             targets.append(
