@@ -17,6 +17,11 @@ struct BenchHostReport: Codable {
     var ioctlLowerBound: UInt64?
     /// Modelled enclave cycles (`CostModel.default`) of everything counted for the enclave.
     var cycles: UInt64 = 0
+    /// Modelled cycles of building the heap before the workload (static: EADD + EEXTEND of its peak).
+    var loadCycles: UInt64 = 0
+    /// The most EPC pages the enclave had committed at once (EAUGed or EADDed, not yet removed),
+    /// sampled after each batch; static: its whole heap.
+    var peakCommittedPages: UInt64 = 0
     /// Per operation, from the enclave issuing it to the enclave holding its result.
     var latencyBuckets: [[UInt64]] = []
     /// edmmd only: each answered request's socket round trip (send to reply).

@@ -34,6 +34,10 @@ struct BenchRow: Codable {
     var exitsPerMibFreed: Double?
     /// Modelled enclave cycles (simulator counts priced by the cost table of docs/simulator.md).
     var cycles: UInt64
+    /// Modelled cycles of building the heap before the workload (static: EADD + EEXTEND of its peak).
+    var loadCycles: UInt64
+    /// Summed over the clients: the most EPC pages each enclave had committed at once.
+    var peakCommittedPages: UInt64
     /// Measured: per request, from the enclave issuing it to the enclave holding its result.
     var latencyUs: LatencySummary
     /// Measured, edmmd only: each answered request's socket round trip.
@@ -76,6 +80,8 @@ struct BenchRow: Codable {
         freedMib = Double(freedPages) / 256
         exitsPerMibFreed = freedPages > 0 ? Double(sim.exits) / freedMib : nil
         cycles = reports.reduce(0) { $0 + $1.cycles }
+        loadCycles = reports.reduce(0) { $0 + $1.loadCycles }
+        peakCommittedPages = reports.reduce(0) { $0 + $1.peakCommittedPages }
         latencyUs = LatencySummary(latency)
         roundTripUs = approach.usesDaemon ? LatencySummary(roundTrip) : nil
         let start = reports.map(\.startNanoseconds).min() ?? 0
