@@ -49,6 +49,8 @@ import Testing
             #expect(removed.allSatisfy { $0.done?.batchedRequests == 4 })
             #expect(enclave.enclave.counters[.ioctlRemovePages] - removeBefore == 1)
             #expect(try clients[0].stats(handle).counter("ledger_epcm_mismatches") == 0)
+            // One contiguous run in the TRIM flush, one in the REMOVE flush.
+            #expect(try clients[0].stats(handle).counter("ioctl_lower_bound") == 2)
         }
     }
 
@@ -63,6 +65,8 @@ import Testing
             #expect(replies.allSatisfy { $0.done?.batchedRequests == 1 && $0.done?.ioctls == 1 })
             #expect(enclave.enclave.counters[.ioctlModifyTypes] - before == 4)
             #expect(try clients[0].status().batching == false)
+            // Each request flushed alone: four flushes of one run each, so no ioctl was wasted.
+            #expect(try clients[0].stats(handle).counter("ioctl_lower_bound") == 4)
         }
     }
 
@@ -80,6 +84,8 @@ import Testing
             #expect(replies.allSatisfy { $0.error == nil })
             #expect(enclave.enclave.counters[.ioctlRestrictPermissions] - before == 2)
             #expect(replies[3].done?.batchedRequests == 3)
+            // Pages 0-1 to read are one run, page 2 to none another: the bound is the two ioctls run.
+            #expect(try clients[0].stats(handle).counter("ioctl_lower_bound") == 2)
         }
     }
 

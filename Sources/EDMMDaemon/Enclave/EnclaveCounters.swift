@@ -23,6 +23,9 @@ public struct EnclaveCounters: Sendable, Equatable {
     /// Holes an implicit-commit enclave's requests named, recorded as committed (since this
     /// daemon started: not kept across a restart).
     public var implicitlyCommitted: UInt64 = 0
+    /// The fewest ioctls the flushes could have run: one per maximal contiguous run of pages of
+    /// one operation (kind and target) in each flush, before retries (docs/benchmarks.md).
+    public var ioctlLowerBound: UInt64 = 0
 
     public init() {}
 
@@ -59,6 +62,7 @@ public struct EnclaveCounters: Sendable, Equatable {
             WireCounter("retries_eintr", retriesEINTR), WireCounter("ioctl_errors", ioctlErrors),
             WireCounter("reclaimed_pages", reclaimedPages), WireCounter("flushes", flushes),
             WireCounter("largest_flush_requests", largestFlush), WireCounter("pages_implicitly_committed", implicitlyCommitted),
+            WireCounter("ioctl_lower_bound", ioctlLowerBound),
         ]
         return counters
     }

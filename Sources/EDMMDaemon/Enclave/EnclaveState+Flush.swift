@@ -45,6 +45,8 @@ extension EnclaveState {
                 }
                 break
             }
+            // Replans (requests an earlier ioctl never reached) are retries, not part of the bound.
+            if pending.count == work.count { counters.ioctlLowerBound += lowerBound(of: pending, planned: plan) }
             pending = []
             for ioctl in plan {
                 let outcome = runIoctl(ioctl.operation, ioctl.range, on: device)
@@ -68,6 +70,13 @@ extension EnclaveState {
         counters.record(outcome, kind: kind)
         core.counters.record(outcome, kind: kind)
         return outcome
+    }
+
+    /// One ioctl per maximal contiguous run of one operation: the batched plan's length (the
+    /// plan at hand when batching, so the hot path plans once).
+    private func lowerBound(of requests: [QueuedRequest], planned plan: [PlannedIoctl]) -> UInt64 {
+        if planner.batching { return UInt64(plan.count) }
+        return UInt64((try? BatchPlanner(batching: true).plan(requests))?.count ?? plan.count)
     }
 
     /// Applies one ioctl's outcome to the ledger and the results; returns the requests it never

@@ -11,13 +11,15 @@ struct BenchCommand: AsyncParsableCommand {
         abstract: "Compare edmmd with today's per-request EDMM, and check the performance targets.",
         discussion: """
             Runs every workload (server, startup, gc, fragmented) with 1, 8 and 64 client \
-            processes under four approaches, each on a fresh simulated EPC of the same size, \
+            processes under five approaches, each on a fresh simulated EPC of the same size, \
             client i replaying its workload from seed + i for --batches batches:
 
               per-request      in-process, no daemon: each free is an OCALL for MODIFY_TYPES,
                                an EACCEPT per page and an OCALL for REMOVE_PAGES; each
                                permission change an OCALL for RESTRICT_PERMISSIONS and an
                                EACCEPT per page (Gramine's loops)
+              static           SGX1-style: the workload's peak heap EADDed and EEXTENDed
+                               at load (load_cycles), no EDMM afterwards
               edmmd-unbatched  a real edmmd with batching, lazy free and growth off
               edmmd-batched    batching on
               edmmd-full       batching, lazy free and growth
@@ -55,13 +57,16 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Size of the simulated EPC, in MiB (large enough that no row is refused for lack of EPC).")
     var epcMib: UInt64 = 1024
 
+    @Option(help: "edmmd's batch window, [batch] window_us, in microseconds (default: edmmd's, 500).")
+    var batchWindowUs: UInt64?
+
     @Option(help: "Comma-separated workloads (default: all; --quick: server,gc).")
     var workloads: String?
 
     @Option(help: "Comma-separated client counts (default: 1,8,64; --quick: 8).")
     var clients: String?
 
-    @Option(help: "Comma-separated approaches (default: all four).")
+    @Option(help: "Comma-separated approaches (default: all five).")
     var approaches: String?
 
     @Option(
@@ -119,7 +124,8 @@ struct BenchCommand: AsyncParsableCommand {
         }
         let started = ContinuousClock.now
         let settings = BenchSettings(
-            batches: batches ?? (quick ? 150 : 400), workingSet: workingSet, epcBytes: epcMib << 20, seed: seed)
+            batches: batches ?? (quick ? 150 : 400), workingSet: workingSet, epcBytes: epcMib << 20, seed: seed,
+            batchWindowMicros: batchWindowUs)
         var report = BenchReport(
             run: .init(
                 quick: quick, seed: seed, batchesPerClient: settings.batches, workingSetPages: workingSet, epcBytes: settings.epcBytes,

@@ -50,6 +50,8 @@ struct BenchHostCommand: AsyncParsableCommand {
                     let b = EnclaveBlueprint(label: "\(label)-idle-\(i)", size: enclaveSize)
                     idle.append(try await SimulatedEnclaveHost.launch(socketPath: socket, blueprint: b, clientName: b.label))
                 }
+            } else if approach == .staticHeap {
+                client = StaticBenchClient(StaticRuntime(blueprint: blueprint))
             } else {
                 guard let machineFd else { throw fail("--machine-fd is required for per-request") }
                 client = try PerRequestBenchClient(PerRequestRuntime(machineFD: machineFd, blueprint: blueprint))
@@ -82,6 +84,7 @@ struct BenchHostCommand: AsyncParsableCommand {
                 }
             }
             let failures = await client.perform(steps, into: &heap, &rng, latency: &latency)
+            report.peakCommittedPages = max(report.peakCommittedPages, client.committedPages)
             for failure in failures {
                 if let refusal = failure.refusal {
                     report.refusals[refusal, default: 0] += 1
@@ -94,7 +97,7 @@ struct BenchHostCommand: AsyncParsableCommand {
         report.endNanoseconds = monotonicNanoseconds()
         report.cpuSeconds = processCPUSeconds() - cpuBefore
         report.latencyBuckets = latency.buckets
-        client.fill(&report)
+        await client.fill(&report)
         channel.send(text: BenchLine(kind: .done, report: report).encoded)
 
         guard await channel.next() == "check" else { throw ExitCode(1) }
@@ -118,8 +121,10 @@ protocol BenchClient {
     func perform(_ steps: [Step], into heap: inout Heap, _ rng: inout SplitMix64, latency: inout LatencyHistogram) async -> [BenchFailure]
     /// Brings the enclave to rest after the workload (edmmd: TRIM_ACCEPTED backlog, SYNC, notices).
     func finish() async -> [String]
+    /// EPC pages the enclave has committed now.
+    var committedPages: UInt64 { get }
     /// Counters and protocol figures since setup.
-    func fill(_ report: inout BenchHostReport)
+    func fill(_ report: inout BenchHostReport) async
     /// Compares the EPCM with the enclave's record (and with edmmd's ledger).
     func check() async -> (Bool, [String])
     func close() async
@@ -180,7 +185,15 @@ struct DaemonBenchClient: BenchClient {
         return []
     }
 
-    func fill(_ report: inout BenchHostReport) {
+    var committedPages: UInt64 { host.countersSinceRegistration.committedPages }
+
+    func fill(_ report: inout BenchHostReport) async {
+        do {
+            let counters = try await host.connection.stats(host.handle).counters
+            report.ioctlLowerBound = counters.first { $0.name == "ioctl_lower_bound" }?.value
+        } catch {
+            report.problems.append("STATS for the ioctl lower bound: \(error)")
+        }
         let counters = host.countersSinceRegistration
         let stats = host.stats
         report.sim = SimTotals(counters)
@@ -221,10 +234,13 @@ struct PerRequestBenchClient: BenchClient {
 
     func finish() async -> [String] { [] }
 
+    var committedPages: UInt64 { runtime.enclave.counters.since(baseline).committedPages }
+
     func fill(_ report: inout BenchHostReport) {
         let counters = runtime.enclave.counters.since(baseline)
         report.sim = SimTotals(counters)
         report.cycles = CostModel.default.cycles(for: counters)
+        report.ioctlLowerBound = runtime.ioctlLowerBound
     }
 
     func check() async -> (Bool, [String]) {
@@ -233,4 +249,39 @@ struct PerRequestBenchClient: BenchClient {
     }
 
     func close() async { runtime.enclave.close() }
+}
+
+struct StaticBenchClient: BenchClient {
+    let runtime: StaticRuntime
+
+    init(_ runtime: StaticRuntime) { self.runtime = runtime }
+
+    func perform(_ steps: [Step], into heap: inout Heap, _ rng: inout SplitMix64, latency: inout LatencyHistogram) async -> [BenchFailure] {
+        let results = runtime.perform(steps.map(\.operation), latency: &latency)
+        return heap.apply(steps, results, &rng).map { BenchFailure(description: "\($0)") }
+    }
+
+    func finish() async -> [String] { [] }
+
+    /// The whole heap is committed from the moment the enclave is built.
+    var committedPages: UInt64 { runtime.peakPages }
+
+    func fill(_ report: inout BenchHostReport) {
+        report.loadCycles = runtime.loadCycles
+        report.ioctlLowerBound = 0
+    }
+
+    /// No EPCM changes after EINIT; the record's pages must add up to the running count.
+    func check() async -> (Bool, [String]) {
+        let recorded = runtime.recordedPages
+        let ok = recorded == runtime.heldPages
+        return (ok, ok ? [] : ["the record holds \(recorded) pages, the running count \(runtime.heldPages)"])
+    }
+
+    func close() async {}
+}
+
+extension CounterSnapshot {
+    /// Pages added to the enclave (EAUG, EADD) and not yet removed (EREMOVE), wrapping like the counters.
+    var committedPages: UInt64 { self[.eaug] &+ self[.eadd] &- self[.eremove] }
 }

@@ -12,8 +12,16 @@ struct BenchHostReport: Codable {
     /// Request messages sent to edmmd (none for per-request).
     var messages: UInt64 = 0
     var sim = SimTotals()
+    /// The fewest ioctls the enclave's flushes could have run (docs/benchmarks.md); nil when
+    /// edmmd did not report it.
+    var ioctlLowerBound: UInt64?
     /// Modelled enclave cycles (`CostModel.default`) of everything counted for the enclave.
     var cycles: UInt64 = 0
+    /// Modelled cycles of building the heap before the workload (static: EADD + EEXTEND of its peak).
+    var loadCycles: UInt64 = 0
+    /// The most EPC pages the enclave had committed at once (EAUGed or EADDed, not yet removed),
+    /// sampled after each batch; static: its whole heap.
+    var peakCommittedPages: UInt64 = 0
     /// Per operation, from the enclave issuing it to the enclave holding its result.
     var latencyBuckets: [[UInt64]] = []
     /// edmmd only: each answered request's socket round trip (send to reply).

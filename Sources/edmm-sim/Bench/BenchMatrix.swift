@@ -8,10 +8,12 @@ struct BenchSettings {
     var seed: UInt64
     /// ELRANGE of each client's enclave.
     var enclaveSize: UInt64 = 1 << 27
+    /// `[batch] window_us` of every edmmd (nil: edmmd's default).
+    var batchWindowMicros: UInt64?
 
     /// The edmmd.toml of an approach (pool threshold, quotas and limits at their defaults).
     func daemonConfig(_ approach: BenchApproach, extra: String = "") -> String {
-        approach.daemonConfig + extra
+        approach.daemonConfig(batchWindowMicros: batchWindowMicros) + extra
     }
 }
 
@@ -27,11 +29,13 @@ func runBenchRow(_ approach: BenchApproach, _ workload: WorkloadKind, clients: I
         let started = try BenchDaemon(config: settings.daemonConfig(approach), epcBytes: settings.epcBytes)
         daemon = started
         connection = ["--socket", started.socketPath]
-    } else {
+    } else if approach == .perRequest {
         let created = try SimulatedMachine.create(.init(epcPages: settings.epcBytes / 4096, enclaveCapacity: 4096))
         machine = created
         passing = [created.fd]
         connection = ["--machine-fd", "3"]
+    } else {
+        connection = []
     }
     let fleet = try BenchFleet(count: clients, passing: passing) { index in
         connection + [

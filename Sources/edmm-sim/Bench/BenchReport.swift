@@ -36,8 +36,12 @@ struct BenchReport: Codable {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys]
-        guard let data = try? encoder.encode(self) else { return #"{"error":"unencodable report"}"# }
-        return String(decoding: data, as: UTF8.self)
+        do {
+            return String(decoding: try encoder.encode(self), as: UTF8.self)
+        } catch {
+            let reason = String("\(error)".filter { $0 != "\"" && $0 != "\\" && $0 >= " " })
+            return #"{"error":"unencodable report: "# + reason + #""}"#
+        }
     }
 
     var text: String {
@@ -48,19 +52,24 @@ struct BenchReport: Codable {
             """,
             "",
             "Modelled: ioctls, pages/ioctl, exits, exits/MiB, cycles (simulator counts, docs/simulator.md cost table).",
+            "ioctl LB: the lower bound, one ioctl per contiguous run of one operation and target in each flush.",
+            "load Mc: building the heap before the workload (static: EADD + EEXTEND of its peak).",
+            "peak pg: the most EPC pages committed at once, summed over the enclaves.",
             "Measured: latency (per request, issue to result), throughput, CPU (daemon + clients).",
             "Ratios (x): per request, against per-request of the same workload and clients.",
             "",
             cells(
-                "workload", "clients", "approach", "requests", "ioctls", "pg/ioctl", "exits", "exits/MiB", "Mcycles", "p50 us", "p99 us",
-                "req/s", "cpu s", "ioctls x", "exits x", "p50 x", "req/s x", "EPCM"),
+                "workload", "clients", "approach", "requests", "ioctls", "ioctl LB", "pg/ioctl", "exits", "exits/MiB", "Mcycles", "load Mc",
+                "peak pg", "p50 us", "p99 us", "req/s", "cpu s", "ioctls x", "exits x", "p50 x", "req/s x", "EPCM"),
         ]
         for row in rows {
             func ratio(_ value: Double?) -> String { value.map { fixed($0, 2) } ?? "-" }
             lines.append(
                 cells(
-                    row.workload, "\(row.clients)", row.approach, grouped(row.requests), grouped(row.ioctls), fixed(row.pagesPerIoctl, 1),
+                    row.workload, "\(row.clients)", row.approach, grouped(row.requests), grouped(row.ioctls),
+                    row.ioctlLowerBound.map(grouped) ?? "-", fixed(row.pagesPerIoctl, 1),
                     grouped(row.exits), row.exitsPerMibFreed.map { fixed($0, 0) } ?? "-", fixed(Double(row.cycles) / 1e6, 0),
+                    fixed(Double(row.loadCycles) / 1e6, 0), grouped(row.peakCommittedPages),
                     row.latencyUs.p50.map { fixed($0, 1) } ?? "-", row.latencyUs.p99.map { fixed($0, 0) } ?? "-",
                     grouped(UInt64(row.throughput)), fixed(row.clientCpuS + (row.daemonCpuS ?? 0), 2), ratio(row.ratios?.ioctls),
                     ratio(row.ratios?.exits), ratio(row.ratios?.latencyP50), ratio(row.ratios?.throughput),
@@ -136,7 +145,7 @@ struct BenchReport: Codable {
     private func us(_ value: Double?) -> String { value.map { fixed($0, 1) + " us" } ?? "-" }
 
     private func cells(_ values: String...) -> String {
-        let widths = [10, 7, 15, 9, 8, 8, 9, 9, 8, 7, 7, 8, 6, 8, 7, 6, 7, 7]
+        let widths = [10, 7, 15, 9, 8, 8, 8, 9, 9, 8, 8, 8, 7, 7, 8, 6, 8, 7, 6, 7, 7]
         return zip(values, widths).enumerated().map { index, pair in
             index < 3 ? pair.0.padding(pair.1) : String(repeating: " ", count: max(0, pair.1 - pair.0.count)) + pair.0
         }.joined(separator: " ")

@@ -24,6 +24,9 @@ struct BenchRow: Codable {
     var ioctls: UInt64
     var ioctlPages: UInt64
     var pagesPerIoctl: Double
+    /// The fewest ioctls the flushes could have run: one per maximal contiguous run of pages of one
+    /// operation (kind and target) in each flush (docs/benchmarks.md). nil if a client lacked it.
+    var ioctlLowerBound: UInt64?
     /// Modelled enclave exits: EEXIT (OCALLs and ECALL returns) and AEX (faults taken in the enclave).
     var exits: UInt64
     var exitsBreakdown: ExitBreakdown
@@ -31,6 +34,10 @@ struct BenchRow: Codable {
     var exitsPerMibFreed: Double?
     /// Modelled enclave cycles (simulator counts priced by the cost table of docs/simulator.md).
     var cycles: UInt64
+    /// Modelled cycles of building the heap before the workload (static: EADD + EEXTEND of its peak).
+    var loadCycles: UInt64
+    /// Summed over the clients: the most EPC pages each enclave had committed at once.
+    var peakCommittedPages: UInt64
     /// Measured: per request, from the enclave issuing it to the enclave holding its result.
     var latencyUs: LatencySummary
     /// Measured, edmmd only: each answered request's socket round trip.
@@ -65,6 +72,7 @@ struct BenchRow: Codable {
         requests = reports.reduce(0) { $0 + $1.operations }
         ioctls = sim.ioctls
         ioctlPages = sim.ioctlPages
+        ioctlLowerBound = reports.reduce(UInt64?.some(0)) { total, r in total.flatMap { t in r.ioctlLowerBound.map { t + $0 } } }
         pagesPerIoctl = sim.ioctls > 0 ? Double(sim.ioctlPages) / Double(sim.ioctls) : 0
         exits = sim.exits
         exitsBreakdown = sim.exitBreakdown
@@ -72,6 +80,8 @@ struct BenchRow: Codable {
         freedMib = Double(freedPages) / 256
         exitsPerMibFreed = freedPages > 0 ? Double(sim.exits) / freedMib : nil
         cycles = reports.reduce(0) { $0 + $1.cycles }
+        loadCycles = reports.reduce(0) { $0 + $1.loadCycles }
+        peakCommittedPages = reports.reduce(0) { $0 + $1.peakCommittedPages }
         latencyUs = LatencySummary(latency)
         roundTripUs = approach.usesDaemon ? LatencySummary(roundTrip) : nil
         let start = reports.map(\.startNanoseconds).min() ?? 0

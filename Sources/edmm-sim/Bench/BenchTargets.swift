@@ -28,6 +28,25 @@ extension BenchReport {
             let detail = "edmmd-full vs per-request, \(workload.rawValue), 8 clients, per request"
             targets.append(.atMost("\(workload.rawValue)-8: modelled exits vs per-request", row?.ratios?.exits, 0.25, detail))
             targets.append(.atMost("\(workload.rawValue)-8: ioctls vs per-request", row?.ratios?.ioctls, 0.10, detail))
+            targets.append(
+                .atMost(
+                    "\(workload.rawValue)-8: ioctls vs their lower bound",
+                    ratio(row.map { Double($0.ioctls) }, row?.ioctlLowerBound.map { Double($0) }), 1.0,
+                    "edmmd-full's ioctls over one per contiguous run of one operation per flush (1: no ioctl to spare)"))
+            let fixedHeap = rows.first {
+                $0.approach == BenchApproach.staticHeap.rawValue && $0.workload == workload.rawValue && $0.clients == 8
+            }
+            let vsStatic = "edmmd-full vs static, \(workload.rawValue), 8 clients"
+            targets.append(
+                .atMost(
+                    "\(workload.rawValue)-8: load + run cycles vs static",
+                    ratio(row.map { Double($0.loadCycles + $0.cycles) }, fixedHeap.map { Double($0.loadCycles + $0.cycles) }), 1.0,
+                    vsStatic + ": modelled cycles of building the heap and of the workload"))
+            targets.append(
+                .atMost(
+                    "\(workload.rawValue)-8: peak committed EPC vs static",
+                    ratio(row.map { Double($0.peakCommittedPages) }, fixedHeap.map { Double($0.peakCommittedPages) }), 0.5,
+                    vsStatic + ": pages committed at once, summed over the enclaves"))
         }
         if let reference {
             targets.append(

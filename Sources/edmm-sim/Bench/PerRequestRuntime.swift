@@ -21,6 +21,8 @@ final class PerRequestRuntime {
     let managed: PageRange
     /// The enclave's own record: pages it has accepted, with their permissions (TCS pages as such).
     private(set) var pages = RangeMap<HostPage>()
+    /// One per OCALL: each operation is its own flush, and each OCALL one run of one ioctl kind.
+    private(set) var ioctlLowerBound: UInt64 = 0
     private let runner = IoctlRunner()
 
     enum Failure: Error, CustomStringConvertible {
@@ -113,6 +115,7 @@ final class PerRequestRuntime {
 
     /// One OCALL: exit, the host's ioctl loop, re-entry.
     private func ocall(_ ioctl: EnclaveIoctl, _ range: PageRange) throws(Failure) {
+        ioctlLowerBound += 1
         let outcome = cpu.ocall { runner.run(ioctl, pages: range, on: enclave) }
         guard outcome.errno == 0 else { throw .ioctl(ioctl, range, outcome) }
     }
