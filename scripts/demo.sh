@@ -4,14 +4,20 @@
 # checks edmmd's ledger against the simulated EPCM and prints its summary, edmmd drains and
 # exits, and the temporary directory (socket, log) is removed.
 #
-# Environment: EDMM_BIN (default .build/release), DEMO_ENCLAVES (8), DEMO_EPC (32MiB),
-# DEMO_DURATION (0: until Ctrl-C), DEMO_METRICS_PORT (first free port from 9464).
+# Environment: EDMM_BIN (default .build/release), DEMO_ENCLAVES (8), DEMO_EPC (256MiB),
+# DEMO_DURATION (40 s; 0: until Ctrl-C), DEMO_METRICS_PORT (first free port from 9464).
+#
+# Why 40 s and 256 MiB: the mixed fleet adds and removes ~60,000 pages a second, and like Linux
+# (sgx_encl_grow/sgx_encl_shrink: REMOVE_PAGES lowers page_cnt but keeps the VA page) the
+# simulated driver adds a VA page each time an enclave's page count climbs back over a multiple
+# of 512, freeing them only when the enclave goes. The VA pages pile up at ~3 MiB/s; a 32 MiB EPC
+# is full of them within 10 s and every enclave stalls (docs/simulator.md).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bin=${EDMM_BIN:-.build/release}
 enclaves=${DEMO_ENCLAVES:-8}
-epc=${DEMO_EPC:-32MiB}
-duration=${DEMO_DURATION:-0}
+epc=${DEMO_EPC:-256MiB}
+duration=${DEMO_DURATION:-40}
 for program in edmmd edmm-sim edmmctl; do
   if [ ! -x "$bin/$program" ]; then
     echo "demo: $bin/$program is missing; run 'make demo', which builds the release first" >&2
