@@ -1,4 +1,5 @@
 import CEDMMShims
+import EDMMSystem
 import Glibc
 import Synchronization
 
@@ -154,12 +155,7 @@ final class BenchDaemon {
     }
 
     private static func removeDirectory(_ path: String) {
-        guard let dir = opendir(path) else { return }
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { unlink(path + "/" + name) }
-        }
-        closedir(dir)
+        for name in directoryEntries(path) ?? [] { unlink(path + "/" + name) }
         rmdir(path)
     }
 }

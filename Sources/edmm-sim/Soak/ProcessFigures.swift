@@ -1,3 +1,4 @@
+import EDMMSystem
 import Glibc
 
 /// A process as /proc shows it now: open descriptors and resident memory (edmmd's, in `edmm-sim soak`).
@@ -7,12 +8,7 @@ struct ProcessFigures: Equatable {
 
     /// nil if the process is gone (or /proc is not readable).
     static func of(pid: Int32) -> ProcessFigures? {
-        guard let dir = opendir("/proc/\(pid)/fd") else { return nil }
-        var descriptors = 0
-        while let entry = readdir(dir) {
-            if entry.pointee.d_name.0 != 0x2E { descriptors += 1 }  // not "." or ".."
-        }
-        closedir(dir)
+        guard let descriptors = directoryEntries("/proc/\(pid)/fd")?.count else { return nil }
         guard let status = LineSource(path: "/proc/\(pid)/status") else { return nil }
         var lines = status
         var resident: UInt64?
