@@ -62,6 +62,10 @@ enum MachineSeries {
             writer.sample(MetricCatalog.registrations, LabelSet([("event", event)]), counter("enclaves_\(event)"))
         }
         writer.single(MetricCatalog.uncheckedRegistrations, counter("registrations_unchecked"))
+        writer.family(MetricCatalog.fastPath)
+        for path in ["inline", "handed_off"] {
+            writer.sample(MetricCatalog.fastPath, LabelSet([("path", path)]), counter("fast_path_\(path)"))
+        }
         writer.single(MetricCatalog.malformedMessages, counter("messages_malformed"))
         writer.single(MetricCatalog.reclaimNotices, counter("reclaim_notices"))
         writer.single(MetricCatalog.reclaimed, Page.bytes(counter("reclaimed_pages")))

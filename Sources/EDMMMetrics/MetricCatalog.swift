@@ -93,6 +93,9 @@ public enum MetricCatalog {
     static let uncheckedRegistrations = MetricSpec(
         "edmmd_unchecked_registrations_total", .counter, .machine,
         "Kernel REGISTERs accepted without knowing whether edmmd already manages the enclave (kcmp(2) failed).")
+    static let fastPath = MetricSpec(
+        "edmmd_fast_path_requests_total", .counter, .machine, labels: ["path"],
+        "Enclave requests the socket loop served itself (inline) or handed to the enclave's queue (handed_off).")
     static let malformedMessages = MetricSpec("edmmd_malformed_messages_total", .counter, .machine, "Messages that could not be decoded.")
     static let reclaimNotices = MetricSpec("edmmd_reclaim_notices_total", .counter, .machine, "RECLAIM notices sent to enclave hosts.")
     static let reclaimed = MetricSpec(
@@ -205,9 +208,9 @@ public enum MetricCatalog {
         buildInfo, device, epcTotal, epcUsed, epcFree, epcCommitted, epcPool, epcTrimming, underPressure, deviceReclaiming, quotaLimit,
         enclaves,
         connections, requests, ioctls, ioctlErrors, ioctlRetries, connectionEvents, registrations, uncheckedRegistrations,
-        malformedMessages, reclaimNotices, reclaimed, reloadSuccessful, reloadTime, fdStoreDescriptors, fdStoreMax, fdStoreLastWrite,
-        fdStoreWriteFailures, cpu, resident, virtualMemory, openFDs, maxFDs, startTime, uidEnclaves, uidEPC, uidQuota, containerEnclaves,
-        containerEPC, containerQuota, enclaveInfo,
+        fastPath, malformedMessages, reclaimNotices, reclaimed, reloadSuccessful, reloadTime, fdStoreDescriptors, fdStoreMax,
+        fdStoreLastWrite, fdStoreWriteFailures, cpu, resident, virtualMemory, openFDs, maxFDs, startTime, uidEnclaves, uidEPC, uidQuota,
+        containerEnclaves, containerEPC, containerQuota, enclaveInfo,
         enclaveEPC, enclaveCommitted, enclaveCommittedLowerBound, enclavePool, enclaveTrimming, enclaveQuota, enclaveRequests,
         enclaveFailures, enclaveIoctls,
         enclaveIoctlErrors, enclaveReclaimed, requestDuration, flushRequests, ioctlPages,

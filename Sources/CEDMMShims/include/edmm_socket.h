@@ -5,6 +5,9 @@
 // Functions return -1 with errno set on failure; EINTR is retried inside.
 #include <stddef.h>
 #include <sys/types.h>
+// epoll and eventfd for the daemon's socket loop (EDMMSystem.EventPoll): Glibc's module map has neither.
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 
 enum {
     /// Most descriptors one message may carry, in either direction.

@@ -9,18 +9,21 @@ import Synchronization
 ///
 /// Concurrency: the connection's state (its phase, requests in flight, enclaves in use, replies
 /// waiting to be written) is a `SessionState` that only `queue`, this connection's serial queue,
-/// reaches (`QueueBound`). The read source, the write source and the HELLO timer fire there;
-/// enclaves hand their answers back through `deliver`, `push` and `forget`, which hop onto it.
-/// The socket descriptor is closed only after every source on it has been cancelled.
+/// reaches (`QueueBound`). The socket loop reads on it (`serveReadable`); the write source and the
+/// HELLO timer fire there; enclaves hand their answers back through `deliver`, `push` and
+/// `forget`, which hop onto it. The socket descriptor is closed only after the loop stopped
+/// watching it and the write source has been cancelled.
 final class Session: Sendable {
     let id: UInt64
     let peer: PeerCredentials
     let limits: ConnectionLimits
     let queue: DispatchQueue
+    /// Where REGISTERs open their descriptors, in arrival order, off the socket loop
+    /// (`OpeningRegistration`).
+    let openings: DispatchQueue
     let core: DaemonCore
     let fd: Int32
     let state: QueueBound<SessionState>
-    let readSource: SendableSource<any DispatchSourceRead>
     let helloTimer: SendableSource<any DispatchSourceTimer>
     /// The thread running `SessionState.submitInline`, if any (see there); 0 otherwise.
     let inlineDeliveryThread = Atomic<UInt>(0)
@@ -34,7 +37,7 @@ final class Session: Sendable {
         self.limits = limits
         self.core = core
         queue = DispatchQueue(label: "edmmd.session.\(id)")
-        readSource = SendableSource(DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue))
+        openings = DispatchQueue(label: "edmmd.session.\(id).register")
         helloTimer = .timer(on: queue)
         state = QueueBound(queue: queue)
         state.fill(SessionState(self))
@@ -54,12 +57,16 @@ final class Session: Sendable {
 
     /// Starts reading (any queue).
     func start() {
-        readSource.source.setEventHandler { [weak self] in self?.state.value.readable() }
-        // Strong: the descriptor must close even if nothing else holds the session by then.
-        readSource.source.setCancelHandler { self.state.value.sourceCancelled() }
         helloTimer.activateIdle { [weak self] in self?.state.value.helloTimedOut() }
         helloTimer.source.schedule(deadline: .now() + .microseconds(Int(limits.helloTimeout.microsecondsClamped)))
-        readSource.source.activate()
+        onQueue { $0.startReading() }
+    }
+
+    /// The socket loop's turn: reads and serves what arrived on this thread, holding the queue
+    /// (which runs a `sync` block on the caller's thread when idle, and waits only behind the
+    /// queue's own short work items). False if messages are left for another turn.
+    func serveReadable() -> Bool {
+        queue.sync { state.value.readable() }
     }
 
     // MARK: From enclaves (any queue)

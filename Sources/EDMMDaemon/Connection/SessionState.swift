@@ -21,7 +21,8 @@ final class SessionState {
     /// REGISTER/ATTACH requests on their way: they hold a slot of the enclave limit.
     var pendingAttachments = 0
     var writeSource: (any DispatchSourceWrite)?
-    /// Sources on `fd` not yet cancelled; the descriptor closes when this reaches zero.
+    /// Users of `fd` not yet gone (the socket loop's watch, the write source); the descriptor
+    /// closes when this reaches zero.
     var openSources = 1
     /// Encoded replies and pushes waiting to be packed into messages.
     var pendingResponses: [OutgoingOperation] = []
@@ -41,7 +42,7 @@ final class SessionState {
     var metricsRendering: [UInt8]?
     /// Called once the outbox is empty or the session closed (shutdown).
     var drainWaiters: [() -> Void] = []
-    /// Shutdown: the read source is suspended, nothing more is read.
+    /// Shutdown or half-close: the socket loop no longer watches the socket, nothing more is read.
     var readingStopped = false
     /// The device whose descriptor the HELLO reply carries (the simulated EPC), kept open here.
     var handedDescriptor: (any SharedDeviceDescriptor)?
@@ -65,14 +66,31 @@ final class SessionState {
 
     // MARK: Reading
 
-    /// Reads every queued packet (to EAGAIN): a packet left unread when the peer hangs up would be
-    /// lost. Replies are flushed every 64 packets so a fast sender cannot grow them unbounded.
-    func readable() {
+    /// Hands the socket to the socket loop. On the queue, as `close` is: a descriptor closed
+    /// before it is watched is never watched.
+    func startReading() {
+        guard phase != .closed else { return }
+        let error = core.socketLoop.watch(session)
+        if error != 0 { close(reason: "cannot watch the socket: \(ErrnoName.of(error))") }
+    }
+
+    /// Messages one turn of the socket loop reads from one connection before serving the others.
+    static let packetsPerTurn = 64
+
+    /// Reads queued packets to EAGAIN, or `packetsPerTurn` of them, and writes the replies; true
+    /// if nothing is left to read (a packet left unread when the peer hangs up would be lost, so
+    /// the loop comes back for the rest).
+    func readable() -> Bool {
         let maxFDs = limits.protocolLimits.maxDescriptorsPerMessage
-        var packets = 0
         writesDeferred = true
         defer { writesDeferred = false }
-        reading: while phase != .closed {
+        var drained = true
+        var packets = 0
+        reading: while phase != .closed, !readingStopped {
+            guard packets < Self.packetsPerTurn else {
+                drained = false
+                break
+            }
             let message: SeqpacketIO.Received
             switch SeqpacketIO.receive(fd, into: receiveBuffer, maxDescriptors: maxFDs) {
             case .success(let received): message = received
@@ -100,9 +118,9 @@ final class SessionState {
                 handleMessage(Array(UnsafeRawBufferPointer(rebasing: receiveBuffer[0..<message.length])), descriptors: received)
             }
             packets += 1
-            if packets % 64 == 0 { flushResponses() }
         }
         flushResponses()
+        return drained || phase == .closed || readingStopped
     }
 
     /// Decodes one message and runs its operations in order.
@@ -155,10 +173,7 @@ final class SessionState {
         var poller = pollfd(fd: fd, events: 0, revents: 0)
         let hungUp = poll(&poller, 1, 0) > 0 && poller.revents & Int16(POLLHUP) != 0
         guard !hungUp, phase == .ready else { return close(reason: "the peer closed the connection") }
-        if !readingStopped {
-            readingStopped = true
-            session.readSource.source.suspend()
-        }
+        stopReading()
         flushResponses()
         closeWhenAnswered {}
     }
@@ -185,12 +200,8 @@ final class SessionState {
         session.helloTimer.source.cancel()
         writeSource?.cancel()
         writeSource = nil
-        if readingStopped {
-            // A suspended source never runs its cancel handler, which closes the descriptor.
-            readingStopped = false
-            session.readSource.source.resume()
-        }
-        session.readSource.source.cancel()
+        core.socketLoop.unwatch(session)
+        sourceCancelled()
         core.removeSession(session.id)
         for enclave in enclaves.values { enclave.detach(session) }
         enclaves.removeAll()
@@ -204,7 +215,12 @@ final class SessionState {
         notifyDrained()
     }
 
-    /// A source on `fd` finished cancelling; the last one closes the descriptor.
+    private func stopReading() {
+        readingStopped = true
+        core.socketLoop.unwatch(session)
+    }
+
+    /// A user of `fd` is gone (the loop's watch, a cancelled write source); the last closes it.
     func sourceCancelled() {
         openSources -= 1
         if openSources == 0 { Glibc.close(fd) }
@@ -220,10 +236,7 @@ final class SessionState {
     /// answered and written out (`Session.finish`).
     func finish(notice: ShutdownNotice, completion: @escaping @Sendable () -> Void) {
         guard phase != .closed else { return completion() }
-        if !readingStopped {
-            readingStopped = true
-            session.readSource.source.suspend()
-        }
+        stopReading()
         queuePush(.shutdown(notice))
         flushResponses()
         closeWhenAnswered(completion)

@@ -45,7 +45,7 @@ extension EnclaveContext {
         }
         let enclave = EnclaveContext(identity: record.identity, device: device, core: core)
         // Nothing else knows the enclave yet: set it up on its queue before publishing it.
-        enclave.state.sync { state in
+        enclave.state.withValue { state in
             state.ledger = ledger
             for range in unaccepted { state.freshUnaccepted.insert(range) }
             state.noticesOwed = reclaimed
@@ -55,8 +55,10 @@ extension EnclaveContext {
             state.publish()
         }
         enclave.queue.asyncAfter(deadline: .now() + .microseconds(Int(grace.microsecondsClamped))) { [weak enclave] in
-            guard let enclave, case let state = enclave.state.value, state.phase == .active, state.sessions.isEmpty else { return }
-            state.close(reason: "no client attached it again within \(grace) of the restart")
+            enclave?.state.withValue { state in
+                guard state.phase == .active, state.sessions.isEmpty else { return }
+                state.close(reason: "no client attached it again within \(grace) of the restart")
+            }
         }
         return enclave
     }

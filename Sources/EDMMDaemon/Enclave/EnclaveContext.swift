@@ -22,18 +22,23 @@ struct EnclaveCall: Sendable {
 /// One registered enclave, as sessions, the registry, the supervisor and the FD store hold it.
 ///
 /// Concurrency: the enclave's work (its ledger, device, batch queue, connections and counters) is
-/// an `EnclaveState` that only `queue` reaches (`QueueBound`). `queue` is a serial queue of this
-/// enclave alone: requests of every connection that uses the enclave run there in arrival order,
-/// and so do its flushes (ioctls), its batch timer and its reclaims. The methods here may be
-/// called from any queue and hop onto `queue`; what other queues read directly is `identity` and
-/// `snapshot`, a copy the queue publishes after every change.
+/// an `EnclaveState` that one thread at a time holds (`OwnerBound`). `queue` is a serial queue of
+/// this enclave alone, and each of its work items holds the state while it runs: requests of every
+/// connection that uses the enclave run there in arrival order, and so do its flushes (ioctls),
+/// its batch timer and its reclaims. The socket loop serves a request that needs no ioctl inline
+/// when the queue is idle (`submit`). The methods here may be called from any thread; what other
+/// threads read directly is `identity` and `snapshot`, a copy the state publishes after every
+/// change.
 @dynamicMemberLookup
 final class EnclaveContext: Sendable {
     let identity: EnclaveIdentity
     let queue: DispatchQueue
     let core: DaemonCore
-    let state: QueueBound<EnclaveState>
+    let state = OwnerBound<EnclaveState>()
     private let published: Mutex<EnclaveSnapshot>
+    /// Client requests handed to `queue` and not yet handled: while there are any, later ones
+    /// go the same way, so that one enclave's requests run in arrival order.
+    private let handedOff = Atomic<Int>(0)
 
     init(identity: EnclaveIdentity, device: any OpenedEnclave, core: DaemonCore) {
         self.identity = identity
@@ -45,7 +50,6 @@ final class EnclaveContext: Sendable {
             EnclaveSnapshot(
                 identity: identity, pages: PageCounts(), quotaPages: settings.quota.enclaveLimit, connections: 0,
                 lastActivity: now, counters: EnclaveCounters()))
-        state = QueueBound(queue: queue)
         state.fill(EnclaveState(self, device: device, settings: settings, now: now))
     }
 
@@ -69,21 +73,34 @@ final class EnclaveContext: Sendable {
     /// Runs `body` with the state on the queue, later; the enclave lives until then (the state
     /// refers back to it).
     func onQueue(_ body: @escaping @Sendable (EnclaveState) -> Void) {
-        queue.async { body(self.state.value) }
+        queue.async { self.state.withValue(body) }
     }
 
-    /// Runs a client request on the enclave's queue, called from the session's queue. Synchronous:
-    /// an idle enclave queue then runs the request on the session's own thread, which saves a
-    /// thread wakeup per request (measured: docs/benchmarks.md). It cannot deadlock: an enclave
-    /// queue never waits for a session queue (its answers go back with `Session.deliver`, async).
+    /// Runs a client request (the socket loop). A request that needs no ioctl runs at once on the
+    /// calling thread if the state is free and no request handed off earlier is still waiting,
+    /// which saves a thread wake-up (measured: docs/benchmarks.md); any other is handed to the
+    /// queue. Never waits: the queue may be running a flush that waits on a simulated EPC lock
+    /// a stopped client holds.
     func submit(_ call: EnclaveCall) {
-        state.sync { $0.handle(call) }
+        let servedInline =
+            handedOff.load(ordering: .acquiring) == 0
+            && state.withValueIfAvailable { state in
+                guard state.servesInline(call.request) else { return false }
+                state.handle(call)
+                return true
+            } == true
+        if servedInline { core.counters.add(.servedInline) } else { submitLater(call) }
     }
 
-    /// Runs a request on the enclave's queue without waiting for it: for a connection that does
-    /// not use the enclave (a viewer's STATS), which must not stall behind the enclave's work.
+    /// Runs a request on the enclave's queue without waiting for it: one that may run an ioctl,
+    /// one that found the enclave busy, or a viewer's STATS.
     func submitLater(_ call: EnclaveCall) {
-        onQueue { $0.handle(call) }
+        core.counters.add(.handedOff)
+        handedOff.add(1, ordering: .relaxed)
+        onQueue { state in
+            state.handle(call)
+            self.handedOff.subtract(1, ordering: .releasing)
+        }
     }
 
     /// Adds a connection (ATTACH) and answers it.

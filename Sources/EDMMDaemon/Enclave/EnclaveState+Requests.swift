@@ -2,7 +2,7 @@ import Dispatch
 import EDMMCore
 import EDMMProtocol
 
-/// The client verbs, on the enclave's queue.
+/// The client verbs, on the enclave's queue or inline on the socket loop (`servesInline`).
 extension EnclaveState {
     func handle(_ call: EnclaveCall) {
         let target = call.target
@@ -38,6 +38,28 @@ extension EnclaveState {
             answer(target, .failure(error))
         }
         publish()
+    }
+
+    /// Whether `handle` can run `request` without an ioctl, so on the socket loop: the verbs that
+    /// only change the ledger, when no page they name has work queued (which would flush first,
+    /// `afterQueuedWork`), and a FREE only when the pool keeps its pages (else they are trimmed).
+    /// STATS reads the EPCM, which can wait on a simulated EPC lock: never inline.
+    func servesInline(_ request: Request) -> Bool {
+        guard phase == .active else { return true }  // answered at once: unregistered
+        switch request {
+        case .allocate(let request):
+            return request.offset == WireRange.anywhere || nothingQueued(in: WireRange(offset: request.offset, length: request.length))
+        case .free(let request):
+            return settings.poolEnabled && !identity.options.contains(.freshOnly) && nothingQueued(in: request.range)
+        case .relax(let request): return nothingQueued(in: request.range)
+        default: return false
+        }
+    }
+
+    private func nothingQueued(in range: WireRange) -> Bool {
+        // A range that is not the enclave's is refused before anything could flush.
+        guard !queued.isEmpty, let pages = try? pages(range) else { return true }
+        return !ledger.states(in: pages).contains { $0.value.isPending }
     }
 
     /// Sends one answer and counts it.

@@ -4,8 +4,9 @@ import EDMMProtocol
 import Logging
 
 /// The work of one enclave: its ledger, device, batch queue, connections and counters. Only the
-/// enclave's queue reaches it (`EnclaveContext.state`); it is not Sendable, so no Dispatch
-/// closure can carry it anywhere else. Its methods run on that queue.
+/// thread holding `EnclaveContext.state` reaches it: the enclave's queue, or the socket loop
+/// serving a request inline (`servesInline`); it is not Sendable, so no Dispatch closure can
+/// carry it anywhere else.
 final class EnclaveState {
     unowned let context: EnclaveContext
 
@@ -58,7 +59,7 @@ final class EnclaveState {
         planner = BatchPlanner(batching: settings.flush.batching)
         lastActivity = now
         timer = .timer(on: context.queue)
-        timer.activateIdle { [weak context] in context?.state.value.timerFired() }
+        timer.activateIdle { [weak context] in context?.state.withValue { $0.timerFired() } }
     }
 
     var identity: EnclaveIdentity { context.identity }

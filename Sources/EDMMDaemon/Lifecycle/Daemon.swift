@@ -79,7 +79,7 @@ public final class Daemon: Sendable {
         core = DaemonCore(
             backend: backend, settings: settings, logger: options.logger, logLevel: options.logLevel,
             notifier: options.notifier, faultInjection: options.faultInjection, metricsText: options.metricsText,
-            instruments: options.instruments, fdStore: fdStore, peerScopes: options.peerScopes)
+            instruments: options.instruments, socketLoop: try SocketLoop(), fdStore: fdStore, peerScopes: options.peerScopes)
         supervisor = Supervisor(core: core)
         listenerSource =
             options.listener ?? .bind(path: config.daemon.socket, mode: config.daemon.socketMode, group: config.daemon.socketGroup)
@@ -134,6 +134,7 @@ public final class Daemon: Sendable {
         let core = self.core
         let listener = try ControlListener(listenerSource, queue: core.queue) { fd in core.admit(fd) }
         self.listener.withLock { $0 = listener }
+        try core.socketLoop.start()
         listener.start()
         supervisor.start()
         core.fdStore?.start()
@@ -194,6 +195,7 @@ public final class Daemon: Sendable {
         let reason = core.fdStore == nil ? "edmmd stopped" : "edmmd stopped; the FD store keeps it for the next edmmd"
         _ = await Self.waitAll(core.registry.all, timeout: drainTimeout) { enclave, done in enclave.close(reason: reason, completion: done)
         }
+        core.socketLoop.stop()
         state.withLock { $0 = .stopped }
         core.logger.info("stopped")
     }

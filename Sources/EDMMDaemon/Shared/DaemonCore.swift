@@ -25,6 +25,8 @@ final class DaemonCore: Sendable {
     /// The service manager's FD store, when enabled: enclaves report registrations and changes.
     let fdStore: FDStoreKeeper?
     let runner = IoctlRunner()
+    /// The event thread that reads every client socket.
+    let socketLoop: SocketLoop
     let startedAt = MonotonicInstant.now
     /// Renders the Prometheus exposition for METRICS; nil until a metrics module provides one.
     let metricsText: (@Sendable (MetricsViewer) -> String)?
@@ -46,8 +48,10 @@ final class DaemonCore: Sendable {
     init(
         backend: any DeviceBackend, settings: DaemonSettings, logger: Logger, logLevel: SharedLogLevel,
         notifier: any ServiceNotifier, faultInjection: FaultInjection?, metricsText: (@Sendable (MetricsViewer) -> String)?,
-        instruments: DaemonInstruments, fdStore: FDStoreKeeper? = nil, peerScopes: any PeerScopeSource = CgroupPeerScopeSource()
+        instruments: DaemonInstruments, socketLoop: SocketLoop, fdStore: FDStoreKeeper? = nil,
+        peerScopes: any PeerScopeSource = CgroupPeerScopeSource()
     ) {
+        self.socketLoop = socketLoop
         self.peerScopes = peerScopes
         self.backend = backend
         self.settingsBox = Mutex(settings)

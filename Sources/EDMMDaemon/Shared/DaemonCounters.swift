@@ -6,6 +6,8 @@ import SGXDevice
 enum Tally: Int, CaseIterable {
     case ioctls, connectionsAccepted, connectionsRefused, connectionsDropped, enclavesRegistered
     case enclavesUnregistered, malformedMessages, reclaimNotices, reclaimedPages, registrationsUnchecked
+    // Enclave requests the socket loop ran itself, and those it handed to the enclave's queue.
+    case servedInline, handedOff
     // Every enclave's ioctls, under the names STATS gives them per enclave.
     case modifyTypesCalls, restrictPermissionsCalls, removePagesCalls, ioctlErrors, retriesEBUSY, retriesEAGAIN, retriesEINTR
 
@@ -21,6 +23,8 @@ enum Tally: Int, CaseIterable {
         case .reclaimNotices: "reclaim_notices"
         case .reclaimedPages: "reclaimed_pages"
         case .registrationsUnchecked: "registrations_unchecked"
+        case .servedInline: "fast_path_inline"
+        case .handedOff: "fast_path_handed_off"
         case .modifyTypesCalls: "ioctl_modify_types_calls"
         case .restrictPermissionsCalls: "ioctl_restrict_permissions_calls"
         case .removePagesCalls: "ioctl_remove_pages_calls"
