@@ -38,9 +38,4 @@ final class QueueBound<Value>: @unchecked Sendable {
     func async(_ body: @escaping @Sendable (Value) -> Void) {
         queue.async { body(self.value) }
     }
-
-    /// Runs `body` with the value on `queue` and waits for it (never from `queue` itself).
-    func sync<T>(_ body: (Value) throws -> T) rethrows -> T {
-        try queue.sync { try body(value) }
-    }
 }

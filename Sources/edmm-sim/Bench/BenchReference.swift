@@ -24,9 +24,12 @@ struct BenchReference: Codable {
     /// A peer reading with a DispatchSource on a serial queue, as edmmd's sessions do: the cost
     /// of that event path with no work behind it.
     var dispatch: Exchange
-    /// edmmd: ALLOCATE of a fresh page (`ping_pong_us`) and FREE/ALLOCATE pipelined.
+    /// edmmd: ALLOCATE of a fresh page from a raw client (`ping_pong_us`, `RawDaemonClient`) and
+    /// FREE/ALLOCATE pipelined through the client library.
     var edmmd: Exchange
-    /// edmmd: ALLOCATE of a page from the lazy-free pool.
+    /// edmmd: the same fresh ALLOCATE through the client library (`EDMMConnection`).
+    var allocateClientLibraryUs: LatencySummary
+    /// edmmd: ALLOCATE of a page from the lazy-free pool, through the client library.
     var allocatePooledUs: LatencySummary
     /// Measured CPU time per pipelined request: edmmd's, and this client's (the client library).
     var daemonCpuUsPerRequest: Double
@@ -37,17 +40,23 @@ struct BenchReference: Codable {
         let raw = try EchoPeer(requestBytes: sizes.request, replyBytes: sizes.reply, dispatch: false)
         let dispatch = try EchoPeer(requestBytes: sizes.request, replyBytes: sizes.reply, dispatch: true)
         let probe = try await DaemonProbe(socketPath: socketPath, window: window)
-        var latency = (raw: LatencyHistogram(), dispatch: LatencyHistogram(), fresh: LatencyHistogram(), pooled: LatencyHistogram())
+        let rawClient = try RawDaemonClient(socketPath: socketPath, enclave: probe.host.handle)
+        var latency = (
+            raw: LatencyHistogram(), dispatch: LatencyHistogram(), fresh: LatencyHistogram(), library: LatencyHistogram(),
+            pooled: LatencyHistogram()
+        )
         let warmUp = 500
         for round in 0..<(warmUp + rounds) {
             let r = try raw.roundTrip()
             let d = try dispatch.roundTrip()
-            let f = try await probe.allocateFresh()
+            let f = try rawClient.allocateFresh()
+            let l = try await probe.allocateFresh()
             let p = try await probe.allocatePooled()
             guard round >= warmUp else { continue }
             latency.raw.record(r)
             latency.dispatch.record(d)
             latency.fresh.record(f)
+            latency.library.record(l)
             latency.pooled.record(p)
         }
         let chunks = 10
@@ -69,7 +78,7 @@ struct BenchReference: Codable {
             raw: Exchange(pingPongUs: LatencySummary(latency.raw), pipelinedPerSecond: rate(elapsed.raw)),
             dispatch: Exchange(pingPongUs: LatencySummary(latency.dispatch), pipelinedPerSecond: rate(elapsed.dispatch)),
             edmmd: Exchange(pingPongUs: LatencySummary(latency.fresh), pipelinedPerSecond: rate(elapsed.edmmd)),
-            allocatePooledUs: LatencySummary(latency.pooled),
+            allocateClientLibraryUs: LatencySummary(latency.library), allocatePooledUs: LatencySummary(latency.pooled),
             daemonCpuUsPerRequest: (BenchDaemon.cpuSeconds(pid: probe.daemonPID) - daemonCPU) * perRequest,
             clientCpuUsPerRequest: clientCPU * perRequest)
     }

@@ -52,7 +52,8 @@ extension BenchReport {
             targets.append(
                 .atMost(
                     "allocate p50 vs raw ping-pong", ratio(reference.edmmd.pingPongUs.p50, reference.raw.pingPongUs.p50), 1.5,
-                    "fresh one-page ALLOCATE round trip over a raw SOCK_SEQPACKET round trip of the same sizes, interleaved"))
+                    "fresh one-page ALLOCATE round trip from a raw client over a raw SOCK_SEQPACKET round trip of the same sizes, "
+                        + "interleaved"))
             targets.append(
                 .atLeast(
                     "pipelined throughput vs raw pipelined", ratio(reference.edmmd.pipelinedPerSecond, reference.raw.pipelinedPerSecond),
