@@ -114,6 +114,24 @@ import Testing
         #expect(machine.checkInvariants().isEmpty)
     }
 
+    @Test func closingAnEnclaveReleasesItIfItsOtherHoldersDiedAndLeavesOtherEnclavesToTheSweep() throws {
+        let machine = try SimulatedMachine.create(.init(epcPages: 64, enclaveCapacity: 4))
+        let first = try SharedStateTests.emptyEnclave(machine)
+        let second = try SharedStateTests.emptyEnclave(machine)
+        let firstHost = try HelperProcess(machine: machine, enclave: first)
+        let secondHost = try HelperProcess(machine: machine, enclave: second)
+        firstHost.kill()
+        secondHost.kill()
+        // One enclave's holders are checked, not the whole table (a daemon closes one at a time).
+        first.closeReleasingIfOrphaned()
+        #expect(machine.stats.aliveEnclaves == 1)
+        #expect(second.machine.sweepDeadEnclaves() == 0)  // this process still holds the second
+        second.closeReleasingIfOrphaned()
+        #expect(machine.stats.aliveEnclaves == 0)
+        #expect(machine.stats.usedPages == 0)
+        #expect(machine.checkInvariants().isEmpty)
+    }
+
     @Test func aProcessThatDiesHoldingTheLocksLeavesThemUsable() throws {
         let machine = try SimulatedMachine.create(.init(epcPages: 16, enclaveCapacity: 4))
         let enclave = try SharedStateTests.emptyEnclave(machine)

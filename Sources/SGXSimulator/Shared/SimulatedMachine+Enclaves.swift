@@ -134,27 +134,51 @@ extension SimulatedMachine {
     /// nothing done, when the machine lock is held now.
     public func sweepDeadEnclavesIfIdle() -> Int? { withLockIfFree { sweepDeadEnclavesLocked() } }
 
+    /// Forgets the attachments of dead processes to one enclave and releases it if none is left,
+    /// without waiting on a lock a client can hold: nil, and nothing done, when the machine lock is
+    /// held now. For a holder that closes the enclave (the daemon): whether the others are alive
+    /// concerns this enclave alone, and a sweep of every enclave would cost one /proc read per
+    /// attachment on the machine for each enclave closed.
+    public func sweepDeadHoldersIfIdle(index: UInt32, incarnation: UInt32) -> Bool? {
+        withLockIfFree {
+            guard index < enclaveCapacity, records[Int(index)].state == EDMM_ENCLAVE_ALIVE,
+                records[Int(index)].incarnation == incarnation
+            else { return false }
+            var liveness: [ProcessIdentity: Bool] = [:]
+            return sweepLocked(index: index, &liveness)
+        }
+    }
+
     private func sweepDeadEnclavesLocked() -> Int {
         header.pointee.sweeps &+= 1
         header.pointee.ewb_at_last_sweep = header.pointee.ewb
         var released = 0
+        // Many enclaves share a few holders: one /proc read per process, not per attachment.
+        var liveness: [ProcessIdentity: Bool] = [:]
         for i in 0..<enclaveCapacity where records[Int(i)].state == EDMM_ENCLAVE_ALIVE {
-            let list = attachments(i)
-            var live: UInt32 = 0
-            for j in 0..<list.count where list[j].refs > 0 {
-                if ProcessIdentity(pid: list[j].pid, startTime: list[j].start_time).isAlive {
-                    live += 1
-                } else {
-                    list[j] = edmm_attachment()
-                }
-            }
-            edmm_store32(&records[Int(i)].attached_count, live)
-            if live == 0 {
-                release(index: i)
-                released += 1
-            }
+            if sweepLocked(index: i, &liveness) { released += 1 }
         }
         return released
+    }
+
+    /// Drops the enclave's attachments of dead processes; releases it if none is left.
+    private func sweepLocked(index: UInt32, _ liveness: inout [ProcessIdentity: Bool]) -> Bool {
+        let list = attachments(index)
+        var live: UInt32 = 0
+        for j in 0..<list.count where list[j].refs > 0 {
+            let holder = ProcessIdentity(pid: list[j].pid, startTime: list[j].start_time)
+            let alive = liveness[holder] ?? holder.isAlive
+            liveness[holder] = alive
+            if alive {
+                live += 1
+            } else {
+                list[j] = edmm_attachment()
+            }
+        }
+        edmm_store32(&records[Int(index)].attached_count, live)
+        guard live == 0 else { return false }
+        release(index: index)
+        return true
     }
 
     func sweepIfDue() -> Bool {
