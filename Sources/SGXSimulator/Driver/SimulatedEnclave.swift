@@ -24,6 +24,8 @@ public final class SimulatedEnclave: EnclaveDevice, @unchecked Sendable {
     /// where the kernel lets other faults, ioctls and enclave threads interleave.
     let pageBoundaryHook = Mutex<(@Sendable (UInt64) -> Void)?>(nil)
     private let detached = Atomic<Bool>(false)
+    /// This handle told the machine that its process mapped the enclave (`noteMapped`).
+    let mappedNoted = Atomic<Bool>(false)
 
     struct LocalState {
         var space = AddressSpace()
