@@ -35,9 +35,32 @@ import Testing
         #expect(counters[.eaug] == 8)
         #expect(counters[.eaccept] == 16)
         #expect(counters[.etrack] == 8)
-        // Both processes have the enclave open: each ETRACK interrupts both.
+        // Both processes mapped the enclave: each ETRACK interrupts both.
         #expect(counters[.ipis] == 16)
         #expect(machine.checkInvariants(enclaves: [enclave]).isEmpty)
+    }
+
+    @Test func anETRACKInterruptsOnlyTheProcessesThatMappedTheEnclave() throws {
+        let machine = try SimulatedMachine.create(.init(epcPages: 64, enclaveCapacity: 4))
+        let base: UInt64 = 1 << 30
+        // This process holds the descriptor and runs ioctls, as edmmd does; it never maps.
+        let enclave = try SimulatedEnclave.create(machine: machine, base: base, size: 64 * 4096)
+        #expect(enclave.initialize() == 0)
+        let host = try HelperProcess(machine: machine, enclave: enclave)
+        #expect(try host.send(#"{"op":"eaccept","enclave":"A","page":1,"flags":523}"#) == #"{"ret":0}"#)
+        var trim = ModifyTypesParams(offset: 4096, length: 4096, pageType: 4)
+        #expect(enclave.modifyTypes(&trim) == 0)
+        #expect(enclave.counters[.etrack] == 1)
+        #expect(enclave.counters[.ipis] == 1)  // sgx_encl_cpumask(): the host's mm alone
+        #expect(enclave.mmap(address: base, length: 4096, protection: .rw) == 0)
+        #expect(try host.send(#"{"op":"eaccept","enclave":"A","page":1,"flags":1040}"#) == #"{"ret":0}"#)
+        var remove = RemovePagesParams(offset: 4096, length: 4096)
+        #expect(enclave.removePages(&remove) == 0)
+        #expect(try host.send(#"{"op":"eaccept","enclave":"A","page":2,"flags":523}"#) == #"{"ret":0}"#)
+        trim = ModifyTypesParams(offset: 2 * 4096, length: 4096, pageType: 4)
+        #expect(enclave.modifyTypes(&trim) == 0)
+        #expect(enclave.counters[.etrack] == 2)
+        #expect(enclave.counters[.ipis] == 3)  // and this process too, once it mapped the enclave
     }
 
     @Test func anIoctlFromAnotherProcessDuringAnIoctlGetsEBUSY() throws {
@@ -109,6 +132,24 @@ import Testing
         #expect(machine.stats.usedPages == 5 + 2)  // and the SECS and a VA page
         host.kill()
         #expect(machine.sweepDeadEnclaves() == 1)
+        #expect(machine.stats.aliveEnclaves == 0)
+        #expect(machine.stats.usedPages == 0)
+        #expect(machine.checkInvariants().isEmpty)
+    }
+
+    @Test func closingAnEnclaveReleasesItIfItsOtherHoldersDiedAndLeavesOtherEnclavesToTheSweep() throws {
+        let machine = try SimulatedMachine.create(.init(epcPages: 64, enclaveCapacity: 4))
+        let first = try SharedStateTests.emptyEnclave(machine)
+        let second = try SharedStateTests.emptyEnclave(machine)
+        let firstHost = try HelperProcess(machine: machine, enclave: first)
+        let secondHost = try HelperProcess(machine: machine, enclave: second)
+        firstHost.kill()
+        secondHost.kill()
+        // One enclave's holders are checked, not the whole table (a daemon closes one at a time).
+        first.closeReleasingIfOrphaned()
+        #expect(machine.stats.aliveEnclaves == 1)
+        #expect(second.machine.sweepDeadEnclaves() == 0)  // this process still holds the second
+        second.closeReleasingIfOrphaned()
         #expect(machine.stats.aliveEnclaves == 0)
         #expect(machine.stats.usedPages == 0)
         #expect(machine.checkInvariants().isEmpty)

@@ -71,10 +71,12 @@ import Testing
 
     @Test func aRegionOfAnotherVersionIsRejected() throws {
         var bytes = try contents(of: machine.fd)
-        bytes[8] = 3  // version field
+        bytes[8] = UInt8(EDMM_SHM_VERSION + 1)  // version field
         let fd = try memfd(copying: bytes, seal: true)
         defer { close(fd) }
-        #expect(throws: SimulatorError.unsupportedVersion(found: 3, expected: 2)) { try SimulatedMachine.open(fd: fd) }
+        #expect(throws: SimulatorError.unsupportedVersion(found: EDMM_SHM_VERSION + 1, expected: EDMM_SHM_VERSION)) {
+            try SimulatedMachine.open(fd: fd)
+        }
     }
 
     @Test func aTruncatedRegionIsRejectedWithBothSizes() throws {

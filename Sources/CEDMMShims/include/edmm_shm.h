@@ -11,7 +11,7 @@
 #include <pthread.h>
 #include <sys/types.h>
 
-#define EDMM_SHM_VERSION 2u
+#define EDMM_SHM_VERSION 3u
 #define EDMM_MACHINE_MAGIC 0x4843414d4d4d4445ull /* "EDMMMACH" */
 #define EDMM_ENCLAVE_MAGIC 0x4c434e454d4d4445ull /* "EDMMENCL" */
 
@@ -36,11 +36,14 @@ typedef struct {
 } edmm_epc_slot;
 
 /// A process that has the enclave open. `start_time` (field 22 of /proc/<pid>/stat) tells a
-/// reused pid apart from the process that attached.
+/// reused pid apart from the process that attached. `mapped`: the process mmapped the enclave
+/// (the kernel's `sgx_mmap()` adds its mm to `encl->mm_list`), so ETRACK's IPIs reach it.
 typedef struct {
     uint32_t pid;
     uint32_t refs;
     uint64_t start_time;
+    uint32_t mapped;
+    uint32_t reserved;
 } edmm_attachment;
 
 #define EDMM_ENCLAVE_FREE 0u
@@ -63,7 +66,7 @@ typedef struct {
     uint32_t incarnation;     /* bumped each time the entry is reused */
     uint64_t resident_pages;  /* its enclave pages (REG, TCS, TRIM) in the EPC: secs_child_cnt */
     uint64_t ewb;             /* its pages evicted (EWB runs with the machine lock only) */
-    uint32_t attached_count;  /* live entries in `attached`, read lock-free for the IPI count */
+    uint32_t attached_count;  /* live entries in `attached` */
     uint32_t flags;           /* EDMM_RECORD_* */
     edmm_attachment attached[EDMM_MAX_ATTACHED];
     /* The enclave's control pages, charged like the kernel's (guarded by the machine lock). */
@@ -71,7 +74,7 @@ typedef struct {
     uint32_t va_pages;        /* VA pages: never evicted, and freed only when the enclave is released */
     uint32_t secs_slot;       /* EPC slot of the SECS + 1 while it is in the EPC, 0 while evicted */
     uint32_t secs_gen;        /* that slot's generation */
-    uint32_t reserved;
+    uint32_t mapped_count;    /* live entries in `attached` that mapped it, read lock-free for the IPI count */
 } edmm_enclave_record;
 
 /// Kinds of injected fault (docs/simulator.md, "Fault injection"), in SimulatorFaults.Kind order.

@@ -59,6 +59,10 @@ protocol OpenedEnclave: AnyObject, Sendable {
     var epcm: (any EPCMInspector)? { get }
     /// The device's own STATS counters; empty for the kernel.
     var statsCounters: [WireCounter] { get }
+    /// A value equal for every descriptor of this enclave and for no other enclave, when the
+    /// device has one (the simulated machine's enclave table entry); nil when identity takes a
+    /// pairwise comparison (`isSameEnclave`: the kernel's kcmp(2)).
+    var identityKey: AnyHashable? { get }
     /// Whether `other` is this same enclave, whatever descriptor brought each (one enclave, one
     /// ledger); throws when the device cannot tell.
     func isSameEnclave(as other: any OpenedEnclave) throws(IdentityUnknown) -> Bool

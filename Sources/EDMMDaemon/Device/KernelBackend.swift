@@ -88,6 +88,8 @@ final class KernelEnclave: OpenedEnclave {
     var elrange: (base: UInt64, size: UInt64)? { nil }
     var epcm: (any EPCMInspector)? { nil }
     var statsCounters: [WireCounter] { [] }
+    /// The kernel exposes no key for an open file, only kcmp(2)'s pairwise comparison.
+    var identityKey: AnyHashable? { nil }
 
     func isSameEnclave(as other: any OpenedEnclave) throws(IdentityUnknown) -> Bool {
         guard let other = other as? KernelEnclave else { return false }

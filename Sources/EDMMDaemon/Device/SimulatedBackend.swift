@@ -159,9 +159,12 @@ final class SimulatedBackend: DeviceBackend {
 /// A simulated enclave the daemon opened: its ioctls, its EPCM, its counters.
 final class SimulatedEnclaveHandle: OpenedEnclave, EPCMInspector {
     let enclave: SimulatedEnclave
+    /// Computed once: REGISTER looks it up among every registered enclave.
+    let identity: SimulatedEnclave.Identity
 
     init(_ enclave: SimulatedEnclave) {
         self.enclave = enclave
+        identity = enclave.identity
     }
 
     var kind: WireDeviceKind { .simulated }
@@ -178,15 +181,14 @@ final class SimulatedEnclaveHandle: OpenedEnclave, EPCMInspector {
 
     /// One entry of the machine's enclave table: every descriptor of the enclave (a dup, the
     /// memfd opened again) names the same.
+    var identityKey: AnyHashable? { identity }
+
     func isSameEnclave(as other: any OpenedEnclave) throws(IdentityUnknown) -> Bool {
         guard let other = other as? SimulatedEnclaveHandle else { return false }
-        return enclave.identity == other.enclave.identity
+        return identity == other.identity
     }
 
-    func close() {
-        enclave.close()
-        _ = enclave.machine.sweepDeadEnclavesIfIdle()
-    }
+    func close() { enclave.closeReleasingIfOrphaned() }
 
     func page(_ index: UInt64) -> EPCMPage { EPCMPage(enclave.pageInfo(offset: index << Page.shift)) }
 

@@ -58,6 +58,12 @@ final class EnclaveContext: Sendable {
     /// The enclave as last published by its queue.
     var snapshot: EnclaveSnapshot { published.withLock { $0 } }
 
+    /// The published page counts and last activity alone: the supervisor reads them from every
+    /// enclave each tick, without copying (and reference counting) the rest of the snapshot.
+    var poolFigures: (pages: PageCounts, lastActivity: MonotonicInstant) {
+        published.withLock { ($0.pages, $0.lastActivity) }
+    }
+
     /// Publishes a new snapshot (the queue, after every change).
     func publish(_ snapshot: EnclaveSnapshot) { published.withLock { $0 = snapshot } }
 

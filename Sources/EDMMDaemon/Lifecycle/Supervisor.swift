@@ -80,11 +80,11 @@ final class Supervisor: Sendable {
     /// Asks the enclaves over their pool threshold, and under EPC pressure the least recently
     /// active ones, to give pool pages back.
     private func reclaimPools(_ plan: Plan) {
-        let enclaves = core.registry.all.map { ($0, $0.snapshot) }
-        let pools = enclaves.map { enclave, snapshot in
+        let enclaves = core.registry.all.map { ($0, $0.poolFigures) }
+        let pools = enclaves.map { enclave, figures in
             PoolReclaimPolicy.EnclavePool(
-                enclave: EnclaveID(enclave.handle), lastActivity: snapshot.lastActivity, pooledPages: snapshot.pages.pooled,
-                epcPages: snapshot.pages.epcPages)
+                enclave: EnclaveID(enclave.handle), lastActivity: figures.lastActivity, pooledPages: figures.pages.pooled,
+                epcPages: figures.pages.epcPages)
         }
         // Pages already on their way out are not counted again, or each tick would reclaim more.
         let leaving = enclaves.reduce(0) { $0 + $1.1.pages.trimming + $1.1.pages.removing }
@@ -93,8 +93,8 @@ final class Supervisor: Sendable {
         core.underPressure.store(plan.policy.underPressure, ordering: .relaxed)
         let byID = Dictionary(uniqueKeysWithValues: enclaves.map { (EnclaveID($0.0.handle), $0) })
         for order in orders {
-            guard let (enclave, snapshot) = byID[order.enclave] else { continue }
-            let overThreshold = plan.policy.thresholdExcess(pooledPages: snapshot.pages.pooled, epcPages: snapshot.pages.epcPages) > 0
+            guard let (enclave, figures) = byID[order.enclave] else { continue }
+            let overThreshold = plan.policy.thresholdExcess(pooledPages: figures.pages.pooled, epcPages: figures.pages.epcPages) > 0
             enclave.reclaim(pages: order.pages, reason: overThreshold ? .poolThreshold : .epcPressure) { _ in }
         }
     }

@@ -22,9 +22,16 @@ final class EnclaveRegistry: Sendable {
         let registering: EnclaveContext?
     }
 
+    /// The claims by handle, and those whose device gives an identity key by that key, so that
+    /// a simulated REGISTER costs one lookup however many enclaves are registered.
+    private struct Claims {
+        var byHandle: [EnclaveHandle: Claim] = [:]
+        var byKey: [AnyHashable: EnclaveHandle] = [:]
+    }
+
     private let state = Mutex(State(lastHandle: EnclaveRegistry.randomStart()))
     /// Apart from `state`: a claim may run one kcmp(2) per kernel enclave, which lookups need not wait for.
-    private let claims = Mutex<[Claim]>([])
+    private let claims = Mutex(Claims())
 
     /// Handles count up from a random point in [2^16, 2^47), a multiple of 2^16: a daemon that
     /// restarts without the FD store (which would restore its handles) must not hand an old
@@ -56,22 +63,34 @@ final class EnclaveRegistry: Sendable {
         _ enclave: any OpenedEnclave, for handle: EnclaveHandle, owner: UInt32, registering: EnclaveContext? = nil
     ) -> IdentityClaim {
         claims.withLock { claims in
+            let claim = Claim(enclave: enclave, handle: handle, owner: owner, registering: registering)
+            if let key = enclave.identityKey {
+                if let holder = claims.byKey[key], let taken = claims.byHandle[holder] {
+                    return .taken(by: taken.handle, owner: taken.owner)
+                }
+                claims.byKey[key] = handle
+                claims.byHandle[handle] = claim
+                return .claimed
+            }
             var failure: IdentityUnknown?
-            for claim in claims {
+            for other in claims.byHandle.values where other.enclave.identityKey == nil {
                 do throws(IdentityUnknown) {
-                    if try claim.enclave.isSameEnclave(as: enclave) { return .taken(by: claim.handle, owner: claim.owner) }
+                    if try other.enclave.isSameEnclave(as: enclave) { return .taken(by: other.handle, owner: other.owner) }
                 } catch {
                     failure = error
                 }
             }
-            claims.append(Claim(enclave: enclave, handle: handle, owner: owner, registering: registering))
+            claims.byHandle[handle] = claim
             return failure.map { .unchecked($0) } ?? .claimed
         }
     }
 
     /// The enclave is gone (or its registration failed): its handle and its identity are free.
     func remove(_ handle: EnclaveHandle) {
-        claims.withLock { $0.removeAll { $0.handle == handle } }
+        claims.withLock { claims in
+            guard let claim = claims.byHandle.removeValue(forKey: handle) else { return }
+            if let key = claim.enclave.identityKey, claims.byKey[key] == handle { claims.byKey.removeValue(forKey: key) }
+        }
         state.withLock { _ = $0.enclaves.removeValue(forKey: handle) }
     }
 
@@ -82,7 +101,7 @@ final class EnclaveRegistry: Sendable {
     /// The enclave `handle` names, registered or still registering (ATTACH: what it queues on the
     /// enclave's queue runs after the REGISTER, and finds it active or gone).
     func lookupIncludingRegistering(_ handle: EnclaveHandle) -> EnclaveContext? {
-        lookup(handle) ?? claims.withLock { $0.first { $0.handle == handle }?.registering }
+        lookup(handle) ?? claims.withLock { $0.byHandle[handle]?.registering }
     }
 
     /// Every enclave, by handle.

@@ -93,6 +93,7 @@ extension SimulatedEnclave {
         guard let end = mappingEnd(address: address, length: length) else { return EINVAL }
         if let denied = mayMap(address, end, protection) { return denied }
         local.withLock { $0.space.map(address, end, prot: protection, base: base) }
+        if !mappedNoted.exchange(true, ordering: .relaxed) { machine.noteMapped(index: index, incarnation: incarnation) }
         return 0
     }
 

@@ -160,11 +160,11 @@ extension SimulatedEnclave {
         region.store(w, e)
     }
 
-    /// `sgx_enclave_etrack()`: ETRACK, then an IPI to every CPU running the enclave's mms,
-    /// modelled as one IPI per attached process.
+    /// `sgx_enclave_etrack()`: ETRACK, then an IPI to every CPU running the enclave's mms
+    /// (`sgx_encl_cpumask()`), modelled as one IPI per process that mapped the enclave.
     private func etrack() {
         region.count(.etrack)
-        region.count(.ipis, machine.attachedProcessCount(index: index))
+        region.count(.ipis, machine.mappedProcessCount(index: index))
     }
 
     enum ENCLSOutcome {

@@ -24,6 +24,8 @@ public final class SimulatedEnclave: EnclaveDevice, @unchecked Sendable {
     /// where the kernel lets other faults, ioctls and enclave threads interleave.
     let pageBoundaryHook = Mutex<(@Sendable (UInt64) -> Void)?>(nil)
     private let detached = Atomic<Bool>(false)
+    /// This handle told the machine that its process mapped the enclave (`noteMapped`).
+    let mappedNoted = Atomic<Bool>(false)
 
     struct LocalState {
         var space = AddressSpace()
@@ -50,13 +52,18 @@ public final class SimulatedEnclave: EnclaveDevice, @unchecked Sendable {
 
     /// Which enclave this is: its entry in its machine's enclave table, and the entry's
     /// incarnation. Every descriptor of the enclave (a dup, the memfd opened again) gives the same.
+    /// The machine, the entry of its enclave table, and that entry's use: the same for every
+    /// descriptor of the enclave.
     public struct Identity: Hashable, Sendable {
-        public let machineUUID: String
+        public let machineUUIDHigh: UInt64
+        public let machineUUIDLow: UInt64
         public let index: UInt32
         public let incarnation: UInt32
     }
 
-    public var identity: Identity { Identity(machineUUID: machine.uuidString, index: index, incarnation: incarnation) }
+    public var identity: Identity {
+        Identity(machineUUIDHigh: machine.uuid.hi, machineUUIDLow: machine.uuid.lo, index: index, incarnation: incarnation)
+    }
 
     deinit { close() }
 
@@ -68,6 +75,14 @@ public final class SimulatedEnclave: EnclaveDevice, @unchecked Sendable {
     public func close() {
         guard !detached.exchange(true, ordering: .acquiringAndReleasing) else { return }
         machine.detach(index: index, incarnation: incarnation)
+    }
+
+    /// `close`, then releases the enclave if every other process that had it open died without
+    /// closing it; skipped if a client holds the machine lock now (the daemon must not wait on
+    /// it), when the next full sweep does it.
+    public func closeReleasingIfOrphaned() {
+        close()
+        _ = machine.sweepDeadHoldersIfIdle(index: index, incarnation: incarnation)
     }
 
     // MARK: Create and open

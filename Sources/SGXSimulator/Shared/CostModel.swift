@@ -31,7 +31,7 @@ public struct CostModel: Sendable, Equatable {
         (.emodpr, 2_000, "assumption: no published figure"),
         (.emodt, 2_000, "assumption: no published figure"),
         (.etrack, 1_000, "assumption: no published figure"),
-        (.ipis, 3_000, "assumption: IPI delivery plus the AEX it forces on a remote CPU, one per attached process"),
+        (.ipis, 3_000, "assumption: IPI delivery plus the AEX it forces on a remote CPU, one per process that mapped the enclave"),
         (.eremove, 2_000, "assumption: no published figure"),
         (.ewb, 12_000, "assumption: encrypt and MAC 4 KiB plus EBLOCK/ETRACK share"),
         (.eldu, 12_000, "assumption: decrypt and verify 4 KiB"),

@@ -2,7 +2,7 @@ import Glibc
 
 /// A process as the simulator tracks attachments: pid plus its start time, so that a pid reused
 /// by a new process is not mistaken for the one that attached.
-struct ProcessIdentity: Equatable {
+struct ProcessIdentity: Hashable {
     var pid: UInt32
     var startTime: UInt64
 

@@ -67,7 +67,7 @@ extension SimulatedMachine {
             return true
         }
         guard let i = list.firstIndex(where: { $0.refs == 0 }) else { return false }
-        list[i] = edmm_attachment(pid: me.pid, refs: 1, start_time: me.startTime)
+        list[i] = edmm_attachment(pid: me.pid, refs: 1, start_time: me.startTime, mapped: 0, reserved: 0)
         edmm_store32(&record(index).pointee.attached_count, record(index).pointee.attached_count &+ 1)
         return true
     }
@@ -83,6 +83,7 @@ extension SimulatedMachine {
             if let i = list.firstIndex(where: { $0.pid == me.pid && $0.start_time == me.startTime && $0.refs > 0 }) {
                 list[i].refs -= 1
                 if list[i].refs == 0 {
+                    if list[i].mapped != 0 { edmm_store32(&r.pointee.mapped_count, r.pointee.mapped_count &- 1) }
                     list[i] = edmm_attachment()
                     edmm_store32(&r.pointee.attached_count, r.pointee.attached_count &- 1)
                 }
@@ -91,9 +92,26 @@ extension SimulatedMachine {
         }
     }
 
-    /// Lock-free: processes attached to the enclave (the IPI fan-out of one ETRACK).
-    func attachedProcessCount(index: UInt32) -> UInt64 {
-        UInt64(edmm_load32(&record(index).pointee.attached_count))
+    /// This process mapped the enclave: from now until it lets the enclave go, ETRACK interrupts
+    /// it. The kernel's `sgx_mmap()` adds the mm to `encl->mm_list`, which `sgx_encl_cpumask()`
+    /// walks for the IPIs; a process that only holds the descriptor (edmmd) is never on it.
+    func noteMapped(index: UInt32, incarnation: UInt32) {
+        _ = locked {
+            let r = record(index)
+            guard r.pointee.state == EDMM_ENCLAVE_ALIVE, r.pointee.incarnation == incarnation else { return }
+            let me = ProcessIdentity.current
+            let list = attachments(index)
+            guard let i = list.firstIndex(where: { $0.pid == me.pid && $0.start_time == me.startTime && $0.refs > 0 }),
+                list[i].mapped == 0
+            else { return }
+            list[i].mapped = 1
+            edmm_store32(&r.pointee.mapped_count, r.pointee.mapped_count &+ 1)
+        }
+    }
+
+    /// Lock-free: processes that mapped the enclave (the IPI fan-out of one ETRACK).
+    func mappedProcessCount(index: UInt32) -> UInt64 {
+        UInt64(edmm_load32(&record(index).pointee.mapped_count))
     }
 
     func isAlive(index: UInt32, incarnation: UInt32) -> Bool {
@@ -134,27 +152,54 @@ extension SimulatedMachine {
     /// nothing done, when the machine lock is held now.
     public func sweepDeadEnclavesIfIdle() -> Int? { withLockIfFree { sweepDeadEnclavesLocked() } }
 
+    /// Forgets the attachments of dead processes to one enclave and releases it if none is left,
+    /// without waiting on a lock a client can hold: nil, and nothing done, when the machine lock is
+    /// held now. For a holder that closes the enclave (the daemon): whether the others are alive
+    /// concerns this enclave alone, and a sweep of every enclave would cost one /proc read per
+    /// attachment on the machine for each enclave closed.
+    public func sweepDeadHoldersIfIdle(index: UInt32, incarnation: UInt32) -> Bool? {
+        withLockIfFree {
+            guard index < enclaveCapacity, records[Int(index)].state == EDMM_ENCLAVE_ALIVE,
+                records[Int(index)].incarnation == incarnation
+            else { return false }
+            var liveness: [ProcessIdentity: Bool] = [:]
+            return sweepLocked(index: index, &liveness)
+        }
+    }
+
     private func sweepDeadEnclavesLocked() -> Int {
         header.pointee.sweeps &+= 1
         header.pointee.ewb_at_last_sweep = header.pointee.ewb
         var released = 0
+        // Many enclaves share a few holders: one /proc read per process, not per attachment.
+        var liveness: [ProcessIdentity: Bool] = [:]
         for i in 0..<enclaveCapacity where records[Int(i)].state == EDMM_ENCLAVE_ALIVE {
-            let list = attachments(i)
-            var live: UInt32 = 0
-            for j in 0..<list.count where list[j].refs > 0 {
-                if ProcessIdentity(pid: list[j].pid, startTime: list[j].start_time).isAlive {
-                    live += 1
-                } else {
-                    list[j] = edmm_attachment()
-                }
-            }
-            edmm_store32(&records[Int(i)].attached_count, live)
-            if live == 0 {
-                release(index: i)
-                released += 1
-            }
+            if sweepLocked(index: i, &liveness) { released += 1 }
         }
         return released
+    }
+
+    /// Drops the enclave's attachments of dead processes; releases it if none is left.
+    private func sweepLocked(index: UInt32, _ liveness: inout [ProcessIdentity: Bool]) -> Bool {
+        let list = attachments(index)
+        var live: UInt32 = 0
+        var mapped: UInt32 = 0
+        for j in 0..<list.count where list[j].refs > 0 {
+            let holder = ProcessIdentity(pid: list[j].pid, startTime: list[j].start_time)
+            let alive = liveness[holder] ?? holder.isAlive
+            liveness[holder] = alive
+            if alive {
+                live += 1
+                if list[j].mapped != 0 { mapped += 1 }
+            } else {
+                list[j] = edmm_attachment()
+            }
+        }
+        edmm_store32(&records[Int(index)].attached_count, live)
+        edmm_store32(&records[Int(index)].mapped_count, mapped)
+        guard live == 0 else { return false }
+        release(index: index)
+        return true
     }
 
     func sweepIfDue() -> Bool {

@@ -26,7 +26,8 @@ struct BenchCommand: AsyncParsableCommand {
 
             Then, in the same run: a raw SOCK_SEQPACKET ping-pong and a pipelined exchange \
             between two processes, edmmd's ALLOCATE latency and pipelined rate against them, \
-            edmmd's memory with 1,000 registered 1 TiB enclaves and 64 active clients, and the \
+            edmmd's memory with 10,000 registered 1 TiB enclaves and 64 active clients and its \
+            ALLOCATE latency with 10 and with 10,000 registered, and the \
             core's cost at 10 and 100,000 ranges. It prints each target and whether it holds.
 
             ioctls, exits and cycles are modelled (the simulator's counts and cost table); \
@@ -39,7 +40,7 @@ struct BenchCommand: AsyncParsableCommand {
               2   completed, but a target was missed
             """)
 
-    @Flag(help: "A reduced run (under a minute on 2 cores): server and gc with 8 clients, fewer batches.")
+    @Flag(help: "A reduced run (a few minutes on 2 cores): server, gc and startup with 8 clients, fewer batches and rounds.")
     var quick = false
 
     @Flag(help: "Print one JSON object instead of tables.")
@@ -60,7 +61,10 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "edmmd's batch window, [batch] window_us, in microseconds (default: edmmd's, 500).")
     var batchWindowUs: UInt64?
 
-    @Option(help: "Comma-separated workloads (default: all; --quick: server,gc).")
+    @Option(help: "Enclaves of 1 TiB registered in the rss phase (64 of them active).")
+    var scaleEnclaves = 10_000
+
+    @Option(help: "Comma-separated workloads (default: all; --quick: server,gc,startup).")
     var workloads: String?
 
     @Option(help: "Comma-separated client counts (default: 1,8,64; --quick: 8).")
@@ -72,8 +76,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(
         help:
             """
-            Comma-separated phases to run: rows, reference (raw sockets and edmmd's ALLOCATE latency and pipelined rate), rss, scaling \
-            (default: all).
+            Comma-separated phases to run: rows, reference (raw sockets and edmmd's ALLOCATE latency and pipelined rate), \
+            rss (memory and ALLOCATE latency at scale), scaling (default: all).
             """
     )
     var phases: String = BenchPhase.allCases.map(\.rawValue).joined(separator: ",")
@@ -96,6 +100,9 @@ struct BenchCommand: AsyncParsableCommand {
         if let batches, !(1...100_000).contains(batches) { throw ValidationError("--batches must be 1...100000") }
         guard (16...65536).contains(workingSet) else { throw ValidationError("--working-set must be 16...65536 pages") }
         guard (64...65536).contains(epcMib) else { throw ValidationError("--epc-mib must be 64...65536") }
+        guard (BenchRSS.fewEnclaves + 64...100_000).contains(scaleEnclaves) else {
+            throw ValidationError("--scale-enclaves must be \(BenchRSS.fewEnclaves + 64)...100000")
+        }
     }
 
     /// The rows to run, in order: for each workload and client count, per-request first.
@@ -107,7 +114,7 @@ struct BenchCommand: AsyncParsableCommand {
                 return value
             }
         }
-        let kinds = try list(workloads, quick ? [.server, .gc] : WorkloadKind.allCases) { WorkloadKind(rawValue: $0) }
+        let kinds = try list(workloads, quick ? [.server, .gc, .startup] : WorkloadKind.allCases) { WorkloadKind(rawValue: $0) }
         let counts = try list(clients, quick ? [8] : [1, 8, 64]) { Int($0).flatMap { (1...256).contains($0) ? $0 : nil } }
         let chosen = try list(approaches, BenchApproach.allCases) { BenchApproach(rawValue: $0) }
         return kinds.flatMap { kind in counts.flatMap { count in chosen.map { ($0, kind, count) } } }
@@ -142,7 +149,7 @@ struct BenchCommand: AsyncParsableCommand {
         }
         report.compareRows()
         if phases.contains(.reference) { await measureReference(&report, settings) }
-        if phases.contains(.rss) { measureRSS(&report, settings) }
+        if phases.contains(.rss) { await measureRSS(&report, settings) }
         if phases.contains(.scaling) {
             progress("core: ledger and batch planning at 10 and 100,000 ranges")
             report.scaling = BenchScaling.measure()
@@ -176,15 +183,32 @@ struct BenchCommand: AsyncParsableCommand {
         }
     }
 
-    private func measureRSS(_ report: inout BenchReport, _ settings: BenchSettings) {
-        progress("edmmd-full: memory with 1,000 enclaves of 1 TiB and 64 active clients")
+    private func measureRSS(_ report: inout BenchReport, _ settings: BenchSettings) async {
+        progress("edmmd-full: memory and ALLOCATE latency with \(scaleEnclaves) enclaves of 1 TiB and 64 active clients")
         do {
+            // edmmd (which inherits the limit) holds a descriptor per enclave.
+            try raiseDescriptorLimit(to: scaleEnclaves + 1024)
             var rssSettings = settings
             rssSettings.batches = quick ? 50 : 200
-            report.rss = try BenchRSS.measure(enclaves: 1000, enclaveSize: 1 << 40, clients: 64, rssSettings)
+            report.rss = try await BenchRSS.measure(
+                enclaves: scaleEnclaves, enclaveSize: 1 << 40, clients: 64, rounds: quick ? 1_000 : 5_000, rssSettings)
         } catch {
             report.problems.append("RSS: \(error)")
         }
+    }
+
+    /// Raises this process's soft RLIMIT_NOFILE to the hard limit, if `needed` is above it.
+    private func raiseDescriptorLimit(to needed: Int) throws {
+        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+        var limit = rlimit()
+        guard getrlimit(resource, &limit) == 0, limit.rlim_cur < rlim_t(needed) else { return }
+        guard limit.rlim_max >= rlim_t(needed) else {
+            throw BenchDaemon.Failure(
+                description: "\(scaleEnclaves) enclaves need \(needed) descriptors in edmmd, above the hard RLIMIT_NOFILE "
+                    + "(\(limit.rlim_max)): raise it (ulimit -Hn) or lower --scale-enclaves")
+        }
+        limit.rlim_cur = limit.rlim_max
+        guard setrlimit(resource, &limit) == 0 else { throw BenchDaemon.Failure(description: "setrlimit(RLIMIT_NOFILE): \(errno)") }
     }
 
     private func progress(_ line: String) { printError("edmm-sim bench: \(line)") }

@@ -8,8 +8,8 @@ import SGXSimulator
 /// `edmm-sim bench-host`: one client process of `edmm-sim bench`. It sets up one enclave (with
 /// edmmd, or on its own for per-request), says "ready", runs `--batches` workload batches on
 /// "go", says "done" with its measurements, compares the EPCM with its record on "check", and
-/// leaves on "exit". With `--idle-enclaves` it also registers that many enclaves that do
-/// nothing (the RSS check).
+/// leaves on "exit". With `--idle-enclaves` it also registers, on the same connection, that many
+/// enclaves that do nothing (the RSS and scale check).
 struct BenchHostCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-host", abstract: "One client process of `edmm-sim bench` (internal).", shouldDisplay: false)
@@ -40,15 +40,16 @@ struct BenchHostCommand: AsyncParsableCommand {
         }
         let blueprint = EnclaveBlueprint(label: label, size: enclaveSize)
         let client: any BenchClient
-        var idle: [SimulatedEnclaveHost] = []
+        var idle: [IdleEnclave] = []
         do {
             if approach.usesDaemon {
                 guard let socket else { throw fail("--socket is required for \(approach.rawValue)") }
-                client = DaemonBenchClient(
-                    try await SimulatedEnclaveHost.launch(socketPath: socket, blueprint: blueprint, clientName: label))
+                let host = try await SimulatedEnclaveHost.launch(socketPath: socket, blueprint: blueprint, clientName: label)
+                client = DaemonBenchClient(host)
+                // On the client's own connection, as a runtime hosting several enclaves would.
                 for i in 0..<idleEnclaves {
-                    let b = EnclaveBlueprint(label: "\(label)-idle-\(i)", size: enclaveSize)
-                    idle.append(try await SimulatedEnclaveHost.launch(socketPath: socket, blueprint: b, clientName: b.label))
+                    idle.append(
+                        try await IdleEnclave(on: host, blueprint: EnclaveBlueprint(label: "\(label)-idle-\(i)", size: enclaveSize)))
                 }
             } else if approach == .staticHeap {
                 client = StaticBenchClient(StaticRuntime(blueprint: blueprint))
@@ -104,8 +105,8 @@ struct BenchHostCommand: AsyncParsableCommand {
         let (matches, problems) = check ? await client.check() : (true, [])
         channel.send(text: BenchLine(kind: .checked, matches: matches, message: problems.joined(separator: "; ")).encoded)
         _ = await channel.next()  // "exit"
+        for enclave in idle { await enclave.unregister() }
         await client.close()
-        for host in idle { try? await host.unregister() }
     }
 }
 

@@ -109,7 +109,8 @@ struct BenchReport: Codable {
                 """
                 edmmd memory with \(rss.enclaves) enclaves of \(rss.enclaveSizeBytes >> 40) TiB, \(rss.activeClients) active clients: \
                 VmRSS \(m.vmRssKib / 1024) MiB (anon \(m.rssAnonKib / 1024), file \(m.rssFileKib / 1024), shmem \(m.rssShmemKib / 1024)), \
-                peak \(m.vmHwmKib / 1024) MiB
+                peak \(m.vmHwmKib / 1024) MiB; fresh ALLOCATE p50 \(us(rss.allocate.few.p50)) with \(rss.allocate.fewEnclaves) \
+                registered, \(us(rss.allocate.all.p50)) with all
                 """
             )
         }

@@ -53,6 +53,14 @@ final class DaemonProbe {
     /// ALLOCATE of one fresh page: quota admission, ledger, reply. (The page is never accepted.)
     func allocateFresh() async throws -> Duration { try await roundTrip(allocate(1)).1 }
 
+    /// `rounds` fresh one-page ALLOCATEs, one at a time, after 100 unrecorded ones.
+    func sampleFreshAllocations(_ rounds: Int, into histogram: inout LatencyHistogram) async throws {
+        for round in 0..<(100 + rounds) {
+            let elapsed = try await allocateFresh()
+            if round >= 100 { histogram.record(elapsed) }
+        }
+    }
+
     /// ALLOCATE of one page the lazy-free pool holds (after an untimed FREE of it).
     func allocatePooled() async throws -> Duration {
         _ = try await roundTrip(free(WireRange(offset: slots.byteOffset, length: Page.size)))

@@ -83,6 +83,7 @@ extension EndToEnd {
                     machine.records[i].resident_pages = value
                     machine.records[i].ewb = value
                     machine.records[i].attached_count = UInt32(truncatingIfNeeded: value)
+                    machine.records[i].mapped_count = UInt32(truncatingIfNeeded: value)
                 }
                 region.enclave.pointee.present_pages = value
                 region.setEnclaveCounters(value)
