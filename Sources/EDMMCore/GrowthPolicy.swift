@@ -2,9 +2,10 @@
 /// trips without committing EPC it will not use. Each grant is at least the enclave's current
 /// chunk, and the chunk doubles with every consecutive growth (no FREE or TRIM in between) up to
 /// `maximumChunkPages`; but the pages granted beyond the asked ones never exceed
-/// `heldPercent` % of what the enclave holds. The heap grows geometrically, not the grant: an
-/// enclave that holds little (it just started, or tore its heap down) is granted about what it
-/// asks, and one that holds much may be granted a chunk in proportion.
+/// `heldPercent` % of what the enclave holds, and come in whole multiples of the asked pages.
+/// The heap grows geometrically, not the grant: an enclave that holds little (it just started,
+/// or tore its heap down) is granted what it asks, and one that holds much may be granted a
+/// chunk in proportion.
 ///
 /// Defaults: chunks from 16 pages (64 KiB) up to 2048 pages (8 MiB), at most 6 % of the held
 /// pages beyond the asked ones.
@@ -34,7 +35,12 @@ public struct GrowthPolicy: Hashable, Sendable {
         state.chunkPages = chunk > maximumChunkPages / 2 ? maximumChunkPages : chunk * 2
         let extra = held / 100 * heldPercent + held % 100 * heldPercent / 100
         let bound = extra > .max - asked ? .max : asked + extra
-        return Swift.max(asked, Swift.min(chunk, room, headroom, bound))
+        let granted = Swift.max(asked, Swift.min(chunk, room, headroom, bound))
+        // The surplus in whole requests of this size: a contiguous heap region is carved for
+        // one allocation, so a leftover run shorter than the request that earned it fits only
+        // smaller ones, and is likely committed for nothing and given back unused
+        // (docs/benchmarks.md, "Growth that fits").
+        return asked == 0 ? granted : asked + (granted - asked) / asked * asked
     }
 }
 

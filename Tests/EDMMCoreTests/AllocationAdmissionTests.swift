@@ -67,7 +67,7 @@ let noUsage = QuotaUsage(enclavePages: 0, uidPages: 0, machinePages: 0)
             .anywhere(pages: 2), permissions: .rw, quota: QuotaPolicy(machineLimit: 100),
             growth: GrowthPolicy(initialChunkPages: 64, heldPercent: 100),
             usage: usage)
-        #expect(grant.range == pages(0, 5))
+        #expect(grant.range == pages(0, 4))  // 5 fit the headroom; the surplus comes in whole requests of 2
     }
 
     @Test func consecutiveGrowthDoublesTheChunkAndAFreeResetsIt() throws {
@@ -93,13 +93,15 @@ let noUsage = QuotaUsage(enclavePages: 0, uidPages: 0, machinePages: 0)
                 .anywhere(pages: asked), permissions: .rw, quota: QuotaPolicy(), growth: growth, usage: noUsage
             ).range
         }
-        // Nothing held: the asked pages; then the chunk (16, 32, 64, 128) or a quarter of the held
-        // pages beyond the asked ones, whichever is smaller, but never less than asked.
-        #expect(try [grow(40), grow(40), grow(40), grow(40)].map(\.count) == [40, 40, 60, 75])
-        let held = ledger.counts.held
-        try ledger.trim(pages(0, held))
+        _ = try ledger.allocate(pages(600, 400), permissions: .rw)
+        // The chunk (16, 32, 64, 128, 256) or a quarter of the held pages beyond the asked ones,
+        // whichever is smaller, in whole requests of 10 pages: 16 rounds down to 10, and the
+        // fifth grant stops at a quarter of the 620 pages held (155, so 150 beyond the ten).
+        #expect(try [grow(10), grow(10), grow(10), grow(10), grow(10)].map(\.count) == [10, 30, 60, 120, 160])
+        try ledger.trim(pages(0, 380))
+        try ledger.trim(pages(600, 400))
         #expect(ledger.counts.held == 0)
-        #expect(try grow(40).count == 40)  // after the teardown, the heap starts again from nothing
+        #expect(try grow(10).count == 10)  // after the teardown, the heap starts again from nothing
     }
 
     @Test func anywhereAllocationWithoutRoomIsRefused() {
@@ -177,8 +179,17 @@ let noUsage = QuotaUsage(enclavePages: 0, uidPages: 0, machinePages: 0)
         state.chunkPages = 2048
         let policy = GrowthPolicy(initialChunkPages: 16, maximumChunkPages: 2048, heldPercent: 12)
         #expect(policy.grant(asked: 40, room: 1 << 20, headroom: 1 << 20, held: 1000, state: &state) == 40 + 120)
-        #expect(policy.grant(asked: 40, room: 1 << 20, headroom: 1 << 20, held: 99, state: &state) == 40 + 11)
-        #expect(policy.grant(asked: 40, room: 1 << 20, headroom: 1 << 20, held: 1 << 40, state: &state) == 2048)
+        #expect(policy.grant(asked: 4, room: 1 << 20, headroom: 1 << 20, held: 99, state: &state) == 4 + 8)  // 11, in fours
+        #expect(policy.grant(asked: 40, room: 1 << 20, headroom: 1 << 20, held: 1 << 40, state: &state) == 2040)
+    }
+
+    @Test func aSurplusShorterThanTheRequestIsNotGranted() {
+        var state = GrowthState()
+        state.chunkPages = 2048
+        let policy = GrowthPolicy(initialChunkPages: 16, maximumChunkPages: 2048, heldPercent: 6)
+        // 6 % of 500 held pages is 30: a 40-page request gets no surplus, a 10-page one three more.
+        #expect(policy.grant(asked: 40, room: 1 << 20, headroom: 1 << 20, held: 500, state: &state) == 40)
+        #expect(policy.grant(asked: 10, room: 1 << 20, headroom: 1 << 20, held: 500, state: &state) == 40)
     }
 
     @Test func theHeldBoundNeitherOverflowsNorExceedsAHundredPercent() {
@@ -186,7 +197,7 @@ let noUsage = QuotaUsage(enclavePages: 0, uidPages: 0, machinePages: 0)
         state.chunkPages = .max
         let policy = GrowthPolicy(initialChunkPages: 16, maximumChunkPages: .max, heldPercent: 500)
         #expect(policy.heldPercent == 100)
-        #expect(policy.grant(asked: 7, room: .max, headroom: .max, held: .max, state: &state) == .max)
-        #expect(policy.grant(asked: 7, room: .max, headroom: .max, held: 10, state: &state) == 17)
+        #expect(policy.grant(asked: 7, room: .max, headroom: .max, held: .max, state: &state) == 7 + (UInt64.max - 7) / 7 * 7)
+        #expect(policy.grant(asked: 7, room: .max, headroom: .max, held: 10, state: &state) == 14)
     }
 }
