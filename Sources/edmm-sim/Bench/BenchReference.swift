@@ -24,14 +24,16 @@ struct BenchReference: Codable {
     /// A peer reading with a DispatchSource on a serial queue, as edmmd's sessions do: the cost
     /// of that event path with no work behind it.
     var dispatch: Exchange
-    /// edmmd: ALLOCATE of a fresh page from a raw client (`ping_pong_us`, `RawDaemonClient`) and
-    /// FREE/ALLOCATE pipelined through the client library.
+    /// edmmd from a raw client (`RawDaemonClient`), as the raw peer is driven: ALLOCATE of a fresh
+    /// page (`ping_pong_us`) and FREE/ALLOCATE pipelined.
     var edmmd: Exchange
+    /// edmmd: the same FREE/ALLOCATE pipelined through the client library (`EDMMConnection`).
+    var pipelinedClientLibraryPerSecond: Double
     /// edmmd: the same fresh ALLOCATE through the client library (`EDMMConnection`).
     var allocateClientLibraryUs: LatencySummary
     /// edmmd: ALLOCATE of a page from the lazy-free pool, through the client library.
     var allocatePooledUs: LatencySummary
-    /// Measured CPU time per pipelined request: edmmd's, and this client's (the client library).
+    /// Measured CPU time per pipelined request: edmmd's (raw client), and the client library's.
     var daemonCpuUsPerRequest: Double
     var clientCpuUsPerRequest: Double
 
@@ -61,14 +63,17 @@ struct BenchReference: Codable {
         }
         let chunks = 10
         let chunk = pipelined / chunks / 2 * 2  // even: FREE and ALLOCATE pairs stay whole
-        var elapsed: (raw: Duration, dispatch: Duration, edmmd: Duration) = (.zero, .zero, .zero)
-        let daemonCPU = BenchDaemon.cpuSeconds(pid: probe.daemonPID)
+        var elapsed: (raw: Duration, dispatch: Duration, edmmd: Duration, library: Duration) = (.zero, .zero, .zero, .zero)
+        var daemonCPU = 0.0
         var clientCPU = 0.0
         for _ in 0..<chunks {
             elapsed.raw += try raw.pipelined(chunk, window: window)
             elapsed.dispatch += try dispatch.pipelined(chunk, window: window)
+            let daemonBefore = BenchDaemon.cpuSeconds(pid: probe.daemonPID)
+            elapsed.edmmd += try rawClient.pipelined(chunk, window: window, over: probe.slots)
+            daemonCPU += BenchDaemon.cpuSeconds(pid: probe.daemonPID) - daemonBefore
             let before = processCPUSeconds()
-            elapsed.edmmd += try await probe.pipelined(chunk, window: window)
+            elapsed.library += try await probe.pipelined(chunk, window: window)
             clientCPU += processCPUSeconds() - before
         }
         let perRequest = 1e6 / Double(chunk * chunks)
@@ -78,8 +83,9 @@ struct BenchReference: Codable {
             raw: Exchange(pingPongUs: LatencySummary(latency.raw), pipelinedPerSecond: rate(elapsed.raw)),
             dispatch: Exchange(pingPongUs: LatencySummary(latency.dispatch), pipelinedPerSecond: rate(elapsed.dispatch)),
             edmmd: Exchange(pingPongUs: LatencySummary(latency.fresh), pipelinedPerSecond: rate(elapsed.edmmd)),
+            pipelinedClientLibraryPerSecond: rate(elapsed.library),
             allocateClientLibraryUs: LatencySummary(latency.library), allocatePooledUs: LatencySummary(latency.pooled),
-            daemonCpuUsPerRequest: (BenchDaemon.cpuSeconds(pid: probe.daemonPID) - daemonCPU) * perRequest,
+            daemonCpuUsPerRequest: daemonCPU * perRequest,
             clientCpuUsPerRequest: clientCPU * perRequest)
     }
 }

@@ -97,9 +97,9 @@ struct BenchReport: Codable {
                 """
                   edmmd ALLOCATE through the client library p50 \(us(reference.allocateClientLibraryUs.p50)), p99 \
                 \(us(reference.allocateClientLibraryUs.p99)); from the pool p50 \(us(reference.allocatePooledUs.p50)), p99 \
-                \(us(reference.allocatePooledUs.p99)); CPU \
-                per pipelined request \(fixed(reference.daemonCpuUsPerRequest, 1)) us edmmd + \
-                \(fixed(reference.clientCpuUsPerRequest, 1)) us client
+                \(us(reference.allocatePooledUs.p99)); pipelined through the client library \
+                \(grouped(UInt64(reference.pipelinedClientLibraryPerSecond)))/s; CPU per pipelined request \
+                \(fixed(reference.daemonCpuUsPerRequest, 1)) us edmmd, \(fixed(reference.clientCpuUsPerRequest, 1)) us client library
                 """
             )
         }

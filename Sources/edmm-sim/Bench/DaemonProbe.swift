@@ -8,7 +8,8 @@ import Glibc
 /// sent one per message over the client library. Used from one task.
 final class DaemonProbe {
     let host: SimulatedEnclaveHost
-    private let slots: PageRange
+    /// The committed pages FREE and ALLOCATE cycle through (also the raw client's).
+    let slots: PageRange
     private var cursor = 0
 
     struct Failure: Error, CustomStringConvertible {

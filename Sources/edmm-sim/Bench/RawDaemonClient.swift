@@ -40,6 +40,55 @@ final class RawDaemonClient {
         return elapsed
     }
 
+    /// `count` requests, at most `window` in flight, each in a message of its own encoded before
+    /// the clock starts (as the raw peer's pipelined echo): FREE then ALLOCATE of the same page,
+    /// over `slots` in turn. Replies are counted from the messages' headers (edmmd packs replies
+    /// ready together into one message), and each must be a success.
+    func pipelined(_ count: Int, window: Int, over slots: PageRange) throws -> Duration {
+        let messages = (0..<count).map { index -> [UInt8] in
+            let page = WireRange(offset: (slots.first + UInt64(index / 2) % slots.count) << Page.shift, length: Page.size)
+            let request: Request =
+                index % 2 == 0
+                ? .free(RangeRequest(enclave: enclave, range: page))
+                : .allocate(AllocateRequest(enclave: enclave, offset: page.offset, length: Page.size))
+            defer { nextID += 1 }
+            return MessageCodec.encodeRequests([RequestOperation(id: nextID, request)])
+        }
+        var sent = 0
+        var answered = 0
+        let start = ContinuousClock.now
+        while answered < count {
+            if sent < count, sent - answered < window {
+                if case .failure(let failure) = SeqpacketIO.send(fd, messages[sent]) {
+                    throw Failure(description: "send: \(String(cString: strerror(failure.errno)))")
+                }
+                sent += 1
+                continue
+            }
+            answered += try receiveSuccesses()
+        }
+        return ContinuousClock.now - start
+    }
+
+    /// Reads one message; the number of successful replies it carries (a push counts none).
+    private func receiveSuccesses() throws -> Int {
+        guard case .success(let received) = SeqpacketIO.receive(fd, into: buffer), received.length >= 16 else {
+            throw Failure(description: "recv: \(String(cString: strerror(errno)))")
+        }
+        received.closeDescriptors()
+        let message = UnsafeRawBufferPointer(rebasing: buffer[0..<received.length])
+        guard UInt16(littleEndian: message.loadUnaligned(fromByteOffset: 6, as: UInt16.self)) == 2 else { return 0 }
+        let replies = Int(UInt16(littleEndian: message.loadUnaligned(fromByteOffset: 12, as: UInt16.self)))
+        var offset = 16
+        for _ in 0..<replies {
+            guard offset + 16 <= message.count else { throw Failure(description: "a reply overruns its message") }
+            let status = UInt16(littleEndian: message.loadUnaligned(fromByteOffset: offset + 2, as: UInt16.self))
+            guard status == 0 else { throw Failure(description: "a pipelined request failed with error \(status)") }
+            offset += 16 + Int(UInt32(littleEndian: message.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)))
+        }
+        return replies
+    }
+
     private func exchange(_ request: Request) throws -> (ResponseBody, Duration) {
         let id = nextID
         nextID += 1
