@@ -24,7 +24,7 @@ extension EnclaveState {
     func flushNow() -> FlushSummary {
         // The window ends here, whoever flushed: a policy left collecting with its timer disarmed
         // would never flush the next request (a reply lost for good).
-        timer.source.schedule(deadline: .distantFuture)
+        timer?.source.schedule(deadline: .distantFuture)
         flushPolicy.flushed()
         guard !queued.isEmpty, let device else { return FlushSummary() }
         let work = queued

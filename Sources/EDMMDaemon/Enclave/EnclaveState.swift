@@ -36,8 +36,9 @@ final class EnclaveState {
     /// Pool pages a previous daemon reclaimed before it died, whose RECLAIM_NOTICE goes to the
     /// first connection that attaches the restored enclave.
     var noticesOwed: [PageRange] = []
-    /// The batch window's timer.
-    let timer: SendableSource<any DispatchSourceTimer>
+    /// The batch window's timer, made when a window first opens: most of a host's enclaves
+    /// never batch, and a timer source is about 300 bytes each.
+    private(set) var timer: SendableSource<any DispatchSourceTimer>?
 
     /// A request waiting in the queue: the client's, or edmmd's own (a reclaim).
     struct QueuedWork {
@@ -58,8 +59,6 @@ final class EnclaveState {
         flushPolicy = FlushPolicy(settings.flush)
         planner = BatchPlanner(batching: settings.flush.batching)
         lastActivity = now
-        timer = .timer(on: context.queue)
-        timer.activateIdle { [weak context] in context?.state.withValue { $0.timerFired() } }
     }
 
     var identity: EnclaveIdentity { context.identity }
@@ -72,11 +71,19 @@ final class EnclaveState {
         act(flushPolicy.timerFired(now: .now))
     }
 
+    private func batchTimer() -> SendableSource<any DispatchSourceTimer> {
+        if let timer { return timer }
+        let made = SendableSource<any DispatchSourceTimer>.timer(on: context.queue)
+        made.activateIdle { [weak context] in context?.state.withValue { $0.timerFired() } }
+        timer = made
+        return made
+    }
+
     /// Performs what the flush policy asks.
     func act(_ action: FlushPolicy.Action) {
         switch action {
         case .none: break
-        case .armTimer(let deadline): timer.source.schedule(deadline: deadline.dispatchTime)
+        case .armTimer(let deadline): batchTimer().source.schedule(deadline: deadline.dispatchTime)
         case .flush: flushNow()
         }
     }
@@ -178,7 +185,7 @@ final class EnclaveState {
         phase = .closed
         let dropped = queued.count
         queued.removeAll()
-        timer.source.cancel()
+        timer?.source.cancel()
         // The descriptor is closed before the enclave leaves the registry: whoever sees it gone
         // (STATUS, a test) also sees its descriptor closed.
         device?.close()
