@@ -57,11 +57,16 @@ extension SimulatedMachine {
         }
     }
 
+    /// This process's live entry among the enclave's attachments, if any.
+    private func ownAttachment(_ list: UnsafeMutableBufferPointer<edmm_attachment>, _ me: ProcessIdentity) -> Int? {
+        list.firstIndex { $0.pid == me.pid && $0.start_time == me.startTime && $0.refs > 0 }
+    }
+
     @discardableResult
     private func attach(index: UInt32) -> Bool {
         let me = ProcessIdentity.current
         let list = attachments(index)
-        if let i = list.firstIndex(where: { $0.pid == me.pid && $0.start_time == me.startTime && $0.refs > 0 }) {
+        if let i = ownAttachment(list, me) {
             guard list[i].refs < UInt32.max else { return false }
             list[i].refs += 1
             return true
@@ -78,9 +83,8 @@ extension SimulatedMachine {
         _ = locked {
             let r = record(index)
             guard r.pointee.state == EDMM_ENCLAVE_ALIVE, r.pointee.incarnation == incarnation else { return }
-            let me = ProcessIdentity.current
             let list = attachments(index)
-            if let i = list.firstIndex(where: { $0.pid == me.pid && $0.start_time == me.startTime && $0.refs > 0 }) {
+            if let i = ownAttachment(list, .current) {
                 list[i].refs -= 1
                 if list[i].refs == 0 {
                     if list[i].mapped != 0 { edmm_store32(&r.pointee.mapped_count, r.pointee.mapped_count &- 1) }
@@ -99,11 +103,8 @@ extension SimulatedMachine {
         _ = locked {
             let r = record(index)
             guard r.pointee.state == EDMM_ENCLAVE_ALIVE, r.pointee.incarnation == incarnation else { return }
-            let me = ProcessIdentity.current
             let list = attachments(index)
-            guard let i = list.firstIndex(where: { $0.pid == me.pid && $0.start_time == me.startTime && $0.refs > 0 }),
-                list[i].mapped == 0
-            else { return }
+            guard let i = ownAttachment(list, .current), list[i].mapped == 0 else { return }
             list[i].mapped = 1
             edmm_store32(&r.pointee.mapped_count, r.pointee.mapped_count &+ 1)
         }
