@@ -160,9 +160,7 @@ extension SimulatedMachine {
     /// attachment on the machine for each enclave closed.
     public func sweepDeadHoldersIfIdle(index: UInt32, incarnation: UInt32) -> Bool? {
         withLockIfFree {
-            guard index < enclaveCapacity, records[Int(index)].state == EDMM_ENCLAVE_ALIVE,
-                records[Int(index)].incarnation == incarnation
-            else { return false }
+            guard isAlive(index: index, incarnation: incarnation) else { return false }
             var liveness: [ProcessIdentity: Bool] = [:]
             return sweepLocked(index: index, &liveness)
         }

@@ -72,19 +72,24 @@ final class RawDaemonClient {
 
     /// Reads one message; the number of successful replies it carries (a push counts none).
     private func receiveSuccesses() throws -> Int {
-        guard case .success(let received) = SeqpacketIO.receive(fd, into: buffer), received.length >= 16 else {
+        guard case .success(let received) = SeqpacketIO.receive(fd, into: buffer), received.length >= WireSize.messageHeader else {
             throw Failure(description: "recv: \(String(cString: strerror(errno)))")
         }
         received.closeDescriptors()
         let message = UnsafeRawBufferPointer(rebasing: buffer[0..<received.length])
-        guard UInt16(littleEndian: message.loadUnaligned(fromByteOffset: 6, as: UInt16.self)) == 2 else { return 0 }
+        guard UInt16(littleEndian: message.loadUnaligned(fromByteOffset: 6, as: UInt16.self)) == MessageKind.response.rawValue else {
+            return 0
+        }
         let replies = Int(UInt16(littleEndian: message.loadUnaligned(fromByteOffset: 12, as: UInt16.self)))
-        var offset = 16
+        var offset = WireSize.messageHeader
         for _ in 0..<replies {
-            guard offset + 16 <= message.count else { throw Failure(description: "a reply overruns its message") }
+            guard offset + WireSize.operationHeader <= message.count else {
+                throw Failure(description: "a reply overruns its message")
+            }
             let status = UInt16(littleEndian: message.loadUnaligned(fromByteOffset: offset + 2, as: UInt16.self))
             guard status == 0 else { throw Failure(description: "a pipelined request failed with error \(status)") }
-            offset += 16 + Int(UInt32(littleEndian: message.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)))
+            let body = UInt32(littleEndian: message.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self))
+            offset += WireSize.operationHeader + Int(body)
         }
         return replies
     }

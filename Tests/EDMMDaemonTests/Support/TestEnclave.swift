@@ -57,6 +57,15 @@ extension TestClient {
         else { throw Failure.unexpected("not a register reply") }
         return (reply.enclave, reply)
     }
+
+    /// Registers `enclave` over this connection and has it accept a fresh grant of `pages` pages:
+    /// an enclave with committed pages that a TRIM (and so a flush) can work on.
+    func registerWithAcceptedPages(_ enclave: TestEnclave, pages: UInt64 = 8) throws -> (EnclaveHandle, AllocateReply) {
+        let (handle, _) = try register(enclave)
+        let grant = try allocate(AllocateRequest(enclave: handle, length: pages * Page.size))
+        enclave.acceptFresh(grant.fresh)
+        return (handle, grant)
+    }
 }
 
 func pages(_ first: UInt64, _ count: UInt64) -> WireRange {
